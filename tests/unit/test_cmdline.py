@@ -1,0 +1,82 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from txnstorm.cmdline import BootFiles, LaunchSpec, build_args, device_arg
+from txnstorm.topology import TWO_DISKS_ONE_IOTHREAD, Disk, Topology
+
+
+def spec(tmp_path: Path, accel: str = "tcg", images=None) -> LaunchSpec:
+    return LaunchSpec(
+        accel=accel,
+        boot=BootFiles(Path("/k/vmlinux"), Path("/k/initramfs.cpio"), "console=ttyS0"),
+        qmp_socket=tmp_path / "qmp.sock",
+        console_log=tmp_path / "console.log",
+        ssh_port=40022,
+        images=images if images is not None else {"disk0": tmp_path / "d0.qcow2", "disk1": tmp_path / "d1.qcow2"},
+    )
+
+
+def values(args: list[str], option: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == option]
+
+
+def test_disks_are_blockdev_nodes_on_dataplane_devices(tmp_path):
+    args = build_args(Path("/usr/bin/qemu-system-x86_64"), TWO_DISKS_ONE_IOTHREAD, spec(tmp_path))
+    nodes = [json.loads(v) for v in values(args, "-blockdev")]
+    assert nodes[0] == {"driver": "file", "filename": str(tmp_path / "d0.qcow2"), "node-name": "disk0-file"}
+    assert nodes[1] == {"driver": "qcow2", "file": "disk0-file", "node-name": "disk0"}
+    assert [n["node-name"] for n in nodes] == ["disk0-file", "disk0", "disk1-file", "disk1"]
+    assert values(args, "-object") == ["iothread,id=io0"]
+    devices = values(args, "-device")
+    assert "virtio-blk-pci,id=disk0-dev,drive=disk0,serial=disk0,iothread=io0" in devices
+    assert "virtio-blk-pci,id=disk1-dev,drive=disk1,serial=disk1,iothread=io0" in devices
+
+
+def test_ssh_is_forwarded_on_loopback_only_and_guest_is_restricted(tmp_path):
+    args = build_args(Path("qemu"), TWO_DISKS_ONE_IOTHREAD, spec(tmp_path))
+    (netdev,) = values(args, "-netdev")
+    assert "restrict=on" in netdev
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in netdev
+
+
+def test_qmp_and_console_go_where_asked(tmp_path):
+    args = build_args(Path("qemu"), TWO_DISKS_ONE_IOTHREAD, spec(tmp_path))
+    chardevs = values(args, "-chardev")
+    assert f"socket,id=qmp0,path={tmp_path / 'qmp.sock'}" in chardevs
+    assert f"file,id=console0,path={tmp_path / 'console.log'}" in chardevs
+    assert values(args, "-mon") == ["chardev=qmp0,mode=control"]
+
+
+@pytest.mark.parametrize(("accel", "cpu"), [("tcg", "max"), ("kvm", "host")])
+def test_accel_selects_cpu_model(tmp_path, accel, cpu):
+    args = build_args(Path("qemu"), TWO_DISKS_ONE_IOTHREAD, spec(tmp_path, accel))
+    assert values(args, "-accel") == [accel]
+    assert values(args, "-cpu") == [cpu]
+
+
+def test_unknown_accel_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="accel"):
+        build_args(Path("qemu"), TWO_DISKS_ONE_IOTHREAD, spec(tmp_path, "hvf"))
+
+
+def test_every_disk_needs_an_image(tmp_path):
+    with pytest.raises(ValueError, match="disk1"):
+        build_args(Path("qemu"), TWO_DISKS_ONE_IOTHREAD, spec(tmp_path, images={"disk0": tmp_path / "x"}))
+
+
+def test_main_loop_disk_has_no_iothread_and_options_follow_topology():
+    assert device_arg(Disk("d", iothread=None)) == "virtio-blk-pci,id=d-dev,drive=d,serial=d"
+    arg = device_arg(Disk("d", iothread="io1", num_queues=4, share_rw=True))
+    assert arg.endswith("iothread=io1,num-queues=4,share-rw=on")
+
+
+def test_iothreads_are_declared_once_each(tmp_path):
+    topo = Topology("t", (Disk("a", iothread="io1"), Disk("b", iothread="io0"), Disk("c", iothread=None)))
+    assert topo.iothreads == ["io0", "io1"]
+
+
+def test_duplicate_disk_names_are_refused():
+    with pytest.raises(ValueError, match="duplicate"):
+        Topology("t", (Disk("a"), Disk("a")))

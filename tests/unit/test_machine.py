@@ -1,0 +1,73 @@
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from txnstorm.cmdline import BootFiles
+from txnstorm.errors import QemuDied
+from txnstorm.machine import Machine, crash_summary
+from txnstorm.process import describe_exit
+from txnstorm.sut import SystemUnderTest
+from txnstorm.topology import TWO_DISKS_ONE_IOTHREAD
+
+
+def test_crash_summary_prefers_the_assertion():
+    text = "warning: x\nqemu: nbd/server.c:1: f: Assertion `a' failed.\nAborted\n"
+    assert crash_summary(text).endswith("Assertion `a' failed.")
+    assert crash_summary("one\nlast line\n") == "last line"
+    assert crash_summary("") == "(no stderr)"
+
+
+def test_describe_exit():
+    assert describe_exit(-6) == "killed by SIGABRT"
+    assert describe_exit(1) == "exited with status 1"
+
+
+def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fake_qemu):
+    qemu = fake_qemu(tmp_path)
+    sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
+    images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
+    vm = Machine(
+        sut, TWO_DISKS_ONE_IOTHREAD, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images
+    )
+    start = time.monotonic()
+    with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
+        vm.launch(start_timeout=10)
+    assert time.monotonic() - start < 9, "a crash must not be reported as a timeout"
+    rundir = vm.rundir
+    vm.shutdown()
+    assert rundir is not None and not rundir.exists()
+    assert (tmp_path / "log" / "qemu-cmdline.txt").read_text().startswith(str(qemu))
+
+
+def test_children_die_with_their_parent(tmp_path):
+    """PDEATHSIG: a QEMU started by a runner that is SIGKILLed does not survive it."""
+    pidfile = tmp_path / "pid"
+    runner = textwrap.dedent(f"""
+        import time
+        from txnstorm import process
+        p = process.spawn(["sleep", "60"], stdout=None, stderr=None)
+        open({str(pidfile)!r}, "w").write(str(p.pid))
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", runner])
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if f.read().split()[2] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"child {child} survived its parent")

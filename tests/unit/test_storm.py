@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from txnstorm.storm import FioJob, FioResult, StormFailed, parse_fio_json
+
+
+def test_jobfile_writes_direct_random_fresh_data_to_each_device():
+    text = FioJob("s", {"disk0": "/dev/vdb", "disk1": "/dev/vda"}, runtime_s=7).jobfile()
+    assert "direct=1" in text and "rw=randwrite" in text and "runtime=7" in text
+    assert "randrepeat=0" in text and "scramble_buffers=1" in text
+    assert text.index("[disk0]\nfilename=/dev/vdb") < text.index("[disk1]\nfilename=/dev/vda")
+
+
+def doc(ios: int, error: int = 0) -> dict:
+    return {"jobs": [{"jobname": "disk0", "error": error, "write": {"total_ios": ios, "iops": 12.5}}]}
+
+
+def test_concatenated_status_documents_are_all_parsed():
+    text = "fio: warning\n" + json.dumps(doc(1)) + "\n" + json.dumps(doc(5))
+    assert [d["jobs"][0]["write"]["total_ios"] for d in parse_fio_json(text)] == [1, 5]
+
+
+def test_result_uses_the_last_document():
+    result = FioResult.parse(0, json.dumps(doc(1)) + json.dumps(doc(9)))
+    assert result.jobs["disk0"].write_ios == 9
+    assert result.check() is result
+
+
+def test_job_error_or_exit_status_fails_the_storm():
+    with pytest.raises(StormFailed, match="job errors"):
+        FioResult.parse(0, json.dumps(doc(3, error=5))).check()
+    with pytest.raises(StormFailed, match="exited 1"):
+        FioResult.parse(1, json.dumps(doc(3))).check()
+
+
+def test_no_json_is_a_failure_not_an_empty_pass():
+    with pytest.raises(StormFailed, match="no JSON"):
+        FioResult.parse(1, "fio: failed to open /dev/vdz")

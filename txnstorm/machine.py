@@ -1,0 +1,203 @@
+"""One QEMU process: launch from a topology, QMP, logs, shutdown, crash report.
+
+Modelled on python/qemu/machine: small verbs, everything logged.  The files a
+failure is diagnosed from always land in the log dir: ``qemu-cmdline.txt``,
+``qemu-stderr.log``, ``console.log`` and ``qmp.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import process
+from .cmdline import BootFiles, LaunchSpec, build_args
+from .errors import QemuDied
+from .qmp import Monitor
+from .scratch import make_private_dir
+from .sut import SystemUnderTest
+from .topology import Topology
+
+log = logging.getLogger("txnstorm.machine")
+
+
+def free_local_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def crash_summary(stderr_text: str) -> str:
+    """The line of QEMU's stderr that says why it died (assertion first)."""
+    lines = [line.strip() for line in stderr_text.splitlines() if line.strip()]
+    for line in lines:
+        if "Assertion" in line or "assertion" in line:
+            return line
+    return lines[-1] if lines else "(no stderr)"
+
+
+class Machine:
+    """A QEMU process booting the txnstorm guest with a topology's disks."""
+
+    def __init__(
+        self,
+        sut: SystemUnderTest,
+        topology: Topology,
+        boot: BootFiles,
+        accel: str,
+        logdir: Path,
+        images: dict[str, Path],
+    ) -> None:
+        self.sut = sut
+        self.topology = topology
+        self.boot = boot
+        self.accel = accel
+        self.logdir = Path(logdir)
+        self.images = dict(images)
+        self.rundir: Path | None = None
+        self.ssh_port = 0
+        self.qmp: Monitor | None = None
+        self._proc = None
+        self._stderr = None
+        self._quitting = False
+        self.launched_at = 0.0
+
+    # -- paths -----------------------------------------------------------
+    @property
+    def console_log(self) -> Path:
+        return self.logdir / "console.log"
+
+    @property
+    def stderr_log(self) -> Path:
+        return self.logdir / "qemu-stderr.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    # -- lifecycle -------------------------------------------------------
+    def launch(self, start_timeout: float = 30.0) -> None:
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.rundir = make_private_dir("vm")
+        self.ssh_port = free_local_port()
+        spec = LaunchSpec(
+            accel=self.accel,
+            boot=self.boot,
+            qmp_socket=self.rundir / "qmp.sock",
+            console_log=self.console_log,
+            ssh_port=self.ssh_port,
+            images=self.images,
+            data_dir=self.sut.data_dir,
+        )
+        args = build_args(self.sut.qemu, self.topology, spec)
+        (self.logdir / "qemu-cmdline.txt").write_text(shlex.join(args) + "\n")
+        self.qmp = Monitor(spec.qmp_socket, self.logdir / "qmp.log")
+        self._stderr = open(self.stderr_log, "ab")  # noqa: SIM115 - closed in shutdown()
+        log.info("launching %s", shlex.join(args))
+        self.launched_at = time.monotonic()
+        self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr)
+        self.qmp.accept(timeout=start_timeout, alive=self.check_alive)
+
+    def exit_report(self) -> str:
+        assert self._proc is not None
+        stderr_text = self.stderr_log.read_text(errors="replace") if self.stderr_log.exists() else ""
+        return f"QEMU {process.describe_exit(self._proc.returncode)}: {crash_summary(stderr_text)}"
+
+    def check_alive(self) -> None:
+        """Raise QemuDied (with signal and assertion text) if QEMU is gone."""
+        if self._proc is not None and self._proc.poll() is not None and not self._quitting:
+            raise QemuDied(self.exit_report())
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def shutdown(self, timeout: float = 15.0) -> int | None:
+        """quit over QMP, then SIGTERM, then SIGKILL; always reap and clean."""
+        if self._proc is None:
+            return None
+        self._quitting = True
+        try:
+            if self._proc.poll() is None and self.qmp is not None:
+                try:
+                    self.qmp.cmd("quit")
+                except Exception as exc:  # noqa: BLE001 - we escalate below
+                    log.info("quit over QMP failed (%s); escalating", exc)
+                try:
+                    self._proc.wait(timeout)
+                except Exception:  # noqa: BLE001
+                    log.warning("QEMU %d ignored quit; SIGTERM/SIGKILL", self._proc.pid)
+            rc = process.end(self._proc)
+        finally:
+            self._release()
+        return rc
+
+    def kill(self) -> None:
+        """Last resort (any thread, any event loop): SIGKILL by PID and reap."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._quitting = True
+            self._proc.kill()
+            self._proc.wait()
+        self._release()
+
+    def _release(self) -> None:
+        if self.qmp is not None:
+            self.qmp.close()
+            self.qmp = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        if self.rundir is not None:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            self.rundir = None
+
+    def __enter__(self) -> Machine:
+        self.launch()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    # -- QMP verbs ---------------------------------------------------------
+    def cmd(self, name: str, **arguments: Any) -> Any:
+        assert self.qmp is not None, "machine not launched"
+        self.check_alive()
+        try:
+            return self.qmp.cmd(name, **arguments)
+        except Exception:
+            self.check_alive()
+            raise
+
+    def wait_event(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        assert self.qmp is not None
+        return self.qmp.wait_event(name, alive=self.check_alive, **kwargs)
+
+    def note(self, text: str) -> None:
+        if self.qmp is not None:
+            self.qmp.note(text)
+
+    def root_node(self, disk: str) -> str:
+        """The node the device of ``disk`` writes to now (changes with snapshots)."""
+        qdev = self.topology.disk(disk).qdev
+        for entry in self.cmd("query-block"):
+            if entry.get("qdev") in (qdev, f"/machine/peripheral/{qdev}/virtio-backend"):
+                return entry["inserted"]["node-name"]
+        raise KeyError(f"query-block shows no device {qdev}")
+
+    def write_ops(self) -> dict[str, int]:
+        """Completed write requests per disk, counted by QEMU (survive graph changes)."""
+        counts = {}
+        by_qdev = {d.qdev: d.name for d in self.topology.disks}
+        for entry in self.cmd("query-blockstats"):
+            qdev = entry.get("qdev", "")
+            for candidate, name in by_qdev.items():
+                if qdev in (candidate, f"/machine/peripheral/{candidate}/virtio-backend"):
+                    counts[name] = entry["stats"]["wr_operations"]
+        return counts

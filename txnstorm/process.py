@@ -1,0 +1,58 @@
+"""Child processes that die with us and are ended by PID, never by name."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # The parent may have died before prctl took effect.
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+def spawn(
+    args: Sequence[str], stdout: IO[Any] | int, stderr: IO[Any] | int, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start a child in its own session (a terminal's Ctrl-C reaches us, and we
+    clean up) that is SIGKILLed by the kernel if this process dies first."""
+    return subprocess.Popen(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+    )
+
+
+def end(proc: subprocess.Popen, grace: float = 5.0) -> int:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; always reap."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"exited with status {returncode}"

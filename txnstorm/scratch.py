@@ -1,0 +1,65 @@
+"""Private scratch directories that never outlive their owner.
+
+Sockets (QMP, NBD) live here: unix socket paths must stay short, so these
+dirs sit directly under the system temp dir, mode 0700.  Each dir records the
+PID that made it; ``sweep_stale`` removes the dirs of owners that are gone
+(a runner killed with SIGKILL cannot clean up after itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+PREFIX = "txnstorm-"
+OWNER_FILE = ".owner-pid"
+
+
+def _base() -> Path:
+    return Path(tempfile.gettempdir())
+
+
+def make_private_dir(label: str = "run", base: Path | None = None) -> Path:
+    """Create a 0700 dir owned by this process and return its path."""
+    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{label}-", dir=base or _base()))
+    os.chmod(path, 0o700)
+    (path / OWNER_FILE).write_text(f"{os.getpid()}\n")
+    return path
+
+
+@contextlib.contextmanager
+def private_dir(label: str = "run", base: Path | None = None) -> Iterator[Path]:
+    path = make_private_dir(label, base)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(base: Path | None = None) -> list[Path]:
+    """Remove private dirs whose owning process no longer exists."""
+    removed = []
+    for path in (base or _base()).glob(f"{PREFIX}*"):
+        owner = path / OWNER_FILE
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours, or being created right now
+        if not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

@@ -1,0 +1,71 @@
+"""What a scenario's machine looks like: data disks, iothreads, sizes.
+
+A topology is data.  The machine turns it into a QEMU command line; tests
+and the matrix pick topologies by name instead of repeating device options.
+Naming convention (used by QMP actions and by the guest):
+
+* format node (the device's root at boot) = ``disk.name``   (e.g. ``disk0``)
+* protocol node                          = ``disk.name + "-file"``
+* qdev id                                = ``disk.name + "-dev"``
+* virtio serial seen by the guest        = ``disk.name``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Disk:
+    name: str
+    size: str = "64M"
+    fmt: str = "qcow2"
+    iothread: str | None = "io0"  # None: the disk is served by the main loop
+    num_queues: int = 1
+    share_rw: bool = False  # needed when an NBD export writes the same node
+
+    @property
+    def node(self) -> str:
+        return self.name
+
+    @property
+    def file_node(self) -> str:
+        return f"{self.name}-file"
+
+    @property
+    def qdev(self) -> str:
+        return f"{self.name}-dev"
+
+    @property
+    def serial(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    disks: tuple[Disk, ...]
+    memory_mb: int = 512
+    smp: int = 1
+    extra_args: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.disks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"topology {self.name}: duplicate disk names {names}")
+
+    @property
+    def iothreads(self) -> list[str]:
+        return sorted({d.iothread for d in self.disks if d.iothread})
+
+    def disk(self, name: str) -> Disk:
+        for d in self.disks:
+            if d.name == name:
+                return d
+        raise KeyError(f"topology {self.name} has no disk {name!r}")
+
+
+TWO_DISKS_ONE_IOTHREAD = Topology(
+    name="two-disks-one-iothread",
+    disks=(Disk("disk0", iothread="io0"), Disk("disk1", iothread="io0")),
+)
