@@ -182,6 +182,8 @@ def build(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # downloads and the fio source build are cached beside the guests
+                env={**os.environ, "TXNSTORM_BUILD_CACHE": str(root.parent / "build-cache")},
             )
         if proc.returncode != 0:
             raise UserError(

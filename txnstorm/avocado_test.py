@@ -49,8 +49,10 @@ class TxnstormTest(Test):
         self.scratch.mkdir(exist_ok=True)
 
     def tearDown(self) -> None:
-        for vm in self._machines:
+        for vm in getattr(self, "_machines", []):
             vm.kill()
+        if not hasattr(self, "scratch"):
+            return
         if self.status == "PASS":
             shutil.rmtree(self.scratch, ignore_errors=True)
         else:

@@ -10,12 +10,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assets import GuestImage
+from .errors import DeadlineExceeded
 from .guest import GuestSession
 from .machine import Machine
 from .sut import SystemUnderTest
 from .topology import Topology
 
 log = logging.getLogger("txnstorm.boot")
+
+READY_MARKER = "txnstorm-guest: ready"  # printed by guests/*/init once dropbear listens
+
+
+def wait_console(vm: Machine, marker: str, timeout: float) -> float:
+    """Wait until the guest console shows ``marker``; QEMU dying ends the wait.
+
+    Connecting to the forwarded port earlier only reaches slirp, which
+    accepts and then stalls the SSH banner: the marker is the honest signal.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        vm.check_alive()
+        try:
+            if marker in vm.console_log.read_text(errors="replace"):
+                return time.monotonic() - start
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    raise DeadlineExceeded(
+        f"guest console never showed {marker!r} within {timeout:.0f} s (console log: {vm.console_log})"
+    )
 
 
 @dataclass
@@ -40,8 +63,10 @@ def booted(
     session: GuestSession | None = None
     try:
         vm.launch()
+        deadline = time.monotonic() + ssh_deadline_s
+        wait_console(vm, READY_MARKER, ssh_deadline_s)
         session = GuestSession(vm.ssh_port, image.private_key, image.host_key)
-        session.wait_ready(ssh_deadline_s, alive=vm.check_alive)
+        session.wait_ready(max(5.0, deadline - time.monotonic()), alive=vm.check_alive)
         seconds = time.monotonic() - vm.launched_at
         vm.note(f"guest reachable over SSH after {seconds:.2f} s")
         log.info("guest up after %.2f s (accel %s)", seconds, accel)

@@ -21,6 +21,9 @@ import paramiko
 from .errors import DeadlineExceeded, TxnstormError
 
 log = logging.getLogger("txnstorm.guest")
+# paramiko logs every refused early connection attempt with a traceback; our
+# own errors say what failed.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 
 class GuestCommandFailed(TxnstormError):
@@ -84,7 +87,7 @@ class GuestSession:
             if alive:
                 alive()
             try:
-                self._client = self._connect_once(timeout=max(1.0, min(5.0, deadline_s)))
+                self._client = self._connect_once(timeout=2.0)
                 self.run("true", timeout=10).check()
                 return time.monotonic() - start
             except (OSError, paramiko.SSHException, EOFError, GuestCommandFailed) as exc:

@@ -7,10 +7,12 @@ failure is diagnosed from always land in the log dir: ``qemu-cmdline.txt``,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
@@ -18,7 +20,7 @@ from typing import Any
 
 from . import process
 from .cmdline import BootFiles, LaunchSpec, build_args
-from .errors import QemuDied
+from .errors import DeadlineExceeded, QemuDied
 from .qmp import Monitor
 from .scratch import make_private_dir
 from .sut import SystemUnderTest
@@ -102,7 +104,15 @@ class Machine:
         log.info("launching %s", shlex.join(args))
         self.launched_at = time.monotonic()
         self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr)
-        self.qmp.accept(timeout=start_timeout, alive=self.check_alive)
+        try:
+            self.qmp.accept(timeout=start_timeout, alive=self.check_alive)
+        except (QemuDied, DeadlineExceeded):
+            raise
+        except Exception as exc:  # the QMP handshake broke: usually QEMU is dying
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
+            self.check_alive()
+            raise QemuDied(f"QMP handshake with QEMU failed ({exc!r}) though QEMU still runs") from exc
 
     def exit_report(self) -> str:
         assert self._proc is not None

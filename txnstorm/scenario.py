@@ -14,7 +14,7 @@ from typing import Any
 from .boot import Booted
 from .errors import DeadlineExceeded, TxnstormError
 from .machine import Machine
-from .storm import FioJob, FioResult, RunningStorm
+from .storm import FioJob, FioResult, RunningStorm, StormHung
 from .txn import Action, Fired, drive_backup, job_ids, snapshot_sync, wait_jobs
 
 
@@ -135,6 +135,10 @@ def fire_during_storm(
 
 
 def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult:
-    result = storm.wait(timeout)
+    try:
+        result = storm.wait(timeout)
+    except StormHung as hung:
+        (logdir / f"fio-{storm.job.name}-hung.txt").write_text(hung.evidence)
+        raise
     (logdir / f"fio-{storm.job.name}.json").write_text(result.raw)
     return result.check()

@@ -22,6 +22,14 @@ class StormFailed(TxnstormError):
     pass
 
 
+class StormHung(DeadlineExceeded):
+    """The storm did not end; ``evidence`` holds the guest's view (ps, stacks, fio log)."""
+
+    def __init__(self, message: str, evidence: str) -> None:
+        super().__init__(message)
+        self.evidence = evidence
+
+
 @dataclass(frozen=True)
 class FioJob:
     """A fio write storm over named guest block devices."""
@@ -127,13 +135,28 @@ class RunningStorm:
         self.started_at = time.monotonic()
 
     def is_running(self) -> bool:
-        return self.session.run(f"kill -0 {self.pid} 2>/dev/null").status == 0
+        """fio's wrapper writes the rc file when fio exits; a vanished PID
+        without one means the wrapper itself was killed."""
+        probe = f"[ -e {self.rc_file} ] && echo done || {{ kill -0 {self.pid} 2>/dev/null && echo running; }}"
+        return self.session.run(probe).stdout.strip() == "running"
+
+    def diagnose(self) -> str:
+        """Guest-side state of the storm, for a failure report."""
+        out = self.session.run(
+            f"ps -o pid,ppid,stat,args; for p in $(pidof fio); do echo == $p; cat /proc/$p/stack /proc/$p/wchan;"
+            f" echo; done; echo == log; cat {GUEST_DIR}/{self.job.name}.log",
+            timeout=30,
+        )
+        return out.stdout + out.stderr
 
     def wait(self, timeout: float) -> FioResult:
         deadline = time.monotonic() + timeout
         while self.is_running():
             if time.monotonic() > deadline:
-                raise DeadlineExceeded(f"fio storm {self.job.name} still running {timeout:.0f} s after its deadline")
+                raise StormHung(
+                    f"fio storm {self.job.name} still running {timeout:.0f} s after it should have ended",
+                    self.diagnose(),
+                )
             time.sleep(0.5)
         rc = self.session.run(f"cat {self.rc_file}")
         status = int(rc.stdout.strip()) if rc.status == 0 and rc.stdout.strip() else -1

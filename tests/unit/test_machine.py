@@ -33,11 +33,13 @@ def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fak
         sut, TWO_DISKS_ONE_IOTHREAD, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images
     )
     start = time.monotonic()
-    with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
-        vm.launch(start_timeout=10)
-    assert time.monotonic() - start < 9, "a crash must not be reported as a timeout"
-    rundir = vm.rundir
-    vm.shutdown()
+    try:
+        with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
+            vm.launch(start_timeout=10)
+        assert time.monotonic() - start < 9, "a crash must not be reported as a timeout"
+    finally:
+        rundir = vm.rundir
+        vm.shutdown()
     assert rundir is not None and not rundir.exists()
     assert (tmp_path / "log" / "qemu-cmdline.txt").read_text().startswith(str(qemu))
 
