@@ -20,8 +20,10 @@ setup:
 guest: setup
 	@scripts/txnstorm guest
 
-preflight: guest
-	@scripts/txnstorm preflight
+# Checks the QEMU under test first (one line and exit 2 if wrong), then
+# builds or verifies the guest, then picks the accelerator.
+preflight: setup
+	@scripts/txnstorm preflight --build-guest
 
 lint: setup
 	$(VENV)/bin/ruff check txnstorm tests

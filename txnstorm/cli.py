@@ -1,6 +1,7 @@
 """Command-line entry points (thin: the work is in the library).
 
     txnstorm preflight     check QEMU, qemu-img, guest cache and accel; one line each
+                           (--build-guest: build a missing or corrupt guest)
     txnstorm guest         build the guest if missing or corrupt, print its dir
     txnstorm boot [-n N]   boot the guest N times and print boot-to-SSH seconds
     txnstorm sweep         remove private temp dirs of runs that died
@@ -34,9 +35,9 @@ def cmd_guest(args: argparse.Namespace) -> int:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    system = sut.resolve()
+    system = sut.resolve()  # first: a wrong QEMU must not cost a guest build
     _say(f"system under test: {system.describe()}")
-    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say)
+    image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say)
     _say(f"guest: {image.directory} (kernel {image.build_info.get('kernel_release', '?')})")
     choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
     _say(f"accel: {choice.accel} ({choice.reason})")
@@ -78,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_guest)
     pf = sub.add_parser("preflight", help="check QEMU, qemu-img, guest and accelerator")
     pf.add_argument("--recipe", default="tiny")
+    pf.add_argument("--build-guest", action="store_true", help="build the guest if missing or corrupt")
     pf.set_defaults(func=cmd_preflight)
     b = sub.add_parser("boot", help="measure boot-to-SSH")
     b.add_argument("-n", "--count", type=int, default=1)

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .boot import Booted
 from .errors import DeadlineExceeded, TxnstormError
+from .images import QemuImg
 from .machine import Machine
+from .oracle import compare_images
+from .plans import ImageRef, Plan, PlanBuilder, RoundContext
+from .stamps import StampRegion, judge, read_region
 from .storm import FioJob, FioResult, RunningStorm, StormHung
-from .txn import Action, Fired, drive_backup, job_ids, snapshot_sync, wait_jobs
+from .txn import Fired, fire_separately, fire_transaction, wait_jobs
 
 
 class NoOverlap(TxnstormError):
@@ -36,13 +40,20 @@ class Timeline:
         path.write_text(json.dumps(self.events, indent=1) + "\n")
 
 
-def start_storm(booted: Booted, disks: Sequence[str], runtime_s: int, name: str = "storm") -> RunningStorm:
-    """fio random writes (direct I/O) on the named disks, found by serial."""
+def guest_devices(booted: Booted, disks: Sequence[str]) -> dict[str, str]:
+    """{disk: /dev/vdX}, found by virtio serial (never by name order)."""
     by_serial = booted.guest.disks_by_serial()
     missing = [d for d in disks if d not in by_serial]
     if missing:
         raise TxnstormError(f"guest has no disk with serial {missing} (found {by_serial})")
-    job = FioJob(name=name, devices={d: by_serial[d] for d in disks}, runtime_s=runtime_s)
+    return {d: by_serial[d] for d in disks}
+
+
+def start_storm(
+    booted: Booted, disks: Sequence[str], runtime_s: int = 3600, name: str = "storm", size: int | None = None
+) -> RunningStorm:
+    """fio random writes (direct I/O) on the named disks until stopped."""
+    job = FioJob(name=name, devices=guest_devices(booted, disks), runtime_s=runtime_s, size=size)
     return RunningStorm(booted.guest, job)
 
 
@@ -86,55 +97,48 @@ def measure_overlap(vm: Machine, storm: RunningStorm, before: dict[str, int], se
 
 
 @dataclass(frozen=True)
-class SnapshotBackupPlan:
-    """Back up one disk and snapshot all disks; the pair to compare is the
-    backup and the frozen base of the backed-up disk.
-
-    The backup is listed first on purpose: a drive-backup of a node listed
-    after that node's snapshot would read the frozen base and be identical by
-    construction (no teeth).  Listed first, a write that sneaks in between the
-    two actions lands in the base but not in the backup.
-    """
-
-    actions: tuple[Action, ...]
-    backup: Path
-    frozen_base: Path
-    jobs: tuple[str, ...]
+class RoundRecord:
+    round_no: int
+    plan: Plan
+    fired: Fired
+    overlap: Overlap
+    delay_s: float
 
 
-def plan_snapshot_and_backup(
-    images: dict[str, Path], scratch: Path, disks: Sequence[str], backup_disk: str, round_no: int = 1
-) -> SnapshotBackupPlan:
-    backup = scratch / f"{backup_disk}-backup{round_no}.qcow2"
-    actions: list[Action] = [drive_backup(backup_disk, backup, job_id=f"backup-{backup_disk}-{round_no}")]
-    for disk in disks:
-        overlay = scratch / f"{disk}-overlay{round_no}.qcow2"
-        actions.append(snapshot_sync(disk, overlay, f"{disk}-overlay{round_no}"))
-    return SnapshotBackupPlan(tuple(actions), backup, images[backup_disk], tuple(job_ids(actions)))
-
-
-def fire_during_storm(
+def run_round(
     booted: Booted,
+    ctx: RoundContext,
+    builder: PlanBuilder,
+    backup_disk: str,
+    atomic: bool,
     storm: RunningStorm,
-    disks: Sequence[str],
-    fire: Callable[[], Fired],
-    jobs: Sequence[str],
+    storm_disks: Sequence[str],
+    delay_s: float,
+    gap_s: float,
     timeline: Timeline,
-) -> tuple[Fired, Overlap]:
-    """Wait until the storm writes, fire, wait for the jobs, prove overlap."""
+) -> RoundRecord:
+    """One round: set up nodes, wait a (seeded) delay into the storm, fire,
+    wait for the jobs, prove the storm overlapped, advance the disk state."""
     vm = booted.vm
-    before = wait_until_writing(vm, disks)
-    timeline.mark(vm, "storm writing", write_ops=before)
-    fired = fire()
-    timeline.mark(vm, f"{fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4))
-    wait_jobs(vm, jobs)
-    timeline.mark(vm, "jobs completed", jobs=list(jobs))
-    overlap = measure_overlap(vm, storm, before)
-    timeline.mark(vm, "overlap measured", later=overlap.later)
-    return fired, overlap
+    plan = builder(ctx, backup_disk)
+    for command, args in plan.setup:
+        vm.cmd(command, **args)
+    time.sleep(delay_s)
+    before = wait_until_writing(vm, storm_disks)
+    timeline.mark(vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
+    fired = fire_transaction(vm, plan.actions) if atomic else fire_separately(vm, plan.actions, gap_s)
+    timeline.mark(vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4))
+    wait_jobs(vm, plan.jobs)
+    timeline.mark(vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
+    overlap = measure_overlap(vm, storm, before, settle_s=0.5)
+    timeline.mark(vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
+    ctx.disks.update(plan.new_tops)
+    return RoundRecord(ctx.round_no, plan, fired, overlap, delay_s)
 
 
 def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult:
+    """Stop the storm and return fio's result (kept in the log dir)."""
+    storm.stop()
     try:
         result = storm.wait(timeout)
     except StormHung as hung:
@@ -142,3 +146,56 @@ def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult
         raise
     (logdir / f"fio-{storm.job.name}.json").write_text(result.raw)
     return result.check()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One oracle's verdict on one round."""
+
+    round_no: int
+    oracle: str
+    ok: bool
+    detail: str
+
+    def describe(self) -> str:
+        return f"round {self.round_no}: {self.oracle}: {'ok' if self.ok else 'VIOLATION'}: {self.detail}"
+
+
+def _materialize(qemu_img: QemuImg, ref: ImageRef, scratch: Path) -> Path:
+    if not ref.snapshot:
+        return ref.path
+    out = scratch / f"{ref.path.stem}@{ref.snapshot}.qcow2"
+    if not out.exists():
+        qemu_img.extract_snapshot(ref.path, ref.fmt, ref.snapshot, out)
+    return out
+
+
+def verify_rounds(
+    qemu_img: QemuImg, records: Sequence[RoundRecord], scratch: Path, region: StampRegion | None
+) -> list[Finding]:
+    """Run every oracle of every round on the captures (QEMU has exited:
+    all images are closed and flushed)."""
+    findings = []
+    for record in records:
+        for pair in record.plan.pairs:
+            a = _materialize(qemu_img, pair.a, scratch)
+            b = _materialize(qemu_img, pair.b, scratch)
+            result = compare_images(qemu_img, a, b, pair.a.fmt, pair.b.fmt, force_share=False)
+            detail = f"{pair.a.describe()} vs {pair.b.describe()}: " + (
+                "identical" if result.identical else f"first difference at offset {result.first_difference}"
+            )
+            findings.append(Finding(record.round_no, pair.label, result.identical, detail))
+        if region is None:
+            continue
+        for stamp_pair in record.plan.stamp_pairs:
+            regions = [
+                read_region(qemu_img.binary, _materialize(qemu_img, ref, scratch), "qcow2", region)
+                for ref in (stamp_pair.a, stamp_pair.b)
+            ]
+            verdict = judge(*regions)
+            findings.append(
+                Finding(
+                    record.round_no, f"cross-disk stamps ({stamp_pair.label})", verdict.consistent, verdict.describe()
+                )
+            )
+    return findings

@@ -41,6 +41,7 @@ class FioJob:
     iodepth: int = 8
     runtime_s: int = 10
     ioengine: str = "libaio"
+    size: int | None = None  # bytes from the start of each device (keeps off a stamp region)
     extra: dict[str, str] = field(default_factory=dict)
 
     def jobfile(self) -> str:
@@ -57,6 +58,7 @@ class FioJob:
             "norandommap": "1",
             "randrepeat": "0",
             "scramble_buffers": "1",
+            **({"size": str(self.size)} if self.size else {}),
             **self.extra,
         }
         lines = ["[global]", *(f"{k}={v}" for k, v in options.items()), ""]
@@ -114,56 +116,95 @@ class FioResult:
         return self
 
 
-class RunningStorm:
-    """A fio storm started in the guest; ``wait`` returns its parsed result."""
+class Detached:
+    """A command running detached (``setsid``) in the guest.
 
-    def __init__(self, session: GuestSession, job: FioJob) -> None:
+    Its wrapper writes the command's exit status to ``<base>.rc`` when it
+    ends, so "finished" never depends on a PID check (a zombie looks alive).
+    """
+
+    def __init__(self, session: GuestSession, name: str, command: str) -> None:
         self.session = session
-        self.job = job
-        base = f"{GUEST_DIR}/{job.name}"
-        self.jobfile, self.output, self.rc_file = f"{base}.fio", f"{base}.json", f"{base}.rc"
-        session.run(f"mkdir -p {GUEST_DIR}").check()
-        session.upload(job.jobfile().encode(), self.jobfile)
-        inner = (
-            f"fio --output-format=json --output={self.output} {self.jobfile} > {base}.log 2>&1;"
-            f" echo $? > {self.rc_file}"
-        )
+        self.name = name
+        self.base = f"{GUEST_DIR}/{name}"
+        self.rc_file, self.log_file = f"{self.base}.rc", f"{self.base}.log"
+        inner = f"{command} > {self.log_file} 2>&1; echo $? > {self.rc_file}"
         started = session.run(
-            f"rm -f {self.rc_file}; setsid sh -c {shlex.quote(inner)} </dev/null >/dev/null 2>&1 & echo $!"
+            f"mkdir -p {GUEST_DIR}; rm -f {self.rc_file};"
+            f" setsid sh -c {shlex.quote(inner)} </dev/null >/dev/null 2>&1 & echo $!"
         ).check()
         self.pid = int(started.stdout.strip())
         self.started_at = time.monotonic()
+        self.stop_requested = False
 
     def is_running(self) -> bool:
-        """fio's wrapper writes the rc file when fio exits; a vanished PID
-        without one means the wrapper itself was killed."""
         probe = f"[ -e {self.rc_file} ] && echo done || {{ kill -0 {self.pid} 2>/dev/null && echo running; }}"
         return self.session.run(probe).stdout.strip() == "running"
 
+    def signal(self, program: str, sig: str = "INT") -> None:
+        """Ask the program to stop (fio and stampwriter report on SIGINT)."""
+        self.stop_requested = True
+        self.session.run(f"kill -{sig} $(pidof {program}) 2>/dev/null; true")
+
     def diagnose(self) -> str:
-        """Guest-side state of the storm, for a failure report."""
+        """Guest-side state, for a failure report: processes, kernel stacks, log."""
         out = self.session.run(
-            f"ps -o pid,ppid,stat,args; for p in $(pidof fio); do echo == $p; cat /proc/$p/stack /proc/$p/wchan;"
-            f" echo; done; echo == log; cat {GUEST_DIR}/{self.job.name}.log",
+            "ps -o pid,ppid,stat,args; for p in $(pidof fio stampwriter); do echo == $p;"
+            f" cat /proc/$p/stack /proc/$p/wchan; echo; done; echo == log; cat {self.log_file}",
             timeout=30,
         )
         return out.stdout + out.stderr
 
-    def wait(self, timeout: float) -> FioResult:
+    def wait(self, timeout: float) -> tuple[int, str]:
+        """(exit status, log) once the command ended; StormHung if it does not."""
         deadline = time.monotonic() + timeout
         while self.is_running():
             if time.monotonic() > deadline:
                 raise StormHung(
-                    f"fio storm {self.job.name} still running {timeout:.0f} s after it should have ended",
-                    self.diagnose(),
+                    f"{self.name} still running {timeout:.0f} s after it should have ended", self.diagnose()
                 )
-            time.sleep(0.5)
+            time.sleep(0.3)
         rc = self.session.run(f"cat {self.rc_file}")
         status = int(rc.stdout.strip()) if rc.status == 0 and rc.stdout.strip() else -1
-        text = self.session.run(f"cat {self.output}").stdout
-        if status != 0 and not text:
-            text = self.session.run(f"cat {GUEST_DIR}/{self.job.name}.log").stdout
-        return FioResult.parse(status, text)
+        return status, self.session.run(f"cat {self.log_file}").stdout
+
+
+class RunningStorm:
+    """A fio storm started in the guest; ``finish`` returns its parsed result."""
+
+    def __init__(self, session: GuestSession, job: FioJob) -> None:
+        self.job = job
+        self.jobfile, self.output = f"{GUEST_DIR}/{job.name}.fio", f"{GUEST_DIR}/{job.name}.json"
+        session.run(f"mkdir -p {GUEST_DIR}").check()
+        session.upload(job.jobfile().encode(), self.jobfile)
+        self.process = Detached(session, job.name, f"fio --output-format=json --output={self.output} {self.jobfile}")
+
+    def is_running(self) -> bool:
+        return self.process.is_running()
 
     def stop(self) -> None:
-        self.session.run(f"kill {self.pid} 2>/dev/null; pkill -INT fio 2>/dev/null; true")
+        self.process.signal("fio")
+
+    def wait(self, timeout: float) -> FioResult:
+        status, log = self.process.wait(timeout)
+        text = self.process.session.run(f"cat {self.output}").stdout or log
+        # fio exits non-zero when we interrupt it, after writing its JSON.
+        stopped_by_us = self.process.stop_requested and status != 0 and bool(parse_fio_json(text))
+        return FioResult.parse(0 if stopped_by_us else status, text)
+
+
+class RunningStamps:
+    """The guest stamp writer on two disks (see txnstorm/stamps.py)."""
+
+    PROGRAM = "stampwriter"
+
+    def __init__(self, session: GuestSession, dev_a: str, dev_b: str, offset: int, slots: int) -> None:
+        self.process = Detached(session, "stamps", f"{self.PROGRAM} {dev_a} {dev_b} {offset} {slots} 86400")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Stop the writer; return how many generations it wrote."""
+        self.process.signal(self.PROGRAM)
+        status, log = self.process.wait(timeout)
+        if status != 0 or not log.startswith("generations "):
+            raise StormFailed(f"stamp writer exited {status}: {log.strip()[:300]}")
+        return int(log.split()[1])

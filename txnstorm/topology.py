@@ -25,6 +25,12 @@ class Disk:
     share_rw: bool = False  # needed when an NBD export writes the same node
 
     @property
+    def size_bytes(self) -> int:
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        suffix = self.size[-1].upper()
+        return int(self.size[:-1]) * units[suffix] if suffix in units else int(self.size)
+
+    @property
     def node(self) -> str:
         return self.name
 
@@ -69,3 +75,23 @@ TWO_DISKS_ONE_IOTHREAD = Topology(
     name="two-disks-one-iothread",
     disks=(Disk("disk0", iothread="io0"), Disk("disk1", iothread="io0")),
 )
+
+# The matrix: every topology a transaction must hold one point in time on.
+TOPOLOGIES: dict[str, Topology] = {
+    t.name: t
+    for t in (
+        TWO_DISKS_ONE_IOTHREAD,
+        Topology(
+            "three-disks-one-iothread",
+            (Disk("disk0", iothread="io0"), Disk("disk1", iothread="io0"), Disk("disk2", iothread="io0")),
+        ),
+        Topology("iothread-per-disk", (Disk("disk0", iothread="io0"), Disk("disk1", iothread="io1"))),
+        Topology("main-loop-and-iothread", (Disk("disk0", iothread=None), Disk("disk1", iothread="io0"))),
+        Topology(
+            "multiqueue",
+            (Disk("disk0", iothread="io0", num_queues=2), Disk("disk1", iothread="io0", num_queues=2)),
+            smp=2,
+        ),
+        Topology("raw-disks", (Disk("disk0", fmt="raw", iothread="io0"), Disk("disk1", fmt="raw", iothread="io0"))),
+    )
+}

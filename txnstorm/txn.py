@@ -54,6 +54,31 @@ def drive_backup(device: str, target: Path, job_id: str, sync: str = "full", fmt
     }
 
 
+def blockdev_snapshot(node: str, overlay_node: str) -> Action:
+    """External snapshot onto an overlay node already added with blockdev-add."""
+    return {"type": "blockdev-snapshot", "data": {"node": node, "overlay": overlay_node}}
+
+
+def snapshot_internal(node: str, name: str) -> Action:
+    """Internal (qcow2) snapshot ``name`` of ``node``."""
+    return {"type": "blockdev-snapshot-internal-sync", "data": {"device": node, "name": name}}
+
+
+def blockdev_backup(
+    device: str, target_node: str, job_id: str, sync: str = "full", bitmap: str | None = None
+) -> Action:
+    """Backup of ``device`` into a target node already added with blockdev-add."""
+    data: dict[str, Any] = {"device": device, "target": target_node, "job-id": job_id, "sync": sync}
+    if bitmap:
+        data["bitmap"] = bitmap
+    return {"type": "blockdev-backup", "data": data}
+
+
+def dirty_bitmap_add(node: str, name: str) -> Action:
+    """Start tracking writes to ``node`` from the transaction's point in time."""
+    return {"type": "block-dirty-bitmap-add", "data": {"node": node, "name": name}}
+
+
 def job_ids(actions: Sequence[Action]) -> list[str]:
     return [a["data"]["job-id"] for a in actions if a["type"] in JOB_ACTIONS]
 

@@ -1,6 +1,8 @@
 from pathlib import Path
 
-from txnstorm.scenario import plan_snapshot_and_backup
+import pytest
+
+from txnstorm.plans import PLANS, DiskState, RoundContext, plan_names, snapshot_sync_and_drive_backup
 from txnstorm.txn import drive_backup, job_ids, snapshot_sync
 
 
@@ -26,12 +28,54 @@ def test_drive_backup_action_and_job_ids():
     assert job_ids([snapshot_sync("d", Path("x"), "n"), backup]) == ["b0"]
 
 
-def test_plan_lists_backup_before_the_snapshot_it_is_compared_with():
-    images = {"disk0": Path("/s/disk0.qcow2"), "disk1": Path("/s/disk1.qcow2")}
-    plan = plan_snapshot_and_backup(images, Path("/s"), ["disk0", "disk1"], "disk0")
-    types = [a["type"] for a in plan.actions]
-    assert types == ["drive-backup", "blockdev-snapshot-sync", "blockdev-snapshot-sync"]
-    assert plan.frozen_base == images["disk0"]
-    assert plan.jobs == ("backup-disk0-1",)
-    snapshotted = [a["data"]["node-name"] for a in plan.actions[1:]]
-    assert snapshotted == ["disk0", "disk1"]
+def ctx_for(tmp_path, qemu_img, disks=("disk0", "disk1"), witnesses=None):
+    states = {d: DiskState(d, qemu_img.create(tmp_path / f"{d}.qcow2", "4M"), "qcow2") for d in disks}
+    return RoundContext(1, tmp_path, states, qemu_img, witnesses)
+
+
+def test_backup_is_listed_before_the_snapshot_it_is_compared_with(tmp_path, qemu_img):
+    ctx = ctx_for(tmp_path, qemu_img)
+    plan = snapshot_sync_and_drive_backup(ctx, "disk0")
+    assert [a["type"] for a in plan.actions] == ["drive-backup", "blockdev-snapshot-sync", "blockdev-snapshot-sync"]
+    assert [a["data"]["node-name"] for a in plan.actions[1:]] == ["disk0", "disk1"]
+    (pair,) = plan.pairs
+    assert pair.b.path == tmp_path / "disk0.qcow2"
+    assert plan.jobs == ["backup-disk0-r1"]
+    assert {d: s.node for d, s in plan.new_tops.items()} == {"disk0": "disk0-ovl1", "disk1": "disk1-ovl1"}
+
+
+def test_stamp_witnesses_are_frozen_first_and_last(tmp_path, qemu_img):
+    ctx = ctx_for(tmp_path, qemu_img, ("disk0", "disk1", "disk2"), witnesses=("disk0", "disk1"))
+    plan = snapshot_sync_and_drive_backup(ctx, "disk2")
+    frozen = [a["data"]["node-name"] for a in plan.actions if a["type"] == "blockdev-snapshot-sync"]
+    assert frozen == ["disk0", "disk2", "disk1"]
+    (stamps,) = plan.stamp_pairs
+    assert (stamps.a.path.name, stamps.b.path.name) == ("disk0.qcow2", "disk1.qcow2")
+
+
+@pytest.mark.parametrize("name", plan_names())
+def test_every_plan_has_an_oracle_and_unique_node_names(tmp_path, qemu_img, name):
+    ctx = ctx_for(tmp_path, qemu_img, witnesses=("disk0", "disk1"))
+    plan = PLANS[name](ctx, "disk0")
+    assert plan.pairs, f"{name} has no same-instant pair"
+    added = [args["node-name"] for cmd, args in plan.setup if cmd == "blockdev-add"]
+    assert len(added) == len(set(added))
+    for cmd, args in plan.setup:
+        assert Path(args["file"]["filename"]).exists(), f"{cmd} of a node whose image was not created"
+
+
+def test_blockdev_snapshot_overlays_name_their_backing_and_are_added_without_it(tmp_path, qemu_img):
+    ctx = ctx_for(tmp_path, qemu_img)
+    plan = PLANS["blockdev-snapshot+blockdev-backup"](ctx, "disk0")
+    overlays = [args for cmd, args in plan.setup if args["node-name"].endswith("-ovl1")]
+    assert all(args["backing"] is None for args in overlays)
+    info = qemu_img.info(Path(overlays[0]["file"]["filename"]))
+    assert info["backing-filename"] == str(tmp_path / "disk0.qcow2")
+
+
+def test_internal_snapshot_plan_reads_the_snapshot_back(tmp_path, qemu_img):
+    ctx = ctx_for(tmp_path, qemu_img, witnesses=("disk0", "disk1"))
+    plan = PLANS["internal-snapshot+drive-backup"](ctx, "disk0")
+    (pair,) = plan.pairs
+    assert pair.b.snapshot == "txn-r1"
+    assert [a["type"] for a in plan.actions][0] == "drive-backup"

@@ -1,0 +1,229 @@
+"""What one round captures, and which captures must agree.
+
+A plan is built per round from the disks' current state (the node and image
+each device writes to now).  It lists the actions to fire (in one
+transaction, or separately for a negative control), the jobs to wait for,
+the node setup that must exist before firing (``blockdev-add`` of overlays
+and targets), and the oracles: pairs of captures that must be identical, and
+stamp pairs that must show one point in time.
+
+Order matters for teeth: a backup of disk X is listed before X's snapshot (a
+backup listed after it would read the frozen base and agree by
+construction), and the two stamp witnesses are frozen first and last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .images import QemuImg
+from .txn import (
+    Action,
+    blockdev_backup,
+    blockdev_snapshot,
+    dirty_bitmap_add,
+    drive_backup,
+    job_ids,
+    snapshot_internal,
+    snapshot_sync,
+)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Guest-visible content of an image (its backing chain included), or of
+    one of its internal snapshots."""
+
+    path: Path
+    fmt: str = "qcow2"
+    snapshot: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.path.name}@{self.snapshot}" if self.snapshot else self.path.name
+
+
+@dataclass
+class DiskState:
+    """The node a device writes to now, and its image file."""
+
+    node: str
+    image: Path
+    fmt: str
+
+    def ref(self) -> ImageRef:
+        return ImageRef(self.image, self.fmt)
+
+
+@dataclass(frozen=True)
+class Pair:
+    label: str
+    a: ImageRef
+    b: ImageRef
+
+
+@dataclass(frozen=True)
+class StampPair:
+    """Captures of the two stamp witnesses (A written first, then B)."""
+
+    label: str
+    a: ImageRef
+    b: ImageRef
+
+
+@dataclass
+class Plan:
+    name: str
+    actions: list[Action]
+    setup: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # QMP commands before firing
+    pairs: list[Pair] = field(default_factory=list)
+    stamp_pairs: list[StampPair] = field(default_factory=list)
+    new_tops: dict[str, DiskState] = field(default_factory=dict)  # disk -> state after the round
+
+    @property
+    def jobs(self) -> list[str]:
+        return job_ids(self.actions)
+
+
+@dataclass
+class RoundContext:
+    round_no: int
+    scratch: Path
+    disks: dict[str, DiskState]  # current state, in topology order
+    qemu_img: QemuImg
+    witnesses: tuple[str, str] | None = None  # stamp disks A, B
+
+    def path(self, stem: str) -> Path:
+        return self.scratch / f"{stem}-r{self.round_no}.qcow2"
+
+
+PlanBuilder = Callable[[RoundContext, str], Plan]
+
+
+def _qcow2_node(node: str, path: Path, backing_none: bool) -> tuple[str, dict[str, Any]]:
+    args: dict[str, Any] = {"driver": "qcow2", "node-name": node, "file": {"driver": "file", "filename": str(path)}}
+    if backing_none:
+        args["backing"] = None
+    return ("blockdev-add", args)
+
+
+def _ordered_snapshots(ctx: RoundContext, plan: Plan, snapshot: Callable[[str], Action]) -> None:
+    """Snapshot every disk; the stamp witnesses first and last, others between."""
+    names = list(ctx.disks)
+    if ctx.witnesses:
+        a, b = ctx.witnesses
+        names = [a] + [n for n in names if n not in (a, b)] + [b]
+    for name in names:
+        plan.actions.append(snapshot(name))
+    if ctx.witnesses:
+        a, b = ctx.witnesses
+        plan.stamp_pairs.append(StampPair("frozen bases", ctx.disks[a].ref(), ctx.disks[b].ref()))
+
+
+def snapshot_sync_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """drive-backup of one disk, then blockdev-snapshot-sync of every disk."""
+    plan = Plan("blockdev-snapshot-sync + drive-backup", [])
+    target = ctx.path(f"{backup_disk}-backup")
+    plan.actions.append(
+        drive_backup(ctx.disks[backup_disk].node, target, job_id=f"backup-{backup_disk}-r{ctx.round_no}")
+    )
+    plan.pairs.append(Pair("drive-backup == frozen base", ImageRef(target), ctx.disks[backup_disk].ref()))
+
+    def snap(name: str) -> Action:
+        overlay, node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
+        plan.new_tops[name] = DiskState(node, overlay, "qcow2")
+        return snapshot_sync(ctx.disks[name].node, overlay, node)
+
+    _ordered_snapshots(ctx, plan, snap)
+    return plan
+
+
+def snapshot_and_blockdev_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """blockdev-backup into a pre-added target, blockdev-snapshot onto pre-added overlays."""
+    plan = Plan("blockdev-snapshot + blockdev-backup", [])
+    size = _virtual_size(ctx, backup_disk)
+    target, target_node = ctx.path(f"{backup_disk}-bdbackup"), f"{backup_disk}-tgt{ctx.round_no}"
+    ctx.qemu_img.create(target, size)
+    plan.setup.append(_qcow2_node(target_node, target, backing_none=False))
+    job = f"bdbackup-{backup_disk}-r{ctx.round_no}"
+    plan.actions.append(blockdev_backup(ctx.disks[backup_disk].node, target_node, job))
+    plan.pairs.append(Pair("blockdev-backup == frozen base", ImageRef(target), ctx.disks[backup_disk].ref()))
+
+    def snap(name: str) -> Action:
+        state = ctx.disks[name]
+        overlay, node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
+        ctx.qemu_img.create_overlay(overlay, state.image, state.fmt)
+        plan.setup.append(_qcow2_node(node, overlay, backing_none=True))
+        plan.new_tops[name] = DiskState(node, overlay, "qcow2")
+        return blockdev_snapshot(state.node, node)
+
+    _ordered_snapshots(ctx, plan, snap)
+    return plan
+
+
+def internal_snapshot_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """drive-backup of one disk, then an internal snapshot of every disk."""
+    plan = Plan("blockdev-snapshot-internal-sync + drive-backup", [])
+    target = ctx.path(f"{backup_disk}-backup")
+    name = f"txn-r{ctx.round_no}"
+    plan.actions.append(
+        drive_backup(ctx.disks[backup_disk].node, target, job_id=f"backup-{backup_disk}-r{ctx.round_no}")
+    )
+    state = ctx.disks[backup_disk]
+    plan.pairs.append(
+        Pair("drive-backup == internal snapshot", ImageRef(target), ImageRef(state.image, state.fmt, name))
+    )
+    names = list(ctx.disks)
+    if ctx.witnesses:
+        a, b = ctx.witnesses
+        names = [a] + [n for n in names if n not in (a, b)] + [b]
+        sa, sb = ctx.disks[a], ctx.disks[b]
+        plan.stamp_pairs.append(
+            StampPair("internal snapshots", ImageRef(sa.image, sa.fmt, name), ImageRef(sb.image, sb.fmt, name))
+        )
+    plan.actions += [snapshot_internal(ctx.disks[n].node, name) for n in names]
+    return plan
+
+
+def two_backups(ctx: RoundContext, backup_disk: str) -> Plan:
+    """drive-backup and blockdev-backup of the same disk: the same instant twice."""
+    plan = Plan("drive-backup + blockdev-backup", [])
+    state = ctx.disks[backup_disk]
+    first = ctx.path(f"{backup_disk}-backup")
+    second, second_node = ctx.path(f"{backup_disk}-bdbackup"), f"{backup_disk}-tgt{ctx.round_no}"
+    ctx.qemu_img.create(second, _virtual_size(ctx, backup_disk))
+    plan.setup.append(_qcow2_node(second_node, second, backing_none=False))
+    plan.actions.append(drive_backup(state.node, first, job_id=f"backup-{backup_disk}-r{ctx.round_no}"))
+    plan.actions.append(blockdev_backup(state.node, second_node, f"bdbackup-{backup_disk}-r{ctx.round_no}"))
+    plan.pairs.append(Pair("drive-backup == blockdev-backup", ImageRef(first), ImageRef(second)))
+    return plan
+
+
+def _virtual_size(ctx: RoundContext, disk: str) -> str:
+    return str(ctx.qemu_img.virtual_size(ctx.disks[disk].image, ctx.disks[disk].fmt))
+
+
+PLANS: dict[str, PlanBuilder] = {
+    "snapshot-sync+drive-backup": snapshot_sync_and_drive_backup,
+    "blockdev-snapshot+blockdev-backup": snapshot_and_blockdev_backup,
+    "internal-snapshot+drive-backup": internal_snapshot_and_drive_backup,
+    "drive-backup+blockdev-backup": two_backups,
+}
+
+
+def plan_names() -> Sequence[str]:
+    return list(PLANS)
+
+
+__all__ = [
+    "PLANS",
+    "DiskState",
+    "ImageRef",
+    "Pair",
+    "Plan",
+    "RoundContext",
+    "StampPair",
+    "dirty_bitmap_add",
+]
