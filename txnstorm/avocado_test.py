@@ -17,7 +17,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from avocado import Test
@@ -97,15 +97,21 @@ class TxnstormTest(Test):
     def storm_rounds(
         self,
         topology: Topology,
-        builder: PlanBuilder,
+        plans: PlanBuilder | Sequence[PlanBuilder],
         atomic: bool,
-        rounds: int = 3,
+        rounds: int | None = None,
         backup_disk: str | None = None,
         stamps: bool = True,
     ) -> list[Finding]:
         """Boot, storm every disk with fio (plus the stamp writer on the first
         and last disk), fire ``rounds`` plans at seeded moments, stop the storm,
-        shut down, then run every oracle on the frozen captures."""
+        shut down, then run every oracle on the frozen captures.
+
+        ``plans`` are used in turn, one per round; ``rounds`` defaults to the
+        ``rounds`` parameter, else one round per plan (at least 3)."""
+        builders = [plans] if callable(plans) else list(plans)
+        if rounds is None:
+            rounds = int(self.params.get("rounds", default=max(3, len(builders))))
         rng = random.Random(self.seed)
         disks = [d.name for d in topology.disks]
         witnesses = (disks[0], disks[-1]) if stamps and len(disks) >= 2 else None
@@ -126,6 +132,7 @@ class TxnstormTest(Test):
             for round_no in range(1, rounds + 1):
                 ctx = RoundContext(round_no, self.scratch, states, self.qemu_img, witnesses)
                 delay = round(rng.uniform(0.05, 0.8), 3)
+                builder = builders[(round_no - 1) % len(builders)]
                 records.append(
                     run_round(
                         booted,

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import process
 from .cmdline import BootFiles, LaunchSpec, build_args
-from .errors import DeadlineExceeded, QemuDied
+from .errors import DeadlineExceeded, QemuDied, QMPCommandError
 from .qmp import Monitor
 from .scratch import make_private_dir
 from .sut import SystemUnderTest
@@ -124,6 +124,11 @@ class Machine:
         if self._proc is not None and self._proc.poll() is not None and not self._quitting:
             raise QemuDied(self.exit_report())
 
+    @property
+    def returncode(self) -> int | None:
+        """QEMU's exit status once reaped (negative: killed by that signal)."""
+        return self._proc.returncode if self._proc else None
+
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -176,11 +181,27 @@ class Machine:
         self.shutdown()
 
     # -- QMP verbs ---------------------------------------------------------
-    def cmd(self, name: str, **arguments: Any) -> Any:
+    def cmd(self, name: str, /, **arguments: Any) -> Any:
         assert self.qmp is not None, "machine not launched"
         self.check_alive()
         try:
             return self.qmp.cmd(name, **arguments)
+        except Exception:
+            self.check_alive()
+            raise
+
+    def cmd_args(self, command: str, arguments: dict[str, Any]) -> Any:
+        """``cmd`` with the arguments as a dict.
+
+        For QMP arguments that clash with ``cmd``'s own parameter ``name``
+        (``block-export-add`` has a ``name``): ``Monitor.cmd(name, **args)``
+        cannot take them as keywords.  Same monitor connection, same log,
+        same errors as ``cmd``.
+        """
+        assert self.qmp is not None, "machine not launched"
+        self.check_alive()
+        try:
+            return _cmd_dict(self.qmp, command, arguments)
         except Exception:
             self.check_alive()
             raise
@@ -211,3 +232,25 @@ class Machine:
                 if qdev in (candidate, f"/machine/peripheral/{candidate}/virtio-backend"):
                     counts[name] = entry["stats"]["wr_operations"]
         return counts
+
+
+def _cmd_dict(monitor: Monitor, command: str, arguments: dict[str, Any]) -> Any:
+    """Monitor.cmd's steps for a dict of arguments (see Machine.cmd_args).
+
+    Making ``name`` positional-only in ``Monitor.cmd`` would make this
+    helper unnecessary.
+    """
+    request: dict[str, Any] = {"execute": command, "arguments": dict(arguments)}
+    monitor._write("->", request)
+    try:
+        raw = monitor._client._raw(request, assign_id=False)
+        response = dict(monitor._sync(raw, monitor.command_timeout))
+    except TimeoutError:
+        monitor.note(f"no answer to {command} within {monitor.command_timeout} s")
+        raise DeadlineExceeded(f"QMP {command}: no answer within {monitor.command_timeout} s") from None
+    monitor._write("<-", response)
+    monitor._collect(0)
+    if "error" in response:
+        err = response["error"]
+        raise QMPCommandError(command, err.get("class", "?"), err.get("desc", "?"))
+    return response.get("return")

@@ -85,7 +85,7 @@ class Monitor:
         self._log.flush()
 
     # -- commands --------------------------------------------------------
-    def cmd(self, name: str, **arguments: Any) -> Any:
+    def cmd(self, name: str, /, **arguments: Any) -> Any:
         """Run a command; return its 'return' value or raise QMPCommandError."""
         request: dict[str, Any] = {"execute": name}
         if arguments:

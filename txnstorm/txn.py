@@ -39,6 +39,15 @@ def snapshot_sync(node: str, snapshot_file: Path, snapshot_node: str, fmt: str =
     }
 
 
+def filter_node(job_id: str) -> str:
+    """Name of the copy-before-write filter a backup job inserts above its source.
+
+    Named so that later actions can address the device's data through it:
+    after the filter is inserted the source is no longer a root node.
+    """
+    return f"{job_id}-cbw"
+
+
 def drive_backup(device: str, target: Path, job_id: str, sync: str = "full", fmt: str = "qcow2") -> Action:
     """Point-in-time copy of ``device`` (a root node) into a new image."""
     return {
@@ -50,6 +59,7 @@ def drive_backup(device: str, target: Path, job_id: str, sync: str = "full", fmt
             "sync": sync,
             "format": fmt,
             "mode": "absolute-paths",
+            "filter-node-name": filter_node(job_id),
         },
     }
 
@@ -68,7 +78,13 @@ def blockdev_backup(
     device: str, target_node: str, job_id: str, sync: str = "full", bitmap: str | None = None
 ) -> Action:
     """Backup of ``device`` into a target node already added with blockdev-add."""
-    data: dict[str, Any] = {"device": device, "target": target_node, "job-id": job_id, "sync": sync}
+    data: dict[str, Any] = {
+        "device": device,
+        "target": target_node,
+        "job-id": job_id,
+        "sync": sync,
+        "filter-node-name": filter_node(job_id),
+    }
     if bitmap:
         data["bitmap"] = bitmap
     return {"type": "blockdev-backup", "data": data}

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.plans import PLANS, DiskState, RoundContext, plan_names, snapshot_sync_and_drive_backup
+from txnstorm.plans import PLANS, DiskState, RoundContext, plan_names, snapshot_sync_and_drive_backup, two_backups
 from txnstorm.txn import drive_backup, job_ids, snapshot_sync
 
 
@@ -78,4 +78,13 @@ def test_internal_snapshot_plan_reads_the_snapshot_back(tmp_path, qemu_img):
     plan = PLANS["internal-snapshot+drive-backup"](ctx, "disk0")
     (pair,) = plan.pairs
     assert pair.b.snapshot == "txn-r1"
-    assert [a["type"] for a in plan.actions][0] == "drive-backup"
+    types = [a["type"] for a in plan.actions]
+    # the internal snapshot of disk0 first (it stays the active node), then its backup
+    assert types == ["blockdev-snapshot-internal-sync", "drive-backup", "blockdev-snapshot-internal-sync"]
+
+
+def test_second_backup_of_a_node_reads_through_the_first_ones_filter(tmp_path, qemu_img):
+    ctx = ctx_for(tmp_path, qemu_img)
+    plan = two_backups(ctx, "disk0")
+    first, second = plan.actions
+    assert second["data"]["device"] == first["data"]["filter-node-name"]
