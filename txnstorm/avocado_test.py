@@ -129,8 +129,9 @@ class TxnstormTest(Test):
                 )
             timeline.mark(vm, "storm started", witnesses=witnesses)
             states = {d.name: DiskState(d.node, vm.images[d.name], d.fmt) for d in topology.disks}
+            carry: dict = {}
             for round_no in range(1, rounds + 1):
-                ctx = RoundContext(round_no, self.scratch, states, self.qemu_img, witnesses)
+                ctx = RoundContext(round_no, self.scratch, states, self.qemu_img, witnesses, carry)
                 delay = round(rng.uniform(0.05, 0.8), 3)
                 builder = builders[(round_no - 1) % len(builders)]
                 records.append(

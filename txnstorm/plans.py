@@ -95,6 +95,7 @@ class RoundContext:
     disks: dict[str, DiskState]  # current state, in topology order
     qemu_img: QemuImg
     witnesses: tuple[str, str] | None = None  # stamp disks A, B
+    carry: dict[str, Any] = field(default_factory=dict)  # state handed to a later round's plan
 
     def path(self, stem: str) -> Path:
         return self.scratch / f"{stem}-r{self.round_no}.qcow2"
@@ -219,12 +220,52 @@ def two_backups(ctx: RoundContext, backup_disk: str) -> Plan:
     return plan
 
 
+def bitmap_and_full_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """Point 1: a full backup and a new dirty bitmap, in one transaction.
+
+    The bitmap must account for every write after the full backup's point in
+    time; the next round (``incremental_backup_and_snapshot``) checks it.
+    """
+    plan = Plan("drive-backup full + block-dirty-bitmap-add", [])
+    state = ctx.disks[backup_disk]
+    full, bitmap = ctx.path(f"{backup_disk}-full"), f"bm-r{ctx.round_no}"
+    plan.actions.append(drive_backup(state.node, full, job_id=f"full-{backup_disk}-r{ctx.round_no}"))
+    plan.actions.append(dirty_bitmap_add(state.node, bitmap))
+    ctx.carry["incremental"] = (backup_disk, state.node, bitmap, full)
+    return plan
+
+
+def incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan:
+    """Point 2: incremental backup by the bitmap (onto the full backup) and a
+    snapshot of every disk.  full + incremental must equal the frozen base."""
+    disk, node, bitmap, full = ctx.carry.pop("incremental")
+    plan = Plan("blockdev-backup incremental + blockdev-snapshot-sync", [])
+    incremental, target_node = ctx.path(f"{disk}-incremental"), f"{disk}-incr{ctx.round_no}"
+    ctx.qemu_img.create_overlay(incremental, full, "qcow2")
+    plan.setup.append(_qcow2_node(target_node, incremental, backing_none=False))
+    job = f"incr-{disk}-r{ctx.round_no}"
+    plan.actions.append(blockdev_backup(node, target_node, job, sync="incremental", bitmap=bitmap))
+    plan.pairs.append(Pair("full + incremental backup == frozen base", ImageRef(incremental), ctx.disks[disk].ref()))
+
+    def snap(name: str) -> Action:
+        overlay, new_node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
+        plan.new_tops[name] = DiskState(new_node, overlay, "qcow2")
+        return snapshot_sync(ctx.disks[name].node, overlay, new_node)
+
+    _ordered_snapshots(ctx, plan, snap)
+    return plan
+
+
 def _virtual_size(ctx: RoundContext, disk: str) -> str:
     return str(ctx.qemu_img.virtual_size(ctx.disks[disk].image, ctx.disks[disk].fmt))
 
 
+# In rotation order: bitmap+full-backup must be directly followed by
+# incremental+snapshot (it hands its bitmap over in ``ctx.carry``).
 PLANS: dict[str, PlanBuilder] = {
     "snapshot-sync+drive-backup": snapshot_sync_and_drive_backup,
+    "bitmap+full-backup": bitmap_and_full_backup,
+    "incremental-backup+snapshot-sync": incremental_backup_and_snapshot,
     "blockdev-snapshot+blockdev-backup": snapshot_and_blockdev_backup,
     "internal-snapshot+drive-backup": internal_snapshot_and_drive_backup,
 }

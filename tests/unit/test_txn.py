@@ -1,7 +1,5 @@
 from pathlib import Path
 
-import pytest
-
 from txnstorm.plans import PLANS, DiskState, RoundContext, plan_names, snapshot_sync_and_drive_backup, two_backups
 from txnstorm.txn import drive_backup, job_ids, snapshot_sync
 
@@ -53,15 +51,42 @@ def test_stamp_witnesses_are_frozen_first_and_last(tmp_path, qemu_img):
     assert (stamps.a.path.name, stamps.b.path.name) == ("disk0.qcow2", "disk1.qcow2")
 
 
-@pytest.mark.parametrize("name", plan_names())
-def test_every_plan_has_an_oracle_and_unique_node_names(tmp_path, qemu_img, name):
+def make_targets_qemu_would_create(plan, qemu_img):
+    for action in plan.actions:
+        if action["type"] == "drive-backup":
+            qemu_img.create(Path(action["data"]["target"]), "4M")
+        if action["type"] == "blockdev-snapshot-sync":
+            qemu_img.create(Path(action["data"]["snapshot-file"]), "4M")
+
+
+def test_the_rotation_gives_every_plan_an_oracle_and_unique_node_names(tmp_path, qemu_img):
+    """Each plan has a same-instant pair, or hands its capture to the next one."""
     ctx = ctx_for(tmp_path, qemu_img, witnesses=("disk0", "disk1"))
-    plan = PLANS[name](ctx, "disk0")
-    assert plan.pairs, f"{name} has no same-instant pair"
-    added = [args["node-name"] for cmd, args in plan.setup if cmd == "blockdev-add"]
-    assert len(added) == len(set(added))
-    for cmd, args in plan.setup:
-        assert Path(args["file"]["filename"]).exists(), f"{cmd} of a node whose image was not created"
+    for round_no, name in enumerate(plan_names(), start=1):
+        ctx.round_no = round_no
+        plan = PLANS[name](ctx, "disk0")
+        assert plan.pairs or ctx.carry, f"{name} has no oracle and hands nothing on"
+        make_targets_qemu_would_create(plan, qemu_img)
+        added = [args["node-name"] for cmd, args in plan.setup if cmd == "blockdev-add"]
+        assert len(added) == len(set(added))
+        for cmd, args in plan.setup:
+            assert Path(args["file"]["filename"]).exists(), f"{cmd} of a node whose image was not created"
+        ctx.disks.update(plan.new_tops)
+    assert not ctx.carry, "a plan's hand-over was never picked up"
+
+
+def test_incremental_backup_lands_on_the_full_backup_and_precedes_the_snapshots(tmp_path, qemu_img):
+    ctx = ctx_for(tmp_path, qemu_img)
+    first = PLANS["bitmap+full-backup"](ctx, "disk0")
+    assert [a["type"] for a in first.actions] == ["drive-backup", "block-dirty-bitmap-add"]
+    make_targets_qemu_would_create(first, qemu_img)
+    ctx.round_no = 2
+    second = PLANS["incremental-backup+snapshot-sync"](ctx, "disk0")
+    backup = second.actions[0]
+    assert backup["type"] == "blockdev-backup" and backup["data"]["sync"] == "incremental"
+    assert backup["data"]["bitmap"] == first.actions[1]["data"]["name"]
+    (pair,) = second.pairs
+    assert qemu_img.info(pair.a.path)["backing-filename"] == first.actions[0]["data"]["target"]
 
 
 def test_blockdev_snapshot_overlays_name_their_backing_and_are_added_without_it(tmp_path, qemu_img):
