@@ -10,7 +10,7 @@ RESULTS := $(CURDIR)/results
 TAGS    ?= quick
 export QEMU QEMU_IMG ACCEL
 
-.PHONY: all setup guest preflight lint unit quick scenarios check run clean
+.PHONY: all setup guest preflight lint unit quick scenarios tags-check check run nightly replay replay-test clean
 
 all: check
 
@@ -31,9 +31,16 @@ lint: setup
 unit: setup
 	scripts/run-unit
 
-# Scenario tests of the given tags (default: the quick tier).
-scenarios: preflight
-	$(AVOCADO) run --job-results-dir $(RESULTS) --filter-by-tags=$(TAGS) tests/*.py
+# Scenario tests.  TAGS: Avocado tag filters (comma = AND, space = OR, e.g.
+# TAGS="quick,-control nbd"); empty = every test.  SHARD=i/N runs one
+# deterministic shard of them (see README, "Sharding").
+scenarios: tags-check preflight
+	@filters="$$(scripts/txnstorm tags '$(TAGS)')" && \
+	refs="$$($(AVOCADO) list $$filters tests/*.py | scripts/txnstorm shard '$(or $(SHARD),1/1)')" && \
+	$(AVOCADO) run --job-results-dir $(RESULTS) $$refs
+
+tags-check: setup
+	@scripts/txnstorm tags '$(TAGS)' >/dev/null
 
 quick: TAGS = quick
 quick: scenarios
@@ -41,8 +48,21 @@ quick: scenarios
 check: lint unit quick
 
 # The main job: every scenario test against the QEMU under test.
-run: preflight
-	$(AVOCADO) run --job-results-dir $(RESULTS) tests/*.py
+run: TAGS =
+run: scenarios
+
+# The nightly tier: iterate every test with fresh seeds until DURATION ends.
+DURATION ?= 10m
+nightly: setup
+	@scripts/txnstorm nightly --duration '$(DURATION)' --tags '$(NIGHTLY_TAGS)' --preflight
+
+# Replay: `make replay` prints the command for each failure of the last job;
+# `make replay-test TEST=tests/x.py:Class.test SEED=N` runs one test with its seed.
+replay: setup
+	@scripts/txnstorm replay $(or $(RESULTS_DIR),results/latest)
+
+replay-test: preflight
+	$(AVOCADO) run --job-results-dir $(RESULTS) $(if $(SEED),-p seed=$(SEED)) $(TEST)
 
 clean:
 	rm -rf results .pytest_cache .ruff_cache

@@ -5,6 +5,10 @@
     txnstorm guest         build the guest if missing or corrupt, print its dir
     txnstorm boot [-n N]   boot the guest N times and print boot-to-SSH seconds
     txnstorm sweep         remove private temp dirs of runs that died
+    txnstorm tags TAGS     check Avocado tag filters against the suite's tags
+    txnstorm shard i/N     read `avocado list` output, print shard i of N
+    txnstorm replay DIR    print (or --run) the command replaying each failure
+    txnstorm nightly --duration 2h [--tags ...]   iterate the suite until the budget ends
 
 User errors print one line and exit 2; Ctrl-C exits 130 after cleaning up.
 """
@@ -14,11 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from . import accel, assets, sut
+from . import accel, assets, runs, sut
 from .errors import TxnstormError, UserError
 from .scratch import sweep_stale
 from .topology import TWO_DISKS_ONE_IOTHREAD
@@ -70,6 +76,71 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
+
+
+def _scenario_files() -> list[Path]:
+    return sorted(TESTS_DIR.glob("*.py"))
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    print(" ".join(f"--filter-by-tags={f}" for f in runs.check_tags(args.tags, _scenario_files())))
+    return 0
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    index, count = runs.parse_shard(args.shard)
+    refs = runs.parse_avocado_list(sys.stdin.read())
+    if not refs:
+        raise UserError("shard: no tests on stdin (expected `avocado list` output)")
+    print(" ".join(runs.shard(refs, index, count)))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    found = runs.replays(Path(args.results), only_failed=not args.all)
+    if not found:
+        _say(f"no failed test in {args.results}")
+        return 0
+    for replay in found:
+        print(f"{replay.status:6} {replay.test}\n       {replay.command}")
+        if args.run:
+            subprocess.run(replay.command, shell=True, check=False)  # noqa: S602 - our own make line
+    return 0
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    budget = runs.parse_duration(args.duration)
+    filters = runs.check_tags(args.tags, _scenario_files()) if args.tags else []
+    if args.preflight:
+        args.build_guest, args.recipe = True, "tiny"
+        cmd_preflight(args)
+    avocado = Path(sys.executable).parent / "avocado"
+    deadline = time.monotonic() + budget
+    totals: dict[str, int] = {}
+    checks, iterations, failures = 0, 0, []
+    while time.monotonic() < deadline:
+        iterations += 1
+        cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", args.results_dir]
+        cmd += [f"--filter-by-tags={f}" for f in filters] + [str(p) for p in _scenario_files()]
+        _say(f"nightly iteration {iterations}, {max(0, deadline - time.monotonic()) / 60:.0f} min left")
+        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
+        latest = Path(args.results_dir) / "latest"
+        summary = runs.job_summary(latest)
+        for status, n in summary.statuses.items():
+            totals[status] = totals.get(status, 0) + n
+        checks += summary.checks
+        failures += [r.command for r in runs.replays(latest)]
+    _say(
+        f"nightly: {iterations} iterations in {budget / 60:.0f} min, {sum(totals.values())} tests "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(totals.items()))}), {checks} oracle checks, "
+        f"{len(failures)} failures"
+    )
+    for command in failures:
+        print(f"  replay: {command}")
+    return 1 if failures else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="txnstorm", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,6 +158,23 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_boot)
     s = sub.add_parser("sweep", help="remove temp dirs of dead runs")
     s.set_defaults(func=cmd_sweep)
+    tg = sub.add_parser("tags", help="check tag filters, print avocado options")
+    tg.add_argument("tags")
+    tg.set_defaults(func=cmd_tags)
+    sh = sub.add_parser("shard", help="shard i of N of `avocado list` output on stdin")
+    sh.add_argument("shard")
+    sh.set_defaults(func=cmd_shard)
+    rp = sub.add_parser("replay", help="replay commands for the failures of a results dir")
+    rp.add_argument("results", nargs="?", default="results/latest")
+    rp.add_argument("--run", action="store_true", help="run them too")
+    rp.add_argument("--all", action="store_true", help="every test, not only failures")
+    rp.set_defaults(func=cmd_replay)
+    nt = sub.add_parser("nightly", help="iterate the suite until the time budget ends")
+    nt.add_argument("--duration", required=True)
+    nt.add_argument("--tags", default="")
+    nt.add_argument("--results-dir", default="results")
+    nt.add_argument("--preflight", action="store_true", help="check QEMU, guest and accel first")
+    nt.set_defaults(func=cmd_nightly)
     return p
 
 

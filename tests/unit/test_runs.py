@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from txnstorm.errors import UserError
+from txnstorm.runs import parse_avocado_list, parse_duration, parse_shard, replays, shard
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("2h", 7200), ("10m", 600), ("1h30m", 5400), ("90s", 90), ("45", 45)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "10x", "h", "-5m", "0m", "ten minutes"])
+def test_bad_durations_are_one_clear_error(text):
+    with pytest.raises(UserError, match="DURATION"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["", "0/3", "4/3", "a/b", "1/0", "2"])
+def test_bad_shards(text):
+    with pytest.raises(UserError, match="SHARD"):
+        parse_shard(text)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 13])
+def test_shards_partition_the_suite(count):
+    ids = [f"tests/t{i % 7}.py:C.test_{i}" for i in range(40)]
+    parts = [shard(list(reversed(ids)), i, count) for i in range(1, count + 1)]
+    flat = [t for p in parts for t in p]
+    assert sorted(flat) == sorted(set(ids)), "every test in exactly one shard"
+    assert len(flat) == len(set(flat))
+    assert parts == [shard(ids, i, count) for i in range(1, count + 1)], "independent of input order"
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_avocado_list_parsing():
+    text = "avocado-instrumented tests/a.py:A.test_x\nsome noise\navocado-instrumented tests/b.py:B.test_y\n"
+    assert parse_avocado_list(text) == ["tests/a.py:A.test_x", "tests/b.py:B.test_y"]
+
+
+def test_replay_commands_carry_the_seed(tmp_path):
+    tests = [
+        {"id": "1-tests/a.py:A.test_x", "status": "FAIL", "whiteboard": json.dumps({"seed": 42})},
+        {"id": "2-tests/a.py:A.test_y", "status": "PASS", "whiteboard": json.dumps({"seed": 7})},
+        {"id": "3-tests/b.py:B.test_z", "status": "ERROR", "whiteboard": ""},
+    ]
+    (tmp_path / "results.json").write_text(json.dumps({"tests": tests}))
+    found = replays(tmp_path)
+    assert [r.test for r in found] == ["tests/a.py:A.test_x", "tests/b.py:B.test_z"]
+    assert found[0].command == "make replay-test TEST=tests/a.py:A.test_x SEED=42"
+    assert found[1].seed is None and "SEED" not in found[1].command
+
+
+def test_replay_of_a_dir_without_results_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no results.json"):
+        replays(tmp_path)
+
+
+def test_tags_are_checked_against_the_tests(tmp_path):
+    from txnstorm.runs import check_tags
+
+    f = tmp_path / "t.py"
+    f.write_text(
+        'class A:\n    """\n    :avocado: tags=quick,nbd\n    """\n'
+        '    def test_x(self):\n        """:avocado: tags=nightly"""\n'
+    )
+    assert check_tags("quick,-nbd nightly", [f]) == ["quick,-nbd", "nightly"]
+    with pytest.raises(UserError, match="unknown tag 'quik'"):
+        check_tags("quik", [f])
+
+
+def test_the_real_suite_has_the_tiers():
+    from pathlib import Path
+
+    from txnstorm.runs import known_tags
+
+    tests = sorted((Path(__file__).resolve().parents[1]).glob("*.py"))
+    assert {"quick", "nightly", "control"} <= known_tags(tests)

@@ -1,0 +1,146 @@
+"""Job-level helpers for the runner: time budgets, shards, replay commands.
+
+Pure functions over strings and results.json, so the CLI stays thin and the
+rules (what a shard holds, how a failure is replayed) are unit tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> int:
+    """'2h', '10m', '1h30m', '90s' or plain seconds -> seconds (> 0)."""
+    value = text.strip().lower()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    match = _DURATION_RE.match(value)
+    if not value or not match or not any(match.groups()):
+        raise UserError(f"DURATION={text!r} is not a duration; use e.g. 10m, 2h, 1h30m or 90s")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise UserError(f"DURATION={text!r} must be longer than 0 s")
+    return total
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'2/4' -> (2, 4); shards count from 1."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match:
+        raise UserError(f"SHARD={text!r} is not i/N (e.g. SHARD=1/4)")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise UserError(f"SHARD={text!r}: need 1 <= i <= N")
+    return index, count
+
+
+def shard(test_ids: Sequence[str], index: int, count: int) -> list[str]:
+    """Tests of shard ``index`` of ``count``: deterministic (sorted, then
+    round-robin) and complete (every test in exactly one shard)."""
+    ordered = sorted(set(test_ids))
+    return ordered[index - 1 :: count]
+
+
+def parse_avocado_list(text: str) -> list[str]:
+    """Test references from ``avocado list`` output ("KIND REFERENCE" lines)."""
+    refs = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and ":" in parts[1] and parts[0].startswith("avocado"):
+            refs.append(parts[1])
+    return refs
+
+
+@dataclass(frozen=True)
+class Replay:
+    test: str
+    status: str
+    seed: int | None
+    command: str
+
+
+def _strip_index(test_id: str) -> str:
+    """'3-tests/x.py:C.test' -> 'tests/x.py:C.test'."""
+    return re.sub(r"^\d+-", "", test_id, count=1)
+
+
+def replays(results_dir: Path, only_failed: bool = True) -> list[Replay]:
+    """A replay command for each (failed) test of a job results dir."""
+    results = Path(results_dir) / "results.json"
+    try:
+        data = json.loads(results.read_text())
+    except FileNotFoundError:
+        raise UserError(
+            f"{results_dir} has no results.json; give an Avocado job results dir (e.g. results/latest)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {results}: {exc}") from None
+    out = []
+    for test in data.get("tests", []):
+        status = test.get("status", "?")
+        if only_failed and status in ("PASS", "SKIP", "CANCEL", "WARN"):
+            continue
+        seed = None
+        with contextlib.suppress(ValueError):
+            seed = json.loads(test.get("whiteboard") or "{}").get("seed")
+        ref = _strip_index(test.get("id", test.get("name", "?")))
+        args = ["make", "replay-test", f"TEST={ref}"] + ([f"SEED={seed}"] if seed is not None else [])
+        out.append(Replay(ref, status, seed, shlex.join(args)))
+    return out
+
+
+_TAGS_RE = re.compile(r":avocado:\s*tags=([\w,\-]+)")
+
+
+def known_tags(test_files: Sequence[Path]) -> set[str]:
+    """Every tag the scenario tests declare (classes and methods)."""
+    tags: set[str] = set()
+    for path in test_files:
+        for match in _TAGS_RE.finditer(path.read_text()):
+            tags.update(t for t in match.group(1).split(",") if t)
+    return tags
+
+
+def check_tags(expression: str, test_files: Sequence[Path]) -> list[str]:
+    """Avocado tag filters (comma = AND, several filters = OR) naming only known tags."""
+    known = known_tags(test_files)
+    filters = [f for f in expression.split() if f]
+    for f in filters:
+        for tag in f.split(","):
+            name = tag.lstrip("-")
+            if name and name not in known:
+                raise UserError(f"TAGS: unknown tag {name!r}; known tags: {', '.join(sorted(known))}")
+    return filters
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    statuses: dict[str, int]
+    checks: int  # oracle verdicts written by the tests (oracle.log lines)
+
+
+def job_summary(job_dir: Path) -> JobSummary:
+    """Status counts and oracle checks of one Avocado job results dir."""
+    try:
+        data = json.loads((Path(job_dir) / "results.json").read_text())
+    except (OSError, ValueError):
+        return JobSummary({"ERROR": 1}, 0)
+    statuses: dict[str, int] = {}
+    checks = 0
+    for test in data.get("tests", []):
+        statuses[test.get("status", "?")] = statuses.get(test.get("status", "?"), 0) + 1
+        oracle_log = Path(test.get("logdir", "")) / "oracle.log"
+        if oracle_log.is_file():
+            checks += sum(1 for line in oracle_log.read_text().splitlines() if line.startswith("round "))
+    return JobSummary(statuses, checks)
