@@ -57,7 +57,7 @@ class TxnstormTest(Test):
         self.log.info("seed %d (replay: avocado run ... -p seed=%d)", self.seed, self.seed)
         self.whiteboard = json.dumps({"seed": self.seed, "qemu": self.sut.version, "accel": self.accel.accel})
         self.qemu_img = QemuImg(self.sut.qemu_img)
-        self.scratch = Path(self.logdir) / "scratch"
+        self.scratch = self.logdir_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
 
     def tearDown(self) -> None:
@@ -80,6 +80,10 @@ class TxnstormTest(Test):
             self.cancel(f"seed {value!r} is not an integer; pass -p seed=N or TXNSTORM_SEED=N")
             raise
 
+    @property
+    def logdir_path(self) -> Path:
+        return Path(self.logdir)
+
     # -- verbs -------------------------------------------------------------
     def create_images(self, topology: Topology) -> dict[str, Path]:
         return {d.name: self.qemu_img.create(self.scratch / f"{d.name}.{d.fmt}", d.size, d.fmt) for d in topology.disks}
@@ -87,7 +91,7 @@ class TxnstormTest(Test):
     @contextlib.contextmanager
     def boot(self, topology: Topology) -> Iterator[Booted]:
         images = self.create_images(topology)
-        with booted(self.sut, topology, self.guest_image, self.accel.accel, Path(self.logdir), images) as b:
+        with booted(self.sut, topology, self.guest_image, self.accel.accel, self.logdir_path, images) as b:
             self._machines.append(b.vm)
             self.log.info("booted %s in %.2f s", topology.name, b.boot_seconds)
             b.vm.images = images
@@ -150,13 +154,13 @@ class TxnstormTest(Test):
                 )
             if writer:
                 timeline.mark(vm, "stamp writer stopped", generations=writer.stop())
-            result = finish_storm(storm, Path(self.logdir), timeout=60)
+            result = finish_storm(storm, self.logdir_path, timeout=60)
             timeline.mark(vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
-        timeline.save(Path(self.logdir) / "timeline.json")
+        timeline.save(self.logdir_path / "timeline.json")
         for record in records:
             record.overlap.check(disks)
         findings = verify_rounds(self.qemu_img, records, self.scratch, region)
-        with open(Path(self.logdir) / "oracle.log", "a") as f:
+        with open(self.logdir_path / "oracle.log", "a") as f:
             for finding in findings:
                 f.write(finding.describe() + "\n")
                 self.log.info("oracle: %s", finding.describe())
