@@ -22,12 +22,12 @@ from pathlib import Path
 
 from avocado import Test
 
-from . import accel, assets, sut
+from . import accel, assets, caps, sut
 from .boot import Booted, booted
 from .errors import UserError
 from .images import QemuImg
 from .machine import Machine
-from .plans import DiskState, PlanBuilder, RoundContext
+from .plans import DiskState, PlanBuilder, RoundContext, plan_action_types
 from .scenario import Finding, RoundRecord, Timeline, finish_storm, guest_devices, run_round, start_storm, verify_rounds
 from .scratch import sweep_stale
 from .stamps import StampRegion
@@ -48,6 +48,7 @@ class TxnstormTest(Test):
             self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info)
             requested = self.params.get("accel", default=os.environ.get("ACCEL", "auto"))
             self.accel = accel.choose(requested, self.sut, self.guest_image, say=self.log.info)
+            self.caps = caps.probe(self.sut)
         except UserError as exc:
             # Not CANCEL: a missing guest or a wrong QEMU means nothing was
             # tested, which must never read as a clean run.
@@ -79,6 +80,12 @@ class TxnstormTest(Test):
         except ValueError:
             self.cancel(f"seed {value!r} is not an integer; pass -p seed=N or TXNSTORM_SEED=N")
             raise
+
+    def require(self, commands: Sequence[str] = (), actions: Sequence[str] = ()) -> None:
+        """CANCEL (not ERROR, not FAIL) when this QEMU lacks a feature the test needs."""
+        missing = self.caps.missing(tuple(commands), tuple(actions))
+        if missing:
+            self.cancel(f"QEMU {self.caps.version} lacks {', '.join(missing)}")
 
     @property
     def logdir_path(self) -> Path:
@@ -138,6 +145,7 @@ class TxnstormTest(Test):
                 ctx = RoundContext(round_no, self.scratch, states, self.qemu_img, witnesses, carry)
                 delay = round(rng.uniform(0.05, 0.8), 3)
                 builder = builders[(round_no - 1) % len(builders)]
+                self.require(actions=plan_action_types(builder, ctx))
                 records.append(
                     run_round(
                         booted,

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import accel, assets, runs, sut
+from . import accel, assets, caps, runs, sut
 from .errors import TxnstormError, UserError
 from .scratch import sweep_stale
 from .topology import TWO_DISKS_ONE_IOTHREAD
@@ -47,6 +47,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     _say(f"guest: {image.directory} (kernel {image.build_info.get('kernel_release', '?')})")
     choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
     _say(f"accel: {choice.accel} ({choice.reason})")
+    _say(f"capabilities: {caps.probe(system).describe()}")
     return 0
 
 

@@ -271,7 +271,23 @@ PLANS: dict[str, PlanBuilder] = {
 }
 
 
+ACTION_TYPES: dict[PlanBuilder, list[str]] = {
+    snapshot_sync_and_drive_backup: ["drive-backup", "blockdev-snapshot-sync"],
+    bitmap_and_full_backup: ["drive-backup", "block-dirty-bitmap-add"],
+    incremental_backup_and_snapshot: ["blockdev-backup", "blockdev-snapshot-sync"],
+    snapshot_and_blockdev_backup: ["blockdev-backup", "blockdev-snapshot"],
+    internal_snapshot_and_drive_backup: ["blockdev-snapshot-internal-sync", "drive-backup"],
+    two_backups: ["drive-backup", "blockdev-backup"],
+}
 NEEDS_QCOW2 = {"internal-snapshot+drive-backup"}  # internal snapshots live inside qcow2
+
+
+def plan_action_types(builder: PlanBuilder, ctx: RoundContext) -> list[str]:
+    """The transaction action types a plan uses (for the capability check).
+
+    Declared by name: building a plan creates images, which a check must not.
+    """
+    return ACTION_TYPES[builder]
 
 
 def plan_names() -> Sequence[str]:

@@ -77,3 +77,20 @@ def test_the_real_suite_has_the_tiers():
 
     tests = sorted((Path(__file__).resolve().parents[1]).glob("*.py"))
     assert {"quick", "nightly", "control"} <= known_tags(tests)
+
+
+def test_capabilities_from_a_schema():
+    from txnstorm.caps import from_schema
+
+    schema = [
+        {"name": "transaction", "meta-type": "command"},
+        {"name": "query-block", "meta-type": "command"},
+        {"name": "123", "meta-type": "enum", "members": [{"name": "abort"}, {"name": "blockdev-snapshot-sync"}]},
+        {"name": "124", "meta-type": "enum", "members": [{"name": "on"}, {"name": "off"}]},
+    ]
+    caps = from_schema("7.2.0", schema)
+    assert caps.transaction_actions == {"abort", "blockdev-snapshot-sync"}
+    assert caps.missing(("query-block", "block-export-add"), ("drive-backup",)) == [
+        "QMP command block-export-add",
+        "transaction action drive-backup",
+    ]

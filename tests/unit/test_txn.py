@@ -113,3 +113,16 @@ def test_second_backup_of_a_node_reads_through_the_first_ones_filter(tmp_path, q
     plan = two_backups(ctx, "disk0")
     first, second = plan.actions
     assert second["data"]["device"] == first["data"]["filter-node-name"]
+
+
+def test_declared_action_types_match_what_each_plan_fires(tmp_path, qemu_img):
+    from txnstorm.plans import ACTION_TYPES, bitmap_and_full_backup
+
+    ctx = ctx_for(tmp_path, qemu_img)
+    for builder in [*PLANS.values(), two_backups]:
+        if builder is PLANS["incremental-backup+snapshot-sync"]:
+            make_targets_qemu_would_create(bitmap_and_full_backup(ctx, "disk0"), qemu_img)
+        plan = builder(ctx, "disk0")
+        make_targets_qemu_would_create(plan, qemu_img)
+        assert sorted({a["type"] for a in plan.actions}) == sorted(ACTION_TYPES[builder]), builder.__name__
+        ctx.round_no += 1
