@@ -37,7 +37,8 @@ unit: setup
 scenarios: tags-check preflight
 	@filters="$$(scripts/txnstorm tags '$(TAGS)')" && \
 	refs="$$($(AVOCADO) list $$filters tests/*.py | scripts/txnstorm shard '$(or $(SHARD),1/1)')" && \
-	$(AVOCADO) run --job-results-dir $(RESULTS) $$refs
+	$(AVOCADO) run --job-results-dir $(RESULTS) $$refs; rc=$$?; \
+	scripts/txnstorm report $(RESULTS)/latest; exit $$rc
 
 tags-check: setup
 	@scripts/txnstorm tags '$(TAGS)' >/dev/null
@@ -66,3 +67,11 @@ replay-test: preflight
 
 clean:
 	rm -rf results .pytest_cache .ruff_cache
+
+# Build qemu-system-x86_64, qemu-img and qemu-io into a cache entry (prints
+# QEMU=<entry>/bin/qemu-system-x86_64 for `make check QEMU=...`): from the
+# QEMU tree QEMU_SRC, or by default from Debian trixie's qemu source package.
+QEMU_SRC ?=
+.PHONY: qemu
+qemu:
+	@QEMU_SRC="$(QEMU_SRC)" scripts/build-qemu

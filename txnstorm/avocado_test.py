@@ -164,7 +164,7 @@ class TxnstormTest(Test):
                 timeline.mark(vm, "stamp writer stopped", generations=writer.stop())
             result = finish_storm(storm, self.logdir_path, timeout=60)
             timeline.mark(vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
-        timeline.save(self.logdir_path / "timeline.json")
+        timeline.save(self.logdir_path / "timeline.json", vm.write_samples)
         for record in records:
             record.overlap.check(disks)
         findings = verify_rounds(self.qemu_img, records, self.scratch, region)

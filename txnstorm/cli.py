@@ -8,6 +8,7 @@
     txnstorm tags TAGS     check Avocado tag filters against the suite's tags
     txnstorm shard i/N     read `avocado list` output, print shard i of N
     txnstorm replay DIR    print (or --run) the command replaying each failure
+    txnstorm report [DIR]  write report.html (verdicts, known issues, timelines) into a job dir
     txnstorm nightly --duration 2h [--tags ...]   iterate the suite until the budget ends
 
 User errors print one line and exit 2; Ctrl-C exits 130 after cleaning up.
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import accel, assets, caps, runs, sut
+from . import accel, assets, caps, report, runs, sut
 from .errors import TxnstormError, UserError
 from .scratch import sweep_stale
 from .topology import TWO_DISKS_ONE_IOTHREAD
@@ -110,6 +111,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    _say(f"report: {report.render_job(Path(args.results))}")
+    return 0
+
+
 def cmd_nightly(args: argparse.Namespace) -> int:
     budget = runs.parse_duration(args.duration)
     filters = runs.check_tags(args.tags, _scenario_files()) if args.tags else []
@@ -127,6 +133,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         _say(f"nightly iteration {iterations}, {max(0, deadline - time.monotonic()) / 60:.0f} min left")
         subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
         latest = Path(args.results_dir) / "latest"
+        report.render_job(latest)
         summary = runs.job_summary(latest)
         for status, n in summary.statuses.items():
             totals[status] = totals.get(status, 0) + n
@@ -170,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--run", action="store_true", help="run them too")
     rp.add_argument("--all", action="store_true", help="every test, not only failures")
     rp.set_defaults(func=cmd_replay)
+    rt = sub.add_parser("report", help="write report.html into a job results dir")
+    rt.add_argument("results", nargs="?", default="results/latest")
+    rt.set_defaults(func=cmd_report)
     nt = sub.add_parser("nightly", help="iterate the suite until the time budget ends")
     nt.add_argument("--duration", required=True)
     nt.add_argument("--tags", default="")

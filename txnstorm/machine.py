@@ -69,6 +69,7 @@ class Machine:
         self._stderr = None
         self._quitting = False
         self.launched_at = 0.0
+        self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
 
     # -- paths -----------------------------------------------------------
     @property
@@ -231,6 +232,7 @@ class Machine:
             for candidate, name in by_qdev.items():
                 if qdev in (candidate, f"/machine/peripheral/{candidate}/virtio-backend"):
                     counts[name] = entry["stats"]["wr_operations"]
+        self.write_samples.append({"t": round(time.monotonic() - self.launched_at, 3), **counts})
         return counts
 
 

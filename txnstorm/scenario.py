@@ -36,8 +36,17 @@ class Timeline:
         self.events.append({"t": round(time.monotonic() - vm.launched_at, 3), "what": what, **data})
         vm.note(f"{what} {json.dumps(data, sort_keys=True)}" if data else what)
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.events, indent=1) + "\n")
+    def save(self, path: Path, write_samples: Sequence[dict[str, float]] = ()) -> None:
+        """timeline.json: the story's marks and QEMU's write counters over time."""
+        path.write_text(json.dumps({"events": self.events, "write_ops": list(write_samples)}, indent=1) + "\n")
+
+
+def sample_writes(vm: Machine, seconds: float, every: float = 0.2) -> None:
+    """Wait ``seconds`` while reading the write counters (for the timeline)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(every, left))
+        vm.write_ops()
 
 
 def guest_devices(booted: Booted, disks: Sequence[str]) -> dict[str, str]:
@@ -91,7 +100,7 @@ class Overlap:
 
 def measure_overlap(vm: Machine, storm: RunningStorm, before: dict[str, int], settle_s: float = 1.0) -> Overlap:
     after = vm.write_ops()
-    time.sleep(settle_s)
+    sample_writes(vm, settle_s)
     later = vm.write_ops()
     return Overlap(before, after, later, storm.is_running())
 
@@ -123,7 +132,7 @@ def run_round(
     plan = builder(ctx, backup_disk)
     for command, args in plan.setup:
         vm.cmd(command, **args)
-    time.sleep(delay_s)
+    sample_writes(vm, delay_s)
     before = wait_until_writing(vm, storm_disks)
     timeline.mark(vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
     fired = fire_transaction(vm, plan.actions) if atomic else fire_separately(vm, plan.actions, gap_s)
