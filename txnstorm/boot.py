@@ -71,6 +71,12 @@ def booted(
         vm.note(f"guest reachable over SSH after {seconds:.2f} s")
         log.info("guest up after %.2f s (accel %s)", seconds, accel)
         yield Booted(vm, session, seconds)
+    except DeadlineExceeded as hang:
+        # A hang: keep every QEMU thread's stack before QEMU is killed.
+        trace = vm.dump_backtrace()
+        if trace:
+            raise DeadlineExceeded(f"{hang} (QEMU backtrace: {trace})") from hang
+        raise
     finally:
         if session is not None:
             session.close()

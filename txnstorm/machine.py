@@ -153,6 +153,18 @@ class Machine:
             self._release()
         return rc
 
+    def dump_backtrace(self, timeout: float = 60.0) -> Path | None:
+        """``thread apply all bt`` of the live QEMU into the log dir (for hangs)."""
+        if not self.is_running() or not shutil.which("gdb"):
+            return None
+        out = self.logdir / "qemu-backtrace.txt"
+        with open(out, "w") as f:
+            subprocess.run(
+                ["gdb", "-p", str(self.pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+            )  # fmt: skip
+        return out
+
     def kill(self) -> None:
         """Last resort (any thread, any event loop): SIGKILL by PID and reap."""
         if self._proc is not None and self._proc.poll() is None:
