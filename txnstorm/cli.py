@@ -4,6 +4,7 @@
                            (--build-guest: build a missing or corrupt guest)
     txnstorm guest         build the guest if missing or corrupt, print its dir
     txnstorm boot [-n N]   boot the guest N times and print boot-to-SSH seconds
+    txnstorm doctor        check the host, one line per item with what to do
     txnstorm sweep         remove private temp dirs of runs that died
     txnstorm tags TAGS     check Avocado tag filters against the suite's tags
     txnstorm shard i/N     read `avocado list` output, print shard i of N
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,6 +72,48 @@ def cmd_boot(args: argparse.Namespace) -> int:
                 _say(f"boot {i + 1}: {b.boot_seconds:.2f} s to SSH")
     _say(f"boot-to-SSH ({choice.accel}): median {statistics.median(times):.2f} s over {len(times)}")
     return 0
+
+
+def _doctor_checks() -> list[tuple[str, bool, str]]:
+    """(item, ok, detail or what to do) for each thing a run needs."""
+    checks: list[tuple[str, bool, str]] = []
+    system = None
+    try:
+        system = sut.resolve()
+        checks.append(("QEMU", True, system.describe()))
+    except UserError as exc:
+        checks.append(("QEMU", False, str(exc)))
+    image = None
+    try:
+        image = assets.ensure_guest(allow_build=False, say=lambda _: None)
+        checks.append(("guest", True, f"{image.directory} verified against its sha256 manifest"))
+    except UserError as exc:
+        checks.append(("guest", False, f"{exc} (make guest)"))
+    if system and image:
+        choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=lambda _: None)
+        checks.append(("accel", True, f"{choice.accel} ({choice.reason})"))
+        checks.append(("capabilities", True, caps.probe(system).describe()))
+    setup = (Path(__file__).resolve().parent.parent / "scripts" / "setup").read_text()
+    wanted = setup.split("packages=(", 1)[1].split(")", 1)[0].split()
+    missing = [
+        p for p in wanted
+        if "ok installed" not in subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True, check=False
+        ).stdout
+    ]  # fmt: skip
+    checks.append(("packages", not missing, f"missing: {' '.join(missing)} (make setup)" if missing else "all present"))
+    root = assets.cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free / 2**30
+    checks.append(("disk", free >= 2, f"{free:.1f} GiB free at {root}" + ("" if free >= 2 else " (need 2 GiB)")))
+    return checks
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = _doctor_checks()
+    for item, ok, detail in checks:
+        print(f"{'ok ' if ok else 'BAD'} {item:13} {detail}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -164,6 +208,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-n", "--count", type=int, default=1)
     b.add_argument("--recipe", default="tiny")
     b.set_defaults(func=cmd_boot)
+    d = sub.add_parser("doctor", help="check the host: QEMU, guest, accel, packages, disk")
+    d.set_defaults(func=cmd_doctor)
     s = sub.add_parser("sweep", help="remove temp dirs of dead runs")
     s.set_defaults(func=cmd_sweep)
     tg = sub.add_parser("tags", help="check tag filters, print avocado options")
