@@ -17,12 +17,14 @@ import json
 import os
 import random
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from avocado import Test
+from avocado.core.exceptions import TestWarn
 
-from . import accel, assets, caps, sut
+from . import accel, assets, caps, known_issues, sut
 from .boot import Booted, booted
 from .errors import UserError
 from .images import QemuImg
@@ -192,3 +194,52 @@ class TxnstormTest(Test):
             f"negative control: separate commands were NOT detected by {oracle_prefix!r} in "
             f"{len(missed)} of {len(mine)} rounds; the oracle is too weak:\n" + "\n".join(missed),
         )
+
+
+# -- known issues ---------------------------------------------------------------
+DEATH_WAIT_S = 2.0  # an abort after the trigger shows up within this
+
+
+def wait_for_death(vm: Machine, seconds: float) -> str | None:
+    """QEMU's crash report if it exits within ``seconds``, else None."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not vm.is_running():
+            return vm.exit_report()
+        time.sleep(0.05)
+    return None
+
+
+def died_at_shutdown(vm: Machine) -> str | None:
+    """After the boot context: QEMU killed by a signal while quitting is a crash too."""
+    rc = vm.returncode
+    return vm.exit_report() if rc is not None and rc < 0 else None
+
+
+class KnownIssueTest(TxnstormTest):
+    """:avocado: disable"""
+
+    ISSUE = ""
+    RELATED: tuple[str, ...] = ()  # issues the same trigger is known to hit first
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.issues = known_issues.load()
+        self.issue = known_issues.get(self.ISSUE, self.issues)
+        self.log.info("%s: %s (listed for QEMU %s)", self.issue.id, self.issue.title, self.issue.affects.describe())
+
+    def report(self, crash: str | None, **facts: object) -> None:
+        # Signatures on the exit report alone ("killed by SIGSEGV") are too
+        # generic for every test: only reproducers that name them consult them.
+        candidates = [i for i in self.issues if not i.signature.startswith("killed by ") or i.id in self.RELATED]
+        verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates)
+        board = json.loads(self.whiteboard or "{}")
+        board["known_issue"] = {**verdict.as_dict(), **facts}
+        self.whiteboard = json.dumps(board)
+        if verdict.status == "FAIL":
+            self.fail(verdict.label)
+        elif verdict.status == "WARN":
+            # WARN keeps the job's exit status 0 and puts the label on the result line.
+            raise TestWarn(verdict.label)
+        else:
+            self.log.info(verdict.label)

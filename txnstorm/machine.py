@@ -37,7 +37,8 @@ def free_local_port() -> int:
 
 def crash_summary(stderr_text: str) -> str:
     """The line of QEMU's stderr that says why it died (assertion first)."""
-    lines = [line.strip() for line in stderr_text.splitlines() if line.strip()]
+    # QEMU also prints "Formatting '...'" for images it creates: never a reason.
+    lines = [line.strip() for line in stderr_text.splitlines() if line.strip() and not line.startswith("Formatting '")]
     for line in lines:
         if "Assertion" in line or "assertion" in line:
             return line
@@ -199,25 +200,20 @@ class Machine:
         self.check_alive()
         try:
             return self.qmp.cmd(name, **arguments)
+        except QMPCommandError:
+            raise
         except Exception:
+            # The QMP socket may close before QEMU can be reaped: give a dying
+            # QEMU a moment, so an abort is reported as one, not as "Disconnected".
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                if self._proc is not None:
+                    self._proc.wait(2)
             self.check_alive()
             raise
 
     def cmd_args(self, command: str, arguments: dict[str, Any]) -> Any:
-        """``cmd`` with the arguments as a dict.
-
-        For QMP arguments that clash with ``cmd``'s own parameter ``name``
-        (``block-export-add`` has a ``name``): ``Monitor.cmd(name, **args)``
-        cannot take them as keywords.  Same monitor connection, same log,
-        same errors as ``cmd``.
-        """
-        assert self.qmp is not None, "machine not launched"
-        self.check_alive()
-        try:
-            return _cmd_dict(self.qmp, command, arguments)
-        except Exception:
-            self.check_alive()
-            raise
+        """``cmd`` with the arguments as a dict (e.g. keys that are not identifiers)."""
+        return self.cmd(command, **arguments)
 
     def wait_event(self, name: str, **kwargs: Any) -> dict[str, Any]:
         assert self.qmp is not None
@@ -246,25 +242,3 @@ class Machine:
                     counts[name] = entry["stats"]["wr_operations"]
         self.write_samples.append({"t": round(time.monotonic() - self.launched_at, 3), **counts})
         return counts
-
-
-def _cmd_dict(monitor: Monitor, command: str, arguments: dict[str, Any]) -> Any:
-    """Monitor.cmd's steps for a dict of arguments (see Machine.cmd_args).
-
-    Making ``name`` positional-only in ``Monitor.cmd`` would make this
-    helper unnecessary.
-    """
-    request: dict[str, Any] = {"execute": command, "arguments": dict(arguments)}
-    monitor._write("->", request)
-    try:
-        raw = monitor._client._raw(request, assign_id=False)
-        response = dict(monitor._sync(raw, monitor.command_timeout))
-    except TimeoutError:
-        monitor.note(f"no answer to {command} within {monitor.command_timeout} s")
-        raise DeadlineExceeded(f"QMP {command}: no answer within {monitor.command_timeout} s") from None
-    monitor._write("<-", response)
-    monitor._collect(0)
-    if "error" in response:
-        err = response["error"]
-        raise QMPCommandError(command, err.get("class", "?"), err.get("desc", "?"))
-    return response.get("return")
