@@ -180,10 +180,11 @@ def _materialize(qemu_img: QemuImg, ref: ImageRef, scratch: Path) -> Path:
 
 
 def verify_rounds(
-    qemu_img: QemuImg, records: Sequence[RoundRecord], scratch: Path, region: StampRegion | None
+    qemu_img: QemuImg, records: Sequence[RoundRecord], scratch: Path, regions: dict[str, StampRegion] | None = None
 ) -> list[Finding]:
     """Run every oracle of every round on the captures (QEMU has exited:
-    all images are closed and flushed)."""
+    all images are closed and flushed).  ``regions``: one stamp region per
+    stamp writer ("guest", "nbd"), each judged on every stamp pair."""
     findings = []
     for record in records:
         for pair in record.plan.pairs:
@@ -194,17 +195,10 @@ def verify_rounds(
                 "identical" if result.identical else f"first difference at offset {result.first_difference}"
             )
             findings.append(Finding(record.round_no, pair.label, result.identical, detail))
-        if region is None:
-            continue
         for stamp_pair in record.plan.stamp_pairs:
-            regions = [
-                read_region(qemu_img.binary, _materialize(qemu_img, ref, scratch), "qcow2", region)
-                for ref in (stamp_pair.a, stamp_pair.b)
-            ]
-            verdict = judge(*regions)
-            findings.append(
-                Finding(
-                    record.round_no, f"cross-disk stamps ({stamp_pair.label})", verdict.consistent, verdict.describe()
-                )
-            )
+            images = [_materialize(qemu_img, ref, scratch) for ref in (stamp_pair.a, stamp_pair.b)]
+            for writer, region in (regions or {}).items():
+                verdict = judge(*(read_region(qemu_img.binary, image, "qcow2", region) for image in images))
+                oracle = f"cross-disk stamps/{writer} ({stamp_pair.label})"
+                findings.append(Finding(record.round_no, oracle, verdict.consistent, verdict.describe()))
     return findings

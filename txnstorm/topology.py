@@ -95,3 +95,16 @@ TOPOLOGIES: dict[str, Topology] = {
         Topology("raw-disks", (Disk("disk0", fmt="raw", iothread="io0"), Disk("disk1", fmt="raw", iothread="io0"))),
     )
 }
+
+# The NBD leg: the stamp witnesses (first and last disk) are exported over NBD
+# and written by a host client as well as by the guest (share-rw), with a
+# dataplane disk between them.  Witnesses live in the main loop: on QEMU 7.2
+# NBD writes to iothread exports during snapshots abort (KI-2, KI-3, KI-6).
+NBD_WITNESSES_MAIN_LOOP = Topology(
+    "nbd-witnesses-main-loop",
+    (
+        Disk("disk0", iothread=None, share_rw=True),
+        Disk("disk1", iothread="io0"),
+        Disk("disk2", iothread=None, share_rw=True),
+    ),
+)
