@@ -75,3 +75,13 @@ QEMU_SRC ?=
 .PHONY: qemu
 qemu:
 	@QEMU_SRC="$(QEMU_SRC)" scripts/build-qemu
+
+# Speed and strength, measured side by side in one run (prints ratios, asserts nothing).
+.PHONY: bench
+bench: preflight
+	.venv/bin/python -m txnstorm.bench
+
+# Leaks, false positives, interrupts and an injected hang (RUNS=20 INTERRUPTS=3).
+.PHONY: reliability
+reliability: preflight
+	.venv/bin/python -m txnstorm.reliability --runs $(or $(RUNS),20) --interrupts $(or $(INTERRUPTS),3)

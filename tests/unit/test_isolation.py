@@ -1,0 +1,29 @@
+"""Isolation rules: private sockets, loopback-only SSH, no key in the repo."""
+
+import stat
+import subprocess
+from pathlib import Path
+
+from txnstorm.scratch import make_private_dir
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_socket_dirs_are_private(tmp_path):
+    d = make_private_dir("vm", base=tmp_path)
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+
+
+def test_no_private_key_is_tracked():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False).stdout
+    if not tracked:
+        return  # not a git checkout (e.g. an sdist): nothing to check
+    for name in tracked.splitlines():
+        path = REPO / name
+        if path.is_file() and path.stat().st_size < 1 << 20:
+            assert b"PRIVATE KEY-----" not in path.read_bytes(), f"{name} holds a private key"
+
+
+def test_guest_network_is_restricted_and_ssh_loopback_only():
+    source = (REPO / "txnstorm" / "cmdline.py").read_text()
+    assert "restrict=on" in source and "hostfwd=tcp:127.0.0.1:" in source

@@ -1,0 +1,147 @@
+"""`make bench`: the suite's speed and strength, measured side by side in one run.
+
+Prints a table and writes bench.json; asserts nothing (no timed tests).
+
+* boot: boot-to-SSH of the tiny guest, median of N boots;
+* storm intensity: guest fio IOPS on a dataplane qcow2 disk beside host fio
+  (Debian's fio, ioengine=nbd) against a qcow2 node of the same QEMU through
+  its NBD export, as a ratio;
+* checks per minute and time to the first verified transaction, detection
+  per negative control: from an Avocado run of the quick matrix tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import accel, assets, nbd, sut
+from .boot import booted
+from .images import QemuImg
+from .scenario import start_storm, wait_until_writing
+from .storm import parse_fio_json
+from .topology import Disk, Topology
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_TOPOLOGY = Topology("bench", (Disk("disk0", iothread="io0"), Disk("disk1", iothread=None)))
+SECONDS = 8
+
+
+def _boot_times(
+    system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, n: int, tmp: Path
+) -> list[float]:
+    img = QemuImg(system.qemu_img)
+    images = {d.name: img.create(tmp / f"{d.name}.qcow2", d.size) for d in BENCH_TOPOLOGY.disks}
+    times = []
+    for i in range(n):
+        with booted(system, BENCH_TOPOLOGY, image, accel_name, tmp / f"boot{i}", images) as b:
+            times.append(b.boot_seconds)
+    return times
+
+
+def _storm_iops(system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, tmp: Path) -> dict[str, Any]:
+    """Guest fio on disk0 (dataplane), then host fio over NBD on disk1's node (idle in the guest)."""
+    img = QemuImg(system.qemu_img)
+    images = {d.name: img.create(tmp / f"s-{d.name}.qcow2", d.size) for d in BENCH_TOPOLOGY.disks}
+    with booted(system, BENCH_TOPOLOGY, image, accel_name, tmp / "storm", images) as b:
+        storm = start_storm(b, ["disk0"], runtime_s=SECONDS, name="bench")
+        wait_until_writing(b.vm, ["disk0"])
+        guest = storm.wait(SECONDS + 60).check().jobs["disk0"].write_iops
+        nbd.start_server(b.vm)
+        uri = nbd.export(b.vm, "disk1", "bench", writable=True)
+        fio = shutil.which("fio")
+        host = None
+        if fio:
+            out = subprocess.run(
+                [fio, "--name=host", "--ioengine=nbd", f"--uri={uri}", "--rw=randwrite", "--bs=4k", "--iodepth=8",
+                 f"--runtime={SECONDS}", "--time_based", "--size=60M", "--output-format=json"],
+                capture_output=True, text=True, timeout=SECONDS + 60, check=False,
+            ).stdout  # fmt: skip
+            docs = parse_fio_json(out)
+            host = docs[-1]["jobs"][0]["write"]["iops"] if docs else None
+    return {"guest_iops": round(guest), "host_nbd_iops": round(host) if host else None,
+            "ratio": round(guest / host, 2) if host else None}  # fmt: skip
+
+
+def _suite_figures(results: Path) -> dict[str, Any]:
+    """Checks/min, first verified transaction, detection per control, from one Avocado job."""
+    avocado = Path(sys.executable).parent / "avocado"
+    refs = [
+        "tests/transaction_matrix.py:TransactionMatrix.test_two_disks_one_iothread",
+        "tests/transaction_matrix.py:TransactionMatrixControls",
+        "tests/nbd_transaction.py",
+    ]
+    start = time.monotonic()
+    subprocess.run(
+        [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results), "-p", "rounds=10", *refs],
+        cwd=REPO, check=False, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wall = time.monotonic() - start
+    data = json.loads((results / "latest" / "results.json").read_text())
+    checks, first_verified, detection = 0, [], {}
+    for test in data["tests"]:
+        logdir = Path(test["logdir"])
+        lines = (logdir / "oracle.log").read_text().splitlines() if (logdir / "oracle.log").exists() else []
+        checks += len(lines)
+        timeline = json.loads((logdir / "timeline.json").read_text()) if (logdir / "timeline.json").exists() else {}
+        done = [e["t"] for e in timeline.get("events", []) if "jobs completed" in e.get("what", "")]
+        if done:
+            first_verified.append(done[0])
+        if "control" in test.get("tags", {}):
+            for line in lines:
+                oracle = line.split(": ")[1]
+                caught, total = detection.get(oracle, (0, 0))
+                detection[oracle] = (caught + ("VIOLATION" in line), total + 1)
+    return {
+        "statuses": {t["name"].split(":")[-1]: t["status"] for t in data["tests"]},
+        "checks": checks,
+        "wall_s": round(wall, 1),
+        "checks_per_min": round(checks / (wall / 60), 1),
+        "boot_to_first_jobs_completed_s": round(min(first_verified), 2) if first_verified else None,
+        "detection": {
+            k: f"{c}/{n} rounds (attempts to first detection: {1 if c else 'never'})"
+            for k, (c, n) in sorted(detection.items())
+        },  # fmt: skip
+    }
+
+
+def main() -> int:
+    system = sut.resolve()
+    image = assets.ensure_guest(allow_build=False)
+    choice = accel.choose("auto", system, image, say=lambda _: None)
+    with tempfile.TemporaryDirectory(prefix="txnstorm-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        boots = _boot_times(system, image, choice.accel, 5, tmp)
+        storm = _storm_iops(system, image, choice.accel, tmp)
+        suite = _suite_figures(tmp / "results")
+    result = {
+        "qemu": system.version,
+        "accel": choice.accel,
+        "boot_to_ssh_s": {"median": round(statistics.median(boots), 2), "all": [round(b, 2) for b in boots]},
+        "storm": storm,
+        "suite": suite,
+    }
+    out = REPO / "results" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"txnstorm bench (QEMU {system.version}, {choice.accel}):")
+    print(f"  boot to SSH, median of 5         {result['boot_to_ssh_s']['median']} s  {result['boot_to_ssh_s']['all']}")
+    print(f"  guest fio IOPS (dataplane qcow2)  {storm['guest_iops']}")
+    print(f"  host fio IOPS via NBD (qcow2)     {storm['host_nbd_iops']}   guest/host ratio {storm['ratio']}")
+    print(f"  oracle checks per minute          {suite['checks_per_min']} ({suite['checks']} in {suite['wall_s']} s)")
+    print(f"  boot to first completed txn jobs  {suite['boot_to_first_jobs_completed_s']} s")
+    for oracle, figure in suite["detection"].items():
+        print(f"  control detection: {oracle:45} {figure}")
+    print(f"  results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
