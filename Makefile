@@ -52,7 +52,8 @@ check: lint unit quick
 run: TAGS =
 run: scenarios
 
-# The nightly tier: iterate every test with fresh seeds until DURATION ends.
+# The nightly tier: iterate every test with fresh seeds until DURATION ends,
+# on the QEMU under test and on every QEMU built by `make qemu`, side by side.
 DURATION ?= 10m
 nightly: setup
 	@scripts/txnstorm nightly --duration '$(DURATION)' --tags '$(NIGHTLY_TAGS)' --preflight

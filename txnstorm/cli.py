@@ -18,6 +18,7 @@ User errors print one line and exit 2; Ctrl-C exits 130 after cleaning up.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -160,33 +161,56 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
+    """The QEMUs a nightly compares: the one under test (QEMU, or Debian's),
+    plus every QEMU built by `make qemu` unless --no-built."""
+    wanted = [q for q in args.qemu if q] or [os.environ.get("QEMU", "")]
+    if not args.no_built:
+        wanted += [str(p) for p in sorted((assets.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64"))]
+    systems: dict[Path, sut.SystemUnderTest] = {}
+    for value in wanted:
+        system = sut.resolve(value)
+        systems.setdefault(system.qemu, system)
+    return list(systems.values())
+
+
 def cmd_nightly(args: argparse.Namespace) -> int:
     budget = runs.parse_duration(args.duration)
     filters = runs.check_tags(args.tags, _scenario_files()) if args.tags else []
+    systems = _nightly_qemus(args)
     if args.preflight:
         args.build_guest, args.recipe = True, "tiny"
         cmd_preflight(args)
     avocado = Path(sys.executable).parent / "avocado"
     deadline = time.monotonic() + budget
-    totals: dict[str, int] = {}
+    table: dict[str, dict[str, dict[str, int]]] = {}  # test -> qemu version -> status -> count
     checks, iterations, failures = 0, 0, []
     while time.monotonic() < deadline:
         iterations += 1
-        cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", args.results_dir]
-        cmd += [f"--filter-by-tags={f}" for f in filters] + [str(p) for p in _scenario_files()]
-        _say(f"nightly iteration {iterations}, {max(0, deadline - time.monotonic()) / 60:.0f} min left")
-        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
-        latest = Path(args.results_dir) / "latest"
-        report.render_job(latest)
-        summary = runs.job_summary(latest)
-        for status, n in summary.statuses.items():
-            totals[status] = totals.get(status, 0) + n
-        checks += summary.checks
-        failures += [r.command for r in runs.replays(latest)]
+        for system in systems:
+            results_dir = Path(args.results_dir) / f"nightly-{system.version}"
+            cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
+            cmd += [f"--filter-by-tags={f}" for f in filters] + [str(p) for p in _scenario_files()]
+            left = max(0, deadline - time.monotonic()) / 60
+            _say(f"nightly iteration {iterations}, QEMU {system.version}, {left:.0f} min left")
+            env = {**os.environ, "QEMU": str(system.qemu), "QEMU_IMG": str(system.qemu_img)}
+            subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env)
+            latest = results_dir / "latest"
+            report.render_job(latest)
+            summary = runs.job_summary(latest)
+            checks += summary.checks
+            for test, status in summary.tests.items():
+                cell = table.setdefault(test, {}).setdefault(system.version, {})
+                cell[status] = cell.get(status, 0) + 1
+            failures += [f"QEMU={system.qemu} {r.command}" for r in runs.replays(latest)]
+    versions = [s.version for s in systems]
+    print(runs.side_by_side(table, versions))
+    (Path(args.results_dir) / "nightly-summary.json").write_text(
+        json.dumps({"iterations": iterations, "qemus": versions, "checks": checks, "tests": table}, indent=1)
+    )
     _say(
-        f"nightly: {iterations} iterations in {budget / 60:.0f} min, {sum(totals.values())} tests "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(totals.items()))}), {checks} oracle checks, "
-        f"{len(failures)} failures"
+        f"nightly: {iterations} iterations in {budget / 60:.0f} min over QEMU {', '.join(versions)}, "
+        f"{checks} oracle checks, {len(failures)} failures"
     )
     for command in failures:
         print(f"  replay: {command}")
@@ -231,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     nt.add_argument("--tags", default="")
     nt.add_argument("--results-dir", default="results")
     nt.add_argument("--preflight", action="store_true", help="check QEMU, guest and accel first")
+    nt.add_argument("--qemu", action="append", default=[], help="a QEMU binary or build dir (repeatable)")
+    nt.add_argument("--no-built", action="store_true", help="leave out the QEMUs built by `make qemu`")
     nt.set_defaults(func=cmd_nightly)
     return p
 

@@ -128,6 +128,7 @@ def check_tags(expression: str, test_files: Sequence[Path]) -> list[str]:
 class JobSummary:
     statuses: dict[str, int]
     checks: int  # oracle verdicts written by the tests (oracle.log lines)
+    tests: dict[str, str]  # test name -> status (WARN: a known issue still reproduces)
 
 
 def job_summary(job_dir: Path) -> JobSummary:
@@ -135,12 +136,27 @@ def job_summary(job_dir: Path) -> JobSummary:
     try:
         data = json.loads((Path(job_dir) / "results.json").read_text())
     except (OSError, ValueError):
-        return JobSummary({"ERROR": 1}, 0)
+        return JobSummary({"ERROR": 1}, 0, {})
     statuses: dict[str, int] = {}
+    tests: dict[str, str] = {}
     checks = 0
     for test in data.get("tests", []):
+        tests[test.get("name", "?")] = test.get("status", "?")
         statuses[test.get("status", "?")] = statuses.get(test.get("status", "?"), 0) + 1
         oracle_log = Path(test.get("logdir", "")) / "oracle.log"
         if oracle_log.is_file():
             checks += sum(1 for line in oracle_log.read_text().splitlines() if line.startswith("round "))
-    return JobSummary(statuses, checks)
+    return JobSummary(statuses, checks, tests)
+
+
+def side_by_side(table: dict[str, dict[str, dict[str, int]]], versions: Sequence[str]) -> str:
+    """A text table: one row per test, one column per QEMU, status counts per cell."""
+    width = max([len(t) for t in table] + [20])
+    lines = [f"{'test':{width}}  " + "  ".join(f"{'QEMU ' + v:24}" for v in versions)]
+    for test in sorted(table):
+        cells = []
+        for v in versions:
+            counts = table[test].get(v, {})
+            cells.append(", ".join(f"{s} {n}" for s, n in sorted(counts.items())) or "-")
+        lines.append(f"{test:{width}}  " + "  ".join(f"{c:24}" for c in cells))
+    return "\n".join(lines)

@@ -94,3 +94,13 @@ def test_capabilities_from_a_schema():
         "QMP command block-export-add",
         "transaction action drive-backup",
     ]
+
+
+def test_side_by_side_table_has_a_column_per_qemu():
+    from txnstorm.runs import side_by_side
+
+    table = {"tests/k.py:K.test_y": {"7.2.22": {"WARN": 2}, "10.0.13": {"PASS": 2}}}
+    text = side_by_side(table, ["7.2.22", "10.0.13"])
+    header, row = text.splitlines()
+    assert "QEMU 7.2.22" in header and "QEMU 10.0.13" in header
+    assert row.index("WARN 2") < row.index("PASS 2")
