@@ -30,7 +30,7 @@ from .storm import parse_fio_json
 from .topology import Disk, Topology
 
 REPO = Path(__file__).resolve().parent.parent
-BENCH_TOPOLOGY = Topology("bench", (Disk("disk0", iothread="io0"), Disk("disk1", iothread=None)))
+BENCH_TOPOLOGY = Topology("bench", (Disk("disk0", iothread="io0"), Disk("disk1", iothread=None, share_rw=True)))
 SECONDS = 8
 
 
