@@ -129,6 +129,17 @@ def _ordered_snapshots(ctx: RoundContext, plan: Plan, snapshot: Callable[[str], 
         plan.stamp_pairs.append(StampPair("frozen bases", ctx.disks[a].ref(), ctx.disks[b].ref()))
 
 
+def _snapshot_sync_every_disk(ctx: RoundContext, plan: Plan) -> None:
+    """blockdev-snapshot-sync of every disk onto a new overlay (witness order)."""
+
+    def snap(name: str) -> Action:
+        overlay, node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
+        plan.new_tops[name] = DiskState(node, overlay, "qcow2")
+        return snapshot_sync(ctx.disks[name].node, overlay, node)
+
+    _ordered_snapshots(ctx, plan, snap)
+
+
 def snapshot_sync_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     """drive-backup of one disk, then blockdev-snapshot-sync of every disk."""
     plan = Plan("blockdev-snapshot-sync + drive-backup", [])
@@ -137,13 +148,7 @@ def snapshot_sync_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
         drive_backup(ctx.disks[backup_disk].node, target, job_id=f"backup-{backup_disk}-r{ctx.round_no}")
     )
     plan.pairs.append(Pair("drive-backup == frozen base", ImageRef(target), ctx.disks[backup_disk].ref()))
-
-    def snap(name: str) -> Action:
-        overlay, node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
-        plan.new_tops[name] = DiskState(node, overlay, "qcow2")
-        return snapshot_sync(ctx.disks[name].node, overlay, node)
-
-    _ordered_snapshots(ctx, plan, snap)
+    _snapshot_sync_every_disk(ctx, plan)
     return plan
 
 
@@ -246,13 +251,7 @@ def incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan
     job = f"incr-{disk}-r{ctx.round_no}"
     plan.actions.append(blockdev_backup(node, target_node, job, sync="incremental", bitmap=bitmap))
     plan.pairs.append(Pair("full + incremental backup == frozen base", ImageRef(incremental), ctx.disks[disk].ref()))
-
-    def snap(name: str) -> Action:
-        overlay, new_node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
-        plan.new_tops[name] = DiskState(new_node, overlay, "qcow2")
-        return snapshot_sync(ctx.disks[name].node, overlay, new_node)
-
-    _ordered_snapshots(ctx, plan, snap)
+    _snapshot_sync_every_disk(ctx, plan)
     return plan
 
 
