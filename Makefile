@@ -63,7 +63,10 @@ nightly: setup
 replay: setup
 	@scripts/txnstorm replay $(or $(RESULTS_DIR),results/latest)
 
-replay-test: preflight
+replay-test: setup
+	@case "$(SEED)" in *[!0-9]*) echo "txnstorm: error: SEED=$(SEED) is not a whole number; use the seed a report printed" >&2; exit 2;; esac
+	@[ -n "$(TEST)" ] || { echo "txnstorm: error: name the test: make replay-test TEST=tests/x.py:Class.test_method SEED=N" >&2; exit 2; }
+	@scripts/txnstorm preflight --build-guest
 	$(AVOCADO) run --job-results-dir $(RESULTS) $(if $(SEED),-p seed=$(SEED)) $(TEST)
 
 clean:

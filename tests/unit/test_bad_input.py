@@ -1,0 +1,76 @@
+"""Every documented bad input: one line on stderr, exit status 2, nothing left behind."""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NOT_X86 = '#!/bin/sh\n[ "$1" = --version ] && echo "QEMU emulator version 9.0.0"; exit 0\n'
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "txnstorm.cli", *args], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def ours_in_tmp() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("txnstorm-*")}
+
+
+def corrupt_cache(tmp: Path) -> dict[str, str]:
+    from txnstorm import assets
+
+    digest = assets.recipe_digest(assets.GUESTS_DIR / "tiny")
+    entry = tmp / "guests" / f"tiny-{digest[:12]}"
+    entry.mkdir(parents=True)
+    (entry / "manifest.json").write_text("{truncated")
+    return {"TXNSTORM_CACHE": str(tmp)}
+
+
+def not_x86(tmp: Path) -> dict[str, str]:
+    fake = tmp / "qemu-system-x86_64"
+    fake.write_text(NOT_X86)
+    fake.chmod(0o755)
+    return {"QEMU": str(fake)}
+
+
+def unreadable_results(tmp: Path) -> dict[str, str]:
+    return {}
+
+
+CASES = [
+    ("missing QEMU binary", ["preflight"], lambda t: {"QEMU": str(t / "nope")}, "no such file"),
+    ("QEMU dir without binary", ["preflight"], lambda t: {"QEMU": str(t)}, "directory without"),
+    ("non-QEMU binary", ["preflight"], lambda t: {"QEMU": "/bin/true"}, "not a QEMU system emulator"),
+    ("non-x86_64 QEMU", ["preflight"], not_x86, "does not emulate x86_64"),
+    ("missing qemu-img", ["preflight"], lambda t: {"QEMU_IMG": str(t / "nope")}, "QEMU_IMG="),
+    ("corrupt guest cache", ["guest", "--verify-only"], corrupt_cache, "corrupt"),
+    ("bad accelerator", ["preflight"], lambda t: {"ACCEL": "hvf"}, None),
+    ("unknown tag", ["tags", "quick,nosuchtag"], lambda t: {}, "unknown tag"),
+    ("bad duration", ["nightly", "--duration", "10x"], lambda t: {}, "DURATION"),
+    ("bad shard", ["shard", "5/4"], lambda t: {}, "SHARD"),
+    ("unreadable results dir", ["replay", "/nonexistent/results"], unreadable_results, "no results.json"),
+]
+
+
+@pytest.mark.parametrize(("what", "args", "setup", "says"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, what, args, setup, says):
+    if what == "bad accelerator" and not Path("/usr/bin/qemu-system-x86_64").exists():
+        pytest.skip("needs Debian's QEMU to get as far as the accelerator")
+    before = ours_in_tmp()
+    proc = cli(*args, env=setup(tmp_path))
+    lines = proc.stderr.strip().splitlines()
+    if what == "bad accelerator" and proc.returncode != 2:
+        pytest.skip(f"no verified guest in this cache: {proc.stderr.strip()[:100]}")
+    assert proc.returncode == 2, (what, proc.stdout, proc.stderr)
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("txnstorm: error: ")
+    if says:
+        assert says in lines[0]
+    assert ours_in_tmp() <= before, "left a private temp dir behind"
