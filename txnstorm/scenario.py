@@ -196,9 +196,13 @@ def verify_rounds(
             )
             findings.append(Finding(record.round_no, pair.label, result.identical, detail))
         for stamp_pair in record.plan.stamp_pairs:
-            images = [_materialize(qemu_img, ref, scratch) for ref in (stamp_pair.a, stamp_pair.b)]
+            # An extracted internal snapshot is a qcow2; a plain capture keeps its format.
+            images = [
+                (_materialize(qemu_img, ref, scratch), "qcow2" if ref.snapshot else ref.fmt)
+                for ref in (stamp_pair.a, stamp_pair.b)
+            ]
             for writer, region in (regions or {}).items():
-                verdict = judge(*(read_region(qemu_img.binary, image, "qcow2", region) for image in images))
+                verdict = judge(*(read_region(qemu_img.binary, image, fmt, region) for image, fmt in images))
                 oracle = f"cross-disk stamps/{writer} ({stamp_pair.label})"
                 findings.append(Finding(record.round_no, oracle, verdict.consistent, verdict.describe()))
     return findings
