@@ -130,6 +130,11 @@ def _scenario_files() -> list[Path]:
     return sorted(TESTS_DIR.glob("*.py"))
 
 
+def _scenario_refs() -> list[str]:
+    """The scenario test files relative to the repo: Avocado names tests by them."""
+    return [str(p.relative_to(TESTS_DIR.parent)) for p in _scenario_files()]
+
+
 def cmd_tags(args: argparse.Namespace) -> int:
     print(" ".join(f"--filter-by-tags={f}" for f in runs.check_tags(args.tags, _scenario_files())))
     return 0
@@ -188,13 +193,13 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         iterations += 1
         for system in systems:
-            results_dir = Path(args.results_dir) / f"nightly-{system.version}"
+            results_dir = Path(args.results_dir).resolve() / f"nightly-{system.version}"
             cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
-            cmd += [f"--filter-by-tags={f}" for f in filters] + [str(p) for p in _scenario_files()]
+            cmd += [f"--filter-by-tags={f}" for f in filters] + _scenario_refs()
             left = max(0, deadline - time.monotonic()) / 60
             _say(f"nightly iteration {iterations}, QEMU {system.version}, {left:.0f} min left")
             env = {**os.environ, "QEMU": str(system.qemu), "QEMU_IMG": str(system.qemu_img)}
-            subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env)
+            subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env, cwd=TESTS_DIR.parent)
             latest = results_dir / "latest"
             report.render_job(latest)
             summary = runs.job_summary(latest)
