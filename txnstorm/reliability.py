@@ -96,6 +96,7 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random()
     false_positives, totals = 0, {}
+    (REPO / "results").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reliability-", dir=REPO / "results") as work:
         results = Path(work)
         for i in range(args.runs):
