@@ -55,13 +55,21 @@ def sha256_file(path: Path) -> str:
 
 
 def recipe_digest(recipe_dir: Path) -> str:
-    """sha256 over the recipe's file names and contents (what the build reads)."""
+    """sha256 over the recipe's file names and contents (what the build reads).
+
+    A recipe that uses another one's files names it in a ``uses`` file (one
+    recipe per line); those files count too, so editing them rebuilds it.
+    """
     h = hashlib.sha256()
-    for path in sorted(p for p in recipe_dir.rglob("*") if p.is_file()):
-        if "__pycache__" in path.parts:
-            continue
-        h.update(str(path.relative_to(recipe_dir)).encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
+    uses = recipe_dir / "uses"
+    dirs = [recipe_dir] + ([recipe_dir.parent / n for n in uses.read_text().split()] if uses.is_file() else [])
+    for base in dirs:
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            if "__pycache__" in path.parts:
+                continue
+            name = path.relative_to(base) if base == recipe_dir else f"{base.name}/{path.relative_to(base)}"
+            h.update(str(name).encode() + b"\0")
+            h.update(path.read_bytes() + b"\0")
     return h.hexdigest()
 
 

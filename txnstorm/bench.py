@@ -2,7 +2,10 @@
 
 Prints a table and writes bench.json; asserts nothing (no timed tests).
 
-* boot: boot-to-SSH of the tiny guest, median of N boots;
+* boot: boot-to-SSH of the tiny guest, median of N boots, beside ONE boot of
+  a plain debootstrapped Debian 12 (systemd, OpenSSH) on the same QEMU and
+  kernel (``guests/debian-bench``: a bench-only asset, built the first time
+  ``make bench`` needs it, then cached), as a ratio;
 * storm intensity: guest fio IOPS on a dataplane qcow2 disk beside host fio
   (Debian's fio, ioengine=nbd) against a qcow2 node of the same QEMU through
   its NBD export, as a ratio;
@@ -19,11 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import accel, assets, nbd, sut
 from .boot import booted
+from .errors import TxnstormError, UserError
 from .images import QemuImg
 from .scenario import start_storm, wait_until_writing
 from .storm import parse_fio_json
@@ -32,6 +37,11 @@ from .topology import Disk, Topology
 REPO = Path(__file__).resolve().parent.parent
 BENCH_TOPOLOGY = Topology("bench", (Disk("disk0", iothread="io0"), Disk("disk1", iothread=None, share_rw=True)))
 SECONDS = 8
+DEBIAN_RECIPE = "debian-bench"  # bench-only guest: no test boots it
+# Its root disk (serial "root", found by the guest's initramfs) is a qcow2
+# overlay of the cached root.img, so a boot never modifies the cache.
+DEBIAN_TOPOLOGY = Topology("debian-bench", (Disk("root", fmt="qcow2", iothread=None),))
+DEBIAN_SSH_DEADLINE_S = 300.0
 
 
 def _boot_times(
@@ -44,6 +54,35 @@ def _boot_times(
         with booted(system, BENCH_TOPOLOGY, image, accel_name, tmp / f"boot{i}", images) as b:
             times.append(b.boot_seconds)
     return times
+
+
+def debian_guest(say: Callable[[str], None] = print) -> assets.GuestImage:
+    """The plain Debian guest; built (first time only, a few minutes) when missing."""
+    try:
+        return assets.ensure_guest(DEBIAN_RECIPE, allow_build=False, say=say)
+    except UserError:
+        say(f"bench: building the plain Debian guest '{DEBIAN_RECIPE}' (bench-only asset, first time only) ...")
+        return assets.ensure_guest(DEBIAN_RECIPE, say=say)
+
+
+def debian_boot_time(system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, tmp: Path) -> float:
+    """Seconds from QEMU start to the first SSH command of ONE plain Debian boot."""
+    overlay = QemuImg(system.qemu_img).create_overlay(tmp / "debian-root.qcow2", image.directory / "root.img", "raw")
+    with booted(
+        system, DEBIAN_TOPOLOGY, image, accel_name, tmp / "debian-boot", {"root": overlay},
+        ssh_deadline_s=DEBIAN_SSH_DEADLINE_S,
+    ) as b:  # fmt: skip
+        return b.boot_seconds
+
+
+def _debian_boot(system: sut.SystemUnderTest, accel_name: str, tiny_median: float, tmp: Path) -> dict[str, Any]:
+    """One plain Debian boot beside the tiny guest's median; an error is recorded, not raised."""
+    try:
+        seconds = debian_boot_time(system, debian_guest(), accel_name, tmp)
+    except TxnstormError as exc:
+        return {"seconds": None, "tiny_faster_by": None, "error": str(exc).splitlines()[0]}
+    return {"seconds": round(seconds, 2), "tiny_faster_by": round(seconds / tiny_median, 1), "boots": 1,
+            "recipe": DEBIAN_RECIPE, "bench_only": True}  # fmt: skip
 
 
 def _storm_iops(system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, tmp: Path) -> dict[str, Any]:
@@ -119,12 +158,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="txnstorm-bench-") as tmp_name:
         tmp = Path(tmp_name)
         boots = _boot_times(system, image, choice.accel, 5, tmp)
+        debian = _debian_boot(system, choice.accel, statistics.median(boots), tmp)
         storm = _storm_iops(system, image, choice.accel, tmp)
         suite = _suite_figures(tmp / "results")
     result = {
         "qemu": system.version,
         "accel": choice.accel,
         "boot_to_ssh_s": {"median": round(statistics.median(boots), 2), "all": [round(b, 2) for b in boots]},
+        "boot_to_ssh_debian": debian,
         "storm": storm,
         "suite": suite,
     }
@@ -133,6 +174,10 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"txnstorm bench (QEMU {system.version}, {choice.accel}):")
     print(f"  boot to SSH, median of 5         {result['boot_to_ssh_s']['median']} s  {result['boot_to_ssh_s']['all']}")
+    if debian["seconds"] is not None:
+        print(f"  boot to SSH, plain Debian: {debian['seconds']} s; tiny guest is {debian['tiny_faster_by']}× faster")
+    else:
+        print(f"  boot to SSH, plain Debian: not measured ({debian['error']})")
     print(f"  guest fio IOPS (dataplane qcow2)  {storm['guest_iops']}")
     print(f"  host fio IOPS via NBD (qcow2)     {storm['host_nbd_iops']}   guest/host ratio {storm['ratio']}")
     print(f"  oracle checks per minute          {suite['checks_per_min']} ({suite['checks']} in {suite['wall_s']} s)")

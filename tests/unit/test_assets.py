@@ -121,3 +121,14 @@ def test_unbuilt_guest_without_build_permission_is_a_user_error(tmp_path, monkey
     monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
     with pytest.raises(assets.UserError, match="make guest"):
         assets.ensure_guest("fake", allow_build=False)
+
+
+def test_a_recipe_that_uses_another_is_rebuilt_when_that_one_changes(tmp_path):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "helper.py").write_text("v1\n")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "build.sh").write_text("echo\n")
+    (tmp_path / "bench" / "uses").write_text("tiny\n")
+    first = recipe_digest(tmp_path / "bench")
+    (tmp_path / "tiny" / "helper.py").write_text("v2\n")
+    assert recipe_digest(tmp_path / "bench") != first
