@@ -16,6 +16,7 @@ Prints a table and writes bench.json; asserts nothing (no timed tests).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -85,6 +86,24 @@ def _debian_boot(system: sut.SystemUnderTest, accel_name: str, tiny_median: floa
             "recipe": DEBIAN_RECIPE, "bench_only": True}  # fmt: skip
 
 
+def thread_cpu_seconds(pid: int | None) -> dict[str, float]:
+    """CPU seconds (user + system) per QEMU thread name: "IO io0" is the
+    iothread, "CPU 0/TCG" a vCPU, the rest summed as "other"."""
+    if pid is None:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    per_name: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = comm if comm.startswith(("IO ", "CPU ")) else "other"
+        per_name[name] = per_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return per_name
+
+
 def _storm_iops(system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, tmp: Path) -> dict[str, Any]:
     """Guest fio on disk0 (dataplane), then host fio over NBD on disk1's node (idle in the guest)."""
     img = QemuImg(system.qemu_img)
@@ -92,7 +111,12 @@ def _storm_iops(system: sut.SystemUnderTest, image: assets.GuestImage, accel_nam
     with booted(system, BENCH_TOPOLOGY, image, accel_name, tmp / "storm", images) as b:
         storm = start_storm(b, ["disk0"], runtime_s=SECONDS, name="bench")
         wait_until_writing(b.vm, ["disk0"])
+        cpu_before, wall_before = thread_cpu_seconds(b.vm.pid), time.monotonic()
         guest = storm.wait(SECONDS + 60).check().jobs["disk0"].write_iops
+        cpu_after, wall = thread_cpu_seconds(b.vm.pid), time.monotonic() - wall_before
+        shares = {
+            name: round((cpu_after.get(name, 0.0) - used) / wall, 2) for name, used in cpu_before.items()
+        }  # fmt: skip
         nbd.start_server(b.vm)
         uri = nbd.export(b.vm, "disk1", "bench", writable=True)
         fio = shutil.which("fio")
@@ -106,7 +130,8 @@ def _storm_iops(system: sut.SystemUnderTest, image: assets.GuestImage, accel_nam
             docs = parse_fio_json(out)
             host = docs[-1]["jobs"][0]["write"]["iops"] if docs else None
     return {"guest_iops": round(guest), "host_nbd_iops": round(host) if host else None,
-            "ratio": round(guest / host, 2) if host else None}  # fmt: skip
+            "ratio": round(guest / host, 2) if host else None,
+            "cpu_share_during_guest_storm": shares}  # fmt: skip
 
 
 def _suite_figures(results: Path) -> dict[str, Any]:
@@ -180,6 +205,7 @@ def main() -> int:
         print(f"  boot to SSH, plain Debian: not measured ({debian['error']})")
     print(f"  guest fio IOPS (dataplane qcow2)  {storm['guest_iops']}")
     print(f"  host fio IOPS via NBD (qcow2)     {storm['host_nbd_iops']}   guest/host ratio {storm['ratio']}")
+    print(f"  CPU share during the guest storm  {storm['cpu_share_during_guest_storm']} (cores per thread)")
     print(f"  oracle checks per minute          {suite['checks_per_min']} ({suite['checks']} in {suite['wall_s']} s)")
     print(f"  boot to first completed txn jobs  {suite['boot_to_first_jobs_completed_s']} s")
     for oracle, figure in suite["detection"].items():
