@@ -66,7 +66,7 @@ def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
     args = [
         str(qemu),
         "-name",
-        f"txnstorm-{topology.name}",
+        f"txnstorm-{topology.name},debug-threads=on",  # named threads: CPU share, readable backtraces
         "-accel",
         spec.accel,
         "-machine",
