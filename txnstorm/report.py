@@ -92,6 +92,13 @@ def _reason(test: dict[str, Any]) -> str:
     return "" if test.get("status") == "PASS" else str(test.get("fail_reason") or "")
 
 
+def _known_issue_label(test: dict[str, Any]) -> str:
+    """A reproducer's verdict ("known issue KI-n, still reproduces on QEMU x")."""
+    board = _whiteboard(test)
+    nested = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
+    return str(nested.get("label") or board.get("label") or test.get("fail_reason") or test.get("name", "?"))
+
+
 def render_job(job_dir: Path) -> Path:
     """Write ``report.html`` into an Avocado job results dir; return its path."""
     job_dir = Path(job_dir).resolve()
@@ -107,10 +114,11 @@ def render_job(job_dir: Path) -> Path:
         board = _whiteboard(test)
         name = html.escape(test.get("name", "?"))
         status = html.escape(test.get("status", "?"))
+        note = _known_issue_label(test) if test.get("status") == "WARN" else _reason(test)
         rows.append(
             f'<tr class="{status}"><td><a href="#{html.escape(test.get("id", ""))}">{name}</a></td><td>{status}</td>'
             f"<td>{test.get('time_elapsed', 0):.1f} s</td><td>{html.escape(str(board.get('seed', '')))}</td>"
-            f"<td>{html.escape(str(board.get('label') or _reason(test)))[:300]}</td></tr>"
+            f"<td>{html.escape(note)[:300]}</td></tr>"
         )
         logdir = Path(test.get("logdir", ""))
         picture = ""
@@ -127,7 +135,7 @@ def render_job(job_dir: Path) -> Path:
             f"{html.escape(str(rel))}</a></p>{picture}{oracle}</section>"
         )
     known_list = "".join(
-        f"<li>{html.escape(_whiteboard(t).get('label', t.get('name', '?')))}</li>" for t in known
+        f"<li>{html.escape(_known_issue_label(t))} ({html.escape(t.get('name', '?'))})</li>" for t in known
     ) or "<li>none</li>"  # fmt: skip
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>txnstorm job {html.escape(str(data.get("job_id", "")))[:12]}</title>

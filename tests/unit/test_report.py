@@ -30,7 +30,8 @@ def job(tmp_path):
         {"id": "1-tests/a.py:A.test_x", "name": "tests/a.py:A.test_x", "status": "PASS", "logdir": str(logdir),
          "time_elapsed": 3.2, "whiteboard": json.dumps({"seed": 42, "qemu": "7.2.22", "accel": "tcg"})},
         {"id": "2-tests/k.py:K.test_y", "name": "tests/k.py:K.test_y", "status": "WARN", "logdir": "",
-         "time_elapsed": 1.0, "whiteboard": json.dumps({"label": "known issue KI-1, still reproduces on QEMU 7.2.22"})},
+         "time_elapsed": 1.0, "fail_reason": "known issue KI-1, still reproduces on QEMU 7.2.22",
+         "whiteboard": json.dumps({"known_issue": {"label": "known issue KI-1, still reproduces on QEMU 7.2.22"}})},
     ]  # fmt: skip
     (tmp_path / "results.json").write_text(json.dumps({"job_id": "abc", "tests": tests}))
     return render_job(tmp_path)
@@ -48,7 +49,8 @@ def test_svg_marks_each_moment_and_draws_each_disk():
 def test_page_lists_known_issues_apart_from_failures(tmp_path):
     page = job(tmp_path).read_text()
     assert "1 known issues" in page and "0 failed" in page
-    assert "known issue KI-1, still reproduces" in page
+    known = page.split('id="known-issues"')[1].split("</ul>")[0]
+    assert "known issue KI-1, still reproduces on QEMU 7.2.22" in known
 
 
 def test_page_renders_in_a_real_browser(tmp_path):
