@@ -6,7 +6,8 @@ Runs the quick tier ``--runs`` times in a row, then ``--interrupts`` more
 runs stopped by SIGINT at a random moment, then one boot with an injected
 hang (a QMP wait forced to expire); afterwards counts what is left behind:
 QEMU processes of ours (``-name txnstorm-*``), NBD stamp writers, private
-temp dirs (``$TMPDIR/txnstorm-*``) and stray images in the temp dir.  Also
+temp dirs (``txnstorm-*`` in /tmp, /var/tmp and $TMPDIR) and stray images
+there, after every run and against what was there before the first.  Also
 counts FAIL/ERROR other than declared known issues (WARN).  Prints the
 figures; exits 1 if anything leaked or a run failed.
 """
@@ -26,6 +27,9 @@ from pathlib import Path
 
 from .scratch import PREFIX
 
+# Caches meant to outlive runs (guests/*/build.sh default), not leaks.
+SHARED_CACHES = {"txnstorm-build-cache"}
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,13 +48,27 @@ def our_processes() -> list[str]:
     return found
 
 
-def leftovers() -> dict[str, list[str]]:
-    tmp = Path(tempfile.gettempdir())
-    return {
-        "processes": our_processes(),
-        "temp_dirs": sorted(str(p) for p in tmp.glob(f"{PREFIX}*")),
-        "temp_images": sorted(str(p) for p in tmp.glob("*.qcow2")),
-    }
+def temp_roots() -> list[Path]:
+    """Every temp dir a run may use: Avocado's test processes do not share
+    the harness's idea of it (they get /var/tmp where we get /tmp)."""
+    roots = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")}
+    if os.environ.get("TMPDIR"):
+        roots.add(Path(os.environ["TMPDIR"]))
+    return sorted(r for r in roots if r.is_dir())
+
+
+def leftovers() -> dict[str, set[str]]:
+    dirs, images = set(), set()
+    for root in temp_roots():
+        dirs |= {str(p) for p in root.glob(f"{PREFIX}*") if p.name not in SHARED_CACHES}
+        images |= {str(p) for ext in ("qcow2", "raw") for p in root.glob(f"*.{ext}")}
+    return {"processes": set(our_processes()), "temp_dirs": dirs, "temp_images": images}
+
+
+def new_since(before: dict[str, set[str]]) -> dict[str, set[str]]:
+    """What is left now that was not there before (other users' files are not ours)."""
+    now = leftovers()
+    return {kind: now[kind] - before.get(kind, set()) for kind in now}
 
 
 def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, int]:
@@ -59,8 +77,14 @@ def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, 
            "--filter-by-tags=quick", *sorted(str(p) for p in (REPO / "tests").glob("*.py"))]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if interrupt_after is not None:
-        time.sleep(interrupt_after)
-        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=interrupt_after)
+            return {"ENDED_BEFORE_SIGINT": 1}
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            start = time.monotonic()
+            proc.wait()
+            return {"SIGINT_EXIT_S": round(time.monotonic() - start)}
     proc.wait()
     try:
         tests = json.loads((results / "latest" / "results.json").read_text())["tests"]
@@ -94,30 +118,49 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--interrupts", type=int, default=3)
     args = parser.parse_args()
+    # A shell starting us in the background (no job control) ignores SIGINT
+    # and children inherit that: the interrupts would silently do nothing.
+    # A handled signal is reset to the default on exec; an ignored one is not.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = random.Random()
     false_positives, totals = 0, {}
+    leaked: dict[str, set[str]] = {}
+    baseline = leftovers()
+
+    def account(label: str) -> str:
+        # Counted after every run: the next run's sweep of dead owners' dirs
+        # would otherwise hide what this one left.
+        time.sleep(1)
+        new = new_since(baseline)
+        for kind, items in new.items():
+            leaked.setdefault(kind, set()).update(items)
+        n = sum(len(v) for v in new.values())
+        return f"{label}: left behind {n}" + "".join(f"\n  {k}: {x}" for k, v in new.items() for x in sorted(v))
+
     (REPO / "results").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reliability-", dir=REPO / "results") as work:
         results = Path(work)
         for i in range(args.runs):
             counts = quick_run(results)
-            bad = counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("NO_RESULTS", 0)
-            false_positives += bad
+            false_positives += counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("NO_RESULTS", 0)
             for k, v in counts.items():
                 totals[k] = totals.get(k, 0) + v
-            print(f"run {i + 1}/{args.runs}: {counts}", flush=True)
+            print(account(f"run {i + 1}/{args.runs}: {counts}"), flush=True)
+        interrupted = 0
         for i in range(args.interrupts):
             when = rng.uniform(3, 40)
-            quick_run(results, interrupt_after=when)
-            print(f"interrupted run {i + 1}/{args.interrupts}: SIGINT after {when:.1f} s", flush=True)
+            outcome = quick_run(results, interrupt_after=when)
+            interrupted += "SIGINT_EXIT_S" in outcome
+            what = f"exited {outcome['SIGINT_EXIT_S']} s later" if "SIGINT_EXIT_S" in outcome else "had ended before"
+            print(account(f"interrupted run {i + 1}/{args.interrupts}: SIGINT after {when:.1f} s, {what}"), flush=True)
         hang_ok = injected_hang(results / "hang")
-    time.sleep(1)
-    left = leftovers()
+        print(account(f"injected hang named with a backtrace: {hang_ok}"), flush=True)
     print(f"quick-tier runs: {args.runs}, test results {totals}, FAIL/ERROR (not known issues): {false_positives}")
-    print(f"interrupted runs: {args.interrupts}; injected hang named with a backtrace: {hang_ok}")
-    for kind, items in left.items():
-        print(f"left behind: {kind}: {len(items)}" + "".join(f"\n  {x}" for x in items))
-    return 0 if not false_positives and hang_ok and not any(left.values()) else 1
+    print(f"runs stopped by SIGINT: {interrupted} of {args.interrupts}; injected hang named: {hang_ok}")
+    for kind in ("processes", "temp_dirs", "temp_images"):
+        print(f"left behind over all runs: {kind}: {len(leaked.get(kind, ()))}")
+    ok = not false_positives and hang_ok and interrupted == args.interrupts and not any(leaked.values())
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

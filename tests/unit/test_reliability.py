@@ -1,0 +1,37 @@
+"""The reliability harness's leak count must be able to fail."""
+
+from pathlib import Path
+
+import pytest
+
+from txnstorm import reliability
+
+
+@pytest.fixture
+def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    tmp, var_tmp = tmp_path / "tmp", tmp_path / "var-tmp"
+    tmp.mkdir()
+    var_tmp.mkdir()
+    monkeypatch.setattr(reliability, "temp_roots", lambda: [tmp, var_tmp])
+    monkeypatch.setattr(reliability, "our_processes", lambda: [])
+    return tmp, var_tmp
+
+
+def test_a_private_dir_left_in_any_temp_root_is_counted(roots: tuple[Path, Path]) -> None:
+    before = reliability.leftovers()
+    (roots[1] / "txnstorm-vm-abc").mkdir()
+    (roots[0] / "disk0.qcow2").touch()
+    new = reliability.new_since(before)
+    assert new["temp_dirs"] == {str(roots[1] / "txnstorm-vm-abc")}
+    assert new["temp_images"] == {str(roots[0] / "disk0.qcow2")}
+
+
+def test_what_was_there_before_and_shared_caches_are_not_leaks(roots: tuple[Path, Path]) -> None:
+    (roots[0] / "txnstorm-vm-older").mkdir()
+    before = reliability.leftovers()
+    (roots[1] / "txnstorm-build-cache").mkdir()
+    assert not any(reliability.new_since(before).values())
+
+
+def test_temp_roots_include_var_tmp_where_avocado_tests_put_sockets() -> None:
+    assert Path("/var/tmp") in reliability.temp_roots()
