@@ -7,6 +7,9 @@ the sha256 and size of every artifact plus the recipe's build-info (package
 versions); it is written last, after the artifacts, and the entry appears by
 an atomic rename, so a half-built entry is never trusted.  A truncated or
 altered artifact is detected before every use and rebuilt with a message.
+Each use touches the entry; entries of the same recipe with another digest
+(older recipe versions, other branches) are pruned after a build once
+unused for ``PRUNE_AFTER_DAYS``: a plain Debian entry is ~700 MB.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ MANIFEST_FORMAT = 1
 REQUIRED = ("vmlinux", "id_ed25519", "id_ed25519.pub", "host_key.pub", "build-info.json")
 INITRD_NAMES = ("initramfs.cpio", "initramfs.cpio.gz")
 GUESTS_DIR = Path(__file__).resolve().parent.parent / "guests"
+PRUNE_AFTER_DAYS = 7
 
 
 class CacheProblem(Exception):
@@ -217,7 +221,9 @@ def ensure_guest(recipe: str = "tiny", allow_build: bool = True, say: Callable[[
     final = root / f"{recipe}-{digest[:12]}"
     with _locked(root):
         try:
-            return GuestImage(final, verify(final, digest))
+            image = GuestImage(final, verify(final, digest))
+            os.utime(final)  # last used: see prune_superseded
+            return image
         except CacheProblem as problem:
             if final.exists():
                 say(f"guest cache {final} is corrupt: {problem}; rebuilding")
@@ -225,4 +231,22 @@ def ensure_guest(recipe: str = "tiny", allow_build: bool = True, say: Callable[[
                 raise UserError(f"guest '{recipe}' is not built yet; run 'make guest'") from None
             if not allow_build:
                 raise UserError(f"guest cache {final} is corrupt ({problem}); run 'make guest' to rebuild") from None
-            return build(recipe, recipe_dir, root, final, digest, say)
+            image = build(recipe, recipe_dir, root, final, digest, say)
+            for old in prune_superseded(root, recipe, keep=final):
+                say(f"removed guest cache {old} (superseded, unused for {PRUNE_AFTER_DAYS} days)")
+            return image
+
+
+def prune_superseded(root: Path, recipe: str, keep: Path, now: float | None = None) -> list[Path]:
+    """Remove ``recipe``'s other cache entries not used for PRUNE_AFTER_DAYS.
+
+    Recent ones stay: another checkout (a branch, a bisect) may use them."""
+    cutoff = (now if now is not None else datetime.datetime.now().timestamp()) - PRUNE_AFTER_DAYS * 86400
+    removed = []
+    for entry in root.glob(f"{recipe}-*"):
+        if entry == keep or not entry.is_dir() or not (entry / MANIFEST).is_file():
+            continue
+        if entry.name[len(recipe) + 1 :].isalnum() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed

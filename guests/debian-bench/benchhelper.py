@@ -1,18 +1,14 @@
 #!/usr/bin/env python3
 """Build-time helper for guests/debian-bench/build.sh (Python stdlib only).
 
-The rest (apt sources from /etc/apt, vmlinux, module order, cpio) is
+The rest (apt sources from /etc/apt, vmlinux, module order, cpio, build-info) is
 guests/tiny/tinyhelper.py, shared with the tiny guest.
 
 Subcommands:
   mirror SOURCES SUITE        print the URI of the deb822 stanza in SOURCES
                               (tinyhelper apt-sources output) serving SUITE
-  build-info OUT KEY=VAL...   write build-info.json: PKG:name=ver entries become
-                              "packages", PKGFILE=path adds "name version" lines,
-                              and "bench_only" is always true
 """
 
-import json
 import sys
 
 
@@ -52,37 +48,12 @@ def cmd_mirror(sources, suite):
     die("no apt source serves suite %r (component main) in %s" % (suite, sources))
 
 
-def cmd_build_info(out, args):
-    info = {"recipe": None, "kernel_release": None, "append": None, "packages": {}, "bench_only": True}
-    for a in args:
-        k, v = a.split("=", 1)
-        if k.startswith("PKG:"):
-            info["packages"][k[4:]] = v
-        elif k == "PKGFILE":
-            with open(v, encoding="utf-8") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) == 2:
-                        info["packages"][parts[0]] = parts[1]
-        else:
-            info[k] = v
-    info["packages"] = dict(sorted(info["packages"].items()))
-    missing = [k for k, v in info.items() if v in (None, "", {})]
-    if missing:
-        die("build-info: missing %s" % ", ".join(missing))
-    with open(out, "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
-
-
 def main(argv):
     if len(argv) < 2:
         die("usage: see module docstring")
     cmd, args = argv[1], argv[2:]
     if cmd == "mirror" and len(args) == 2:
         cmd_mirror(*args)
-    elif cmd == "build-info" and len(args) >= 1:
-        cmd_build_info(args[0], args[1:])
     else:
         die("bad usage: %s" % " ".join(argv[1:]))
 

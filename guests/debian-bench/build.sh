@@ -8,6 +8,8 @@ set -Eeuo pipefail
 PROG="guests/debian-bench/build.sh"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TINYHELPER="$HERE/../tiny/tinyhelper.py"
+# shellcheck source=guests/tiny/build-lib.sh
+source "$HERE/../tiny/build-lib.sh"
 LOG=/dev/null
 WORK=""
 
@@ -98,52 +100,12 @@ step() { echo "[$(( $(date +%s) - T0 ))s] $*"; echo "=== $*" >>"$LOG"; }
 # and caches, the machine's apt state untouched.  Used for the kernel and
 # busybox-static; debootstrap gets the mirror URI from the same sources.
 APTDIR="$BCACHE/apt"
-mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
 thelper apt-sources "$WORK/sources" >>"$LOG" 2>&1 || die "cannot derive apt sources from /etc/apt"
-APT_OPTS=(
-    -o "Dir::Etc::SourceList=$APTDIR/txnstorm.sources"
-    -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$APTDIR/lists"
-    -o "Dir::Cache=$APTDIR/cache"
-    -o Dir::Cache::pkgcache=pkgcache.bin
-    -o Dir::Cache::srcpkgcache=srcpkgcache.bin
-    -o Dir::State::status=/dev/null
-    -o Dir::Etc::Preferences=/dev/null
-    -o Dir::Etc::PreferencesParts=/dev/null
-    -o APT::Sandbox::User=root
-)
-apt_get() { apt-get -q "${APT_OPTS[@]}" "$@"; }
-apt_cache() { apt-cache "${APT_OPTS[@]}" "$@"; }
-if ! cmp -s "$WORK/sources" "$APTDIR/txnstorm.sources" || [ ! -f "$APTDIR/stamp" ] \
-   || [ -z "$(find "$APTDIR/stamp" -mmin -720 2>/dev/null)" ]; then
-    step "apt-get update (private lists in $APTDIR)"
-    cp "$WORK/sources" "$APTDIR/txnstorm.sources"
-    rm -f "$APTDIR/stamp"
-    apt_get update >>"$LOG" 2>&1 || die "private apt-get update failed (log: $LOG)"
-    touch "$APTDIR/stamp"
-fi
+private_apt "$APTDIR" "$WORK/sources"
 MIRROR="$(bhelper mirror "$APTDIR/txnstorm.sources" "$SUITE" 2>>"$LOG")" \
     || die "no apt source in /etc/apt serves $SUITE (log: $LOG)"
 
-candidate() {
-    local v
-    v="$(apt_cache policy "$1" 2>>"$LOG" | awk '/^  Candidate:/ {print $2}')"
-    if [ -z "$v" ] || [ "$v" = "(none)" ]; then die "no candidate version for Debian package '$1'"; fi
-    echo "$v"
-}
 DEBS="$BCACHE/debs"
-fetch_deb() {  # binary package version -> path of the cached .deb
-    local pkg="$1" ver="$2" dir="$DEBS/$1/$2"
-    if ! ls "$dir"/*.deb >/dev/null 2>&1; then
-        rm -rf "${DEBS:?}/$pkg"
-        mkdir -p "$dir.tmp"
-        (cd "$dir.tmp" && apt_get download "$pkg=$ver") >>"$LOG" 2>&1 \
-            || die "apt-get download $pkg=$ver failed (log: $LOG)"
-        mv "$dir.tmp" "$dir"
-    fi
-    ls "$dir"/*.deb | head -n 1
-}
-
 # The same kernel package the tiny guest uses (what linux-image-amd64 depends on).
 KPKG="$(apt_cache depends linux-image-amd64 2>>"$LOG" \
     | awk '/^  Depends: linux-image-[0-9]/ {print $2; exit}')"
@@ -169,15 +131,8 @@ if [ ! -f "$BASE/done" ]; then
         || die "debootstrap failed (log: $LOG)"
     unmount_under "$WORK/base"
     step "kernel modules ($KPKG $KVER)"
-    KDEB="$(fetch_deb "$KPKG" "$KVER")"
-    mkdir -p "$WORK/kpkg" "$WORK/kernel"
-    dpkg-deb -x "$KDEB" "$WORK/kpkg" >>"$LOG" 2>&1 || die "dpkg-deb -x $KDEB failed"
-    vmlinuz="$(ls "$WORK"/kpkg/boot/vmlinuz-* | head -n 1)"
-    krel="${vmlinuz##*/vmlinuz-}"
-    thelper vmlinux "$vmlinuz" "$WORK/kernel/vmlinux" >>"$LOG" 2>&1 \
-        || die "cannot extract vmlinux from $vmlinuz (log: $LOG)"
-    [ "$(thelper kernel-release "$WORK/kernel/vmlinux")" = "$krel" ] \
-        || die "vmlinux banner does not match kernel release $krel"
+    mkdir -p "$WORK/kernel"
+    krel="$(unpack_kernel "$KPKG" "$KVER" "$WORK/kernel/vmlinux")"
     # merged /usr: /lib is a relative symlink to usr/lib
     mkdir -p "$WORK/base/usr/lib/modules"
     cp -a "$WORK/kpkg/lib/modules/$krel" "$WORK/base/usr/lib/modules/"
@@ -280,26 +235,9 @@ EOF
 step "initramfs"
 IRD="$WORK/initramfs"
 mkdir -p "$IRD"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,newroot,"lib/modules/$KREL"}
-mkdir -p "$WORK/busybox"
-dpkg-deb -x "$(fetch_deb busybox-static "$BBVER")" "$WORK/busybox" >>"$LOG" 2>&1 \
-    || die "dpkg-deb -x busybox-static failed"
-install -m 0755 "$WORK/busybox/bin/busybox" "$IRD/bin/busybox"
-"$IRD/bin/busybox" --list-full >"$WORK/applets" 2>>"$LOG" || die "cannot list busybox applets"
-while read -r app; do
-    if [ -e "$IRD/$app" ] || [ -L "$IRD/$app" ]; then continue; fi
-    mkdir -p "$IRD/$(dirname "$app")"
-    ln -s /bin/busybox "$IRD/$app"
-done <"$WORK/applets"
-for app in bin/sh sbin/insmod bin/mount bin/umount sbin/switch_root bin/usleep; do
-    [ -L "$IRD/$app" ] || die "busybox-static lacks the $(basename "$app") applet"
-done
+install_busybox "$IRD" "$BBVER" bin/sh sbin/insmod bin/mount bin/umount sbin/switch_root bin/usleep
 # shellcheck disable=SC2086
-thelper moddeps "$ROOT/usr/lib/modules/$KREL" $INITRD_MODULES >"$WORK/modlist" 2>>"$LOG" \
-    || die "cannot resolve kernel module dependencies (log: $LOG)"
-while read -r ko; do
-    cp "$ko" "$IRD/lib/modules/$KREL/"
-    basename "$ko" .ko >>"$IRD/lib/modules/$KREL/load-order"
-done <"$WORK/modlist"
+copy_modules "$ROOT/usr/lib/modules/$KREL" "$IRD/lib/modules/$KREL" $INITRD_MODULES
 install -m 0755 "$HERE/init" "$IRD/init"
 thelper cpio "$IRD" "$OUT/initramfs.cpio" >>"$LOG" 2>&1 || die "cannot write the initramfs (log: $LOG)"
 cp "$BASE/vmlinux" "$OUT/vmlinux"
@@ -312,7 +250,7 @@ mkfs.ext4 -q -F -L txnstorm-root -d "$ROOT" "$WORK/root.img" >>"$LOG" 2>&1 \
 mv "$WORK/root.img" "$OUT/root.img"
 
 # ---------------------------------------------------------------- build-info
-bhelper build-info "$OUT/build-info.json" recipe=debian-bench "kernel_release=$KREL" \
+thelper build-info "$OUT/build-info.json" recipe=debian-bench "kernel_release=$KREL" bench_only:=true \
     "append=$APPEND" "PKG:$KPKG=$KVER" "PKG:busybox-static=$BBVER" "PKGFILE=$BASE/packages" \
     >>"$LOG" 2>&1 || die "cannot write build-info.json (log: $LOG)"
 

@@ -6,6 +6,8 @@ set -Eeuo pipefail
 
 PROG="guests/tiny/build.sh"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=guests/tiny/build-lib.sh
+source "$HERE/build-lib.sh"
 LOG=/dev/null
 WORK=""
 DIED=""
@@ -89,40 +91,9 @@ recipe_hash() { sha256sum | cut -c1-12; }   # stdin -> short hash (cache keys)
 # Our own sources (deb + deb-src, derived from this machine's /etc/apt),
 # lists, caches and an empty dpkg status: the machine's apt state is untouched.
 APTDIR="$CACHE/apt"
-mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
 helper apt-sources "$WORK/sources" >>"$LOG" 2>&1 || die "cannot derive apt sources from /etc/apt"
-APT_OPTS=(
-    -o "Dir::Etc::SourceList=$APTDIR/txnstorm.sources"
-    -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$APTDIR/lists"
-    -o "Dir::Cache=$APTDIR/cache"
-    -o Dir::Cache::pkgcache=pkgcache.bin
-    -o Dir::Cache::srcpkgcache=srcpkgcache.bin
-    -o Dir::State::status=/dev/null
-    -o Dir::Etc::Preferences=/dev/null
-    -o Dir::Etc::PreferencesParts=/dev/null
-    -o APT::Sandbox::User=root
-)
-apt_get() { apt-get -q "${APT_OPTS[@]}" "$@"; }
-apt_cache() { apt-cache "${APT_OPTS[@]}" "$@"; }
+private_apt "$APTDIR" "$WORK/sources"
 
-if ! cmp -s "$WORK/sources" "$APTDIR/txnstorm.sources" || [ ! -f "$APTDIR/stamp" ] \
-   || [ -z "$(find "$APTDIR/stamp" -mmin -720 2>/dev/null)" ]; then
-    step "apt-get update (private lists in $APTDIR)"
-    cp "$WORK/sources" "$APTDIR/txnstorm.sources"
-    rm -f "$APTDIR/stamp"
-    apt_get update >>"$LOG" 2>&1 || die "private apt-get update failed (log: $LOG)"
-    touch "$APTDIR/stamp"
-fi
-
-candidate() {  # binary package -> candidate version
-    local v
-    v="$(apt_cache policy "$1" 2>>"$LOG" | awk '/^  Candidate:/ {print $2}')"
-    if [ -z "$v" ] || [ "$v" = "(none)" ]; then
-        die "no candidate version for Debian package '$1'"
-    fi
-    echo "$v"
-}
 srcversion() {  # source package -> newest version
     local v
     v="$(apt_cache showsrc "$1" 2>>"$LOG" | awk '/^Version:/ {print $2}' | sort -V | tail -n 1)"
@@ -130,17 +101,6 @@ srcversion() {  # source package -> newest version
     echo "$v"
 }
 DEBS="$CACHE/debs"
-fetch_deb() {  # binary package version -> path of the cached .deb
-    local pkg="$1" ver="$2" dir="$DEBS/$1/$2"
-    if ! ls "$dir"/*.deb >/dev/null 2>&1; then
-        rm -rf "${DEBS:?}/$pkg"
-        mkdir -p "$dir.tmp"
-        (cd "$dir.tmp" && apt_get download "$pkg=$ver") >>"$LOG" 2>&1 \
-            || die "apt-get download $pkg=$ver failed (log: $LOG)"
-        mv "$dir.tmp" "$dir"
-    fi
-    ls "$dir"/*.deb | head -n 1
-}
 fetch_src() {  # source package version -> unpacked source tree (in $WORK)
     local pkg="$1" ver="$2" d="$WORK/src-$1" tree
     rm -rf "$d"
@@ -166,27 +126,15 @@ KPKG="$(apt_cache depends linux-image-amd64 2>>"$LOG" \
 [ -n "$KPKG" ] || die "cannot resolve linux-image-amd64 to a concrete linux-image package"
 KVER="$(candidate "$KPKG")"
 PKGS[$KPKG]="$KVER"
-KCACHE="$CACHE/kernel/$KPKG-$KVER-$( { echo "$MODULES"; cat "$HERE/tinyhelper.py"; } | recipe_hash)"
+KCACHE="$CACHE/kernel/$KPKG-$KVER-$( { echo "$MODULES"; cat "$HERE/tinyhelper.py" "$HERE/build-lib.sh"; } | recipe_hash)"
 if [ ! -f "$KCACHE/done" ]; then
     rm -rf "$CACHE/kernel"
-    KDEB="$(fetch_deb "$KPKG" "$KVER")"
-    mkdir -p "$WORK/kpkg" "$KCACHE.tmp/modules"
-    dpkg-deb -x "$KDEB" "$WORK/kpkg" >>"$LOG" 2>&1 || die "dpkg-deb -x $KDEB failed"
-    vmlinuz="$(ls "$WORK"/kpkg/boot/vmlinuz-* | head -n 1)"
-    krel="${vmlinuz##*/vmlinuz-}"
-    helper vmlinux "$vmlinuz" "$KCACHE.tmp/vmlinux" >>"$LOG" 2>&1 \
-        || die "cannot extract vmlinux from $vmlinuz (log: $LOG)"
-    [ "$(helper kernel-release "$KCACHE.tmp/vmlinux")" = "$krel" ] \
-        || die "vmlinux banner does not match kernel release $krel"
+    mkdir -p "$KCACHE.tmp/modules"
+    krel="$(unpack_kernel "$KPKG" "$KVER" "$KCACHE.tmp/vmlinux")"
     grep -q '^CONFIG_PVH=y' "$WORK/kpkg/boot/config-$krel" || die "kernel $krel lacks CONFIG_PVH"
     echo "$krel" >"$KCACHE.tmp/release"
     # shellcheck disable=SC2086
-    helper moddeps "$WORK/kpkg/lib/modules/$krel" $MODULES >"$WORK/modlist" 2>>"$LOG" \
-        || die "cannot resolve kernel module dependencies (log: $LOG)"
-    while read -r ko; do
-        cp "$ko" "$KCACHE.tmp/modules/"
-        basename "$ko" .ko >>"$KCACHE.tmp/modules/load-order"
-    done <"$WORK/modlist"
+    copy_modules "$WORK/kpkg/lib/modules/$krel" "$KCACHE.tmp/modules" $MODULES
     touch "$KCACHE.tmp/done"
     rm -rf "$WORK/kpkg" "${DEBS:?}/$KPKG"   # keep only what the guest needs
     mv "$KCACHE.tmp" "$KCACHE"
@@ -202,19 +150,7 @@ chmod 0700 "$ROOT/root" "$ROOT/root/.ssh"
 chmod 1777 "$ROOT/tmp"
 BBVER="$(candidate busybox-static)"
 PKGS[busybox-static]="$BBVER"
-mkdir -p "$WORK/busybox"
-dpkg-deb -x "$(fetch_deb busybox-static "$BBVER")" "$WORK/busybox" >>"$LOG" 2>&1 \
-    || die "dpkg-deb -x busybox-static failed"
-install -m 0755 "$WORK/busybox/bin/busybox" "$ROOT/bin/busybox"
-"$ROOT/bin/busybox" --list-full >"$WORK/applets" 2>>"$LOG" || die "cannot list busybox applets"
-while read -r app; do
-    if [ -e "$ROOT/$app" ] || [ -L "$ROOT/$app" ]; then continue; fi
-    mkdir -p "$ROOT/$(dirname "$app")"
-    ln -s /bin/busybox "$ROOT/$app"
-done <"$WORK/applets"
-for app in bin/sh sbin/insmod sbin/ip bin/mount sbin/init bin/usleep; do
-    [ -L "$ROOT/$app" ] || die "busybox-static lacks the $(basename "$app") applet"
-done
+install_busybox "$ROOT" "$BBVER" bin/sh sbin/insmod sbin/ip bin/mount sbin/init bin/usleep
 
 # ---------------------------------------------------------------- builds
 # build_src NAME VERSION CONFIGURE_ARGS MAKE_TARGETS BINARIES [PATCHES...]:

@@ -9,7 +9,9 @@ Subcommands:
   kernel-release VMLINUX      print the kernel release string (from the banner)
   cpio ROOTDIR OUT            write ROOTDIR as a newc cpio archive (owner root,
                               fixed mtime, plus /dev/console), no root needed
-  build-info OUT KEY=VAL...   write build-info.json (packages from PKG:name=ver)
+  build-info OUT KEY=VAL...   write build-info.json: PKG:name=ver entries become
+                              "packages", PKGFILE=path adds "name version" lines,
+                              KEY:=JSON stores a JSON value
 """
 
 import gzip
@@ -294,12 +296,21 @@ def cmd_cpio(rootdir, out):
 # --------------------------------------------------------------------------
 
 def cmd_build_info(out, args):
-    info = {"recipe": None, "kernel_release": None, "append": None,
-            "packages": {}, "fio_version": None}
+    """recipe, kernel_release, append and packages are required; every other
+    KEY=VAL given must be non-empty too.  KEY:=JSON stores a JSON value."""
+    info = {"recipe": None, "kernel_release": None, "append": None, "packages": {}}
     for a in args:
         k, v = a.split("=", 1)
         if k.startswith("PKG:"):
             info["packages"][k[4:]] = v
+        elif k == "PKGFILE":
+            with open(v, encoding="utf-8") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 2:
+                        info["packages"][parts[0]] = parts[1]
+        elif k.endswith(":"):
+            info[k[:-1]] = json.loads(v)
         else:
             info[k] = v
     info["packages"] = dict(sorted(info["packages"].items()))

@@ -1,4 +1,6 @@
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,18 @@ def test_a_recipe_that_uses_another_is_rebuilt_when_that_one_changes(tmp_path):
     first = recipe_digest(tmp_path / "bench")
     (tmp_path / "tiny" / "helper.py").write_text("v2\n")
     assert recipe_digest(tmp_path / "bench") != first
+
+
+def test_superseded_entries_unused_for_a_week_are_pruned_recent_ones_kept(tmp_path):
+    def entry(name: str, age_days: float) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / assets.MANIFEST).write_text("{}")
+        when = time.time() - age_days * 86400
+        os.utime(path, (when, when))
+        return path
+
+    keep, old, recent = entry("tiny-new", 30), entry("tiny-old", 8), entry("tiny-branch", 1)
+    other_recipe = entry("debian-bench-old", 30)
+    assert assets.prune_superseded(tmp_path, "tiny", keep=keep) == [old]
+    assert keep.exists() and recent.exists() and other_recipe.exists() and not old.exists()
