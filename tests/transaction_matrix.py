@@ -2,15 +2,16 @@
 
 Each test boots one topology, storms every disk with fio and the first and
 last disk with the stamp writer, and fires one round per action plan (see
-txnstorm/plans.py): external snapshot + drive-backup, blockdev-snapshot +
-blockdev-backup, internal snapshot + drive-backup, two backups of one disk.
-Every round's captures must be one point in time: same-disk pairs identical,
-cross-disk stamps consistent.  The controls fire the same plans as separate
-commands and must be caught by each oracle.
+txnstorm/plans.py): external snapshot + drive-backup, full backup + dirty
+bitmap then incremental backup + snapshot, blockdev-snapshot +
+blockdev-backup, internal snapshot + drive-backup.  Every round's captures
+must be one point in time: same-disk pairs identical, cross-disk stamps
+consistent.  The controls fire the same plans as separate commands and must
+be caught by each oracle.
 """
 
 from txnstorm.avocado_test import TxnstormTest
-from txnstorm.plans import PLANS, plans_for
+from txnstorm.plans import PLANS, bitmap_and_full_backup, incremental_backup_and_snapshot, plans_for
 from txnstorm.topology import TOPOLOGIES, TWO_DISKS_ONE_IOTHREAD
 
 
@@ -69,3 +70,20 @@ class TransactionMatrixControls(TxnstormTest):
         findings = self.storm_rounds(TWO_DISKS_ONE_IOTHREAD, list(PLANS.values()), atomic=False)
         for oracle in sorted({f.oracle for f in findings}):
             self.assert_control_detected(findings, oracle)
+
+    def test_bitmap_added_apart_from_its_full_backup_is_caught(self):
+        """The full backup and its bitmap as two commands, the incremental
+        round still one transaction: writes between the two are in neither,
+        so full + incremental must differ from the frozen base.  (The control
+        above splits both rounds, so it cannot say which one was caught.)
+
+        :avocado: tags=quick,bitmap
+        """
+        findings = self.storm_rounds(
+            TWO_DISKS_ONE_IOTHREAD,
+            [bitmap_and_full_backup, incremental_backup_and_snapshot],
+            atomic=lambda plan: plan is not bitmap_and_full_backup,
+            rounds=4,
+        )
+        self.assert_control_detected(findings, "full + incremental")
+        self.assert_one_point_in_time([f for f in findings if not f.oracle.startswith("full + incremental")])

@@ -18,7 +18,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from avocado import Test
@@ -112,7 +112,7 @@ class TxnstormTest(Test):
         self,
         topology: Topology,
         plans: PlanBuilder | Sequence[PlanBuilder],
-        atomic: bool,
+        atomic: bool | Callable[[PlanBuilder], bool],
         rounds: int | None = None,
         backup_disk: str | None = None,
         stamps: bool = True,
@@ -122,7 +122,8 @@ class TxnstormTest(Test):
         and last disk), fire ``rounds`` plans at seeded moments, stop the storm,
         shut down, then run every oracle on the frozen captures.
 
-        ``plans`` are used in turn, one per round; ``rounds`` defaults to the
+        ``plans`` are used in turn, one per round; ``atomic`` may say per plan
+        whether it fires as one transaction; ``rounds`` defaults to the
         ``rounds`` parameter, else one round per plan (at least 3).  With
         ``nbd_stamps`` the witnesses are also exported over NBD and the host
         stamp writer races the transactions through QEMU's NBD server (a guest
@@ -171,7 +172,8 @@ class TxnstormTest(Test):
                 self.require(actions=plan_action_types(builder, ctx))
                 records.append(
                     run_round(
-                        booted, ctx, builder, backup_disk or disks[0], atomic, storm, disks, delay, CONTROL_GAP_S,
+                        booted, ctx, builder, backup_disk or disks[0],
+                        atomic(builder) if callable(atomic) else atomic, storm, disks, delay, CONTROL_GAP_S,
                         timeline,
                     )
                 )  # fmt: skip
