@@ -70,7 +70,7 @@ def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
         "-accel",
         spec.accel,
         "-machine",
-        "pc",
+        "pc,dump-guest-core=off",  # a crash core without guest RAM: small
         "-cpu",
         cpu_model(spec.accel),
         "-m",

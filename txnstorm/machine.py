@@ -2,13 +2,17 @@
 
 Modelled on python/qemu/machine: small verbs, everything logged.  The files a
 failure is diagnosed from always land in the log dir: ``qemu-cmdline.txt``,
-``qemu-stderr.log``, ``console.log`` and ``qmp.log``.
+``qemu-stderr.log``, ``console.log`` and ``qmp.log``; after a crash also
+``qemu-crash-backtrace.txt`` (gdb on QEMU's core, every thread) when the
+kernel wrote one (``-machine dump-guest-core=off`` keeps it small; the core
+itself is kept only with ``TXNSTORM_KEEP_CORES=1``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import shutil
 import socket
@@ -105,7 +109,7 @@ class Machine:
         self._stderr = open(self.stderr_log, "ab")  # noqa: SIM115 - closed in shutdown()
         log.info("launching %s", shlex.join(args))
         self.launched_at = time.monotonic()
-        self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr)
+        self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr, cwd=self.rundir, core_dumps=True)
         try:
             self.qmp.accept(timeout=start_timeout, alive=self.check_alive)
         except (QemuDied, DeadlineExceeded):
@@ -119,7 +123,30 @@ class Machine:
     def exit_report(self) -> str:
         assert self._proc is not None
         stderr_text = self.stderr_log.read_text(errors="replace") if self.stderr_log.exists() else ""
-        return f"QEMU {process.describe_exit(self._proc.returncode)}: {crash_summary(stderr_text)}"
+        report = f"QEMU {process.describe_exit(self._proc.returncode)}: {crash_summary(stderr_text)}"
+        backtrace = self.crash_backtrace()
+        return f"{report} (backtrace: {backtrace.name})" if backtrace else report
+
+    def crash_backtrace(self, timeout: float = 120.0) -> Path | None:
+        """gdb's ``thread apply all bt`` from the core of a QEMU that died by a
+        signal, into the log dir (once); None when there is no core."""
+        out = self.logdir / "qemu-crash-backtrace.txt"
+        if out.exists():
+            return out
+        cores = sorted(self.rundir.glob("core*")) if self.rundir else []
+        if not cores or self.returncode is None or self.returncode >= 0 or not shutil.which("gdb"):
+            return None
+        with open(out, "w") as f:
+            try:
+                subprocess.run(
+                    ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", self.sut.qemu, str(cores[0])],
+                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                f.write(f"\n(gdb gave up after {timeout:.0f} s)\n")
+        if os.environ.get("TXNSTORM_KEEP_CORES") == "1":
+            shutil.move(cores[0], self.logdir / "qemu.core")
+        return out
 
     def check_alive(self) -> None:
         """Raise QemuDied (with signal and assertion text) if QEMU is gone."""
@@ -182,6 +209,7 @@ class Machine:
             self._stderr.close()
             self._stderr = None
         if self.rundir is not None:
+            self.crash_backtrace()  # a core must not leave with the run dir unread
             shutil.rmtree(self.rundir, ignore_errors=True)
             self.rundir = None
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
+import resource
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -13,7 +15,10 @@ from typing import IO, Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent(core_dumps: bool = False) -> None:  # runs in the child between fork and exec
+    if core_dumps:  # as large as the hard limit allows (the soft one is often 0)
+        hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # The parent may have died before prctl took effect.
@@ -22,10 +27,16 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 def spawn(
-    args: Sequence[str], stdout: IO[Any] | int, stderr: IO[Any] | int, cwd: Path | None = None
+    args: Sequence[str],
+    stdout: IO[Any] | int,
+    stderr: IO[Any] | int,
+    cwd: Path | None = None,
+    core_dumps: bool = False,
 ) -> subprocess.Popen:
     """Start a child in its own session (a terminal's Ctrl-C reaches us, and we
-    clean up) that is SIGKILLed by the kernel if this process dies first."""
+    clean up) that is SIGKILLed by the kernel if this process dies first.
+    ``core_dumps``: allow a core file (written where core_pattern says; a
+    plain pattern such as ``core`` means ``cwd``)."""
     return subprocess.Popen(
         list(args),
         stdin=subprocess.DEVNULL,
@@ -33,7 +44,7 @@ def spawn(
         stderr=stderr,
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+        preexec_fn=functools.partial(_die_with_parent, core_dumps),  # noqa: PLW1509 - needed for PDEATHSIG
     )
 
 

@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -73,3 +74,25 @@ def test_children_die_with_their_parent(tmp_path):
         time.sleep(0.05)
     else:
         pytest.fail(f"child {child} survived its parent")
+
+
+def test_a_crash_core_becomes_a_backtrace_in_the_log_dir_and_leaves_nothing(tmp_path, fake_qemu):
+    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core_pattern {pattern!r} does not write cores into the process's cwd")
+    if not shutil.which("gdb"):
+        pytest.skip("gdb not installed")
+    qemu = fake_qemu(tmp_path)
+    sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
+    images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
+    vm = Machine(
+        sut, TWO_DISKS_ONE_IOTHREAD, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images
+    )
+    try:
+        with pytest.raises(QemuDied, match=r"SIGABRT.*\(backtrace: qemu-crash-backtrace.txt\)"):
+            vm.launch(start_timeout=10)
+    finally:
+        rundir = vm.rundir
+        vm.shutdown()
+    assert "#0" in (tmp_path / "log" / "qemu-crash-backtrace.txt").read_text()
+    assert rundir is not None and not rundir.exists()
