@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_children_die_with_their_parent(tmp_path):
 
 
 def test_a_crash_core_becomes_a_backtrace_in_the_log_dir_and_leaves_nothing(tmp_path, fake_qemu):
-    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
     if pattern.startswith("|") or "/" in pattern:
         pytest.skip(f"core_pattern {pattern!r} does not write cores into the process's cwd")
     if not shutil.which("gdb"):
