@@ -101,8 +101,9 @@ class TxnstormTest(Test):
     @contextlib.contextmanager
     def boot(self, topology: Topology) -> Iterator[Booted]:
         images = self.create_images(topology)
-        with booted(self.sut, topology, self.guest_image, self.accel.accel, self.logdir_path, images) as b:
-            self._machines.append(b.vm)
+        register = self._machines.append  # before launch: tearDown kills it even mid-boot
+        guest, logdir = self.guest_image, self.logdir_path
+        with booted(self.sut, topology, guest, self.accel.accel, logdir, images, on_machine=register) as b:
             self.log.info("booted %s in %.2f s", topology.name, b.boot_seconds)
             b.vm.images = images
             yield b

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +57,14 @@ def booted(
     logdir: Path,
     images: dict[str, Path],
     ssh_deadline_s: float = 60.0,
+    on_machine: Callable[[Machine], None] | None = None,
 ) -> Iterator[Booted]:
-    """Launch QEMU, wait for SSH; always shut QEMU down and close SSH."""
+    """Launch QEMU, wait for SSH; always shut QEMU down and close SSH.
+    ``on_machine`` learns of the machine before it launches (a test's
+    tearDown can then kill it even when the boot is interrupted)."""
     vm = Machine(sut, topology, image.boot_files(), accel, logdir, images)
+    if on_machine:
+        on_machine(vm)
     session: GuestSession | None = None
     try:
         vm.launch()

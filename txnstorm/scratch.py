@@ -3,11 +3,14 @@
 Sockets (QMP, NBD) live here: unix socket paths must stay short, so these
 dirs sit directly under the system temp dir, mode 0700.  Each dir records the
 PID that made it; ``sweep_stale`` removes the dirs of owners that are gone
-(a runner killed with SIGKILL cannot clean up after itself).
+(a runner killed with SIGKILL cannot clean up after itself).  A process that
+exits while a dir is still in use (Avocado ends an interrupted test's process
+while the test's thread is still booting) removes its dirs at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -23,11 +26,22 @@ def _base() -> Path:
     return Path(tempfile.gettempdir())
 
 
+_made_here: list[tuple[int, Path]] = []  # (owner pid, dir): removed at exit if still there
+
+
+@atexit.register
+def _remove_ours_at_exit() -> None:
+    for pid, path in _made_here:
+        if pid == os.getpid():  # a forked child inherits the list, not the dirs
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def make_private_dir(label: str = "run", base: Path | None = None) -> Path:
     """Create a 0700 dir owned by this process and return its path."""
     path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{label}-", dir=base or _base()))
     os.chmod(path, 0o700)
     (path / OWNER_FILE).write_text(f"{os.getpid()}\n")
+    _made_here.append((os.getpid(), path))
     return path
 
 

@@ -1,6 +1,7 @@
 import os
 import stat
 import subprocess
+import sys
 
 from txnstorm.scratch import OWNER_FILE, make_private_dir, private_dir, sweep_stale
 
@@ -22,3 +23,19 @@ def test_sweep_removes_only_dirs_of_dead_owners(tmp_path):
     foreign.mkdir()  # no owner file: not ours to judge
     assert sweep_stale(tmp_path) == [dead]
     assert mine.exists() and foreign.exists() and not dead.exists()
+
+
+def test_a_process_that_exits_with_a_dir_in_use_removes_it(tmp_path):
+    """Avocado ends an interrupted test's process while its thread still boots:
+    the dirs it made must not outlive it (no sweep needed)."""
+    code = (
+        "import threading, time\n"
+        "from pathlib import Path\n"
+        "from txnstorm.scratch import make_private_dir\n"
+        f"def boot(): print(make_private_dir('vm', base=Path({str(tmp_path)!r})), flush=True); time.sleep(60)\n"
+        "threading.Thread(target=boot, daemon=True).start()\n"
+        "time.sleep(0.5)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().startswith(str(tmp_path / "txnstorm-vm-"))
+    assert list(tmp_path.iterdir()) == []
