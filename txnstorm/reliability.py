@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,28 +73,40 @@ def new_since(before: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, int]:
+    """One quick-tier job; its results are deleted unless something failed."""
     avocado = Path(sys.executable).parent / "avocado"
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results),
            "--filter-by-tags=quick", *sorted(str(p) for p in (REPO / "tests").glob("*.py"))]  # fmt: skip
+    before = set(results.glob("job-*"))
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    counts: dict[str, int] = {}
     if interrupt_after is not None:
         try:
             proc.wait(timeout=interrupt_after)
-            return {"ENDED_BEFORE_SIGINT": 1}
+            counts = {"ENDED_BEFORE_SIGINT": 1}
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)
             start = time.monotonic()
             proc.wait()
-            return {"SIGINT_EXIT_S": round(time.monotonic() - start)}
-    proc.wait()
-    try:
-        tests = json.loads((results / "latest" / "results.json").read_text())["tests"]
-    except (OSError, ValueError, KeyError):
-        return {"NO_RESULTS": 1}
-    counts: dict[str, int] = {}
-    for test in tests:
-        counts[test["status"]] = counts.get(test["status"], 0) + 1
+            counts = {"SIGINT_EXIT_S": round(time.monotonic() - start)}
+    else:
+        proc.wait()
+        try:
+            for test in json.loads((results / "latest" / "results.json").read_text())["tests"]:
+                counts[test["status"]] = counts.get(test["status"], 0) + 1
+        except (OSError, ValueError, KeyError):
+            counts = {"NO_RESULTS": 1}
+    for job in set(results.glob("job-*")) - before:
+        if failures(counts):
+            counts["KEPT"] = 1
+            print(f"  logs kept: {job}", flush=True)
+        else:
+            shutil.rmtree(job, ignore_errors=True)
     return counts
+
+
+def failures(counts: dict[str, int]) -> int:
+    return counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("NO_RESULTS", 0)
 
 
 def injected_hang(logdir: Path) -> bool:
@@ -138,23 +151,26 @@ def main() -> int:
         return f"{label}: left behind {n}" + "".join(f"\n  {k}: {x}" for k, v in new.items() for x in sorted(v))
 
     (REPO / "results").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="reliability-", dir=REPO / "results") as work:
-        results = Path(work)
-        for i in range(args.runs):
-            counts = quick_run(results)
-            false_positives += counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("NO_RESULTS", 0)
-            for k, v in counts.items():
-                totals[k] = totals.get(k, 0) + v
-            print(account(f"run {i + 1}/{args.runs}: {counts}"), flush=True)
-        interrupted = 0
-        for i in range(args.interrupts):
-            when = rng.uniform(3, 40)
-            outcome = quick_run(results, interrupt_after=when)
-            interrupted += "SIGINT_EXIT_S" in outcome
-            what = f"exited {outcome['SIGINT_EXIT_S']} s later" if "SIGINT_EXIT_S" in outcome else "had ended before"
-            print(account(f"interrupted run {i + 1}/{args.interrupts}: SIGINT after {when:.1f} s, {what}"), flush=True)
-        hang_ok = injected_hang(results / "hang")
-        print(account(f"injected hang named with a backtrace: {hang_ok}"), flush=True)
+    results = Path(tempfile.mkdtemp(prefix="reliability-", dir=REPO / "results"))
+    for i in range(args.runs):
+        counts = quick_run(results)
+        false_positives += failures(counts)
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + v
+        print(account(f"run {i + 1}/{args.runs}: {counts}"), flush=True)
+    interrupted = 0
+    for i in range(args.interrupts):
+        when = rng.uniform(3, 40)
+        outcome = quick_run(results, interrupt_after=when)
+        interrupted += "SIGINT_EXIT_S" in outcome
+        what = f"exited {outcome['SIGINT_EXIT_S']} s later" if "SIGINT_EXIT_S" in outcome else "had ended before"
+        print(account(f"interrupted run {i + 1}/{args.interrupts}: SIGINT after {when:.1f} s, {what}"), flush=True)
+    hang_ok = injected_hang(results / "hang")
+    print(account(f"injected hang named with a backtrace: {hang_ok}"), flush=True)
+    if hang_ok:
+        shutil.rmtree(results / "hang", ignore_errors=True)
+    if not any(results.glob("job-*")) and not (results / "hang").exists():
+        shutil.rmtree(results, ignore_errors=True)  # nothing failed: nothing to keep
     print(f"quick-tier runs: {args.runs}, test results {totals}, FAIL/ERROR (not known issues): {false_positives}")
     print(f"runs stopped by SIGINT: {interrupted} of {args.interrupts}; injected hang named: {hang_ok}")
     for kind in ("processes", "temp_dirs", "temp_images"):
