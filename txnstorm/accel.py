@@ -12,13 +12,13 @@ import json
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .assets import GuestImage, cache_root
 from .errors import TxnstormError, UserError
+from .scratch import private_dir
 from .sut import SystemUnderTest
 from .topology import Topology
 
@@ -84,8 +84,8 @@ def choose(
         return AccelChoice(cached["accel"], cached["reason"] + " (cached)")
     except (OSError, ValueError, KeyError):
         pass
-    with tempfile.TemporaryDirectory(prefix="txnstorm-kvm-probe-") as logdir:
-        failure = probe_kvm(sut, image, Path(logdir))
+    with private_dir("kvm-probe") as logdir:
+        failure = probe_kvm(sut, image, logdir)
     if failure is None:
         choice = AccelChoice("kvm", "KVM probe booted the guest to SSH")
     else:

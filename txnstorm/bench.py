@@ -21,7 +21,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from .boot import booted
 from .errors import TxnstormError, UserError
 from .images import QemuImg
 from .scenario import start_storm, wait_until_writing
+from .scratch import private_dir
 from .storm import parse_fio_json
 from .topology import Disk, Topology
 
@@ -180,8 +180,7 @@ def main() -> int:
     system = sut.resolve()
     image = assets.ensure_guest(allow_build=False)
     choice = accel.choose("auto", system, image, say=lambda _: None)
-    with tempfile.TemporaryDirectory(prefix="txnstorm-bench-") as tmp_name:
-        tmp = Path(tmp_name)
+    with private_dir("bench") as tmp:
         boots = _boot_times(system, image, choice.accel, 5, tmp)
         debian = _debian_boot(system, choice.accel, statistics.median(boots), tmp)
         storm = _storm_iops(system, image, choice.accel, tmp)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from . import process
 from .assets import cache_root
 from .errors import TxnstormError
 from .qmp import Monitor
+from .scratch import make_private_dir
 from .sut import SystemUnderTest
 
 
@@ -68,7 +68,7 @@ def probe(sut: SystemUnderTest) -> Capabilities:
         return Capabilities(data["version"], frozenset(data["commands"]), frozenset(data["actions"]))
     except (OSError, ValueError, KeyError):
         pass
-    tmp = Path(tempfile.mkdtemp(prefix="txnstorm-caps-"))
+    tmp = make_private_dir("caps")
     proc = None
     try:
         monitor = Monitor(tmp / "qmp.sock", tmp / "qmp.log")

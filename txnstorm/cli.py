@@ -24,13 +24,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import accel, assets, caps, report, runs, sut
 from .errors import TxnstormError, UserError
-from .scratch import sweep_stale
+from .scratch import private_dir, sweep_stale
 from .topology import TWO_DISKS_ONE_IOTHREAD
 
 
@@ -64,11 +63,11 @@ def cmd_boot(args: argparse.Namespace) -> int:
     choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
     topology = TWO_DISKS_ONE_IOTHREAD
     times = []
-    with tempfile.TemporaryDirectory(prefix="txnstorm-boot-") as tmp:
+    with private_dir("boot") as tmp:
         img = QemuImg(system.qemu_img)
-        images = {d.name: img.create(Path(tmp) / f"{d.name}.qcow2", d.size) for d in topology.disks}
+        images = {d.name: img.create(tmp / f"{d.name}.qcow2", d.size) for d in topology.disks}
         for i in range(args.count):
-            with booted(system, topology, image, choice.accel, Path(tmp) / f"boot{i}", images) as b:
+            with booted(system, topology, image, choice.accel, tmp / f"boot{i}", images) as b:
                 times.append(b.boot_seconds)
                 _say(f"boot {i + 1}: {b.boot_seconds:.2f} s to SSH")
     _say(f"boot-to-SSH ({choice.accel}): median {statistics.median(times):.2f} s over {len(times)}")

@@ -90,7 +90,12 @@ def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, 
             proc.wait()
             counts = {"SIGINT_EXIT_S": round(time.monotonic() - start)}
     else:
-        proc.wait()
+        try:
+            proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C on the harness: stop the job it runs too
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            raise
         try:
             for test in json.loads((results / "latest" / "results.json").read_text())["tests"]:
                 counts[test["status"]] = counts.get(test["status"], 0) + 1

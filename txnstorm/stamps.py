@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import struct
 import subprocess
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TxnstormError
+from .scratch import private_dir
 
 BLOCK = 4096
 MAGIC = b"TXNSTAMP"
@@ -110,8 +110,8 @@ def read_region(qemu_img: Path, image: Path, fmt: str, region: StampRegion) -> b
     ``qemu-img dd skip=`` refuses offsets on 7.2, so the image is converted
     to a sparse raw file (cheap: only allocated data is copied).
     """
-    with tempfile.TemporaryDirectory(prefix="txnstorm-stamps-") as tmp:
-        raw = Path(tmp) / "image.raw"
+    with private_dir("stamps") as tmp:
+        raw = tmp / "image.raw"
         proc = subprocess.run(
             [str(qemu_img), "convert", "-f", fmt, "-O", "raw", str(image), str(raw)],
             capture_output=True, text=True, check=False,
