@@ -49,7 +49,7 @@ class DrainStory(TxnstormTest):
                 vm.note("VM continued")
                 resumed = drain.wait_resumed(vm, DISKS)
                 self.log.info("storm resumed after cont: write_ops %s", resumed)
-            finish_storm(storm, self.logdir_path, timeout=60)
+            finish_storm(storm, self.logdir_path, timeout=60, vm=vm)
         self.log.info("first read %s, second read %s", first, second)
         return first, second
 

@@ -72,7 +72,7 @@ class TransactionRollback(TxnstormTest):
                     wait_until_writing(vm, disks, timeout=3)
                 vm.cmd("cont")
                 timeline.mark(vm, "control: a stopped guest failed the 'write again' check")
-            finish_storm(storm, self.logdir_path, timeout=60)
+            finish_storm(storm, self.logdir_path, timeout=60, vm=vm)
         timeline.save(self.logdir_path / "timeline.json", vm.write_samples)
         return results
 

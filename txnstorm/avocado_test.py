@@ -182,7 +182,7 @@ class TxnstormTest(Test):
                 timeline.mark(vm, "guest stamp writer stopped", generations=guest_writer.stop())
             if nbd_writer:
                 timeline.mark(vm, "NBD stamp writer stopped", generations=nbd_writer.stop())
-            result = finish_storm(storm, self.logdir_path, timeout=60)
+            result = finish_storm(storm, self.logdir_path, timeout=60, vm=vm)
             timeline.mark(vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
         timeline.save(self.logdir_path / "timeline.json", vm.write_samples)
         for record in records:

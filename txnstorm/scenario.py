@@ -145,16 +145,35 @@ def run_round(
     return RoundRecord(ctx.round_no, plan, fired, overlap, delay_s)
 
 
-def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult:
-    """Stop the storm and return fio's result (kept in the log dir)."""
+def finish_storm(storm: RunningStorm, logdir: Path, timeout: float, vm: Machine | None = None) -> FioResult:
+    """Stop the storm and return fio's result (kept in the log dir).  If fio
+    hangs, the guest's view is kept and, with ``vm``, QEMU's view of every
+    virtqueue (which side holds the requests that never completed)."""
     storm.stop()
     try:
         result = storm.wait(timeout)
     except StormHung as hung:
         (logdir / f"fio-{storm.job.name}-hung.txt").write_text(hung.evidence)
+        if vm is not None:
+            (logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(vm), indent=1) + "\n")
         raise
     (logdir / f"fio-{storm.job.name}.json").write_text(result.raw)
     return result.check()
+
+
+def virtqueue_status(vm: Machine) -> dict[str, Any]:
+    """x-query-virtio-queue-status of every disk's queues: ``inuse`` counts
+    requests QEMU took and has not completed; ``last-avail-idx`` behind the
+    guest's avail index means requests QEMU has not even taken."""
+    status: dict[str, Any] = {}
+    for disk in vm.topology.disks:
+        path = f"/machine/peripheral/{disk.qdev}/virtio-backend"
+        for queue in range(disk.num_queues):
+            try:
+                status[f"{disk.name}/{queue}"] = vm.cmd("x-query-virtio-queue-status", path=path, queue=queue)
+            except TxnstormError as exc:
+                status[f"{disk.name}/{queue}"] = {"error": str(exc)}
+    return status
 
 
 @dataclass(frozen=True)

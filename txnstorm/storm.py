@@ -147,10 +147,13 @@ class Detached:
         self.session.run(f"kill -{sig} $(pidof {program}) 2>/dev/null; true")
 
     def diagnose(self) -> str:
-        """Guest-side state, for a failure report: processes, kernel stacks, log."""
+        """Guest-side state, for a failure report: processes, kernel stacks, log,
+        and the requests each disk has in flight (a lost request shows there)."""
         out = self.session.run(
             "ps -o pid,ppid,stat,args; for p in $(pidof fio stampwriter); do echo == $p;"
-            f" cat /proc/$p/stack /proc/$p/wchan; echo; done; echo == log; cat {self.log_file}",
+            f" cat /proc/$p/stack /proc/$p/wchan; echo; done; echo == log; cat {self.log_file};"
+            " echo '== requests in flight (read write) per disk';"
+            " for d in /sys/block/vd*; do echo ${d##*/} $(cat $d/serial) $(cat $d/inflight); done",
             timeout=30,
         )
         return out.stdout + out.stderr
