@@ -159,8 +159,14 @@ def _suite_figures(results: Path) -> dict[str, Any]:
         if done:
             first_verified.append(done[0])
         if "control" in test.get("tags", {}):
+            # Only rounds fired as separate commands: a control may keep some atomic.
+            separate = {
+                e["what"].split(":")[0] for e in timeline.get("events", []) if e.get("atomic") is False
+            }  # fmt: skip
             for line in lines:
-                oracle = line.split(": ")[1]
+                round_label, oracle = line.split(": ")[:2]
+                if round_label not in separate:
+                    continue
                 caught, total = detection.get(oracle, (0, 0))
                 detection[oracle] = (caught + ("VIOLATION" in line), total + 1)
     return {
