@@ -134,6 +134,27 @@ def _storm_iops(system: sut.SystemUnderTest, image: assets.GuestImage, accel_nam
             "cpu_share_during_guest_storm": shares}  # fmt: skip
 
 
+# An oracle checked in round N that also judges what round N-1 captured.
+SPANS_PREVIOUS_ROUND = ("full + incremental",)
+
+
+def control_rounds(oracle_lines: list[str], events: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """(oracle, caught) for each check a control's separate commands could fail.
+
+    A control may keep some rounds atomic (the bitmap-round control does):
+    a check counts only if a round it judges was fired as separate commands.
+    """
+    separate = {int(e["what"].split()[1].rstrip(":")) for e in events if e.get("atomic") is False}
+    counted = []
+    for line in oracle_lines:
+        label, oracle = line.split(": ")[:2]
+        n = int(label.split()[1])
+        judged = {n, n - 1} if oracle.startswith(SPANS_PREVIOUS_ROUND) else {n}
+        if judged & separate:
+            counted.append((oracle, "VIOLATION" in line))
+    return counted
+
+
 def _suite_figures(results: Path) -> dict[str, Any]:
     """Checks/min, first verified transaction, detection per control, from one Avocado job."""
     avocado = Path(sys.executable).parent / "avocado"
@@ -159,16 +180,9 @@ def _suite_figures(results: Path) -> dict[str, Any]:
         if done:
             first_verified.append(done[0])
         if "control" in test.get("tags", {}):
-            # Only rounds fired as separate commands: a control may keep some atomic.
-            separate = {
-                e["what"].split(":")[0] for e in timeline.get("events", []) if e.get("atomic") is False
-            }  # fmt: skip
-            for line in lines:
-                round_label, oracle = line.split(": ")[:2]
-                if round_label not in separate:
-                    continue
-                caught, total = detection.get(oracle, (0, 0))
-                detection[oracle] = (caught + ("VIOLATION" in line), total + 1)
+            for oracle, caught in control_rounds(lines, timeline.get("events", [])):
+                hits, total = detection.get(oracle, (0, 0))
+                detection[oracle] = (hits + caught, total + 1)
     return {
         "statuses": {t["name"].split(":")[-1]: t["status"] for t in data["tests"]},
         "checks": checks,
