@@ -77,7 +77,12 @@ class TransactionRollback(TxnstormTest):
         return results
 
     def test_a_failing_action_rolls_back_every_action(self):
-        """:avocado: tags=quick"""
+        """Nightly, not quick: on 7.2.22 a device sometimes stops writing after
+        an aborted transaction (2 of ~300 aborts so far; see README, Known
+        issues), which would make ``make check`` flaky.
+
+        :avocado: tags=nightly
+        """
         results = self.abort_rounds(atomic=True)
         for r in results:
             self.assertIn("abort", r.answer.lower(), f"round {r.round_no}: QEMU refused for another reason")

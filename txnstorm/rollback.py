@@ -9,13 +9,14 @@ can change; ``GraphState.differences`` says what was not rolled back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import QMPCommandError, TxnstormError
+from .errors import DeadlineExceeded, QMPCommandError, TxnstormError
 from .machine import Machine
 from .plans import PlanBuilder, RoundContext
-from .scenario import Timeline, sample_writes, wait_until_writing
+from .scenario import Timeline, sample_writes, virtqueue_status, wait_until_writing
 from .txn import Action, fire_separately, wait_jobs
 
 ABORT: Action = {"type": "abort", "data": {}}  # the action that always fails
@@ -90,7 +91,7 @@ def run_aborted_round(
         vm.cmd(command, **args)
     before = graph_state(vm)
     sample_writes(vm, delay_s)
-    wait_until_writing(vm, storm_disks)
+    _still_writing(vm, storm_disks)
     timeline.mark(vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
     answer = ""
     if atomic:
@@ -107,6 +108,15 @@ def run_aborted_round(
     if not atomic:
         wait_jobs(vm, plan.jobs)
         ctx.disks.update(plan.new_tops)
-    wait_until_writing(vm, storm_disks)  # no drained section left behind
+    _still_writing(vm, storm_disks)  # no drained section left behind, no lost request
     timeline.mark(vm, f"round {ctx.round_no}: devices write again")
     return AbortedRound(ctx.round_no, plan.name, answer, leftovers)
+
+
+def _still_writing(vm: Machine, disks: Sequence[str]) -> None:
+    """Every device completes writes; if one stopped, keep QEMU's view of the queues."""
+    try:
+        wait_until_writing(vm, disks)
+    except DeadlineExceeded:
+        (vm.logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(vm), indent=1) + "\n")
+        raise
