@@ -44,4 +44,4 @@ class BackupOfBackupFilter(KnownIssueTest):
         crash = crash or died_at_shutdown(vm)
         if crash is None and record is not None:
             self.assert_one_point_in_time(verify_rounds(self.qemu_img, [record], self.scratch, None))
-        self.report(crash)
+        self.report(crash, tries=1)

@@ -13,6 +13,7 @@ kills leftovers by PID.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -20,13 +21,14 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from avocado import Test
-from avocado.core.exceptions import TestWarn
+from avocado.core.exceptions import TestFail, TestWarn
 
 from . import accel, assets, caps, known_issues, nbd, sut
 from .boot import Booted, booted
-from .errors import UserError
+from .errors import QemuFailure, UserError
 from .images import QemuImg
 from .machine import Machine
 from .nbd_stamps import NbdStampWriter
@@ -40,12 +42,47 @@ from .topology import Topology
 CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
 
 
+def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A test method whose QemuFailure (crash, hang, stalled device, refused
+    command) ends as FAIL of the QEMU under test with the reason line; any
+    other exception stays Avocado's ERROR (the suite's own fault)."""
+    if getattr(method, "qemu_failures_fail", False):
+        return method
+
+    @functools.wraps(method)
+    def run(self: TxnstormTest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except QemuFailure as failure:
+            reason = failure.reason()
+            version = getattr(getattr(self, "sut", None), "version", "?")
+            board = json.loads(self.whiteboard or "{}")
+            self.whiteboard = json.dumps({**board, "failure": {"kind": failure.kind, "reason": reason}})
+            raise TestFail(f"{reason} (QEMU {version})") from failure
+
+    run.qemu_failures_fail = True  # type: ignore[attr-defined]
+    return run
+
+
 class TxnstormTest(Test):
-    """:avocado: disable"""
+    """:avocado: disable
+
+    Verdicts: PASS; FAIL for an oracle violation or a failure of the QEMU
+    under test (``QemuFailure``: crash, hang, stalled device, refused
+    command); ERROR for the suite's own faults; WARN for a listed known
+    issue; CANCEL only when the QEMU lacks a feature the test needs.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if name.startswith("test") and callable(value):
+                setattr(cls, name, qemu_failures_fail(value))
 
     def setUp(self) -> None:
         sweep_stale()
         self._machines: list[Machine] = []
+        self.seed = self._seed()  # bad input first, before anything slow
         try:
             self.sut = sut.resolve(self.params.get("qemu", default=None), self.params.get("qemu_img", default=None))
             self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info)
@@ -57,7 +94,6 @@ class TxnstormTest(Test):
             # tested, which must never read as a clean run.
             self.error(str(exc))
         self.log.info("system under test: %s, accel %s (%s)", self.sut.describe(), self.accel.accel, self.accel.reason)
-        self.seed = self._seed()
         self.log.info("seed %d (replay: avocado run ... -p seed=%d)", self.seed, self.seed)
         self.whiteboard = json.dumps({"seed": self.seed, "qemu": self.sut.version, "accel": self.accel.accel})
         self.qemu_img = QemuImg(self.sut.qemu_img)
@@ -81,7 +117,8 @@ class TxnstormTest(Test):
         try:
             return int(value)
         except ValueError:
-            self.cancel(f"seed {value!r} is not an integer; pass -p seed=N or TXNSTORM_SEED=N")
+            # ERROR, not CANCEL: nothing was tested, which must never keep a job green.
+            self.error(f"seed {value!r} is not an integer; pass -p seed=N or TXNSTORM_SEED=N")
             raise
 
     def require(self, commands: Sequence[str] = (), actions: Sequence[str] = ()) -> None:
@@ -247,11 +284,13 @@ class KnownIssueTest(TxnstormTest):
         self.issue = known_issues.get(self.ISSUE, self.issues)
         self.log.info("%s: %s (listed for QEMU %s)", self.issue.id, self.issue.title, self.issue.affects.describe())
 
-    def report(self, crash: str | None, **facts: object) -> None:
+    def report(self, crash: str | None, tries: int, **facts: object) -> None:
+        """The verdict on ``tries`` tries of the trigger (as the issue's rate
+        counts them) that ended in ``crash`` (None: QEMU survived them all)."""
         # Signatures on the exit report alone ("killed by SIGSEGV") are too
         # generic for every test: only reproducers that name them consult them.
         candidates = [i for i in self.issues if not i.signature.startswith("killed by ") or i.id in self.RELATED]
-        verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates)
+        verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates, tries=tries)
         board = json.loads(self.whiteboard or "{}")
         board["known_issue"] = {**verdict.as_dict(), **facts}
         self.whiteboard = json.dumps(board)

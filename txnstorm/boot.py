@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assets import GuestImage
-from .errors import DeadlineExceeded
+from .errors import DeadlineExceeded, QemuFailure, QemuHung
 from .guest import GuestSession
 from .machine import Machine
 from .sut import SystemUnderTest
@@ -77,11 +77,18 @@ def booted(
         log.info("guest up after %.2f s (accel %s)", seconds, accel)
         yield Booted(vm, session, seconds)
     except DeadlineExceeded as hang:
-        # A hang: keep every QEMU thread's stack before QEMU is killed.
+        # A hang: keep every QEMU thread's stack before QEMU is killed.  A
+        # guest that never came up is the suite's problem (ERROR) unless QEMU
+        # itself stopped answering: then it is QEMU's hang (FAIL).
+        failure = hang
+        if not isinstance(hang, QemuFailure) and not vm.answers_qmp():
+            failure = QemuHung(f"{hang}; QEMU does not answer QMP either")
         trace = vm.dump_backtrace()
         if trace:
-            raise DeadlineExceeded(f"{hang} (QEMU backtrace: {trace})") from hang
-        raise
+            failure.add_detail(f"QEMU backtrace: {trace.name}")
+        if failure is hang:
+            raise
+        raise failure from hang
     finally:
         if session is not None:
             session.close()

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import nbd
-from .errors import DeadlineExceeded, TxnstormError
+from .errors import DeadlineExceeded, DeviceStalled
 from .machine import Machine
 from .scenario import wait_until_writing
 
 CHUNK = 4 << 20
 
 
-class StormStalled(TxnstormError):
+class StormStalled(DeviceStalled):
     """After cont, a disk's storm never resumed."""
 
 

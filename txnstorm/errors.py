@@ -1,13 +1,23 @@
 """Errors with a meaning the runner can act on.
 
 ``UserError`` is the only kind a person should ever see as a single line: it
-says what is wrong and what to do.  Everything else is a bug in txnstorm or
-a finding about QEMU and keeps its traceback.
+says what is wrong and what to do.
+
+``QemuFailure`` is a finding about the QEMU under test: it crashed, hung,
+stopped completing a device's requests, or refused a QMP command a correct
+QEMU accepts.  A scenario test reports it as **FAIL** of that QEMU, with
+``reason()`` as the line a maintainer reads (``git bisect run`` then calls
+the commit bad).  Every other exception is the suite's own fault and stays
+an **ERROR** with its traceback.
 """
 
 
 class TxnstormError(Exception):
     """Base class of txnstorm's own errors."""
+
+    def add_detail(self, text: str) -> None:
+        """Append evidence (e.g. where a backtrace was kept) to the message."""
+        self.args = (f"{self.args[0] if self.args else ''} ({text})", *self.args[1:])
 
 
 class UserError(TxnstormError):
@@ -16,16 +26,41 @@ class UserError(TxnstormError):
     exit_status = 2
 
 
-class QemuDied(TxnstormError):
-    """QEMU exited while we still needed it (crash, abort, bad option)."""
-
-
 class DeadlineExceeded(TxnstormError):
     """Something awaited did not happen in time; the message names it."""
 
 
-class QMPCommandError(TxnstormError):
+class QemuFailure(TxnstormError):
+    """The QEMU under test failed; a FAIL of that QEMU, never a suite ERROR."""
+
+    kind = "QEMU failure"
+
+    def reason(self) -> str:
+        return f"{self.kind}: {self}"
+
+
+class QemuDied(QemuFailure):
+    """QEMU exited while we still needed it (crash, abort, bad option)."""
+
+    kind = "QEMU crashed"
+
+
+class QemuHung(QemuFailure, DeadlineExceeded):
+    """QEMU did not answer in time: a QMP command, an event, a job."""
+
+    kind = "QEMU hung"
+
+
+class DeviceStalled(QemuFailure, DeadlineExceeded):
+    """A device stopped completing the guest's requests (QEMU still answers QMP)."""
+
+    kind = "device stalled"
+
+
+class QMPCommandError(QemuFailure):
     """QEMU answered a QMP command with an error."""
+
+    kind = "QEMU refused a command"
 
     def __init__(self, command: str, error_class: str, desc: str) -> None:
         super().__init__(f"{command}: {error_class}: {desc}")

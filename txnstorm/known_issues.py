@@ -6,6 +6,7 @@ Each entry::
      "affects": {"min": "7.2.22", "max_exclusive": "unknown"},
      "signature": "<substring of QEMU's stderr when it aborts>",
      "reproducer": "<Avocado test id>",
+     "rate": {"hits": 44, "tries": 53, "per": "boot"},
      "seen": "<what was observed, with rates>"}
 
 ``affects`` is the half-open range [min, max_exclusive) of QEMU versions the
@@ -16,7 +17,12 @@ A reproducer's outcome becomes one ``Verdict``:
 
 * the crash matches a listed issue on a version it affects: WARN,
   "known issue KI-n, still reproduces on QEMU x.y.z";
-* no crash: PASS, "known issue KI-n, no longer reproduces on QEMU x.y.z";
+* no crash in N tries, where the listed ``rate`` (hits per try of the
+  reproducer, as measured) leaves a chance of a miss ``(1 - p)^N`` below
+  ``MISS_CHANCE_FOR_FIXED`` (1 %): PASS, "no longer reproduces";
+* no crash, but a miss is still likely (a race that did not fire): WARN,
+  "not seen this run", with the tries and the chance of a miss; never a
+  PASS that hides a listed issue;
 * any other crash (no signature matches, or the version is not listed as
   affected): FAIL, a NEW failure.
 """
@@ -34,7 +40,8 @@ from .errors import UserError
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "known-issues.json"
 UNKNOWN = "unknown"
-FIELDS = ("id", "title", "affects", "signature", "reproducer", "seen")
+FIELDS = ("id", "title", "affects", "signature", "reproducer", "rate", "seen")
+MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"
 _ID_RE = re.compile(r"^KI-\d+$")
 _VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
 
@@ -79,12 +86,33 @@ class VersionRange:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """How often one try of the reproducer hit the issue where it was measured."""
+
+    hits: int
+    tries: int
+    per: str  # what one try is: "boot", "attempt", "transaction"
+
+    @property
+    def p(self) -> float:
+        return self.hits / self.tries
+
+    def miss_chance(self, tries: int) -> float:
+        """The chance that ``tries`` tries all miss an issue still present."""
+        return (1.0 - self.p) ** tries
+
+    def describe(self) -> str:
+        return f"{self.hits}/{self.tries} per {self.per}"
+
+
+@dataclass(frozen=True)
 class KnownIssue:
     id: str
     title: str
     affects: VersionRange
     signature: str
     reproducer: str
+    rate: Rate
     seen: str
 
 
@@ -115,10 +143,22 @@ def _entry(where: str, raw: Any) -> KnownIssue:
     affects = raw["affects"]
     if not isinstance(affects, dict) or set(affects) != {"min", "max_exclusive"}:
         raise KnownIssuesError(f"{where}: affects must be {{'min': ..., 'max_exclusive': ...}}, not {affects!r}")
+    rate = raw["rate"]
+    if (
+        not isinstance(rate, dict)
+        or set(rate) != {"hits", "tries", "per"}
+        or not all(isinstance(rate[k], int) and not isinstance(rate[k], bool) for k in ("hits", "tries"))
+        or not 0 < rate["hits"] <= rate["tries"]
+        or not isinstance(rate["per"], str)
+        or not rate["per"].strip()
+    ):
+        raise KnownIssuesError(
+            f"{where}: rate must be {{'hits': H, 'tries': T, 'per': 'boot'}} with 0 < H <= T, not {rate!r}"
+        )
     rng = VersionRange(_bound(where, affects, "min"), _bound(where, affects, "max_exclusive"))
     if rng.min and rng.max_exclusive and _padded(rng.min) >= _padded(rng.max_exclusive):
         raise KnownIssuesError(f"{where}: affects is empty ({rng.describe()})")
-    return KnownIssue(raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], raw["seen"])
+    return KnownIssue(raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"])
 
 
 def parse(text: str, source: str = "known-issues.json") -> list[KnownIssue]:
@@ -180,6 +220,12 @@ class Verdict:
     label: str
     issue: KnownIssue  # the issue the reproducer was written for
     matched: KnownIssue | None = None  # the issue the crash matched, if any
+    tries: int = 1
+    miss_chance: float | None = None  # without a crash: the chance the issue is still there
+
+    @property
+    def reproduced(self) -> bool:
+        return self.matched is not None and self.status == "WARN"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -187,26 +233,52 @@ class Verdict:
             "label": self.label,
             "issue": self.issue.id,
             "matched": self.matched.id if self.matched else None,
+            "reproduced": self.reproduced,
+            "tries": self.tries,
+            "miss_chance": self.miss_chance,
         }
 
 
+def _percent(chance: float) -> str:
+    return f"{chance * 100:.2g} %"
+
+
+def _not_seen(issue: KnownIssue, v: str, tries: int) -> Verdict:
+    miss = issue.rate.miss_chance(tries)
+    evidence = (
+        f"did not reproduce in {tries} {issue.rate.per}{'s' if tries != 1 else ''} "
+        f"(listed rate {issue.rate.describe()}: chance of a miss {_percent(miss)})"
+    )
+    if miss < MISS_CHANCE_FOR_FIXED:
+        return Verdict("PASS", f"known issue {issue.id}, no longer reproduces on QEMU {v}: {evidence}", issue,
+                       tries=tries, miss_chance=miss)  # fmt: skip
+    label = f"known issue {issue.id}, not seen this run on QEMU {v}: {evidence}; not judged fixed"
+    return Verdict("WARN", label, issue, tries=tries, miss_chance=miss)
+
+
 def judge(
-    issue: KnownIssue, version: Version | str, crash: str | None, issues: Sequence[KnownIssue] | None = None
+    issue: KnownIssue,
+    version: Version | str,
+    crash: str | None,
+    issues: Sequence[KnownIssue] | None = None,
+    tries: int = 1,
 ) -> Verdict:
     """Turn a reproducer's outcome into a verdict.
 
-    ``crash`` is None when QEMU survived the trigger, else QEMU's crash
-    report (``Machine.exit_report()``: signal and assertion line).
+    ``crash`` is None when QEMU survived all ``tries`` of the trigger (what
+    a try is: ``issue.rate.per``), else QEMU's crash report
+    (``Machine.exit_report()``: signal and assertion line).
     """
     v = format_version(version)
     if crash is None:
         if affects(issue, version):
-            return Verdict("PASS", f"known issue {issue.id}, no longer reproduces on QEMU {v}", issue)
-        label = f"known issue {issue.id}, does not reproduce on QEMU {v} (not listed as affected)"
-        return Verdict("PASS", label, issue)
+            return _not_seen(issue, v, tries)
+        label = f"known issue {issue.id}, does not reproduce on QEMU {v} (not listed as affected; {tries} tries)"
+        return Verdict("PASS", label, issue, tries=tries)
     matched = match_crash(crash, [issue, *(issues or [])])
     if matched is None:
-        return Verdict("FAIL", f"NEW failure on QEMU {v}: QEMU crashed with no known signature: {crash}", issue)
+        return Verdict("FAIL", f"NEW failure on QEMU {v}: QEMU crashed with no known signature: {crash}", issue,
+                       tries=tries)  # fmt: skip
     if not affects(matched, version):
         return Verdict(
             "FAIL",
@@ -214,8 +286,9 @@ def judge(
             f"listed only for QEMU {matched.affects.describe()}: {crash}",
             issue,
             matched,
+            tries,
         )
     label = f"known issue {matched.id}, still reproduces on QEMU {v}"
     if matched.id != issue.id:
         label += f" (while reproducing {issue.id})"
-    return Verdict("WARN", label, issue, matched)
+    return Verdict("WARN", label, issue, matched, tries)

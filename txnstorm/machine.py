@@ -24,13 +24,16 @@ from typing import Any
 
 from . import process
 from .cmdline import BootFiles, LaunchSpec, build_args
-from .errors import DeadlineExceeded, QemuDied, QMPCommandError
+from .errors import DeadlineExceeded, QemuDied, QemuHung, QMPCommandError
 from .qmp import Monitor
 from .scratch import make_private_dir
 from .sut import SystemUnderTest
 from .topology import Topology
 
 log = logging.getLogger("txnstorm.machine")
+PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often whether it still answers
+PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this
+QUIT_ANSWER_S = 5.0  # a QEMU that does not answer 'quit' by then is hung: SIGTERM, then SIGKILL
 
 
 def free_local_port() -> int:
@@ -169,13 +172,14 @@ class Machine:
         try:
             if self._proc.poll() is None and self.qmp is not None:
                 try:
-                    self.qmp.cmd("quit")
-                except Exception as exc:  # noqa: BLE001 - we escalate below
-                    log.info("quit over QMP failed (%s); escalating", exc)
-                try:
-                    self._proc.wait(timeout)
-                except Exception:  # noqa: BLE001
-                    log.warning("QEMU %d ignored quit; SIGTERM/SIGKILL", self._proc.pid)
+                    self.qmp.cmd("quit", _timeout=QUIT_ANSWER_S)
+                except Exception as exc:  # noqa: BLE001 - no answer (hung) or gone: escalate at once
+                    log.info("quit over QMP failed (%s); SIGTERM/SIGKILL", exc)
+                else:
+                    try:
+                        self._proc.wait(timeout)
+                    except subprocess.TimeoutExpired:
+                        log.warning("QEMU %d ignored quit; SIGTERM/SIGKILL", self._proc.pid)
             rc = process.end(self._proc)
         finally:
             self._release()
@@ -187,10 +191,13 @@ class Machine:
             return None
         out = self.logdir / "qemu-backtrace.txt"
         with open(out, "w") as f:
-            subprocess.run(
-                ["gdb", "-p", str(self.pid), "-batch", "-nx", "-ex", "thread apply all bt"],
-                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
-            )  # fmt: skip
+            try:
+                subprocess.run(
+                    ["gdb", "-p", str(self.pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                f.write(f"\n(gdb gave up after {timeout:.0f} s)\n")
         return out
 
     def kill(self) -> None:
@@ -243,9 +250,38 @@ class Machine:
         """``cmd`` with the arguments as a dict (e.g. keys that are not identifiers)."""
         return self.cmd(command, **arguments)
 
+    def answers_qmp(self, within: float = PING_ANSWER_S) -> bool:
+        """False if QEMU runs but does not answer ``query-status`` in time (hung)."""
+        if self.qmp is None or not self.is_running():
+            return True  # nothing to ask; a dead QEMU is reported by check_alive
+        try:
+            self.qmp.cmd("query-status", _timeout=within)
+        except QemuHung:
+            return False
+        except Exception:  # noqa: BLE001 - an error answer is still an answer
+            return True
+        return True
+
     def wait_event(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        """Wait for an event; meanwhile QEMU must stay alive and keep
+        answering QMP (a hung main loop is named in seconds, not after the
+        whole wait)."""
         assert self.qmp is not None
-        return self.qmp.wait_event(name, alive=self.check_alive, **kwargs)
+        last_answer = time.monotonic()
+
+        def alive_and_answering() -> None:
+            nonlocal last_answer
+            self.check_alive()
+            if time.monotonic() - last_answer >= PING_EVERY_S:
+                assert self.qmp is not None
+                try:
+                    self.qmp.cmd("query-status", _timeout=PING_ANSWER_S)
+                except QemuHung as hung:
+                    hung.add_detail(f"while waiting for {kwargs.get('what') or name}")
+                    raise
+                last_answer = time.monotonic()
+
+        return self.qmp.wait_event(name, alive=alive_and_answering, **kwargs)
 
     def note(self, text: str) -> None:
         if self.qmp is not None:

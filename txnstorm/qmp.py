@@ -22,7 +22,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient
 
-from .errors import DeadlineExceeded, QMPCommandError
+from .errors import QemuHung, QMPCommandError
 
 Event = dict[str, Any]
 EventMatch = Callable[[Event], bool]
@@ -56,7 +56,7 @@ class Monitor:
                 if alive:
                     alive()
                 if time.monotonic() > deadline:
-                    raise DeadlineExceeded(f"QEMU did not connect to QMP within {timeout:.0f} s")
+                    raise QemuHung(f"QEMU did not connect to QMP within {timeout:.0f} s")
         finally:
             if not task.done():
                 task.cancel()
@@ -85,18 +85,20 @@ class Monitor:
         self._log.flush()
 
     # -- commands --------------------------------------------------------
-    def cmd(self, name: str, /, **arguments: Any) -> Any:
-        """Run a command; return its 'return' value or raise QMPCommandError."""
+    def cmd(self, name: str, /, _timeout: float | None = None, **arguments: Any) -> Any:
+        """Run a command; return its 'return' value or raise QMPCommandError.
+        No answer within ``_timeout`` (default: ``command_timeout``) is QemuHung."""
+        timeout = self.command_timeout if _timeout is None else _timeout
         request: dict[str, Any] = {"execute": name}
         if arguments:
             request["arguments"] = arguments
         self._write("->", request)
         try:
             # _raw: the whole response (for the log), errors included.
-            response = dict(self._sync(self._client._raw(request, assign_id=False), self.command_timeout))
+            response = dict(self._sync(self._client._raw(request, assign_id=False), timeout))
         except TimeoutError:
-            self.note(f"no answer to {name} within {self.command_timeout} s")
-            raise DeadlineExceeded(f"QMP {name}: no answer within {self.command_timeout} s") from None
+            self.note(f"no answer to {name} within {timeout:.0f} s")
+            raise QemuHung(f"QMP {name}: no answer within {timeout:.0f} s") from None
         self._write("<-", response)
         self._collect(0)
         if "error" in response:
@@ -134,7 +136,7 @@ class Monitor:
                     return self.events.pop(i)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise DeadlineExceeded(f"waited {timeout:.0f} s for {what or name}; it never came")
+                raise QemuHung(f"waited {timeout:.0f} s for {what or name}; it never came")
             if alive:
                 alive()
             self._collect(min(0.5, remaining))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .boot import Booted
-from .errors import DeadlineExceeded, TxnstormError
+from .errors import DeviceStalled, TxnstormError
 from .images import QemuImg
 from .machine import Machine
 from .oracle import compare_images
@@ -77,7 +77,7 @@ def wait_until_writing(vm: Machine, disks: Sequence[str], timeout: float = 30.0)
             return now
         if time.monotonic() > deadline:
             stalled = [d for d in disks if now.get(d, 0) <= first.get(d, 0)]
-            raise DeadlineExceeded(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
+            raise DeviceStalled(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DeadlineExceeded, TxnstormError
+from .errors import DeviceStalled, TxnstormError
 from .guest import GuestSession
 
 GUEST_DIR = "/tmp/txnstorm"
@@ -22,8 +22,9 @@ class StormFailed(TxnstormError):
     pass
 
 
-class StormHung(DeadlineExceeded):
-    """The storm did not end; ``evidence`` holds the guest's view (ps, stacks, fio log)."""
+class StormHung(DeviceStalled):
+    """The storm did not end: a request that never completes.  ``evidence``
+    holds the guest's view (ps, kernel stacks, fio log, in-flight requests)."""
 
     def __init__(self, message: str, evidence: str) -> None:
         super().__init__(message)

@@ -20,6 +20,7 @@ def entry(**overrides: object) -> dict:
         "affects": {"min": "7.2.0", "max_exclusive": "8.0.0"},
         "signature": "nbd_blockdev_client_closed: Assertion `qemu_in_main_thread() && nbd_server' failed",
         "reproducer": "tests/nbd_known_issues.py:NbdClientDisconnectIothread.test_disconnect",
+        "rate": {"hits": 5, "tries": 5, "per": "attempt"},
         "seen": "5 of 5 on 7.2.22",
     }
     base.update(overrides)
@@ -83,14 +84,44 @@ def test_judge_still_reproduces_is_warn():
     issues = issues_of(entry())
     verdict = ki.judge(issues[0], "7.2.22", KI1_REPORT, issues)
     assert (verdict.status, verdict.label) == ("WARN", "known issue KI-1, still reproduces on QEMU 7.2.22")
-    assert verdict.as_dict()["matched"] == "KI-1"
+    assert verdict.as_dict()["matched"] == "KI-1" and verdict.reproduced
 
 
-def test_judge_no_crash_is_pass():
+def test_judge_no_crash_of_a_certain_reproducer_is_pass():
     issues = issues_of(entry())
-    verdict = ki.judge(issues[0], (7, 2, 22), None, issues)
-    assert (verdict.status, verdict.label) == ("PASS", "known issue KI-1, no longer reproduces on QEMU 7.2.22")
+    verdict = ki.judge(issues[0], (7, 2, 22), None, issues, tries=2)
+    assert verdict.status == "PASS"
+    assert verdict.label == (
+        "known issue KI-1, no longer reproduces on QEMU 7.2.22: did not reproduce in 2 attempts "
+        "(listed rate 5/5 per attempt: chance of a miss 0 %)"
+    )
+    assert not verdict.reproduced
     assert ki.judge(issues[0], "9.0.0", None, issues).status == "PASS"
+
+
+def test_a_race_that_did_not_fire_is_not_seen_not_fixed():
+    """The KI-2 race crashed 44 of 53 boots: one quiet boot leaves a 17 % chance it is still there."""
+    race = entry(id="KI-2", rate={"hits": 44, "tries": 53, "per": "boot"})
+    (issue,) = issues_of(race)
+    verdict = ki.judge(issue, "7.2.22", None, [issue], tries=1)
+    assert verdict.status == "WARN", verdict.label
+    assert verdict.label == (
+        "known issue KI-2, not seen this run on QEMU 7.2.22: did not reproduce in 1 boot "
+        "(listed rate 44/53 per boot: chance of a miss 17 %); not judged fixed"
+    )
+    assert not verdict.reproduced and verdict.as_dict()["miss_chance"] == pytest.approx(9 / 53)
+    # Three quiet boots: 0.5 % -- small enough to call it gone.
+    assert ki.judge(issue, "7.2.22", None, [issue], tries=3).status == "PASS"
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [None, {"hits": 0, "tries": 5, "per": "boot"}, {"hits": 6, "tries": 5, "per": "boot"},
+     {"hits": 1, "tries": 5}, {"hits": "1", "tries": 5, "per": "boot"}, {"hits": 1, "tries": 5, "per": " "}],
+)  # fmt: skip
+def test_a_rate_must_be_hits_per_try(rate):
+    with pytest.raises(UserError, match="rate must be"):
+        issues_of(entry(rate=rate))
 
 
 def test_judge_crash_on_a_version_not_listed_is_a_new_failure():

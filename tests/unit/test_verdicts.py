@@ -1,0 +1,85 @@
+"""Verdicts a maintainer can act on, from a real Avocado job: a crash, hang or
+stalled device of the QEMU under test is FAIL with its reason line; the
+suite's own fault is ERROR; a bad seed is ERROR before anything runs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AVOCADO = Path(sys.executable).parent / "avocado"
+REPO = Path(__file__).resolve().parents[2]
+
+STORIES = '''
+from txnstorm.avocado_test import TxnstormTest
+from txnstorm.errors import DeviceStalled, QemuDied, QemuHung, QMPCommandError
+
+
+class Story(TxnstormTest):
+    """:avocado: enable"""
+
+    def setUp(self):
+        self.whiteboard = "{}"  # no QEMU needed: each test raises what a scenario would
+
+    def test_crash(self):
+        raise QemuDied("QEMU killed by SIGABRT: qemu-system-x86_64: ../block/io.c:411: bdrv_do_drained_end: "
+                       "Assertion `bs->quiesce_counter > 0' failed.")
+
+    def test_hang(self):
+        raise QemuHung("QMP query-blockstats: no answer within 60 s")
+
+    def test_stall(self):
+        raise DeviceStalled("storm wrote nothing to ['disk0'] within 30 s")
+
+    def test_refused(self):
+        raise QMPCommandError("transaction", "GenericError", "Device 'disk0' is busy")
+
+    def test_suite_fault(self):
+        raise KeyError("a bug in txnstorm")
+
+
+class Seeded(TxnstormTest):
+    """:avocado: enable"""
+
+    def test_bad_seed(self):
+        pass
+'''
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    tmp = tmp_path_factory.mktemp("verdicts")
+    (tmp / "stories.py").write_text(STORIES)
+    subprocess.run(
+        [str(AVOCADO), "--config", str(REPO / "avocado.cfg"), "run", "--job-results-dir", str(tmp / "results"),
+         "-p", "seed=abc", str(tmp / "stories.py")],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    results = json.loads((tmp / "results" / "latest" / "results.json").read_text())
+    return {t["name"].rsplit(".", 1)[-1]: t for t in results["tests"]}
+
+
+@pytest.mark.parametrize(
+    ("test", "reason"),
+    [
+        ("test_crash", "QEMU crashed: QEMU killed by SIGABRT: qemu-system-x86_64: ../block/io.c:411: bdrv_do_drained"),
+        ("test_hang", "QEMU hung: QMP query-blockstats: no answer within 60 s"),
+        ("test_stall", "device stalled: storm wrote nothing to ['disk0'] within 30 s"),
+        ("test_refused", "QEMU refused a command: transaction: GenericError: Device 'disk0' is busy"),
+    ],
+)  # fmt: skip
+def test_a_failure_of_qemu_is_fail_with_its_reason(job, test, reason):
+    assert job[test]["status"] == "FAIL", job[test]["fail_reason"]
+    assert job[test]["fail_reason"].startswith(reason)
+    assert json.loads(job[test]["whiteboard"])["failure"]["reason"].startswith(reason)
+
+
+def test_the_suites_own_fault_is_error(job):
+    assert job["test_suite_fault"]["status"] == "ERROR"
+
+
+def test_a_bad_seed_is_error_not_cancel(job):
+    assert job["test_bad_seed"]["status"] == "ERROR"
+    assert "seed 'abc' is not an integer" in job["test_bad_seed"]["fail_reason"]
