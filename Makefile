@@ -1,18 +1,31 @@
 # txnstorm: `make check` (lint + unit + quick scenarios) and `make run` (the suite).
 # Both do their own set-up (Debian packages as root, venv, guest build).
 # Choose the QEMU under test with QEMU=/path/to/qemu-system-x86_64 or a build dir,
-# QEMU_IMG likewise, ACCEL=auto|kvm|tcg.
+# QEMU_IMG likewise (or QEMU's own QEMU_TEST_QEMU_BINARY / QEMU_TEST_QEMU_IMG),
+# ACCEL=auto|kvm|tcg.
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
 AVOCADO := $(VENV)/bin/avocado --config avocado.cfg
 RESULTS := $(CURDIR)/results
 TAGS    ?= quick
-export QEMU QEMU_IMG ACCEL
+DURATION ?= 10m
+export QEMU QEMU_IMG ACCEL QEMU_TEST_QEMU_BINARY QEMU_TEST_QEMU_IMG
 
-.PHONY: all setup guest preflight lint unit quick scenarios tags-check check run nightly replay replay-test clean
+.PHONY: all inputs setup guest preflight lint unit quick scenarios check run ci nightly replay replay-test clean
+
+# One step at a time, in the order written: the input check always comes first.
+.NOTPARALLEL:
 
 all: check
+
+# Every input (QEMU, QEMU_IMG, ACCEL, TAGS, NIGHTLY_TAGS, SHARD, DURATION,
+# SEED, the cache dir) checked in about a second, before set-up, lint, unit
+# tests, the guest build or the KVM probe: a wrong one is one line, exit 2.
+# Standard library only, so it runs before the venv exists.
+inputs:
+	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
+	  PYTHONPATH='$(CURDIR)' python3 -m txnstorm.inputs
 
 setup:
 	@scripts/setup
@@ -22,7 +35,7 @@ guest: setup
 
 # Checks the QEMU under test first (one line and exit 2 if wrong), then
 # builds or verifies the guest, then picks the accelerator.
-preflight: setup
+preflight: inputs setup
 	@scripts/txnstorm preflight --build-guest
 
 lint: setup
@@ -31,42 +44,44 @@ lint: setup
 unit: setup
 	scripts/run-unit
 
-# Scenario tests.  TAGS: Avocado tag filters (comma = AND, space = OR, e.g.
-# TAGS="quick,-control nbd"); empty = every test.  SHARD=i/N runs one
-# deterministic shard of them (see README, "Sharding").
-scenarios: tags-check preflight
-	@filters="$$(scripts/txnstorm tags '$(TAGS)')" && \
-	refs="$$($(AVOCADO) list $$filters tests/*.py | scripts/txnstorm shard '$(or $(SHARD),1/1)')" && \
-	$(AVOCADO) run --job-results-dir $(RESULTS) $$refs; rc=$$?; \
+# Scenario tests.  TAGS: Avocado tag filters (comma = AND, space = OR,
+# -tag = NOT, e.g. TAGS="quick,-control nbd" or TAGS=-nightly); empty = every
+# test.  SHARD=i/N runs one deterministic shard of them (see README,
+# "Sharding"); SEED=N gives every test that seed.
+scenarios: inputs preflight
+	@refs="$$(scripts/txnstorm select --tags='$(TAGS)' --shard='$(or $(SHARD),1/1)')" && \
+	$(AVOCADO) run --job-results-dir $(RESULTS) $(if $(SEED),-p seed=$(SEED)) $$refs; rc=$$?; \
 	scripts/txnstorm report $(RESULTS)/latest; exit $$rc
-
-tags-check: setup
-	@scripts/txnstorm tags '$(TAGS)' >/dev/null
 
 quick: TAGS = quick
 quick: scenarios
 
-check: lint unit quick
+check: inputs lint unit quick
 
 # The main job: every scenario test against the QEMU under test.
 run: TAGS =
 run: scenarios
 
+# What a CI pipeline runs on every patch series: the whole suite but the
+# tests tagged `flaky` (a positive test that still meets an uncharacterised
+# QEMU issue, named in its docstring).  A healthy QEMU is green (known
+# issues are WARN), a regression is red.
+ci: TAGS = -flaky
+ci: scenarios
+
 # The nightly tier: iterate every test with fresh seeds until DURATION ends,
 # on the QEMU under test and on every QEMU built by `make qemu`, side by side.
-DURATION ?= 10m
-nightly: setup
-	@scripts/txnstorm nightly --duration '$(DURATION)' --tags '$(NIGHTLY_TAGS)' --preflight
+nightly: inputs setup
+	@scripts/txnstorm nightly --duration='$(DURATION)' --tags='$(NIGHTLY_TAGS)' --preflight
 
 # Replay: `make replay` prints the command for each failure of the last job;
 # `make replay-test TEST=tests/x.py:Class.test SEED=N` runs one test with its seed.
 replay: setup
 	@scripts/txnstorm replay $(or $(RESULTS_DIR),results/latest)
 
-replay-test: setup
-	@case "$(SEED)" in *[!0-9]*) echo "txnstorm: error: SEED=$(SEED) is not a whole number; use the seed a report printed" >&2; exit 2;; esac
+replay-test: inputs
 	@[ -n "$(TEST)" ] || { echo "txnstorm: error: name the test: make replay-test TEST=tests/x.py:Class.test_method SEED=N" >&2; exit 2; }
-	@scripts/txnstorm preflight --build-guest
+	@$(MAKE) --no-print-directory preflight
 	$(AVOCADO) run --job-results-dir $(RESULTS) $(if $(SEED),-p seed=$(SEED)) $(TEST)
 
 clean:

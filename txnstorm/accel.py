@@ -7,6 +7,7 @@ answer.  The verdict is cached per QEMU binary, guest and host kernel.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -16,14 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .assets import GuestImage, cache_root
-from .errors import TxnstormError, UserError
+from .assets import GuestImage
+from .cachedir import cache_root
+from .errors import QemuDied, TxnstormError, UserError
+from .inputs import ACCEL_CHOICES
 from .scratch import private_dir
 from .sut import SystemUnderTest
 from .topology import Topology
 
-CHOICES = ("auto", "kvm", "tcg")
+CHOICES = ACCEL_CHOICES
 PROBE_DEADLINE_S = 20.0
+REPROBE_HINT = "re-probe: scripts/txnstorm accel --reprobe"
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,13 @@ def _cache_file(sut: SystemUnderTest, image: GuestImage) -> Path:
     return cache_root() / "accel" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
 
 
-def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> str | None:
+@dataclass(frozen=True)
+class ProbeFailure:
+    reason: str
+    final: bool  # QEMU refused or crashed under KVM; a timeout (a busy host?) is not final
+
+
+def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> ProbeFailure | None:
     """Boot under KVM; return None if the guest answered SSH, else why not."""
     from .boot import booted  # local: boot imports machine, keep this module light
 
@@ -54,8 +64,18 @@ def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> str | No
         with booted(sut, Topology("kvm-probe", ()), image, "kvm", logdir, {}, ssh_deadline_s=PROBE_DEADLINE_S):
             return None
     except TxnstormError as exc:
-        # The probe's log dir is temporary: a crash backtrace there is gone.
-        return re.sub(r" \(backtrace: [^)]*\)", "", str(exc))
+        # The probe's log dir is temporary: evidence named in it is gone.
+        reason = re.sub(r" \((?:QEMU )?backtrace: [^)]*\)", "", str(exc))
+        reason = re.sub(r" \(console log: [^)]*\)", "", reason)
+        return ProbeFailure(reason, final=isinstance(exc, QemuDied))
+
+
+def _cached(cache: Path) -> AccelChoice | None:
+    try:
+        cached = json.loads(cache.read_text())
+        return AccelChoice(cached["accel"], f"{cached['reason']} (probed {cached['taken_at']}; {REPROBE_HINT})")
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def choose(
@@ -63,7 +83,12 @@ def choose(
     sut: SystemUnderTest,
     image: GuestImage,
     say: Callable[[str], None] = print,
+    reprobe: bool = False,
 ) -> AccelChoice:
+    """The accelerator to use.  ``auto`` keeps a probe's verdict per QEMU
+    binary, guest and host kernel, with the time it was taken; a probe that
+    failed by a timeout is not kept (a busy host is not a broken KVM), and
+    ``reprobe`` forgets the kept one first."""
     requested = (requested or "auto").lower()
     if requested not in CHOICES:
         raise UserError(f"ACCEL={requested} is not one of {', '.join(CHOICES)}")
@@ -79,18 +104,21 @@ def choose(
         say(f"accel auto: {choice.reason}; using TCG")
         return choice
     cache = _cache_file(sut, image)
-    try:
-        cached = json.loads(cache.read_text())
-        return AccelChoice(cached["accel"], cached["reason"] + " (cached)")
-    except (OSError, ValueError, KeyError):
-        pass
+    if reprobe:
+        cache.unlink(missing_ok=True)
+    elif cached := _cached(cache):
+        return cached
     with private_dir("kvm-probe") as logdir:
         failure = probe_kvm(sut, image, logdir)
     if failure is None:
         choice = AccelChoice("kvm", "KVM probe booted the guest to SSH")
     else:
-        choice = AccelChoice("tcg", f"KVM probe failed: {failure}")
+        choice = AccelChoice("tcg", f"KVM probe failed: {failure.reason}")
     say(f"accel auto: {choice.reason}; using {choice.accel.upper()}")
+    if failure is not None and not failure.final:
+        say("accel auto: a probe that timed out is not kept; the next run probes again")
+        return AccelChoice(choice.accel, f"{choice.reason} (not kept: a timeout may be a busy host)")
+    taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"accel": choice.accel, "reason": choice.reason}) + "\n")
-    return choice
+    cache.write_text(json.dumps({"accel": choice.accel, "reason": choice.reason, "taken_at": taken_at}) + "\n")
+    return _cached(cache) or choice

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cachedir import writable_cache_root
 from .cmdline import BootFiles
 from .errors import UserError
 from .scratch import make_private_dir, sweep_stale
@@ -41,13 +42,6 @@ PRUNE_AFTER_DAYS = 7
 
 class CacheProblem(Exception):
     """The cache entry is missing or cannot be trusted; the message says why."""
-
-
-def cache_root() -> Path:
-    if os.environ.get("TXNSTORM_CACHE"):
-        return Path(os.environ["TXNSTORM_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "txnstorm"
 
 
 def sha256_file(path: Path) -> str:
@@ -217,7 +211,7 @@ def ensure_guest(recipe: str = "tiny", allow_build: bool = True, say: Callable[[
     if not (recipe_dir / "build.sh").is_file():
         raise UserError(f"no guest recipe '{recipe}' (expected {recipe_dir}/build.sh)")
     digest = recipe_digest(recipe_dir)
-    root = cache_root() / "guests"
+    root = writable_cache_root() / "guests"
     final = root / f"{recipe}-{digest[:12]}"
     with _locked(root):
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import process
-from .assets import cache_root
+from .cachedir import cache_root
 from .errors import TxnstormError
 from .qmp import Monitor
 from .scratch import make_private_dir

@@ -3,12 +3,14 @@
     txnstorm preflight     check QEMU, qemu-img, guest cache and accel; one line each
                            (--build-guest: build a missing or corrupt guest)
     txnstorm guest         build the guest if missing or corrupt, print its dir
+    txnstorm accel [--reprobe]   the accelerator auto chooses (and when it was probed)
     txnstorm boot [-n N]   boot the guest N times and print boot-to-SSH seconds
     txnstorm doctor        check the host, one line per item with what to do
     txnstorm sweep         remove private temp dirs of runs that died
     txnstorm tags TAGS     check Avocado tag filters against the suite's tags
-    txnstorm shard i/N     read `avocado list` output, print shard i of N
+    txnstorm select --tags=T --shard=i/N   the scenario tests to run (avocado list --json)
     txnstorm replay DIR    print (or --run) the command replaying each failure
+    txnstorm bisect-answer JOB [--issue KI-n]   0 good, 1 bad, 125 skip (git bisect run)
     txnstorm report [DIR]  write report.html (verdicts, known issues, timelines) into a job dir
     txnstorm nightly --duration 2h [--tags ...]   iterate the suite until the budget ends
 
@@ -27,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import accel, assets, caps, report, runs, sut
+from . import accel, assets, cachedir, caps, junit, report, runs, sut
 from .errors import TxnstormError, UserError
 from .scratch import private_dir, sweep_stale
 from .topology import TWO_DISKS_ONE_IOTHREAD
@@ -51,6 +53,14 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
     _say(f"accel: {choice.accel} ({choice.reason})")
     _say(f"capabilities: {caps.probe(system).describe()}")
+    return 0
+
+
+def cmd_accel(args: argparse.Namespace) -> int:
+    system = sut.resolve()
+    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say)
+    choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say, reprobe=args.reprobe)
+    _say(f"accel: {choice.accel} ({choice.reason})")
     return 0
 
 
@@ -102,8 +112,11 @@ def _doctor_checks() -> list[tuple[str, bool, str]]:
         ).stdout
     ]  # fmt: skip
     checks.append(("packages", not missing, f"missing: {' '.join(missing)} (make setup)" if missing else "all present"))
-    root = assets.cache_root()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root = cachedir.writable_cache_root()
+    except UserError as exc:
+        checks.append(("cache", False, str(exc)))
+        return checks
     free = shutil.disk_usage(root).free / 2**30
     checks.append(("disk", free >= 2, f"{free:.1f} GiB free at {root}" + ("" if free >= 2 else " (need 2 GiB)")))
     return checks
@@ -139,11 +152,14 @@ def cmd_tags(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_shard(args: argparse.Namespace) -> int:
+def cmd_select(args: argparse.Namespace) -> int:
+    """The scenario tests a make target runs: tag filters, then one shard."""
+    filters = runs.check_tags(args.tags, _scenario_files())
     index, count = runs.parse_shard(args.shard)
-    refs = runs.parse_avocado_list(sys.stdin.read())
+    avocado = Path(sys.executable).parent / "avocado"
+    refs = runs.avocado_list(avocado, filters, _scenario_refs(), cwd=TESTS_DIR.parent)
     if not refs:
-        raise UserError("shard: no tests on stdin (expected `avocado list` output)")
+        raise UserError(f"TAGS={args.tags!r} selects no test; see the tags in README.md")
     print(" ".join(runs.shard(refs, index, count)))
     return 0
 
@@ -160,7 +176,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bisect_answer(args: argparse.Namespace) -> int:
+    issues = [i for i in args.issue.replace(",", " ").split() if i]
+    answer = runs.bisect_answer(Path(args.job), issues)
+    print(f"{answer.exit_status} {answer.why}")
+    return answer.exit_status
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    marked = junit.mark_known_issues(Path(args.results))
+    if marked:
+        _say(f"results.xml: {marked} known issue(s) marked for junit views (skipped, with the verdict)")
     _say(f"report: {report.render_job(Path(args.results))}")
     return 0
 
@@ -168,9 +194,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
     """The QEMUs a nightly compares: the one under test (QEMU, or Debian's),
     plus every QEMU built by `make qemu` unless --no-built."""
-    wanted = [q for q in args.qemu if q] or [os.environ.get("QEMU", "")]
+    wanted = [q for q in args.qemu if q] or [sut.from_environment("QEMU") or ""]
     if not args.no_built:
-        wanted += [str(p) for p in sorted((assets.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64"))]
+        wanted += [str(p) for p in sorted((cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64"))]
     systems: dict[Path, sut.SystemUnderTest] = {}
     for value in wanted:
         system = sut.resolve(value)
@@ -186,27 +212,28 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         args.build_guest, args.recipe = True, "tiny"
         cmd_preflight(args)
     avocado = Path(sys.executable).parent / "avocado"
-    deadline = time.monotonic() + budget
     table: dict[str, dict[str, dict[str, int]]] = {}  # test -> qemu version -> status -> count
     checks, iterations, failures = 0, 0, []
-    while time.monotonic() < deadline:
-        iterations += 1
-        for system in systems:
-            results_dir = Path(args.results_dir).resolve() / f"nightly-{system.version}"
-            cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
-            cmd += [f"--filter-by-tags={f}" for f in filters] + _scenario_refs()
-            left = max(0, deadline - time.monotonic()) / 60
-            _say(f"nightly iteration {iterations}, QEMU {system.version}, {left:.0f} min left")
-            env = {**os.environ, "QEMU": str(system.qemu), "QEMU_IMG": str(system.qemu_img)}
-            subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env, cwd=TESTS_DIR.parent)
-            latest = results_dir / "latest"
-            report.render_job(latest)
-            summary = runs.job_summary(latest)
-            checks += summary.checks
-            for test, status in summary.tests.items():
-                cell = table.setdefault(test, {}).setdefault(system.version, {})
-                cell[status] = cell.get(status, 0) + 1
-            failures += [f"QEMU={system.qemu} {r.command}" for r in runs.replays(latest)]
+    for job in runs.budgeted_jobs(budget, len(systems), time.monotonic):
+        iterations, system = job.iteration, systems[job.index]
+        results_dir = Path(args.results_dir).resolve() / f"nightly-{system.version}"
+        cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
+        cmd += ["--job-timeout", str(job.timeout_s)]
+        cmd += [f"--filter-by-tags={f}" for f in filters] + _scenario_refs()
+        _say(f"nightly iteration {iterations}, QEMU {system.version}, {job.timeout_s / 60:.0f} min left")
+        env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
+        env.update(QEMU=str(system.qemu), QEMU_IMG=str(system.qemu_img))
+        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env, cwd=TESTS_DIR.parent)
+        latest = results_dir / "latest"
+        junit.mark_known_issues(latest)
+        report.render_job(latest)
+        summary = runs.job_summary(latest)
+        checks += summary.checks
+        for test, status in summary.tests.items():
+            cell = table.setdefault(test, {}).setdefault(system.version, {})
+            cell[status] = cell.get(status, 0) + 1
+        # A test cut short by the budget's end is no finding about QEMU.
+        failures += [f"QEMU={system.qemu} {r.command}" for r in runs.replays(latest) if r.status != "INTERRUPTED"]
     versions = [s.version for s in systems]
     print(runs.side_by_side(table, versions))
     (Path(args.results_dir) / "nightly-summary.json").write_text(
@@ -232,6 +259,10 @@ def parser() -> argparse.ArgumentParser:
     pf.add_argument("--recipe", default="tiny")
     pf.add_argument("--build-guest", action="store_true", help="build the guest if missing or corrupt")
     pf.set_defaults(func=cmd_preflight)
+    ac = sub.add_parser("accel", help="the accelerator ACCEL=auto chooses, and when it was probed")
+    ac.add_argument("--recipe", default="tiny")
+    ac.add_argument("--reprobe", action="store_true", help="forget the kept KVM probe verdict and probe again")
+    ac.set_defaults(func=cmd_accel)
     b = sub.add_parser("boot", help="measure boot-to-SSH")
     b.add_argument("-n", "--count", type=int, default=1)
     b.add_argument("--recipe", default="tiny")
@@ -243,14 +274,19 @@ def parser() -> argparse.ArgumentParser:
     tg = sub.add_parser("tags", help="check tag filters, print avocado options")
     tg.add_argument("tags")
     tg.set_defaults(func=cmd_tags)
-    sh = sub.add_parser("shard", help="shard i of N of `avocado list` output on stdin")
-    sh.add_argument("shard")
-    sh.set_defaults(func=cmd_shard)
+    se = sub.add_parser("select", help="the scenario tests of TAGS (shard i of N), from `avocado list --json`")
+    se.add_argument("--tags", default="", help="Avocado tag filters: comma = AND, space = OR, -tag = NOT")
+    se.add_argument("--shard", default="1/1", help="i/N: shard i of N (sorted, round-robin)")
+    se.set_defaults(func=cmd_select)
     rp = sub.add_parser("replay", help="replay commands for the failures of a results dir")
     rp.add_argument("results", nargs="?", default="results/latest")
     rp.add_argument("--run", action="store_true", help="run them too")
     rp.add_argument("--all", action="store_true", help="every test, not only failures")
     rp.set_defaults(func=cmd_replay)
+    ba = sub.add_parser("bisect-answer", help="0 good, 1 bad, 125 skip for one test's job dir (git bisect run)")
+    ba.add_argument("job", help="an Avocado job results dir holding one test")
+    ba.add_argument("--issue", default="", help="known issue(s) being bisected, e.g. KI-5 (default: the test's own)")
+    ba.set_defaults(func=cmd_bisect_answer)
     rt = sub.add_parser("report", help="write report.html into a job results dir")
     rt.add_argument("results", nargs="?", default="results/latest")
     rt.set_defaults(func=cmd_report)
@@ -265,16 +301,39 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+REPO = TESTS_DIR.parent
+CHECKOUT_MARKERS = ("guests/tiny/build.sh", "known-issues.json", "scripts/setup", "tests")
+
+
+def require_checkout() -> None:
+    """txnstorm runs from its git checkout; an installed copy of the package
+    alone has no guest recipe, tests or known issues."""
+    missing = [m for m in CHECKOUT_MARKERS if not (REPO / m).exists()]
+    if missing:
+        raise UserError(
+            f"txnstorm runs from its git checkout, not as an installed package ({REPO} has no {missing[0]}); "
+            "clone the repository and run scripts/txnstorm or make there"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        require_checkout()
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except UserError as exc:
         print(f"txnstorm: error: {exc}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         print("txnstorm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as a tool killed
+        # by SIGPIPE would; stdout goes to /dev/null so exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except TxnstormError as exc:
         print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

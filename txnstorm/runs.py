@@ -10,7 +10,9 @@ import contextlib
 import json
 import re
 import shlex
-from collections.abc import Sequence
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +54,24 @@ def shard(test_ids: Sequence[str], index: int, count: int) -> list[str]:
     return ordered[index - 1 :: count]
 
 
-def parse_avocado_list(text: str) -> list[str]:
-    """Test references from ``avocado list`` output ("KIND REFERENCE" lines)."""
-    refs = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and ":" in parts[1] and parts[0].startswith("avocado"):
-            refs.append(parts[1])
-    return refs
+def parse_avocado_list_json(text: str) -> list[str]:
+    """Test references from ``avocado list --json FILE`` (a list of {"Type", "Test"})."""
+    try:
+        entries = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"avocado list --json wrote no JSON ({exc}); is the venv complete? (make setup)") from None
+    return [e["Test"] for e in entries if isinstance(e, dict) and e.get("Test")]
+
+
+def avocado_list(avocado: Path, filters: Sequence[str], refs: Sequence[str], cwd: Path) -> list[str]:
+    """The tests Avocado would run for these tag filters and references."""
+    with tempfile.TemporaryDirectory(prefix="txnstorm-list-") as tmp:
+        out = Path(tmp) / "list.json"
+        args = [str(avocado), "list", "--json", str(out), *(f"--filter-by-tags={f}" for f in filters), *refs]
+        proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not out.exists():
+            raise UserError(f"avocado list failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-200:]}")
+        return parse_avocado_list_json(out.read_text())
 
 
 @dataclass(frozen=True)
@@ -160,3 +172,89 @@ def side_by_side(table: dict[str, dict[str, dict[str, int]]], versions: Sequence
             cells.append(", ".join(f"{s} {n}" for s, n in sorted(counts.items())) or "-")
         lines.append(f"{test:{width}}  " + "  ".join(f"{c:24}" for c in cells))
     return "\n".join(lines)
+
+
+# -- git bisect run -------------------------------------------------------------
+BISECT_GOOD, BISECT_BAD, BISECT_SKIP = 0, 1, 125
+
+
+@dataclass(frozen=True)
+class BisectAnswer:
+    exit_status: int  # what `git bisect run` reads: 0 good, 1 bad, 125 skip
+    why: str
+
+
+def _board(test: dict) -> dict:
+    try:
+        board = json.loads(test.get("whiteboard") or "{}")
+    except ValueError:
+        return {}
+    return board if isinstance(board, dict) else {}
+
+
+def _known_issue_answer(test: dict, said: str, issues: Sequence[str]) -> BisectAnswer:
+    known = _board(test).get("known_issue")
+    if not isinstance(known, dict):
+        return BisectAnswer(BISECT_GOOD, f"{said} (passed with warnings, no known issue)")
+    label = known.get("label", said)
+    if not known.get("reproduced"):
+        return BisectAnswer(BISECT_GOOD, label)
+    wanted = set(issues) or {known.get("issue")}
+    if known.get("matched") in wanted:
+        return BisectAnswer(BISECT_BAD, label)
+    bisected = ", ".join(sorted(map(str, wanted)))
+    return BisectAnswer(BISECT_SKIP, f"{label}: not the issue bisected ({bisected}); set ISSUE= to bisect it")
+
+
+def bisect_answer(job_dir: Path, issues: Sequence[str] = ()) -> BisectAnswer:
+    """Good, bad or skip for one try of one test (an Avocado job dir).
+
+    * PASS: good.  FAIL (an oracle violation, or the QEMU under test crashed,
+      hung or stalled a device): bad.
+    * WARN of a known issue: bad only when the issue it reproduced is the one
+      being bisected: ``issues`` (``ISSUE=KI-n[,KI-m]``), by default the issue
+      the reproducer is written for.  A known issue in the way of another
+      one: skip.  "Not seen this run" (the race did not fire): good.
+    * ERROR (the suite's own fault), CANCEL, INTERRUPTED, no result: skip.
+    """
+    try:
+        tests = json.loads((Path(job_dir) / "results.json").read_text()).get("tests", [])
+    except (OSError, ValueError) as exc:
+        return BisectAnswer(BISECT_SKIP, f"no results ({exc})")
+    if len(tests) != 1:
+        return BisectAnswer(BISECT_SKIP, f"expected one test result, found {len(tests)}")
+    test = tests[0]
+    status, reason = test.get("status", "?"), (test.get("fail_reason") or "").splitlines()[:1]
+    said = f"{status}: {reason[0]}" if reason else status
+    answers = {"PASS": BISECT_GOOD, "FAIL": BISECT_BAD}
+    if status in answers:
+        return BisectAnswer(answers[status], said)
+    if status == "WARN":
+        return _known_issue_answer(test, said, issues)
+    return BisectAnswer(BISECT_SKIP, f"{said} (not a verdict on QEMU)")
+
+
+# -- nightly budget ---------------------------------------------------------------
+MIN_JOB_S = 30  # a job given less than this could not even boot a guest: the budget is spent
+
+
+@dataclass(frozen=True)
+class BudgetedJob:
+    iteration: int
+    index: int  # which QEMU of the side-by-side list
+    timeout_s: int  # Avocado's --job-timeout: never past the budget's end
+
+
+def budgeted_jobs(budget_s: float, qemus: int, clock: Callable[[], float]) -> Iterator[BudgetedJob]:
+    """Iterations over ``qemus`` QEMUs until ``budget_s`` ends: each job's
+    timeout is what is left of the budget, and no job starts without
+    ``MIN_JOB_S`` left, so the nightly ends within its budget."""
+    deadline = clock() + budget_s
+    iteration = 0
+    while deadline - clock() >= MIN_JOB_S:
+        iteration += 1
+        for index in range(qemus):
+            left = deadline - clock()
+            if left < MIN_JOB_S:
+                return
+            yield BudgetedJob(iteration, index, int(left))

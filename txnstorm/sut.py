@@ -1,8 +1,10 @@
 """The system under test: which qemu-system-x86_64 and qemu-img to use.
 
 ``QEMU`` may name a binary or a build dir (``~/qemu/build``, or an install
-prefix with ``bin/``); ``QEMU_IMG`` likewise names qemu-img.  Without them,
-Debian's packaged QEMU on PATH is used.  Everything is checked up front so a
+prefix with ``bin/``); ``QEMU_IMG`` likewise names qemu-img.  QEMU's own
+functional-test names work too: ``QEMU_TEST_QEMU_BINARY`` and
+``QEMU_TEST_QEMU_IMG`` (so a QEMU tree's CI can call txnstorm as it calls its
+own tests).  Without them, Debian's packaged QEMU on PATH is used.  Everything is checked up front so a
 wrong path is one clear line, not a test ERROR per scenario.
 """
 
@@ -93,29 +95,67 @@ def _check_x86_64(qemu: Path) -> None:
         raise UserError(f"QEMU={qemu} does not emulate x86_64 PCs (no q35/pc machine); use a qemu-system-x86_64 binary")
 
 
-def resolve(qemu: str | None = None, qemu_img: str | None = None) -> SystemUnderTest:
-    """Find and check the QEMU under test; raise UserError with advice if wrong.
+ALIASES = {"QEMU": "QEMU_TEST_QEMU_BINARY", "QEMU_IMG": "QEMU_TEST_QEMU_IMG"}
 
-    Arguments default to the environment variables ``QEMU`` and ``QEMU_IMG``.
-    """
-    qemu = qemu if qemu is not None else os.environ.get("QEMU")
-    qemu_img = qemu_img if qemu_img is not None else os.environ.get("QEMU_IMG")
-    system = _locate("QEMU", qemu, SYSTEM_BINARY)
+
+def named_in_environment(var: str) -> tuple[str, str | None]:
+    """(the variable the user set, its value): ``QEMU`` or its alias
+    ``QEMU_TEST_QEMU_BINARY`` (likewise ``QEMU_IMG``); empty counts as unset;
+    two different values are an error."""
+    ours, theirs = os.environ.get(var) or None, os.environ.get(ALIASES[var]) or None
+    if ours and theirs and ours != theirs:
+        raise UserError(f"{var}={ours} and {ALIASES[var]}={theirs} disagree; set one of them")
+    return (ALIASES[var], theirs) if theirs and not ours else (var, ours)
+
+
+def from_environment(var: str) -> str | None:
+    return named_in_environment(var)[1]
+
+
+def _checked_system(value: str | None, var: str = "QEMU") -> tuple[Path, str]:
+    """The qemu-system-x86_64 named by ``value`` (or on PATH) and its version."""
+    system = _locate(var, value, SYSTEM_BINARY)
     out = _run_version(system, "QEMU")
     match = _VERSION_RE.search(out)
     if not match:
         first = out.strip().splitlines()[0] if out.strip() else "no output"
         raise UserError(f"QEMU={system} is not a QEMU system emulator (--version said: {first[:80]})")
-    version = match.group(1).rstrip(",")
     _check_x86_64(system)
+    return system, match.group(1).rstrip(",")
 
-    sibling_dir = system.parent
-    if qemu_img:
-        img = _locate("QEMU_IMG", qemu_img, IMG_BINARY)
+
+def _checked_img(value: str | None, sibling_dir: Path | None, var: str = "QEMU_IMG") -> Path:
+    if value:
+        img = _locate(var, value, IMG_BINARY)
     else:
-        img = _find_in(sibling_dir, IMG_BINARY) or _locate("QEMU_IMG", None, IMG_BINARY)
+        img = (_find_in(sibling_dir, IMG_BINARY) if sibling_dir else None) or _locate("QEMU_IMG", None, IMG_BINARY)
     if not _IMG_VERSION_RE.search(_run_version(img, "QEMU_IMG")):
         raise UserError(f"QEMU_IMG={img} is not qemu-img; set QEMU_IMG to a qemu-img binary")
+    return img
+
+
+def check_named() -> None:
+    """Check only what the user named (``QEMU``, ``QEMU_IMG`` or their
+    aliases): Debian's defaults may not be installed yet, set-up does that."""
+    (qemu_var, qemu), (img_var, qemu_img) = named_in_environment("QEMU"), named_in_environment("QEMU_IMG")
+    system = _checked_system(qemu, qemu_var)[0] if qemu else None
+    if qemu_img:
+        _checked_img(qemu_img, None, img_var)
+    elif system and _find_in(system.parent, IMG_BINARY):
+        _checked_img(None, system.parent)
+
+
+def resolve(qemu: str | None = None, qemu_img: str | None = None) -> SystemUnderTest:
+    """Find and check the QEMU under test; raise UserError with advice if wrong.
+
+    Arguments default to the environment (``QEMU``, ``QEMU_IMG`` or QEMU's
+    ``QEMU_TEST_QEMU_BINARY``, ``QEMU_TEST_QEMU_IMG``).
+    """
+    qemu = qemu if qemu is not None else from_environment("QEMU")
+    qemu_img = qemu_img if qemu_img is not None else from_environment("QEMU_IMG")
+    system, version = _checked_system(qemu)
+    sibling_dir = system.parent
+    img = _checked_img(qemu_img, sibling_dir)
     qemu_io = _find_in(sibling_dir, IO_BINARY) or (Path(p) if (p := shutil.which(IO_BINARY)) else None)
 
     data_dir = None

@@ -1,9 +1,35 @@
+"""Unit tests are hermetic: whatever the caller's shell or make exports
+(``QEMU``, ``QEMU_IMG``, ``ACCEL``, ``TXNSTORM_*``, QEMU's own
+``QEMU_TEST_*``) is not seen here, and each run has a temp dir of its own,
+so two runs on one host never count or sweep each other's files."""
+
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from txnstorm.images import QemuImg
+
+CALLER_VARS = ("QEMU", "QEMU_IMG", "ACCEL", "SEED", "TAGS", "SHARD", "DURATION")
+CALLER_PREFIXES = ("TXNSTORM_", "QEMU_TEST_")
+
+
+def _forget_the_callers_choices() -> None:
+    for name in list(os.environ):
+        if name in CALLER_VARS or name.startswith(CALLER_PREFIXES):
+            del os.environ[name]
+
+
+_forget_the_callers_choices()
+RUN_TMP = Path(tempfile.mkdtemp(prefix="pytest-txnstorm-"))
+os.environ["TMPDIR"] = str(RUN_TMP)  # children (CLI runs, QEMU) inherit it
+tempfile.tempdir = str(RUN_TMP)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(RUN_TMP, ignore_errors=True)
 
 
 @pytest.fixture

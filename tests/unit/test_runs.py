@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from txnstorm import runs
 from txnstorm.errors import UserError
-from txnstorm.runs import parse_avocado_list, parse_duration, parse_shard, replays, shard
+from txnstorm.runs import parse_avocado_list_json, parse_duration, parse_shard, replays, shard
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("2h", 7200), ("10m", 600), ("1h30m", 5400), ("90s", 90), ("45", 45)])
@@ -34,9 +35,14 @@ def test_shards_partition_the_suite(count):
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
-def test_avocado_list_parsing():
-    text = "avocado-instrumented tests/a.py:A.test_x\nsome noise\navocado-instrumented tests/b.py:B.test_y\n"
-    assert parse_avocado_list(text) == ["tests/a.py:A.test_x", "tests/b.py:B.test_y"]
+def test_avocado_list_json_parsing():
+    text = json.dumps([
+        {"Type": "avocado-instrumented", "Test": "tests/a.py:A.test_x"},
+        {"Type": "avocado-instrumented", "Test": "tests/b.py:B.test_y"},
+    ])  # fmt: skip
+    assert parse_avocado_list_json(text) == ["tests/a.py:A.test_x", "tests/b.py:B.test_y"]
+    with pytest.raises(UserError, match="no JSON"):
+        parse_avocado_list_json("avocado-instrumented tests/a.py:A.test_x")
 
 
 def test_replay_commands_carry_the_seed(tmp_path):
@@ -104,3 +110,52 @@ def test_side_by_side_table_has_a_column_per_qemu():
     header, row = text.splitlines()
     assert "QEMU 7.2.22" in header and "QEMU 10.0.13" in header
     assert row.index("WARN 2") < row.index("PASS 2")
+
+
+def job(tmp_path, status, fail_reason=None, **board):
+    test = {"name": "tests/x.py:X.test", "status": status, "fail_reason": fail_reason, "whiteboard": json.dumps(board)}
+    (tmp_path / "results.json").write_text(json.dumps({"tests": [test]}))
+    return tmp_path
+
+
+def known(label, issue, matched, reproduced):
+    return {"label": label, "issue": issue, "matched": matched, "reproduced": reproduced}
+
+
+@pytest.mark.parametrize(
+    ("status", "board", "issues", "answer"),
+    [
+        ("PASS", {}, (), 0),
+        ("FAIL", {"failure": {"kind": "QEMU crashed"}}, (), 1),  # crash, hang, stall, oracle
+        ("ERROR", {}, (), 125),  # the suite's own fault
+        ("CANCEL", {}, (), 125),  # QEMU lacks a feature
+        ("INTERRUPTED", {}, (), 125),
+        ("WARN", {"known_issue": known("still reproduces", "KI-5", "KI-5", True)}, (), 1),
+        ("WARN", {"known_issue": known("KI-3 while KI-2", "KI-2", "KI-3", True)}, (), 125),
+        ("WARN", {"known_issue": known("KI-3 while KI-2", "KI-2", "KI-3", True)}, ("KI-2", "KI-3"), 1),
+        ("WARN", {"known_issue": known("KI-5", "KI-5", "KI-5", True)}, ("KI-1",), 125),
+        ("WARN", {"known_issue": known("not seen this run", "KI-2", None, False)}, (), 0),
+    ],
+)  # fmt: skip
+def test_bisect_answers(tmp_path, status, board, issues, answer):
+    assert runs.bisect_answer(job(tmp_path, status, "why", **board), issues).exit_status == answer
+
+
+def test_bisect_without_a_result_skips(tmp_path):
+    assert runs.bisect_answer(tmp_path).exit_status == 125
+
+
+def test_the_nightly_ends_within_its_budget():
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    jobs = []
+    for job_ in runs.budgeted_jobs(1000, 2, clock):
+        assert job_.timeout_s <= 1000 - now[0], "a job may not run past the budget"
+        jobs.append(job_)
+        now[0] += min(job_.timeout_s, 300)  # each job takes 300 s, or is cut by its timeout
+    assert now[0] <= 1000
+    assert [(j.iteration, j.index) for j in jobs] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert jobs[-1].timeout_s == 100

@@ -54,3 +54,20 @@ def test_default_is_debian_qemu_on_path(qemu_img):
     if not shutil.which("qemu-system-x86_64"):
         pytest.skip("qemu-system-x86_64 not installed")
     assert resolve("", "").version_tuple >= (7, 2)
+
+
+def test_qemus_own_functional_test_names_are_aliases(tmp_path, monkeypatch, fake_qemu):
+    from txnstorm import sut
+
+    qemu = fake_qemu(tmp_path)
+    monkeypatch.setenv("QEMU_TEST_QEMU_BINARY", str(qemu))
+    assert sut.named_in_environment("QEMU") == ("QEMU_TEST_QEMU_BINARY", str(qemu))
+    monkeypatch.setenv("QEMU", str(qemu))
+    assert sut.named_in_environment("QEMU") == ("QEMU", str(qemu)), "the same value twice is fine"
+    monkeypatch.setenv("QEMU", "/elsewhere/qemu-system-x86_64")
+    with pytest.raises(UserError, match="QEMU=/elsewhere/qemu-system-x86_64 and QEMU_TEST_QEMU_BINARY=.* disagree"):
+        sut.from_environment("QEMU")
+    monkeypatch.delenv("QEMU")
+    monkeypatch.setenv("QEMU_TEST_QEMU_IMG", str(tmp_path / "nope"))
+    with pytest.raises(UserError, match="QEMU_TEST_QEMU_IMG=.*nope: no such file"):
+        sut.check_named()

@@ -1,0 +1,119 @@
+"""The runner as a new user meets it: bad input stops first (one line, exit
+2, in seconds), leading -tag filters work, a closed pipe is no traceback, and
+an installed copy of the package says it runs from the checkout."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    """Run make in the repo; its own process group is killed if it overruns
+    (a regression must not leave a recursive `make check` running)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), time.monotonic() - start
+
+
+def said(proc: subprocess.CompletedProcess) -> list[str]:
+    """What txnstorm said (make's own 'make: *** ...' line is not ours)."""
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if line and not line.startswith("make")]
+
+
+BAD_INPUTS = [
+    ("QEMU=/nonexistent/qemu-system-x86_64", "QEMU=/nonexistent/qemu-system-x86_64: no such file"),
+    ("QEMU_TEST_QEMU_BINARY=/nonexistent", "QEMU_TEST_QEMU_BINARY=/nonexistent: no such file"),
+    ("QEMU_IMG=/nonexistent/qemu-img", "QEMU_IMG=/nonexistent/qemu-img: no such file"),
+    ("ACCEL=hvf", "ACCEL=hvf is not one of auto, kvm, tcg"),
+    ("TAGS=quick,nosuchtag", "unknown tag 'nosuchtag'"),
+    ("NIGHTLY_TAGS=-nosuchtag", "NIGHTLY_TAGS: unknown tag 'nosuchtag'"),
+    ("SHARD=5/4", "SHARD='5/4'"),
+    ("DURATION=10x", "DURATION='10x' is not a duration"),
+    ("SEED=abc", "SEED=abc is not a whole number"),
+    ("TXNSTORM_SEED=abc", "TXNSTORM_SEED=abc is not a whole number"),
+    ("TXNSTORM_CACHE=/proc/no/such/dir", "cache dir /proc/no/such/dir cannot be written"),
+]
+
+
+@pytest.mark.parametrize(("setting", "says"), BAD_INPUTS, ids=[b[0].split("=")[0] for b in BAD_INPUTS])
+def test_each_bad_input_is_one_line_and_exit_2_before_anything_runs(setting, says):
+    proc, seconds = make("inputs", setting)
+    assert proc.returncode == 2, proc
+    assert said(proc) == [said(proc)[0]] and says in said(proc)[0], said(proc)
+    assert said(proc)[0].startswith("txnstorm: error: ")
+    assert seconds < 10
+
+
+def test_make_check_with_a_wrong_qemu_stops_first():
+    proc, seconds = make("check", "QEMU=/nonexistent/qemu-system-x86_64", timeout=60)
+    assert proc.returncode == 2 and seconds < 20, (proc.returncode, seconds, said(proc)[-3:])
+    assert said(proc) == ["txnstorm: error: QEMU=/nonexistent/qemu-system-x86_64: no such file; "
+                          "set QEMU to a qemu-system-x86_64 binary or a QEMU build dir"]  # fmt: skip
+
+
+def test_a_leading_not_tag_works_alone():
+    proc, _ = make("inputs", "TAGS=-nightly", "NIGHTLY_TAGS=-nightly")
+    assert proc.returncode == 0, said(proc)
+    selected = subprocess.run(
+        [sys.executable, "-m", "txnstorm.cli", "select", "--tags=-nightly"], cwd=REPO, capture_output=True,
+        text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert selected and not any("test_three_disks_one_iothread" in ref for ref in selected)
+    assert any("test_two_disks_one_iothread" in ref for ref in selected)
+    nightly = subprocess.run(
+        [sys.executable, "-m", "txnstorm.cli", "nightly", "--duration=10x", "--tags=-nightly"], cwd=REPO,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert nightly.returncode == 2 and "DURATION" in nightly.stderr, nightly.stderr
+
+
+def test_replay_into_a_closed_pipe_is_no_traceback(tmp_path):
+    tests = [{"id": f"{i}-tests/a.py:A.test_{i}", "status": "FAIL", "whiteboard": "{}"} for i in range(5000)]
+    (tmp_path / "results.json").write_text(json.dumps({"tests": tests}))
+    proc = subprocess.run(
+        f"set -o pipefail; '{REPO}/scripts/txnstorm' replay --all '{tmp_path}' | head -1", shell=True,
+        executable="/bin/bash", capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.stdout.startswith("FAIL   tests/a.py:A.test_0")
+    assert proc.stderr == "", proc.stderr
+    assert proc.returncode == 141  # as a tool ended by SIGPIPE
+
+
+def test_an_installed_copy_says_it_runs_from_the_checkout(tmp_path):
+    """The wheel holds the package only (no guests/, tests/, known issues):
+    it must say so in one line, not fail later with a traceback."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "txnstorm", src / "txnstorm", ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("txnstorm-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
+    for args in (["tags", "quick"], ["doctor"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "txnstorm.cli", *args], cwd=tmp_path, capture_output=True, text=True,
+            env={**os.environ, "PYTHONPATH": str(site)}, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc
+        assert proc.stderr.count("\n") == 1 and "runs from its git checkout" in proc.stderr, proc.stderr

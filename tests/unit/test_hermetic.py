@@ -1,0 +1,34 @@
+"""Unit tests never see the caller's choices, nor another run's temp files."""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_callers_choices_are_not_seen():
+    for name in os.environ:
+        assert name not in ("QEMU", "QEMU_IMG", "ACCEL"), name
+        assert not name.startswith(("TXNSTORM_", "QEMU_TEST_")), name
+
+
+def test_each_run_has_a_temp_dir_of_its_own():
+    mine = Path(tempfile.gettempdir())
+    assert mine.name.startswith("pytest-txnstorm-") and mine.is_dir()
+    assert os.environ["TMPDIR"] == str(mine)
+
+
+def test_a_callers_wrong_qemu_does_not_leak_into_the_tests():
+    """`make unit QEMU=/nonexistent` (the Makefile exports QEMU): the tests
+    that resolve QEMU themselves still pass."""
+    bad = {"QEMU": "/nonexistent", "QEMU_IMG": "/nonexistent", "ACCEL": "hvf", "TXNSTORM_CACHE": "/nonexistent/c",
+           "QEMU_TEST_QEMU_BINARY": "/nonexistent", "TXNSTORM_SEED": "abc"}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_sut.py",
+         "tests/unit/test_bad_input.py", "tests/unit/test_accel.py"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, **bad}, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
