@@ -77,11 +77,13 @@ class TransactionRollback(TxnstormTest):
         return results
 
     def test_a_failing_action_rolls_back_every_action(self):
-        """Nightly, not quick: on 7.2.22 a device sometimes stops writing after
-        an aborted transaction (2 of ~300 aborts so far; see README, Known
-        issues), which would make ``make check`` flaky.
+        """Nightly and flaky, not quick: on 7.2.22 and 10.0.13 a device
+        sometimes stops completing guest writes after an aborted transaction
+        (2 of ~300 aborts on 7.2.22; see README, Known issues).  Not yet a
+        known-issue entry, so a stall FAILs this test; ``make ci`` leaves
+        flaky tests out until the stall has a verdict of its own.
 
-        :avocado: tags=nightly
+        :avocado: tags=nightly,flaky
         """
         results = self.abort_rounds(atomic=True)
         for r in results:
