@@ -117,3 +117,36 @@ def test_an_installed_copy_says_it_runs_from_the_checkout(tmp_path):
         )  # fmt: skip
         assert proc.returncode == 2, proc
         assert proc.stderr.count("\n") == 1 and "runs from its git checkout" in proc.stderr, proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to act as another user")
+def test_a_user_who_cannot_write_the_cache_gets_one_line(tmp_path):
+    """Non-root with a cache dir it cannot write: the dir and TXNSTORM_CACHE are named, no traceback."""
+    cache = tmp_path / "root-owned"
+    cache.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "TMPDIR": "/tmp", "TXNSTORM_CACHE": f"{cache}/c"}
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(REPO / "scripts" / "txnstorm"), "guest",
+         "--verify-only"],
+        cwd="/", env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc
+    assert proc.stderr == (
+        f"txnstorm: error: cache dir {cache}/c cannot be written (Permission denied); "
+        "set TXNSTORM_CACHE=/a/dir/you/can/write\n"
+    )
+
+
+def test_the_ci_selection_leaves_out_only_flaky_tests():
+    def select(tags: str) -> set[str]:
+        return set(
+            subprocess.run(
+                [sys.executable, "-m", "txnstorm.cli", "select", f"--tags={tags}"], cwd=REPO, capture_output=True,
+                text=True, check=True,
+            ).stdout.split()
+        )  # fmt: skip
+
+    everything, ci, flaky = select(""), select("-flaky"), select("flaky")
+    assert flaky and ci == everything - flaky
+    assert "tests/transaction_rollback.py:TransactionRollback.test_a_failing_action_rolls_back_every_action" in flaky
