@@ -13,12 +13,11 @@ from an export whose node lives in an iothread aborts QEMU (known issue KI-1,
 reproduced in tests/nbd_known_issues.py).
 """
 
-import contextlib
 import time
 
 from txnstorm import drain, nbd
 from txnstorm.avocado_test import TxnstormTest
-from txnstorm.scenario import finish_storm, start_storm, wait_until_writing
+from txnstorm.scenario import wait_until_writing
 from txnstorm.topology import Disk, Topology
 
 TOPOLOGY = Topology("drain-two-iothreads", (Disk("disk0", iothread="io0"), Disk("disk1", iothread="io1")))
@@ -32,11 +31,10 @@ class DrainStory(TxnstormTest):
     timeout = 300
 
     def two_reads(self, stopped: bool) -> tuple[drain.Snapshot, drain.Snapshot]:
-        with contextlib.ExitStack() as clients_outlive_qemu, self.boot(TOPOLOGY) as booted:
-            vm = booted.vm
-            storm = start_storm(booted, DISKS)
+        with self.storm(TOPOLOGY, stamps=False) as storm:
+            vm = storm.vm
             uris = drain.export_read_only(vm, DISKS)
-            clients = {d: clients_outlive_qemu.enter_context(nbd.NbdClient(u)) for d, u in uris.items()}
+            clients = {d: storm.after_qemu.enter_context(nbd.NbdClient(u)) for d, u in uris.items()}
             wait_until_writing(vm, DISKS)
             if stopped:
                 vm.cmd("stop")
@@ -49,7 +47,6 @@ class DrainStory(TxnstormTest):
                 vm.note("VM continued")
                 resumed = drain.wait_resumed(vm, DISKS)
                 self.log.info("storm resumed after cont: write_ops %s", resumed)
-            finish_storm(storm, self.logdir_path, timeout=60, vm=vm)
         self.log.info("first read %s, second read %s", first, second)
         return first, second
 

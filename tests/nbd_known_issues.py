@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from txnstorm import nbd, txn
-from txnstorm.avocado_test import DEATH_WAIT_S, KnownIssueTest, died_at_shutdown, wait_for_death
+from txnstorm.avocado_test import KnownIssueTest
 from txnstorm.boot import booted
 from txnstorm.machine import Machine
 from txnstorm.nbd_stamps import NbdStampWriter
@@ -57,10 +57,10 @@ class NbdClientDisconnectIothread(KnownIssueTest):
             while crash is None and attempt < self.ATTEMPTS:
                 attempt += 1
                 vm.note(f"{self.ISSUE} attempt {attempt}: connect, write, read, disconnect")
-                crash = self._one_client(vm, link) or wait_for_death(vm, DEATH_WAIT_S)
+                crash = self._one_client(vm, link) or vm.wait_for_death()
             if crash is None:
                 nbd.remove_export(vm, "disk0")  # QEMU still serves: the export goes cleanly
-        crash = crash or died_at_shutdown(vm)
+        crash = crash or vm.died_at_shutdown()
         self.log.info("%s: %s after %d attempt(s)", self.ISSUE, "QEMU aborted" if crash else "QEMU survived", attempt)
         self.report(crash, tries=attempt)
 
@@ -70,7 +70,7 @@ class NbdClientDisconnectIothread(KnownIssueTest):
                 client.pwrite(b"\xa5" * 4096, 0)
                 client.pread(4096, 0)
         except nbd.NbdError:
-            crash = wait_for_death(vm, DEATH_WAIT_S)
+            crash = vm.wait_for_death()
             if crash is None:
                 raise
             return crash
@@ -142,7 +142,7 @@ class NbdWritesDuringSnapshot(KnownIssueTest):
                 if crash is None:
                     generations = writer.stop()
                     vm.note(f"NBD stamp writer stopped after {generations} generations")
-            crash = crash or died_at_shutdown(vm)
+            crash = crash or vm.died_at_shutdown()
         finally:
             for client in idle:
                 client.close()  # QEMU is gone by now: the disconnect is harmless
@@ -174,14 +174,14 @@ class NbdWritesDuringSnapshot(KnownIssueTest):
             except Exception:
                 # QMP can see the socket close before the dying QEMU is
                 # reaped: give it a moment to become a crash report.
-                crash = wait_for_death(vm, DEATH_WAIT_S)
+                crash = vm.wait_for_death()
                 if crash is None:
                     raise
                 return crash, round_no
             if not vm.is_running():
                 return vm.exit_report(), round_no
             if not writer.running():
-                crash = wait_for_death(vm, DEATH_WAIT_S)
+                crash = vm.wait_for_death()
                 if crash:
                     return crash, round_no
                 self.fail(f"the NBD stamp writer stopped while QEMU still runs: {writer.err_path.read_text()[-300:]}")

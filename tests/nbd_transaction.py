@@ -19,6 +19,8 @@ from txnstorm.avocado_test import TxnstormTest
 from txnstorm.plans import PLANS
 from txnstorm.topology import NBD_WITNESSES_MAIN_LOOP
 
+EVERY_PLAN = list(PLANS.values())
+
 
 class NbdAndGuestStorm(TxnstormTest):
     """
@@ -29,7 +31,10 @@ class NbdAndGuestStorm(TxnstormTest):
     timeout = 600
 
     def test_one_point_in_time_for_nbd_and_guest_writers(self):
-        findings = self.storm_rounds(NBD_WITNESSES_MAIN_LOOP, list(PLANS.values()), atomic=True, nbd_stamps=True)
+        with self.storm(NBD_WITNESSES_MAIN_LOOP, EVERY_PLAN, nbd_stamps=True) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan)
+        findings = self.verify(storm)
         self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
         self.assert_one_point_in_time(findings)
 
@@ -43,6 +48,7 @@ class NbdAndGuestStormControl(TxnstormTest):
     timeout = 600
 
     def test_separate_commands_are_caught_by_every_oracle(self):
-        findings = self.storm_rounds(NBD_WITNESSES_MAIN_LOOP, list(PLANS.values()), atomic=False, nbd_stamps=True)
-        for oracle in sorted({f.oracle for f in findings}):
-            self.assert_control_detected(findings, oracle)
+        with self.storm(NBD_WITNESSES_MAIN_LOOP, EVERY_PLAN, nbd_stamps=True) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan, atomic=False)
+        self.assert_every_oracle_caught(self.verify(storm))

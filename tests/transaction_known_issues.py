@@ -7,7 +7,7 @@ QEMU 7.2 in bdrv_do_drained_end.  No storm is needed.  Where QEMU survives,
 the two backups must still be the same instant.
 """
 
-from txnstorm.avocado_test import DEATH_WAIT_S, KnownIssueTest, died_at_shutdown, wait_for_death
+from txnstorm.avocado_test import KnownIssueTest
 from txnstorm.errors import QemuDied
 from txnstorm.plans import DiskState, RoundContext, two_backups
 from txnstorm.scenario import RoundRecord, verify_rounds
@@ -40,8 +40,8 @@ class BackupOfBackupFilter(KnownIssueTest):
                 record = RoundRecord(1, plan, fired, None, 0.0)  # type: ignore[arg-type]
             except QemuDied as died:
                 crash = str(died)
-            crash = crash or wait_for_death(vm, DEATH_WAIT_S)
-        crash = crash or died_at_shutdown(vm)
+            crash = crash or vm.wait_for_death()
+        crash = crash or vm.died_at_shutdown()
         if crash is None and record is not None:
             self.assert_one_point_in_time(verify_rounds(self.qemu_img, [record], self.scratch, None))
         self.report(crash, tries=1)

@@ -11,8 +11,8 @@ be caught by each oracle.
 """
 
 from txnstorm.avocado_test import TxnstormTest
-from txnstorm.plans import PLANS, bitmap_and_full_backup, incremental_backup_and_snapshot, plans_for
-from txnstorm.topology import TOPOLOGIES, TWO_DISKS_ONE_IOTHREAD
+from txnstorm.plans import PLANS, PlanBuilder, bitmap_and_full_backup, incremental_backup_and_snapshot, plans_for
+from txnstorm.topology import TOPOLOGIES, TWO_DISKS_ONE_IOTHREAD, Topology
 
 
 class TransactionMatrix(TxnstormTest):
@@ -25,12 +25,18 @@ class TransactionMatrix(TxnstormTest):
 
     def one_point_in_time_on(self, topology_name: str) -> None:
         topology = TOPOLOGIES[topology_name]
+        plans = self.plans_for(topology)
+        with self.storm(topology, plans) as storm:
+            for plan in self.rounds(plans):
+                storm.fire(plan)
+        self.assert_one_point_in_time(self.verify(storm))
+
+    def plans_for(self, topology: Topology) -> list[PlanBuilder]:
         names = plans_for({d.fmt for d in topology.disks})
         skipped = sorted(set(PLANS) - set(names))
         if skipped:
-            self.log.info("plans not applicable to %s: %s", topology_name, skipped)
-        findings = self.storm_rounds(topology, [PLANS[n] for n in names], atomic=True)
-        self.assert_one_point_in_time(findings)
+            self.log.info("plans not applicable to %s: %s", topology.name, skipped)
+        return [PLANS[n] for n in names]
 
     def test_two_disks_one_iothread(self):
         """:avocado: tags=quick"""
@@ -67,9 +73,11 @@ class TransactionMatrixControls(TxnstormTest):
 
     def test_separate_commands_are_caught_by_every_oracle(self):
         """:avocado: tags=quick"""
-        findings = self.storm_rounds(TWO_DISKS_ONE_IOTHREAD, list(PLANS.values()), atomic=False)
-        for oracle in sorted({f.oracle for f in findings}):
-            self.assert_control_detected(findings, oracle)
+        plans = list(PLANS.values())
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, plans) as storm:
+            for plan in self.rounds(plans):
+                storm.fire(plan, atomic=False)
+        self.assert_every_oracle_caught(self.verify(storm))
 
     def test_bitmap_added_apart_from_its_full_backup_is_caught(self):
         """The full backup and its bitmap as two commands, the incremental
@@ -79,11 +87,10 @@ class TransactionMatrixControls(TxnstormTest):
 
         :avocado: tags=quick,bitmap
         """
-        findings = self.storm_rounds(
-            TWO_DISKS_ONE_IOTHREAD,
-            [bitmap_and_full_backup, incremental_backup_and_snapshot],
-            atomic=lambda plan: plan is not bitmap_and_full_backup,
-            rounds=4,
-        )
+        plans = [bitmap_and_full_backup, incremental_backup_and_snapshot]
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, plans) as storm:
+            for plan in self.rounds(plans, default=4):
+                storm.fire(plan, atomic=plan is not bitmap_and_full_backup)
+        findings = self.verify(storm)
         self.assert_control_detected(findings, "full + incremental")
         self.assert_one_point_in_time([f for f in findings if not f.oracle.startswith("full + incremental")])

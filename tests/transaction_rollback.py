@@ -14,21 +14,16 @@ must name what changed in every round; and with the guest stopped, the
 "devices write again" check must fail.
 """
 
-import random
-
-from txnstorm.avocado_test import CONTROL_GAP_S, TxnstormTest
+from txnstorm.avocado_test import TxnstormTest
 from txnstorm.errors import DeadlineExceeded
 from txnstorm.plans import (
-    DiskState,
-    RoundContext,
     bitmap_and_full_backup,
     internal_snapshot_and_drive_backup,
-    plan_action_types,
     snapshot_and_blockdev_backup,
     snapshot_sync_and_drive_backup,
 )
-from txnstorm.rollback import AbortedRound, run_aborted_round
-from txnstorm.scenario import Timeline, finish_storm, start_storm, wait_until_writing
+from txnstorm.scenario import wait_until_writing
+from txnstorm.story import Storm
 from txnstorm.topology import TWO_DISKS_ONE_IOTHREAD
 
 ROLLBACK_PLANS = [
@@ -47,35 +42,6 @@ class TransactionRollback(TxnstormTest):
 
     timeout = 300
 
-    def abort_rounds(self, atomic: bool, stop_control: bool = False) -> list[AbortedRound]:
-        topology = TWO_DISKS_ONE_IOTHREAD
-        disks = [d.name for d in topology.disks]
-        rng = random.Random(self.seed)
-        rounds = int(self.params.get("rounds", default=len(ROLLBACK_PLANS)))
-        timeline, results = Timeline(), []
-        with self.boot(topology) as booted:
-            vm = booted.vm
-            storm = start_storm(booted, disks)
-            timeline.mark(vm, "storm started")
-            states = {d.name: DiskState(d.node, vm.images[d.name], d.fmt) for d in topology.disks}
-            for round_no in range(1, rounds + 1):
-                builder = ROLLBACK_PLANS[(round_no - 1) % len(ROLLBACK_PLANS)]
-                ctx = RoundContext(round_no, self.scratch, states, self.qemu_img)
-                self.require(actions=[*plan_action_types(builder, ctx), "abort"])
-                delay = round(rng.uniform(0.05, 0.8), 3)
-                result = run_aborted_round(vm, ctx, builder, disks[0], atomic, disks, delay, CONTROL_GAP_S, timeline)
-                self.log.info("%s%s", result.describe(), f" (QEMU: {result.answer})" if result.answer else "")
-                results.append(result)
-            if stop_control:
-                vm.cmd("stop")
-                with self.assertRaises(DeadlineExceeded, msg="a stopped guest passed the 'write again' check"):
-                    wait_until_writing(vm, disks, timeout=3)
-                vm.cmd("cont")
-                timeline.mark(vm, "control: a stopped guest failed the 'write again' check")
-            finish_storm(storm, self.logdir_path, timeout=60, vm=vm)
-        timeline.save(self.logdir_path / "timeline.json", vm.write_samples)
-        return results
-
     def test_a_failing_action_rolls_back_every_action(self):
         """Nightly and flaky, not quick: on 7.2.22 and 10.0.13 a device
         sometimes stops completing guest writes after an aborted transaction
@@ -85,14 +51,27 @@ class TransactionRollback(TxnstormTest):
 
         :avocado: tags=nightly,flaky
         """
-        results = self.abort_rounds(atomic=True)
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, ROLLBACK_PLANS, stamps=False, also_actions=["abort"]) as storm:
+            results = [storm.fire_with_abort(plan) for plan in self.rounds(ROLLBACK_PLANS)]
         for r in results:
+            self.log.info("%s (QEMU: %s)", r.describe(), r.answer)
             self.assertIn("abort", r.answer.lower(), f"round {r.round_no}: QEMU refused for another reason")
         kept = [r.describe() for r in results if r.leftovers]
         self.assertFalse(kept, "a failed transaction left changes behind:\n" + "\n".join(kept))
 
     def test_separate_commands_are_caught_by_the_graph_check(self):
         """:avocado: tags=quick,control"""
-        results = self.abort_rounds(atomic=False, stop_control=True)
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, ROLLBACK_PLANS, stamps=False, also_actions=["abort"]) as storm:
+            rounds = self.rounds(ROLLBACK_PLANS)
+            results = [storm.fire_with_abort(plan, atomic=False) for plan in rounds]
+            self.assert_a_stopped_guest_fails_the_write_check(storm)
         missed = [r.describe() for r in results if not r.leftovers]
         self.assertFalse(missed, "negative control: the graph check missed separate commands:\n" + "\n".join(missed))
+
+    def assert_a_stopped_guest_fails_the_write_check(self, storm: Storm) -> None:
+        """The "devices write again" check's own control."""
+        storm.vm.cmd("stop")
+        with self.assertRaises(DeadlineExceeded, msg="a stopped guest passed the 'write again' check"):
+            wait_until_writing(storm.vm, storm.disks, timeout=3)
+        storm.vm.cmd("cont")
+        storm.timeline.mark(storm.vm, "control: a stopped guest failed the 'write again' check")

@@ -14,6 +14,8 @@ from txnstorm.avocado_test import TxnstormTest
 from txnstorm.plans import snapshot_sync_and_drive_backup
 from txnstorm.topology import TWO_DISKS_ONE_IOTHREAD
 
+PLANS = [snapshot_sync_and_drive_backup]
+
 
 class SnapshotBackupTransaction(TxnstormTest):
     """
@@ -24,8 +26,10 @@ class SnapshotBackupTransaction(TxnstormTest):
     timeout = 300
 
     def test_backup_equals_frozen_base(self):
-        findings = self.storm_rounds(TWO_DISKS_ONE_IOTHREAD, snapshot_sync_and_drive_backup, atomic=True, stamps=False)
-        self.assert_one_point_in_time(findings)
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, PLANS, stamps=False) as storm:
+            for plan in self.rounds(PLANS):
+                storm.fire(plan)
+        self.assert_one_point_in_time(self.verify(storm))
 
 
 class SnapshotBackupSeparateCommands(TxnstormTest):
@@ -37,5 +41,7 @@ class SnapshotBackupSeparateCommands(TxnstormTest):
     timeout = 300
 
     def test_oracle_catches_separate_commands(self):
-        findings = self.storm_rounds(TWO_DISKS_ONE_IOTHREAD, snapshot_sync_and_drive_backup, atomic=False, stamps=False)
-        self.assert_control_detected(findings, "drive-backup == frozen base")
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, PLANS, stamps=False) as storm:
+            for plan in self.rounds(PLANS):
+                storm.fire(plan, atomic=False)
+        self.assert_control_detected(self.verify(storm), "drive-backup == frozen base")

@@ -18,7 +18,6 @@ import json
 import os
 import random
 import shutil
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,20 +25,16 @@ from typing import Any
 from avocado import Test
 from avocado.core.exceptions import TestFail, TestWarn
 
-from . import accel, assets, caps, known_issues, nbd, sut
+from . import accel, assets, caps, known_issues, sut
 from .boot import Booted, booted
 from .errors import QemuFailure, UserError
 from .images import QemuImg
 from .machine import Machine
-from .nbd_stamps import NbdStampWriter
-from .plans import DiskState, PlanBuilder, RoundContext, plan_action_types
-from .scenario import Finding, RoundRecord, Timeline, finish_storm, guest_devices, run_round, start_storm, verify_rounds
+from .plans import PlanBuilder, action_types
+from .scenario import Finding
 from .scratch import sweep_stale
-from .stamps import StampRegion
-from .storm import RunningStamps
+from .story import Storm, Witnesses, rounds_of
 from .topology import Topology
-
-CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
 
 
 def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -145,97 +140,53 @@ class TxnstormTest(Test):
             b.vm.images = images
             yield b
 
-    # -- the story: boot, storm, transact (rounds), verify -----------------------
-    def storm_rounds(
-        self,
-        topology: Topology,
-        plans: PlanBuilder | Sequence[PlanBuilder],
-        atomic: bool | Callable[[PlanBuilder], bool],
-        rounds: int | None = None,
-        backup_disk: str | None = None,
-        stamps: bool = True,
-        nbd_stamps: bool = False,
-    ) -> list[Finding]:
-        """Boot, storm every disk with fio (plus the stamp writers on the first
-        and last disk), fire ``rounds`` plans at seeded moments, stop the storm,
-        shut down, then run every oracle on the frozen captures.
-
-        ``plans`` are used in turn, one per round; ``atomic`` may say per plan
-        whether it fires as one transaction; ``rounds`` defaults to the
-        ``rounds`` parameter, else one round per plan (at least 3).  With
-        ``nbd_stamps`` the witnesses are also exported over NBD and the host
-        stamp writer races the transactions through QEMU's NBD server (a guest
-        under TCG can barely reach QEMU while a QMP command holds the lock;
-        a host client can)."""
-        builders = [plans] if callable(plans) else list(plans)
-        if rounds is None:
-            rounds = int(self.params.get("rounds", default=max(3, len(builders))))
-        rng = random.Random(self.seed)
-        disks = [d.name for d in topology.disks]
-        witnesses = (disks[0], disks[-1]) if (stamps or nbd_stamps) and len(disks) >= 2 else None
-        regions: dict[str, StampRegion] = {}
-        if witnesses:
-            end = StampRegion.at_end(min(d.size_bytes for d in topology.disks))
-            regions["guest"] = end
-            if nbd_stamps:
-                regions["nbd"] = StampRegion(end.offset - end.size, end.slots)
-        timeline = Timeline()
-        records: list[RoundRecord] = []
-        # Leaving the boot context quits QEMU first; NBD clients close after
-        # that (on 7.2 a disconnect from an iothread export aborts, KI-1).
+    # -- the story: boot, storm, fire, verify ---------------------------------------
+    @contextlib.contextmanager
+    def storm(
+        self, topology: Topology, plans: Sequence[PlanBuilder] = (), *, stamps: bool = True,
+        nbd_stamps: bool = False, also_actions: Sequence[str] = (),
+    ) -> Iterator[Storm]:  # fmt: skip
+        """Boot ``topology`` and storm every disk with fio; with ``stamps``
+        the guest stamp writer (with ``nbd_stamps`` also the host NBD one,
+        through QEMU's NBD server: under TCG the host client is the one that
+        really races a QMP command) writes the first and last disk.  What
+        ``plans`` (and ``also_actions``) need is checked before boot: a QEMU
+        without it CANCELs.  Leaving the block stops the storm and quits QEMU;
+        NBD clients close after that (on 7.2 a disconnect from an iothread
+        export aborts, KI-1)."""
+        self.require(actions=[*action_types(plans), *also_actions])
+        witnesses = Witnesses.of(topology, nbd_stamps) if stamps or nbd_stamps else None
         with contextlib.ExitStack() as after_qemu, self.boot(topology) as booted:
-            vm = booted.vm
-            fio_size = min(r.offset for r in regions.values()) if regions else None
-            storm = start_storm(booted, disks, size=fio_size)
-            guest_writer, nbd_writer = None, None
-            if witnesses and "guest" in regions:
-                devices = guest_devices(booted, witnesses)
-                region = regions["guest"]
-                guest_writer = RunningStamps(
-                    booted.guest, devices[witnesses[0]], devices[witnesses[1]], region.offset, region.slots
-                )
-            if witnesses and "nbd" in regions:
-                nbd.start_server(vm)
-                uris = [nbd.export(vm, vm.root_node(w), f"stamps-{w}", writable=True) for w in witnesses]
-                nbd_writer = NbdStampWriter(*uris, regions["nbd"], self.logdir_path, keep_open=True)
-                after_qemu.callback(nbd_writer.close)
-                nbd_writer.start()
-            timeline.mark(vm, "storm started", witnesses=witnesses, stamp_writers=sorted(regions))
-            states = {d.name: DiskState(d.node, vm.images[d.name], d.fmt) for d in topology.disks}
-            carry: dict = {}
-            for round_no in range(1, rounds + 1):
-                ctx = RoundContext(round_no, self.scratch, states, self.qemu_img, witnesses, carry)
-                delay = round(rng.uniform(0.05, 0.8), 3)
-                builder = builders[(round_no - 1) % len(builders)]
-                self.require(actions=plan_action_types(builder, ctx))
-                records.append(
-                    run_round(
-                        booted, ctx, builder, backup_disk or disks[0],
-                        atomic(builder) if callable(atomic) else atomic, storm, disks, delay, CONTROL_GAP_S,
-                        timeline,
-                    )
-                )  # fmt: skip
-            if guest_writer:
-                timeline.mark(vm, "guest stamp writer stopped", generations=guest_writer.stop())
-            if nbd_writer:
-                timeline.mark(vm, "NBD stamp writer stopped", generations=nbd_writer.stop())
-            result = finish_storm(storm, self.logdir_path, timeout=60, vm=vm)
-            timeline.mark(vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
-        timeline.save(self.logdir_path / "timeline.json", vm.write_samples)
-        for record in records:
-            record.overlap.check(disks)
-        findings = verify_rounds(self.qemu_img, records, self.scratch, regions if witnesses else None)
-        with open(self.logdir_path / "oracle.log", "a") as f:
-            for finding in findings:
-                f.write(finding.describe() + "\n")
-                self.log.info("oracle: %s", finding.describe())
-        self.whiteboard = json.dumps({**json.loads(self.whiteboard or "{}"), "rounds": rounds, "checks": len(findings)})
+            storm = Storm(booted, topology, self.scratch, self.qemu_img, self.seed, witnesses, after_qemu)
+            yield storm
+            storm.stop()
+        storm.timeline.save(self.logdir_path / "timeline.json", booted.vm.write_samples)
+
+    def rounds(self, plans: Sequence[PlanBuilder], default: int | None = None) -> list[PlanBuilder]:
+        """The plans in turn, for as many rounds as the ``rounds`` parameter
+        says (``-p rounds=N``), else ``default``, else one round per plan
+        and at least 3."""
+        count = int(self.params.get("rounds", default=default or max(3, len(plans))))
+        return rounds_of(plans, count)
+
+    def verify(self, storm: Storm) -> list[Finding]:
+        """Every oracle on the storm's captures (QEMU has quit)."""
+        findings = storm.verify()
+        for finding in findings:
+            self.log.info("oracle: %s", finding.describe())
+        board = json.loads(self.whiteboard or "{}")
+        self.whiteboard = json.dumps({**board, "rounds": len(storm.records), "checks": len(findings)})
         return findings
 
     def assert_one_point_in_time(self, findings: list[Finding]) -> None:
         bad = [f.describe() for f in findings if not f.ok]
         self.assertTrue(findings, "no oracle ran")
         self.assertFalse(bad, "transaction did not capture one point in time:\n" + "\n".join(bad))
+
+    def assert_every_oracle_caught(self, findings: list[Finding]) -> None:
+        """A negative control of every oracle that ran."""
+        for oracle in sorted({f.oracle for f in findings}):
+            self.assert_control_detected(findings, oracle)
 
     def assert_control_detected(self, findings: list[Finding], oracle_prefix: str) -> None:
         """A negative control PASSes when the oracle caught the non-atomic
@@ -253,25 +204,6 @@ class TxnstormTest(Test):
 
 
 # -- known issues ---------------------------------------------------------------
-DEATH_WAIT_S = 2.0  # an abort after the trigger shows up within this
-
-
-def wait_for_death(vm: Machine, seconds: float) -> str | None:
-    """QEMU's crash report if it exits within ``seconds``, else None."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not vm.is_running():
-            return vm.exit_report()
-        time.sleep(0.05)
-    return None
-
-
-def died_at_shutdown(vm: Machine) -> str | None:
-    """After the boot context: QEMU killed by a signal while quitting is a crash too."""
-    rc = vm.returncode
-    return vm.exit_report() if rc is not None and rc < 0 else None
-
-
 class KnownIssueTest(TxnstormTest):
     """:avocado: disable"""
 

@@ -34,6 +34,7 @@ log = logging.getLogger("txnstorm.machine")
 PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often whether it still answers
 PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this
 QUIT_ANSWER_S = 5.0  # a QEMU that does not answer 'quit' by then is hung: SIGTERM, then SIGKILL
+DEATH_WAIT_S = 2.0  # an abort after its trigger shows up within this
 
 
 def free_local_port() -> int:
@@ -76,6 +77,7 @@ class Machine:
         self._proc = None
         self._stderr = None
         self._quitting = False
+        self._killed_by_us = False  # ended by SIGTERM/SIGKILL from us: not a crash
         self.launched_at = 0.0
         self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
 
@@ -94,6 +96,15 @@ class Machine:
 
     # -- lifecycle -------------------------------------------------------
     def launch(self, start_timeout: float = 30.0) -> None:
+        """Start QEMU and accept its QMP connection; on any failure (or an
+        interrupt) QEMU is ended and everything launch made is cleaned."""
+        try:
+            self._launch(start_timeout)
+        except BaseException:
+            self.shutdown(hard=True)
+            raise
+
+    def _launch(self, start_timeout: float) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.rundir = make_private_dir("vm")
         self.ssh_port = free_local_port()
@@ -151,6 +162,21 @@ class Machine:
             shutil.move(cores[0], self.logdir / "qemu.core")
         return out
 
+    def wait_for_death(self, seconds: float = DEATH_WAIT_S) -> str | None:
+        """QEMU's crash report if it exits within ``seconds``, else None (a
+        QMP socket can close before the dying QEMU is reaped)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                return self.exit_report()
+            time.sleep(0.05)
+        return None
+
+    def died_at_shutdown(self) -> str | None:
+        """After shutdown: QEMU killed by a signal while quitting is a crash too."""
+        rc = self.returncode
+        return self.exit_report() if rc is not None and rc < 0 and not self._killed_by_us else None
+
     def check_alive(self) -> None:
         """Raise QemuDied (with signal and assertion text) if QEMU is gone."""
         if self._proc is not None and self._proc.poll() is not None and not self._quitting:
@@ -164,26 +190,41 @@ class Machine:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def shutdown(self, timeout: float = 15.0) -> int | None:
-        """quit over QMP, then SIGTERM, then SIGKILL; always reap and clean."""
+    def shutdown(self, timeout: float = 15.0, hard: bool = False) -> int | None:
+        """The one way QEMU ends: ``quit`` over QMP, then SIGTERM, then
+        SIGKILL (``hard``: SIGKILL at once, from any thread or event loop);
+        always reaped, the run dir cleaned, a core read.  Idempotent."""
         if self._proc is None:
+            self._release()  # a launch that failed before QEMU started
             return None
         self._quitting = True
         try:
-            if self._proc.poll() is None and self.qmp is not None:
-                try:
-                    self.qmp.cmd("quit", _timeout=QUIT_ANSWER_S)
-                except Exception as exc:  # noqa: BLE001 - no answer (hung) or gone: escalate at once
-                    log.info("quit over QMP failed (%s); SIGTERM/SIGKILL", exc)
-                else:
-                    try:
-                        self._proc.wait(timeout)
-                    except subprocess.TimeoutExpired:
-                        log.warning("QEMU %d ignored quit; SIGTERM/SIGKILL", self._proc.pid)
+            if hard or not self._quit(timeout):
+                self._killed_by_us = self._proc.poll() is None
+            if hard and self._proc.poll() is None:
+                self._proc.kill()
             rc = process.end(self._proc)
         finally:
             self._release()
         return rc
+
+    def _quit(self, timeout: float) -> bool:
+        """True when QEMU is gone (or exits within ``timeout`` after ``quit``)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return True
+        if self.qmp is None:
+            return False
+        try:
+            self.qmp.cmd("quit", _timeout=QUIT_ANSWER_S)
+        except Exception as exc:  # noqa: BLE001 - no answer (hung) or gone: escalate at once
+            log.info("quit over QMP failed (%s); SIGTERM/SIGKILL", exc)
+            return self._proc.poll() is not None
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("QEMU %d ignored quit; SIGTERM/SIGKILL", self._proc.pid)
+            return False
+        return True
 
     def dump_backtrace(self, timeout: float = 60.0) -> Path | None:
         """``thread apply all bt`` of the live QEMU into the log dir (for hangs)."""
@@ -201,12 +242,8 @@ class Machine:
         return out
 
     def kill(self) -> None:
-        """Last resort (any thread, any event loop): SIGKILL by PID and reap."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._quitting = True
-            self._proc.kill()
-            self._proc.wait()
-        self._release()
+        """Last resort (tearDown, any thread): ``shutdown(hard=True)``."""
+        self.shutdown(hard=True)
 
     def _release(self) -> None:
         if self.qmp is not None:
@@ -246,10 +283,6 @@ class Machine:
             self.check_alive()
             raise
 
-    def cmd_args(self, command: str, arguments: dict[str, Any]) -> Any:
-        """``cmd`` with the arguments as a dict (e.g. keys that are not identifiers)."""
-        return self.cmd(command, **arguments)
-
     def answers_qmp(self, within: float = PING_ANSWER_S) -> bool:
         """False if QEMU runs but does not answer ``query-status`` in time (hung)."""
         if self.qmp is None or not self.is_running():
@@ -287,22 +320,27 @@ class Machine:
         if self.qmp is not None:
             self.qmp.note(text)
 
+    def disk_of(self, qdev: str) -> str | None:
+        """The topology disk of a device as QMP names it: its id, or its
+        virtio backend's QOM path (query-block and query-blockstats say either)."""
+        for disk in self.topology.disks:
+            if qdev in (disk.qdev, f"/machine/peripheral/{disk.qdev}/virtio-backend"):
+                return disk.name
+        return None
+
     def root_node(self, disk: str) -> str:
         """The node the device of ``disk`` writes to now (changes with snapshots)."""
-        qdev = self.topology.disk(disk).qdev
         for entry in self.cmd("query-block"):
-            if entry.get("qdev") in (qdev, f"/machine/peripheral/{qdev}/virtio-backend"):
+            if self.disk_of(entry.get("qdev", "")) == disk:
                 return entry["inserted"]["node-name"]
-        raise KeyError(f"query-block shows no device {qdev}")
+        raise KeyError(f"query-block shows no device of {disk}")
 
     def write_ops(self) -> dict[str, int]:
         """Completed write requests per disk, counted by QEMU (survive graph changes)."""
         counts = {}
-        by_qdev = {d.qdev: d.name for d in self.topology.disks}
         for entry in self.cmd("query-blockstats"):
-            qdev = entry.get("qdev", "")
-            for candidate, name in by_qdev.items():
-                if qdev in (candidate, f"/machine/peripheral/{candidate}/virtio-backend"):
-                    counts[name] = entry["stats"]["wr_operations"]
+            disk = self.disk_of(entry.get("qdev", ""))
+            if disk is not None:
+                counts[disk] = entry["stats"]["wr_operations"]
         self.write_samples.append({"t": round(time.monotonic() - self.launched_at, 3), **counts})
         return counts

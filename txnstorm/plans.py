@@ -14,7 +14,7 @@ construction), and the two stamp witnesses are frozen first and last.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,17 @@ class Plan:
         return job_ids(self.actions)
 
 
+@dataclass(frozen=True)
+class BitmapBase:
+    """What an incremental round builds on: the full backup and the dirty
+    bitmap that one transaction of an earlier round created on ``node``."""
+
+    disk: str
+    node: str
+    bitmap: str
+    full_backup: Path
+
+
 @dataclass
 class RoundContext:
     round_no: int
@@ -95,7 +106,7 @@ class RoundContext:
     disks: dict[str, DiskState]  # current state, in topology order
     qemu_img: QemuImg
     witnesses: tuple[str, str] | None = None  # stamp disks A, B
-    carry: dict[str, Any] = field(default_factory=dict)  # state handed to a later round's plan
+    bitmap_base: BitmapBase | None = None  # handed from a bitmap round to the incremental round after it
 
     def path(self, stem: str) -> Path:
         return self.scratch / f"{stem}-r{self.round_no}.qcow2"
@@ -236,20 +247,24 @@ def bitmap_and_full_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     full, bitmap = ctx.path(f"{backup_disk}-full"), f"bm-r{ctx.round_no}"
     plan.actions.append(drive_backup(state.node, full, job_id=f"full-{backup_disk}-r{ctx.round_no}"))
     plan.actions.append(dirty_bitmap_add(state.node, bitmap))
-    ctx.carry["incremental"] = (backup_disk, state.node, bitmap, full)
+    ctx.bitmap_base = BitmapBase(backup_disk, state.node, bitmap, full)
     return plan
 
 
 def incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan:
     """Point 2: incremental backup by the bitmap (onto the full backup) and a
     snapshot of every disk.  full + incremental must equal the frozen base."""
-    disk, node, bitmap, full = ctx.carry.pop("incremental")
+    base = ctx.bitmap_base
+    if base is None:
+        raise ValueError("an incremental round must follow a bitmap + full backup round")
+    ctx.bitmap_base = None  # used up: the next incremental needs a bitmap round of its own
+    disk = base.disk
     plan = Plan("blockdev-backup incremental + blockdev-snapshot-sync", [])
     incremental, target_node = ctx.path(f"{disk}-incremental"), f"{disk}-incr{ctx.round_no}"
-    ctx.qemu_img.create_overlay(incremental, full, "qcow2")
+    ctx.qemu_img.create_overlay(incremental, base.full_backup, "qcow2")
     plan.setup.append(_qcow2_node(target_node, incremental, backing_none=False))
     job = f"incr-{disk}-r{ctx.round_no}"
-    plan.actions.append(blockdev_backup(node, target_node, job, sync="incremental", bitmap=bitmap))
+    plan.actions.append(blockdev_backup(base.node, target_node, job, sync="incremental", bitmap=base.bitmap))
     plan.pairs.append(Pair("full + incremental backup == frozen base", ImageRef(incremental), ctx.disks[disk].ref()))
     _snapshot_sync_every_disk(ctx, plan)
     return plan
@@ -260,7 +275,7 @@ def _virtual_size(ctx: RoundContext, disk: str) -> str:
 
 
 # In rotation order: bitmap+full-backup must be directly followed by
-# incremental+snapshot (it hands its bitmap over in ``ctx.carry``).
+# incremental+snapshot (it hands its bitmap over as ``ctx.bitmap_base``).
 PLANS: dict[str, PlanBuilder] = {
     "snapshot-sync+drive-backup": snapshot_sync_and_drive_backup,
     "bitmap+full-backup": bitmap_and_full_backup,
@@ -281,30 +296,12 @@ ACTION_TYPES: dict[PlanBuilder, list[str]] = {
 NEEDS_QCOW2 = {"internal-snapshot+drive-backup"}  # internal snapshots live inside qcow2
 
 
-def plan_action_types(builder: PlanBuilder, ctx: RoundContext) -> list[str]:
-    """The transaction action types a plan uses (for the capability check).
-
-    Declared by name: building a plan creates images, which a check must not.
-    """
-    return ACTION_TYPES[builder]
-
-
-def plan_names() -> Sequence[str]:
-    return list(PLANS)
+def action_types(builders: Iterable[PlanBuilder]) -> list[str]:
+    """The transaction action types these plans use (the capability check
+    before boot).  Declared by name: building a plan creates images."""
+    return sorted({t for builder in builders for t in ACTION_TYPES[builder]})
 
 
 def plans_for(formats: set[str]) -> list[str]:
     """The plans a topology with these disk formats supports."""
     return [n for n in PLANS if n not in NEEDS_QCOW2 or formats == {"qcow2"}]
-
-
-__all__ = [
-    "PLANS",
-    "DiskState",
-    "ImageRef",
-    "Pair",
-    "Plan",
-    "RoundContext",
-    "StampPair",
-    "dirty_bitmap_add",
-]

@@ -9,15 +9,10 @@ can change; ``GraphState.differences`` says what was not rolled back.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import DeadlineExceeded, QMPCommandError, TxnstormError
 from .machine import Machine
-from .plans import PlanBuilder, RoundContext
-from .scenario import Timeline, sample_writes, virtqueue_status, wait_until_writing
-from .txn import Action, fire_separately, wait_jobs
+from .txn import Action
 
 ABORT: Action = {"type": "abort", "data": {}}  # the action that always fails
 
@@ -70,53 +65,3 @@ class AbortedRound:
     def describe(self) -> str:
         what = "; ".join(self.leftovers) if self.leftovers else "graph unchanged"
         return f"round {self.round_no} ({self.plan}): {what}"
-
-
-def run_aborted_round(
-    vm: Machine,
-    ctx: RoundContext,
-    builder: PlanBuilder,
-    backup_disk: str,
-    atomic: bool,
-    storm_disks: Sequence[str],
-    delay_s: float,
-    gap_s: float,
-    timeline: Timeline,
-) -> AbortedRound:
-    """One round: a plan's actions plus ``abort`` in one transaction (or,
-    for the control, the actions alone as separate commands) during the
-    storm; then the graph is compared and the devices must write again."""
-    plan = builder(ctx, backup_disk)
-    for command, args in plan.setup:
-        vm.cmd(command, **args)
-    before = graph_state(vm)
-    sample_writes(vm, delay_s)
-    _still_writing(vm, storm_disks)
-    timeline.mark(vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
-    answer = ""
-    if atomic:
-        try:
-            vm.cmd("transaction", actions=[*plan.actions, ABORT])
-        except QMPCommandError as exc:
-            answer = f"{exc.error_class}: {exc.desc}"
-        else:
-            raise TxnstormError("QEMU accepted a transaction with an 'abort' action")
-    else:
-        fire_separately(vm, plan.actions, gap_s)
-    leftovers = before.differences(graph_state(vm))
-    timeline.mark(vm, f"round {ctx.round_no}: graph compared", leftovers=len(leftovers))
-    if not atomic:
-        wait_jobs(vm, plan.jobs)
-        ctx.disks.update(plan.new_tops)
-    _still_writing(vm, storm_disks)  # no drained section left behind, no lost request
-    timeline.mark(vm, f"round {ctx.round_no}: devices write again")
-    return AbortedRound(ctx.round_no, plan.name, answer, leftovers)
-
-
-def _still_writing(vm: Machine, disks: Sequence[str]) -> None:
-    """Every device completes writes; if one stopped, keep QEMU's view of the queues."""
-    try:
-        wait_until_writing(vm, disks)
-    except DeadlineExceeded:
-        (vm.logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(vm), indent=1) + "\n")
-        raise

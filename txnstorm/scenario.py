@@ -16,10 +16,10 @@ from .errors import DeviceStalled, TxnstormError
 from .images import QemuImg
 from .machine import Machine
 from .oracle import compare_images
-from .plans import ImageRef, Plan, PlanBuilder, RoundContext
+from .plans import ImageRef, Plan
 from .stamps import StampRegion, judge, read_region
 from .storm import FioJob, FioResult, RunningStorm, StormHung
-from .txn import Fired, fire_separately, fire_transaction, wait_jobs
+from .txn import Fired
 
 
 class NoOverlap(TxnstormError):
@@ -112,37 +112,6 @@ class RoundRecord:
     fired: Fired
     overlap: Overlap
     delay_s: float
-
-
-def run_round(
-    booted: Booted,
-    ctx: RoundContext,
-    builder: PlanBuilder,
-    backup_disk: str,
-    atomic: bool,
-    storm: RunningStorm,
-    storm_disks: Sequence[str],
-    delay_s: float,
-    gap_s: float,
-    timeline: Timeline,
-) -> RoundRecord:
-    """One round: set up nodes, wait a (seeded) delay into the storm, fire,
-    wait for the jobs, prove the storm overlapped, advance the disk state."""
-    vm = booted.vm
-    plan = builder(ctx, backup_disk)
-    for command, args in plan.setup:
-        vm.cmd(command, **args)
-    sample_writes(vm, delay_s)
-    before = wait_until_writing(vm, storm_disks)
-    timeline.mark(vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
-    fired = fire_transaction(vm, plan.actions) if atomic else fire_separately(vm, plan.actions, gap_s)
-    timeline.mark(vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4))
-    wait_jobs(vm, plan.jobs)
-    timeline.mark(vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
-    overlap = measure_overlap(vm, storm, before, settle_s=0.5)
-    timeline.mark(vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
-    ctx.disks.update(plan.new_tops)
-    return RoundRecord(ctx.round_no, plan, fired, overlap, delay_s)
 
 
 def finish_storm(storm: RunningStorm, logdir: Path, timeout: float, vm: Machine | None = None) -> FioResult:

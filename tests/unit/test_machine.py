@@ -1,6 +1,7 @@
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -35,15 +36,14 @@ def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fak
         sut, TWO_DISKS_ONE_IOTHREAD, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images
     )
     start = time.monotonic()
-    try:
-        with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
-            vm.launch(start_timeout=10)
-        assert time.monotonic() - start < 9, "a crash must not be reported as a timeout"
-    finally:
-        rundir = vm.rundir
-        vm.shutdown()
-    assert rundir is not None and not rundir.exists()
+    with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
+        vm.launch(start_timeout=10)
+    assert time.monotonic() - start < 9, "a crash must not be reported as a timeout"
+    # launch cleaned up after itself: QEMU reaped, run dir (QMP socket) gone, no shutdown needed
+    assert vm.rundir is None and vm.returncode == -6 and vm.qmp is None
+    assert not list(Path(tempfile.gettempdir()).glob("txnstorm-vm-*"))
     assert (tmp_path / "log" / "qemu-cmdline.txt").read_text().startswith(str(qemu))
+    assert vm.died_at_shutdown() is not None, "an abort is a crash, not our kill"
 
 
 def test_children_die_with_their_parent(tmp_path):
@@ -89,11 +89,7 @@ def test_a_crash_core_becomes_a_backtrace_in_the_log_dir_and_leaves_nothing(tmp_
     vm = Machine(
         sut, TWO_DISKS_ONE_IOTHREAD, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images
     )
-    try:
-        with pytest.raises(QemuDied, match=r"SIGABRT.*\(backtrace: qemu-crash-backtrace.txt\)"):
-            vm.launch(start_timeout=10)
-    finally:
-        rundir = vm.rundir
-        vm.shutdown()
+    with pytest.raises(QemuDied, match=r"SIGABRT.*\(backtrace: qemu-crash-backtrace.txt\)"):
+        vm.launch(start_timeout=10)
     assert "#0" in (tmp_path / "log" / "qemu-crash-backtrace.txt").read_text()
-    assert rundir is not None and not rundir.exists()
+    assert vm.rundir is None and not list(Path(tempfile.gettempdir()).glob("txnstorm-vm-*")), "core left behind"

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from txnstorm.plans import PLANS, DiskState, RoundContext, plan_names, snapshot_sync_and_drive_backup, two_backups
+from txnstorm.plans import PLANS, DiskState, RoundContext, snapshot_sync_and_drive_backup, two_backups
 from txnstorm.txn import drive_backup, job_ids, snapshot_sync
 
 
@@ -62,17 +62,17 @@ def make_targets_qemu_would_create(plan, qemu_img):
 def test_the_rotation_gives_every_plan_an_oracle_and_unique_node_names(tmp_path, qemu_img):
     """Each plan has a same-instant pair, or hands its capture to the next one."""
     ctx = ctx_for(tmp_path, qemu_img, witnesses=("disk0", "disk1"))
-    for round_no, name in enumerate(plan_names(), start=1):
+    for round_no, name in enumerate(PLANS, start=1):
         ctx.round_no = round_no
         plan = PLANS[name](ctx, "disk0")
-        assert plan.pairs or ctx.carry, f"{name} has no oracle and hands nothing on"
+        assert plan.pairs or ctx.bitmap_base, f"{name} has no oracle and hands nothing on"
         make_targets_qemu_would_create(plan, qemu_img)
         added = [args["node-name"] for cmd, args in plan.setup if cmd == "blockdev-add"]
         assert len(added) == len(set(added))
         for cmd, args in plan.setup:
             assert Path(args["file"]["filename"]).exists(), f"{cmd} of a node whose image was not created"
         ctx.disks.update(plan.new_tops)
-    assert not ctx.carry, "a plan's hand-over was never picked up"
+    assert ctx.bitmap_base is None, "a plan's hand-over was never picked up"
 
 
 def test_incremental_backup_lands_on_the_full_backup_and_precedes_the_snapshots(tmp_path, qemu_img):
