@@ -59,7 +59,6 @@ class GuestSession:
         self._key = paramiko.Ed25519Key.from_private_key_file(str(private_key))
         self._host_key = _host_key(host_key)
         self._client: paramiko.SSHClient | None = None
-        self.log_lines: list[str] = []
 
     # -- connection ------------------------------------------------------
     def _connect_once(self, timeout: float) -> paramiko.SSHClient:
@@ -121,7 +120,6 @@ class GuestSession:
         """Run a command to completion (bounded by ``timeout``)."""
         chan = self._open_channel()
         chan.settimeout(timeout)
-        self.log_lines.append(f"$ {command}")
         try:
             chan.exec_command(command)
             if stdin is not None:
@@ -144,41 +142,12 @@ class GuestSession:
         finally:
             chan.close()
         result = Result(command, status, out.decode(errors="replace"), err.decode(errors="replace"))
-        self.log_lines.append(f"  -> {status}")
         return result
-
-    def stream(self, command: str, on_line: Callable[[str], None], timeout: float = 600.0) -> int:
-        """Run a long command, handing each output line to ``on_line``."""
-        chan = self._open_channel()
-        chan.settimeout(timeout)
-        chan.get_pty()  # merge stderr, line-buffered
-        chan.exec_command(command)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise DeadlineExceeded(f"guest command {command!r} still streaming after {timeout:.0f} s")
-                data = chan.recv(4096)
-                if not data:
-                    break
-                buf += data
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    on_line(line.decode(errors="replace").rstrip("\r"))
-            if buf:
-                on_line(buf.decode(errors="replace"))
-            return chan.recv_exit_status()
-        finally:
-            chan.close()
 
     def upload(self, data: bytes, path: str, mode: int = 0o644) -> None:
         """Write ``data`` to ``path`` in the guest (no SFTP server needed)."""
         quoted = shlex.quote(path)
         self.run(f"cat > {quoted} && chmod {mode:o} {quoted}", stdin=data, timeout=60).check()
-
-    def read_file(self, path: str) -> str:
-        return self.run(f"cat {shlex.quote(path)}").check().stdout
 
     def disks_by_serial(self) -> dict[str, str]:
         """{serial: /dev/vdX} from sysfs: disks are never found by name order."""

@@ -68,10 +68,6 @@ def start_server(vm: Machine) -> Path:
     return path
 
 
-def stop_server(vm: Machine) -> None:
-    vm.cmd("nbd-server-stop")
-
-
 def uri(socket: Path, name: str) -> str:
     """The NBD URI of export ``name`` on a unix socket (libnbd and qemu-img read it)."""
     return f"nbd+unix:///{urllib.parse.quote(name, safe='')}?socket={socket}"
@@ -108,7 +104,7 @@ def remove_export(vm: Machine, name: str, hard: bool = False, timeout: float = 3
         raise NbdError(f"removing NBD export {name!r} failed: {exc.desc}") from exc
     vm.wait_event(
         "BLOCK_EXPORT_DELETED",
-        match=lambda e: e.get("data", {}).get("id") == name,
+        match={"data": {"id": name}},
         timeout=timeout,
         what=f"BLOCK_EXPORT_DELETED for {name}",
     )

@@ -20,12 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ExecuteError, QMPClient
 
 from .errors import QemuHung, QMPCommandError
 
 Event = dict[str, Any]
-EventMatch = Callable[[Event], bool]
 
 
 class Monitor:
@@ -94,17 +93,17 @@ class Monitor:
             request["arguments"] = arguments
         self._write("->", request)
         try:
-            # _raw: the whole response (for the log), errors included.
-            response = dict(self._sync(self._client._raw(request, assign_id=False), timeout))
+            value = self._sync(self._client.execute(name, arguments or None), timeout)
+        except ExecuteError as exc:
+            self._write("<-", dict(exc.received))
+            self._collect(0)
+            raise QMPCommandError(name, exc.error_class, str(exc)) from None
         except TimeoutError:
             self.note(f"no answer to {name} within {timeout:.0f} s")
             raise QemuHung(f"QMP {name}: no answer within {timeout:.0f} s") from None
-        self._write("<-", response)
+        self._write("<-", {"return": value})
         self._collect(0)
-        if "error" in response:
-            err = response["error"]
-            raise QMPCommandError(name, err.get("class", "?"), err.get("desc", "?"))
-        return response.get("return")
+        return value
 
     # -- events ----------------------------------------------------------
     def _collect(self, wait: float) -> None:
@@ -119,12 +118,14 @@ class Monitor:
     def wait_event(
         self,
         name: str,
-        match: EventMatch | None = None,
+        match: dict[str, Any] | None = None,
         timeout: float = 60.0,
         what: str | None = None,
         alive: Callable[[], None] | None = None,
     ) -> Event:
-        """Return (and consume) the first event called ``name`` that matches.
+        """Return (and consume) the first event called ``name`` whose members
+        include ``match`` (nested dicts compare member by member, as iotests'
+        ``event_wait(name, match=...)``: ``{"data": {"device": "job0"}}``).
 
         ``alive`` is called between polls so a dead QEMU surfaces as its own
         error, not as a deadline.
@@ -132,7 +133,7 @@ class Monitor:
         deadline = time.monotonic() + timeout
         while True:
             for i, event in enumerate(self.events):
-                if event.get("event") == name and (match is None or match(event)):
+                if event.get("event") == name and matches(event, match or {}):
                     return self.events.pop(i)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -140,3 +141,10 @@ class Monitor:
             if alive:
                 alive()
             self._collect(min(0.5, remaining))
+
+
+def matches(event: Any, match: Any) -> bool:
+    """Every member of ``match`` is in ``event`` with an equal value (dicts recursively)."""
+    if isinstance(match, dict):
+        return isinstance(event, dict) and all(k in event and matches(event[k], v) for k, v in match.items())
+    return bool(event == match)

@@ -135,7 +135,7 @@ def wait_jobs(vm: Machine, ids: Sequence[str], timeout: float = 120.0) -> dict[s
         remaining = max(0.1, deadline - time.monotonic())
         event = vm.wait_event(
             "BLOCK_JOB_COMPLETED",
-            match=lambda e, j=job_id: e["data"].get("device") == j,
+            match={"data": {"device": job_id}},
             timeout=remaining,
             what=f"job {job_id} to complete",
         )

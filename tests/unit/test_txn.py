@@ -126,3 +126,14 @@ def test_declared_action_types_match_what_each_plan_fires(tmp_path, qemu_img):
         make_targets_qemu_would_create(plan, qemu_img)
         assert sorted({a["type"] for a in plan.actions}) == sorted(ACTION_TYPES[builder]), builder.__name__
         ctx.round_no += 1
+
+
+def test_events_are_matched_member_by_member():
+    from txnstorm.qmp import matches
+
+    event = {"event": "BLOCK_JOB_COMPLETED", "data": {"device": "backup-disk0-r1", "len": 4, "offset": 4}}
+    assert matches(event, {"data": {"device": "backup-disk0-r1"}})
+    assert matches(event, {})
+    assert not matches(event, {"data": {"device": "backup-disk1-r1"}})
+    assert not matches(event, {"data": {"error": "x"}}), "a member the event lacks is no match"
+    assert not matches({"data": "flat"}, {"data": {"device": "x"}})
