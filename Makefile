@@ -25,7 +25,7 @@ all: check
 # Standard library only, so it runs before the venv exists.
 inputs:
 	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
-	  PYTHONPATH='$(CURDIR)' python3 -m txnstorm.inputs
+	  PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
 
 setup:
 	@scripts/setup
@@ -39,7 +39,7 @@ preflight: inputs setup
 	@scripts/txnstorm preflight --build-guest
 
 lint: setup
-	$(VENV)/bin/ruff check txnstorm tests
+	$(VENV)/bin/ruff check txnstorm tests guests
 
 unit: setup
 	scripts/run-unit
@@ -98,9 +98,9 @@ qemu:
 # Speed and strength, measured side by side in one run (prints ratios, asserts nothing).
 .PHONY: bench
 bench: preflight
-	.venv/bin/python -m txnstorm.bench
+	.venv/bin/python -m txnstorm.runner.bench
 
 # Leaks, false positives, interrupts and an injected hang (RUNS=20 INTERRUPTS=3).
 .PHONY: reliability
 reliability: preflight
-	.venv/bin/python -m txnstorm.reliability --runs $(or $(RUNS),20) --interrupts $(or $(INTERRUPTS),3)
+	.venv/bin/python -m txnstorm.runner.reliability --runs $(or $(RUNS),20) --interrupts $(or $(INTERRUPTS),3)

@@ -15,10 +15,11 @@ reproduced in tests/nbd_known_issues.py).
 
 import time
 
-from txnstorm import drain, nbd
-from txnstorm.avocado_test import TxnstormTest
-from txnstorm.scenario import wait_until_writing
-from txnstorm.topology import Disk, Topology
+from txnstorm.oracles import drain
+from txnstorm.scenario.avocado_test import TxnstormTest
+from txnstorm.scenario.rounds import wait_until_writing
+from txnstorm.vm.topology import Disk, Topology
+from txnstorm.workload import nbd
 
 TOPOLOGY = Topology("drain-two-iothreads", (Disk("disk0", iothread="io0"), Disk("disk1", iothread="io1")))
 DISKS = ("disk0", "disk1")

@@ -1,7 +1,7 @@
 """Reproducers of known QEMU NBD bugs (``known-issues.json``).
 
 Each test runs its trigger against the QEMU under test and lets
-``txnstorm.known_issues`` judge the outcome:
+``txnstorm.oracles.known_issues`` judge the outcome:
 
 * the listed abort happens on a version listed as affected: WARN with
   "known issue KI-n, still reproduces on QEMU x.y.z" (``self.log.warning``;
@@ -22,13 +22,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from txnstorm import nbd, txn
-from txnstorm.avocado_test import KnownIssueTest
-from txnstorm.boot import booted
-from txnstorm.machine import Machine
-from txnstorm.nbd_stamps import NbdStampWriter
-from txnstorm.stamps import StampRegion
-from txnstorm.topology import Disk, Topology
+from txnstorm.oracles.stamps import StampRegion
+from txnstorm.scenario.avocado_test import KnownIssueTest
+from txnstorm.transactions import actions as txn
+from txnstorm.vm.boot import booted
+from txnstorm.vm.machine import Machine
+from txnstorm.vm.topology import Disk, Topology
+from txnstorm.workload import nbd
+from txnstorm.workload.nbd_stamps import NbdStampWriter
 
 ONE_DISK = Topology("nbd-export-in-iothread", (Disk("disk0", iothread="io0", share_rw=True),))
 TWO_DISKS = Topology(
@@ -129,9 +130,9 @@ class NbdWritesDuringSnapshot(KnownIssueTest):
         crash, rounds, generations = None, 0, None
         started = time.monotonic()
         try:
-            with booted(self.sut, TWO_DISKS, self.guest_image, self.accel.accel, logdir, images) as b:
-                vm = b.vm
-                self._machines.append(vm)  # tearDown kills it by PID should anything escape
+            vm = Machine(self.platform, TWO_DISKS, logdir, images)
+            self._machines.append(vm)  # tearDown kills it by PID should anything escape
+            with booted(vm, self.guest_image):
                 nbd.start_server(vm)
                 links = [nbd.export(vm, vm.root_node(d.name), d.name, writable=True) for d in TWO_DISKS.disks]
                 writer = NbdStampWriter(links[0], links[1], region, logdir, keep_open=True).start()

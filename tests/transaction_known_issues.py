@@ -7,12 +7,12 @@ QEMU 7.2 in bdrv_do_drained_end.  No storm is needed.  Where QEMU survives,
 the two backups must still be the same instant.
 """
 
-from txnstorm.avocado_test import KnownIssueTest
 from txnstorm.errors import QemuDied
-from txnstorm.plans import DiskState, RoundContext, two_backups
-from txnstorm.scenario import RoundRecord, verify_rounds
-from txnstorm.topology import Disk, Topology
-from txnstorm.txn import fire_transaction, wait_jobs
+from txnstorm.scenario.avocado_test import KnownIssueTest
+from txnstorm.scenario.rounds import RoundRecord, verify_rounds
+from txnstorm.transactions.actions import fire_transaction, wait_jobs
+from txnstorm.transactions.plans import DiskState, RoundContext, two_backups
+from txnstorm.vm.topology import Disk, Topology
 
 ONE_DISK = Topology("one-dataplane-disk", (Disk("disk0", iothread="io0"),))
 

@@ -2,7 +2,7 @@
 
 Each test boots one topology, storms every disk with fio and the first and
 last disk with the stamp writer, and fires one round per action plan (see
-txnstorm/plans.py): external snapshot + drive-backup, full backup + dirty
+txnstorm/transactions/plans.py): external snapshot + drive-backup, full backup + dirty
 bitmap then incremental backup + snapshot, blockdev-snapshot +
 blockdev-backup, internal snapshot + drive-backup.  Every round's captures
 must be one point in time: same-disk pairs identical, cross-disk stamps
@@ -10,9 +10,15 @@ consistent.  The controls fire the same plans as separate commands and must
 be caught by each oracle.
 """
 
-from txnstorm.avocado_test import TxnstormTest
-from txnstorm.plans import PLANS, PlanBuilder, bitmap_and_full_backup, incremental_backup_and_snapshot, plans_for
-from txnstorm.topology import TOPOLOGIES, TWO_DISKS_ONE_IOTHREAD, Topology
+from txnstorm.scenario.avocado_test import TxnstormTest
+from txnstorm.transactions.plans import (
+    PLANS,
+    PlanBuilder,
+    bitmap_and_full_backup,
+    incremental_backup_and_snapshot,
+    plans_for,
+)
+from txnstorm.vm.topology import TOPOLOGIES, TWO_DISKS_ONE_IOTHREAD, Topology
 
 
 class TransactionMatrix(TxnstormTest):

@@ -1,7 +1,7 @@
 """All or nothing: a failing action rolls back every other one, mid-storm.
 
 The story: boot a guest with two dataplane disks on one iothread, storm both
-with fio, and each round fire a plan's actions (txnstorm/plans.py) plus the
+with fio, and each round fire a plan's actions (txnstorm/transactions/plans.py) plus the
 ``abort`` action as one transaction.  QEMU must refuse it, and then the
 block graph must be as before (no overlay attached, no job, no bitmap, no
 internal snapshot, no filter node left), the devices must write again (no
@@ -14,17 +14,17 @@ must name what changed in every round; and with the guest stopped, the
 "devices write again" check must fail.
 """
 
-from txnstorm.avocado_test import TxnstormTest
 from txnstorm.errors import DeadlineExceeded
-from txnstorm.plans import (
+from txnstorm.scenario.avocado_test import TxnstormTest, known_to_flake
+from txnstorm.scenario.rounds import wait_until_writing
+from txnstorm.scenario.story import Storm
+from txnstorm.transactions.plans import (
     bitmap_and_full_backup,
     internal_snapshot_and_drive_backup,
     snapshot_and_blockdev_backup,
     snapshot_sync_and_drive_backup,
 )
-from txnstorm.scenario import wait_until_writing
-from txnstorm.story import Storm
-from txnstorm.topology import TWO_DISKS_ONE_IOTHREAD
+from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
 ROLLBACK_PLANS = [
     snapshot_sync_and_drive_backup,
@@ -42,12 +42,13 @@ class TransactionRollback(TxnstormTest):
 
     timeout = 300
 
+    @known_to_flake(
+        "a device sometimes stops completing guest writes after aborted transactions (7.2.22: 2 of ~300 aborts; "
+        "10.0.13: 4 of 8 boots of 40), not yet a known issue; see README, Known issues"
+    )
     def test_a_failing_action_rolls_back_every_action(self):
-        """Nightly and flaky, not quick: on 7.2.22 and 10.0.13 a device
-        sometimes stops completing guest writes after an aborted transaction
-        (2 of ~300 aborts on 7.2.22; see README, Known issues).  Not yet a
-        known-issue entry, so a stall FAILs this test; ``make ci`` leaves
-        flaky tests out until the stall has a verdict of its own.
+        """Nightly and flaky, not quick: a stall FAILs this test until it has
+        a known-issue verdict of its own; ``make ci`` leaves it out.
 
         :avocado: tags=nightly,flaky
         """

@@ -13,7 +13,7 @@ import sys
 
 
 def die(msg):
-    sys.stderr.write("benchhelper: %s\n" % msg)
+    sys.stderr.write(f"benchhelper: {msg}\n")
     sys.exit(1)
 
 
@@ -45,7 +45,7 @@ def cmd_mirror(sources, suite):
             if uris:
                 print(uris[0])
                 return
-    die("no apt source serves suite %r (component main) in %s" % (suite, sources))
+    die(f"no apt source serves suite {suite!r} (component main) in {sources}")
 
 
 def main(argv):
@@ -55,7 +55,7 @@ def main(argv):
     if cmd == "mirror" and len(args) == 2:
         cmd_mirror(*args)
     else:
-        die("bad usage: %s" % " ".join(argv[1:]))
+        die("bad usage: {}".format(" ".join(argv[1:])))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import sys
 
 
 def die(msg):
-    sys.stderr.write("tinyhelper: %s\n" % msg)
+    sys.stderr.write(f"tinyhelper: {msg}\n")
     sys.exit(1)
 
 
@@ -81,7 +81,7 @@ def cmd_apt_sources(out, etc="/etc/apt"):
             return
         seen.add(key)
         result.append("Types: deb deb-src\n" +
-                      "".join("%s: %s\n" % kv for kv in fields))
+                      "".join("{}: {}\n".format(*kv) for kv in fields))
 
     for path in files:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -98,8 +98,8 @@ def cmd_apt_sources(out, etc="/etc/apt"):
                 add([(k, v) for k, v in st
                      if k.lower() not in ("types", "enabled")])
             continue
-        for line in text.splitlines():
-            line = line.split("#", 1)[0].strip()
+        for raw_line in text.splitlines():
+            line = raw_line.split("#", 1)[0].strip()
             if not line.startswith("deb "):
                 continue
             rest = line[4:].strip()
@@ -133,10 +133,10 @@ def cmd_vmlinux(bzimage, out):
     with open(bzimage, "rb") as f:
         data = f.read()
     if data[0x202:0x206] != b"HdrS":
-        die("%s: not a bzImage (no HdrS)" % bzimage)
+        die(f"{bzimage}: not a bzImage (no HdrS)")
     version = struct.unpack_from("<H", data, 0x206)[0]
     if version < 0x208:
-        die("%s: boot protocol %#x too old" % (bzimage, version))
+        die(f"{bzimage}: boot protocol {version:#x} too old")
     setup_sects = data[0x1F1] or 4
     pm_start = (setup_sects + 1) * 512
     payload_offset, payload_length = struct.unpack_from("<II", data, 0x248)
@@ -152,10 +152,9 @@ def cmd_vmlinux(bzimage, out):
     elif payload.startswith(b"\x5d\x00\x00"):
         raw = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(payload)
     else:
-        die("%s: unsupported payload compression (magic %s)"
-            % (bzimage, payload[:6].hex()))
+        die(f"{bzimage}: unsupported payload compression (magic {payload[:6].hex()})")
     if raw[:4] != b"\x7fELF":
-        die("%s: decompressed payload is not an ELF file" % bzimage)
+        die(f"{bzimage}: decompressed payload is not an ELF file")
     tmp = out + ".tmp"
     with open(tmp, "wb") as f:
         f.write(raw)
@@ -167,7 +166,7 @@ def cmd_kernel_release(vmlinux):
         data = f.read()
     m = re.search(rb"Linux version (\S+) \(", data)
     if not m:
-        die("%s: no 'Linux version' banner found" % vmlinux)
+        die(f"{vmlinux}: no 'Linux version' banner found")
     print(m.group(1).decode())
 
 
@@ -179,7 +178,7 @@ def elf_section(path, name):
     with open(path, "rb") as f:
         data = f.read()
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        die("%s: not a little-endian ELF64 file" % path)
+        die(f"{path}: not a little-endian ELF64 file")
     e_shoff = struct.unpack_from("<Q", data, 0x28)[0]
     e_shentsize, e_shnum, e_shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     secs = []
@@ -215,12 +214,12 @@ def cmd_moddeps(moddir, names):
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            die("module dependency cycle: %s" % " -> ".join(chain + [name]))
+            die("module dependency cycle: {}".format(" -> ".join(chain + [name])))
         if name not in index:
             if name in builtin:
                 state[name] = "done"
                 return
-            die("module %s not found under %s" % (name, moddir))
+            die(f"module {name} not found under {moddir}")
         state[name] = "visiting"
         info = elf_section(index[name], ".modinfo") or b""
         deps = []
@@ -242,20 +241,26 @@ def cmd_moddeps(moddir, names):
 # newc cpio writer
 # --------------------------------------------------------------------------
 
+class CpioWriter:
+    """newc entries into an open file, inode numbers counted from 1."""
+
+    def __init__(self, f, mtime):
+        self.f, self.mtime, self.ino = f, mtime, 0
+
+    def entry(self, name, mode, data=b"", rdev=(0, 0), nlink=1):
+        self.ino += 1
+        nb = name.encode() + b"\0"
+        hdr = "070701" + "".join(f"{v:08X}" for v in (
+            self.ino, mode, 0, 0, nlink, self.mtime, len(data), 0, 0,
+            rdev[0], rdev[1], len(nb), 0))
+        self.f.write(hdr.encode() + nb)
+        self.f.write(b"\0" * ((4 - (110 + len(nb)) % 4) % 4))
+        self.f.write(data)
+        self.f.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+
 def cmd_cpio(rootdir, out):
     mtime = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-    ino = [0]
-
-    def entry(f, name, mode, data=b"", rdev=(0, 0), nlink=1):
-        ino[0] += 1
-        nb = name.encode() + b"\0"
-        hdr = "070701" + "".join("%08X" % v for v in (
-            ino[0], mode, 0, 0, nlink, mtime, len(data), 0, 0,
-            rdev[0], rdev[1], len(nb), 0))
-        f.write(hdr.encode() + nb)
-        f.write(b"\0" * ((4 - (110 + len(nb)) % 4) % 4))
-        f.write(data)
-        f.write(b"\0" * ((4 - len(data) % 4) % 4))
 
     names = []
     for root, dirs, files in os.walk(rootdir):
@@ -269,9 +274,10 @@ def cmd_cpio(rootdir, out):
              "dev/null": (stat.S_IFCHR | 0o666, (1, 3))}
     tmp = out + ".tmp"
     with open(tmp, "wb") as f:
+        cpio = CpioWriter(f, mtime)
         for name, (mode, rdev) in extra.items():
-            entry(f, name, mode, rdev=rdev or (0, 0),
-                  nlink=2 if stat.S_ISDIR(mode) else 1)
+            cpio.entry(name, mode, rdev=rdev or (0, 0),
+                       nlink=2 if stat.S_ISDIR(mode) else 1)
         for name in names:
             if name in extra:
                 continue
@@ -279,15 +285,15 @@ def cmd_cpio(rootdir, out):
             st = os.lstat(path)
             perm = stat.S_IMODE(st.st_mode)
             if stat.S_ISLNK(st.st_mode):
-                entry(f, name, stat.S_IFLNK | 0o777, os.readlink(path).encode())
+                cpio.entry(name, stat.S_IFLNK | 0o777, os.readlink(path).encode())
             elif stat.S_ISDIR(st.st_mode):
-                entry(f, name, stat.S_IFDIR | perm, nlink=2)
+                cpio.entry(name, stat.S_IFDIR | perm, nlink=2)
             elif stat.S_ISREG(st.st_mode):
                 with open(path, "rb") as g:
-                    entry(f, name, stat.S_IFREG | perm, g.read())
+                    cpio.entry(name, stat.S_IFREG | perm, g.read())
             else:
-                die("cpio: unsupported file type: %s" % path)
-        entry(f, "TRAILER!!!", 0)
+                die(f"cpio: unsupported file type: {path}")
+        cpio.entry("TRAILER!!!", 0)
     os.rename(tmp, out)
 
 
@@ -316,7 +322,7 @@ def cmd_build_info(out, args):
     info["packages"] = dict(sorted(info["packages"].items()))
     missing = [k for k, v in info.items() if v in (None, "", {})]
     if missing:
-        die("build-info: missing %s" % ", ".join(missing))
+        die("build-info: missing {}".format(", ".join(missing)))
     with open(out, "w") as f:
         json.dump(info, f, indent=2)
         f.write("\n")
@@ -339,7 +345,7 @@ def main(argv):
     elif cmd == "build-info" and len(args) >= 1:
         cmd_build_info(args[0], args[1:])
     else:
-        die("bad usage: %s" % " ".join(argv[1:]))
+        die("bad usage: {}".format(" ".join(argv[1:])))
 
 
 if __name__ == "__main__":

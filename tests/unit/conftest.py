@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.images import QemuImg
+from txnstorm.host.images import QemuImg
 
 CALLER_VARS = ("QEMU", "QEMU_IMG", "ACCEL", "SEED", "TAGS", "SHARD", "DURATION")
 CALLER_PREFIXES = ("TXNSTORM_", "QEMU_TEST_")

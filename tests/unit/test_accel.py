@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from txnstorm import accel
-from txnstorm.accel import ProbeFailure
+from txnstorm.host import accel
+from txnstorm.host.accel import ProbeFailure
 
 
 @pytest.fixture
@@ -59,8 +59,8 @@ def test_reprobe_forgets_the_kept_verdict(host):
 
 
 def test_the_reason_names_no_file_of_the_deleted_probe_dir(tmp_path, monkeypatch):
-    from txnstorm import boot
     from txnstorm.errors import DeadlineExceeded, QemuDied
+    from txnstorm.vm import boot
 
     def failing(error):
         def booted(*args, **kwargs):
@@ -70,10 +70,11 @@ def test_the_reason_names_no_file_of_the_deleted_probe_dir(tmp_path, monkeypatch
 
     died = QemuDied("QEMU killed by SIGABRT: kvm.c: Assertion failed (backtrace: qemu-crash-backtrace.txt)")
     monkeypatch.setattr(boot, "booted", failing(died))
-    failure = accel.probe_kvm(SimpleNamespace(), SimpleNamespace(), tmp_path)
+    image = SimpleNamespace(boot_files=lambda: None)
+    failure = accel.probe_kvm(SimpleNamespace(), image, tmp_path)
     assert failure == ProbeFailure("QEMU killed by SIGABRT: kvm.c: Assertion failed", final=True)
     hang = DeadlineExceeded(f"guest console never showed 'ready' within 20 s (console log: {tmp_path}/console.log)")
     hang.add_detail("QEMU backtrace: qemu-backtrace.txt")
     monkeypatch.setattr(boot, "booted", failing(hang))
-    failure = accel.probe_kvm(SimpleNamespace(), SimpleNamespace(), tmp_path)
+    failure = accel.probe_kvm(SimpleNamespace(), image, tmp_path)
     assert failure == ProbeFailure("guest console never showed 'ready' within 20 s", final=False)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm import assets
-from txnstorm.assets import CacheProblem, recipe_digest, verify, write_manifest
+from txnstorm.host import assets
+from txnstorm.host.assets import CacheProblem, recipe_digest, verify, write_manifest
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ NOT_X86 = '#!/bin/sh\n[ "$1" = --version ] && echo "QEMU emulator version 9.0.0"
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "txnstorm.cli", *args], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "txnstorm.runner.cli", *args], cwd=REPO, capture_output=True, text=True,
         env={**os.environ, **(env or {})}, timeout=120, check=False,
     )  # fmt: skip
 
@@ -24,7 +24,7 @@ def ours_in_tmp() -> set[str]:
 
 
 def corrupt_cache(tmp: Path) -> dict[str, str]:
-    from txnstorm import assets
+    from txnstorm.host import assets
 
     digest = assets.recipe_digest(assets.GUESTS_DIR / "tiny")
     entry = tmp / "guests" / f"tiny-{digest[:12]}"

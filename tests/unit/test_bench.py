@@ -1,4 +1,4 @@
-from txnstorm.bench import control_rounds
+from txnstorm.runner.bench import control_rounds
 
 EVENTS = [
     {"what": "round 1: firing", "atomic": False},

@@ -3,7 +3,7 @@ import sys
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "txnstorm.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "txnstorm.runner.cli", *args], capture_output=True, text=True, env=env)
 
 
 def test_bad_qemu_is_one_line_and_exit_2(tmp_path):
@@ -20,8 +20,8 @@ def test_bad_qemu_is_one_line_and_exit_2(tmp_path):
 def test_bad_accel_is_one_line(tmp_path, monkeypatch):
     import os
 
-    from txnstorm import accel
     from txnstorm.errors import UserError
+    from txnstorm.host import accel
 
     try:
         accel.choose("hvf", None, None)  # type: ignore[arg-type]

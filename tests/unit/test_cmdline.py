@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.cmdline import BootFiles, LaunchSpec, build_args, device_arg
-from txnstorm.topology import TWO_DISKS_ONE_IOTHREAD, Disk, Topology
+from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args, device_arg
+from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD, Disk, Topology
 
 
 def spec(tmp_path: Path, accel: str = "tcg", images=None) -> LaunchSpec:

@@ -72,13 +72,13 @@ def test_a_leading_not_tag_works_alone():
     proc, _ = make("inputs", "TAGS=-nightly", "NIGHTLY_TAGS=-nightly")
     assert proc.returncode == 0, said(proc)
     selected = subprocess.run(
-        [sys.executable, "-m", "txnstorm.cli", "select", "--tags=-nightly"], cwd=REPO, capture_output=True,
+        [sys.executable, "-m", "txnstorm.runner.cli", "select", "--tags=-nightly"], cwd=REPO, capture_output=True,
         text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert selected and not any("test_three_disks_one_iothread" in ref for ref in selected)
     assert any("test_two_disks_one_iothread" in ref for ref in selected)
     nightly = subprocess.run(
-        [sys.executable, "-m", "txnstorm.cli", "nightly", "--duration=10x", "--tags=-nightly"], cwd=REPO,
+        [sys.executable, "-m", "txnstorm.runner.cli", "nightly", "--duration=10x", "--tags=-nightly"], cwd=REPO,
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert nightly.returncode == 2 and "DURATION" in nightly.stderr, nightly.stderr
@@ -112,7 +112,7 @@ def test_an_installed_copy_says_it_runs_from_the_checkout(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
     for args in (["tags", "quick"], ["doctor"]):
         proc = subprocess.run(
-            [sys.executable, "-m", "txnstorm.cli", *args], cwd=tmp_path, capture_output=True, text=True,
+            [sys.executable, "-m", "txnstorm.runner.cli", *args], cwd=tmp_path, capture_output=True, text=True,
             env={**os.environ, "PYTHONPATH": str(site)}, check=False,
         )  # fmt: skip
         assert proc.returncode == 2, proc
@@ -142,8 +142,8 @@ def test_the_ci_selection_leaves_out_only_flaky_tests():
     def select(tags: str) -> set[str]:
         return set(
             subprocess.run(
-                [sys.executable, "-m", "txnstorm.cli", "select", f"--tags={tags}"], cwd=REPO, capture_output=True,
-                text=True, check=True,
+                [sys.executable, "-m", "txnstorm.runner.cli", "select", f"--tags={tags}"], cwd=REPO,
+                capture_output=True, text=True, check=True,
             ).stdout.split()
         )  # fmt: skip
 

@@ -4,7 +4,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from txnstorm.scratch import make_private_dir
+from txnstorm.host.scratch import make_private_dir
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = b"-----BEGIN " + b"OPENSSH PRIVATE KEY"  # split, so this file does not match itself
@@ -26,5 +26,5 @@ def test_no_private_key_is_tracked():
 
 
 def test_guest_network_is_restricted_and_ssh_loopback_only():
-    source = (REPO / "txnstorm" / "cmdline.py").read_text()
+    source = (REPO / "txnstorm" / "vm" / "cmdline.py").read_text()
     assert "restrict=on" in source and "hostfwd=tcp:127.0.0.1:" in source

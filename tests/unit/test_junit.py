@@ -3,7 +3,7 @@
 import json
 from xml.dom import minidom
 
-from txnstorm import junit
+from txnstorm.runner import junit
 
 XML = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuite name="job" tests="2" errors="0" failures="0" skipped="0" time="1.0">

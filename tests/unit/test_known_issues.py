@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm import known_issues as ki
 from txnstorm.errors import UserError
+from txnstorm.oracles import known_issues as ki
 
 KI1_LINE = (
     "qemu-system-x86_64: ../../blockdev-nbd.c:62: nbd_blockdev_client_closed: "

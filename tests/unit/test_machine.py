@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.cmdline import BootFiles
 from txnstorm.errors import QemuDied
-from txnstorm.machine import Machine, crash_summary
-from txnstorm.process import describe_exit
-from txnstorm.sut import SystemUnderTest
-from txnstorm.topology import TWO_DISKS_ONE_IOTHREAD
+from txnstorm.host.sut import SystemUnderTest
+from txnstorm.vm.cmdline import BootFiles
+from txnstorm.vm.machine import Machine, Platform, crash_summary
+from txnstorm.vm.process import describe_exit
+from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
 
 def test_crash_summary_prefers_the_assertion():
@@ -32,9 +32,8 @@ def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fak
     qemu = fake_qemu(tmp_path)
     sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
     images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
-    vm = Machine(
-        sut, TWO_DISKS_ONE_IOTHREAD, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images
-    )
+    platform = Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg")
+    vm = Machine(platform, TWO_DISKS_ONE_IOTHREAD, tmp_path / "log", images)
     start = time.monotonic()
     with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
         vm.launch(start_timeout=10)
@@ -51,7 +50,7 @@ def test_children_die_with_their_parent(tmp_path):
     pidfile = tmp_path / "pid"
     runner = textwrap.dedent(f"""
         import time
-        from txnstorm import process
+        from txnstorm.vm import process
         p = process.spawn(["sleep", "60"], stdout=None, stderr=None)
         open({str(pidfile)!r}, "w").write(str(p.pid))
         time.sleep(60)
@@ -86,9 +85,8 @@ def test_a_crash_core_becomes_a_backtrace_in_the_log_dir_and_leaves_nothing(tmp_
     qemu = fake_qemu(tmp_path)
     sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
     images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
-    vm = Machine(
-        sut, TWO_DISKS_ONE_IOTHREAD, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images
-    )
+    platform = Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg")
+    vm = Machine(platform, TWO_DISKS_ONE_IOTHREAD, tmp_path / "log", images)
     with pytest.raises(QemuDied, match=r"SIGABRT.*\(backtrace: qemu-crash-backtrace.txt\)"):
         vm.launch(start_timeout=10)
     assert "#0" in (tmp_path / "log" / "qemu-crash-backtrace.txt").read_text()

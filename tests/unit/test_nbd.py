@@ -1,4 +1,4 @@
-"""txnstorm.nbd and txnstorm.nbd_stamps against QEMU's real NBD server.
+"""txnstorm.workload.nbd and txnstorm.workload.nbd_stamps against QEMU's real NBD server.
 
 No guest is needed: a Machine is launched whose "qemu-system-x86_64" is a
 small wrapper running ``qemu-storage-daemon`` with the same -blockdev and
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm import nbd
-from txnstorm.cmdline import BootFiles
 from txnstorm.errors import QMPCommandError
-from txnstorm.machine import Machine
-from txnstorm.nbd_stamps import NbdStampWriter, StampWriterFailed, parse_args
-from txnstorm.stamps import StampRegion, judge
-from txnstorm.sut import SystemUnderTest
-from txnstorm.topology import Disk, Topology
+from txnstorm.host.sut import SystemUnderTest
+from txnstorm.oracles.stamps import StampRegion, judge
+from txnstorm.vm.cmdline import BootFiles
+from txnstorm.vm.machine import Machine, Platform
+from txnstorm.vm.topology import Disk, Topology
+from txnstorm.workload import nbd
+from txnstorm.workload.nbd_stamps import NbdStampWriter, StampWriterFailed, parse_args
 
 pytest.importorskip("nbd", reason="Debian's python3-libnbd is not installed (make setup)")
 
@@ -53,7 +53,8 @@ def vm(tmp_path, qemu_img):
     wrapper.chmod(0o755)
     images = {d.name: qemu_img.create(tmp_path / f"{d.name}.qcow2", d.size) for d in TOPOLOGY.disks}
     sut = SystemUnderTest(qemu=wrapper, qemu_img=qemu_img.binary, version="0.0.0")
-    machine = Machine(sut, TOPOLOGY, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg", tmp_path / "log", images)
+    platform = Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg")
+    machine = Machine(platform, TOPOLOGY, tmp_path / "log", images)
     machine.launch(start_timeout=20)
     try:
         yield machine
@@ -174,7 +175,7 @@ def test_stamp_writer_that_cannot_connect_says_why(vm, tmp_path):
 def test_command_line_stops_on_sigterm_and_prints_generations(vm, tmp_path):
     nbd.start_server(vm)
     links = [nbd.export(vm, d.name, d.name, writable=True) for d in TOPOLOGY.disks]
-    args = [sys.executable, "-m", "txnstorm.nbd_stamps", *links, str(REGION.offset), str(REGION.slots), "60"]
+    args = [sys.executable, "-m", "txnstorm.workload.nbd_stamps", *links, str(REGION.offset), str(REGION.slots), "60"]
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2]
     )

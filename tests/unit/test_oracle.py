@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.oracle import CompareError, compare_images, interpret_compare
+from txnstorm.oracles.compare import CompareError, compare_images, interpret_compare
 
 A, B = Path("a.qcow2"), Path("b.qcow2")
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm import reliability
+from txnstorm.runner import reliability
 
 
 @pytest.fixture

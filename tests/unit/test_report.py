@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from txnstorm.report import rates, render_job, svg_timeline
+from txnstorm.runner.report import rates, render_job, svg_timeline
 
 TIMELINE = {
     "events": [

@@ -1,4 +1,4 @@
-from txnstorm.rollback import GraphState
+from txnstorm.oracles.rollback import GraphState
 
 
 def state(root: str = "disk0", nodes=("disk0",), bitmaps=(), snapshots=(), jobs=()) -> GraphState:

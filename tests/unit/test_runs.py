@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from txnstorm import runs
 from txnstorm.errors import UserError
-from txnstorm.runs import parse_avocado_list_json, parse_duration, parse_shard, replays, shard
+from txnstorm.runner import runs
+from txnstorm.runner.runs import parse_avocado_list_json, parse_duration, parse_shard, replays, shard
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("2h", 7200), ("10m", 600), ("1h30m", 5400), ("90s", 90), ("45", 45)])
@@ -64,7 +64,7 @@ def test_replay_of_a_dir_without_results_is_a_user_error(tmp_path):
 
 
 def test_tags_are_checked_against_the_tests(tmp_path):
-    from txnstorm.runs import check_tags
+    from txnstorm.runner.runs import check_tags
 
     f = tmp_path / "t.py"
     f.write_text(
@@ -79,14 +79,14 @@ def test_tags_are_checked_against_the_tests(tmp_path):
 def test_the_real_suite_has_the_tiers():
     from pathlib import Path
 
-    from txnstorm.runs import known_tags
+    from txnstorm.runner.runs import known_tags
 
     tests = sorted((Path(__file__).resolve().parents[1]).glob("*.py"))
     assert {"quick", "nightly", "control"} <= known_tags(tests)
 
 
 def test_capabilities_from_a_schema():
-    from txnstorm.caps import from_schema
+    from txnstorm.host.caps import from_schema
 
     schema = [
         {"name": "transaction", "meta-type": "command"},
@@ -103,7 +103,7 @@ def test_capabilities_from_a_schema():
 
 
 def test_side_by_side_table_has_a_column_per_qemu():
-    from txnstorm.runs import side_by_side
+    from txnstorm.runner.runs import side_by_side
 
     table = {"tests/k.py:K.test_y": {"7.2.22": {"WARN": 2}, "10.0.13": {"PASS": 2}}}
     text = side_by_side(table, ["7.2.22", "10.0.13"])

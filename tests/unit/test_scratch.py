@@ -3,7 +3,7 @@ import stat
 import subprocess
 import sys
 
-from txnstorm.scratch import OWNER_FILE, make_private_dir, private_dir, sweep_stale
+from txnstorm.host.scratch import OWNER_FILE, make_private_dir, private_dir, sweep_stale
 
 
 def test_private_dir_is_0700_and_removed(tmp_path):
@@ -31,7 +31,7 @@ def test_a_process_that_exits_with_a_dir_in_use_removes_it(tmp_path):
     code = (
         "import threading, time\n"
         "from pathlib import Path\n"
-        "from txnstorm.scratch import make_private_dir\n"
+        "from txnstorm.host.scratch import make_private_dir\n"
         f"def boot(): print(make_private_dir('vm', base=Path({str(tmp_path)!r})), flush=True); time.sleep(60)\n"
         "threading.Thread(target=boot, daemon=True).start()\n"
         "time.sleep(0.5)\n"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.stamps import BLOCK, StampRegion, decode, encode, judge, newest_generation, read_region
+from txnstorm.oracles.stamps import BLOCK, StampRegion, decode, encode, judge, newest_generation, read_region
 
 WRITER = Path(__file__).resolve().parents[2] / "guests" / "tiny" / "src" / "stampwriter.c"
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from txnstorm.storm import FioJob, FioResult, StormFailed, parse_fio_json
+from txnstorm.workload.fio import FioJob, FioResult, StormFailed, parse_fio_json
 
 
 def test_jobfile_writes_direct_random_fresh_data_to_each_device():

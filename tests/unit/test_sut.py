@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 from txnstorm.errors import UserError
-from txnstorm.sut import resolve
+from txnstorm.host.sut import resolve
 
 
 def test_missing_binary(tmp_path):
@@ -57,7 +57,7 @@ def test_default_is_debian_qemu_on_path(qemu_img):
 
 
 def test_qemus_own_functional_test_names_are_aliases(tmp_path, monkeypatch, fake_qemu):
-    from txnstorm import sut
+    from txnstorm.host import sut
 
     qemu = fake_qemu(tmp_path)
     monkeypatch.setenv("QEMU_TEST_QEMU_BINARY", str(qemu))

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from txnstorm.plans import PLANS, DiskState, RoundContext, snapshot_sync_and_drive_backup, two_backups
-from txnstorm.txn import drive_backup, job_ids, snapshot_sync
+from txnstorm.transactions.actions import drive_backup, job_ids, snapshot_sync
+from txnstorm.transactions.plans import PLANS, DiskState, RoundContext, snapshot_sync_and_drive_backup, two_backups
 
 
 def test_snapshot_sync_action():
@@ -116,7 +116,7 @@ def test_second_backup_of_a_node_reads_through_the_first_ones_filter(tmp_path, q
 
 
 def test_declared_action_types_match_what_each_plan_fires(tmp_path, qemu_img):
-    from txnstorm.plans import ACTION_TYPES, bitmap_and_full_backup
+    from txnstorm.transactions.plans import ACTION_TYPES, bitmap_and_full_backup
 
     ctx = ctx_for(tmp_path, qemu_img)
     for builder in [*PLANS.values(), two_backups]:
@@ -129,7 +129,7 @@ def test_declared_action_types_match_what_each_plan_fires(tmp_path, qemu_img):
 
 
 def test_events_are_matched_member_by_member():
-    from txnstorm.qmp import matches
+    from txnstorm.vm.qmp import matches
 
     event = {"event": "BLOCK_JOB_COMPLETED", "data": {"device": "backup-disk0-r1", "len": 4, "offset": 4}}
     assert matches(event, {"data": {"device": "backup-disk0-r1"}})

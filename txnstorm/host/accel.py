@@ -1,0 +1,126 @@
+"""Choose the accelerator: ``auto`` probes KVM with a real boot, then falls back.
+
+``/dev/kvm`` existing is not enough (nested hypervisors may not run stock
+kernels), so ``auto`` boots the guest under KVM once and requires SSH to
+answer.  The verdict is cached per QEMU binary, guest and host kernel.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from txnstorm.errors import QemuDied, TxnstormError, UserError
+from txnstorm.host.assets import GuestImage
+from txnstorm.host.cachedir import cache_root
+from txnstorm.host.scratch import private_dir
+from txnstorm.host.sut import SystemUnderTest
+from txnstorm.runner.inputs import ACCEL_CHOICES
+from txnstorm.vm.topology import Topology
+
+CHOICES = ACCEL_CHOICES
+PROBE_DEADLINE_S = 20.0
+REPROBE_HINT = "re-probe: scripts/txnstorm accel --reprobe"
+
+
+@dataclass(frozen=True)
+class AccelChoice:
+    accel: str
+    reason: str
+
+
+def kvm_device_problem(dev: str = "/dev/kvm") -> str | None:
+    if not os.path.exists(dev):
+        return f"{dev} does not exist"
+    if not os.access(dev, os.R_OK | os.W_OK):
+        return f"{dev} is not readable and writable by this user"
+    return None
+
+
+def _cache_file(sut: SystemUnderTest, image: GuestImage) -> Path:
+    st = sut.qemu.stat()
+    key = f"{sut.qemu}:{st.st_size}:{st.st_mtime_ns}:{image.digest}:{platform.release()}"
+    return cache_root() / "accel" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    reason: str
+    final: bool  # QEMU refused or crashed under KVM; a timeout (a busy host?) is not final
+
+
+def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> ProbeFailure | None:
+    """Boot under KVM; return None if the guest answered SSH, else why not."""
+    from txnstorm.vm.boot import booted  # local: boot imports machine, keep this module light
+    from txnstorm.vm.machine import Machine, Platform
+
+    try:
+        vm = Machine(Platform(sut, image.boot_files(), "kvm"), Topology("kvm-probe", ()), logdir, {})
+        with booted(vm, image, ssh_deadline_s=PROBE_DEADLINE_S):
+            return None
+    except TxnstormError as exc:
+        # The probe's log dir is temporary: evidence named in it is gone.
+        reason = re.sub(r" \((?:QEMU )?backtrace: [^)]*\)", "", str(exc))
+        reason = re.sub(r" \(console log: [^)]*\)", "", reason)
+        return ProbeFailure(reason, final=isinstance(exc, QemuDied))
+
+
+def _cached(cache: Path) -> AccelChoice | None:
+    try:
+        cached = json.loads(cache.read_text())
+        return AccelChoice(cached["accel"], f"{cached['reason']} (probed {cached['taken_at']}; {REPROBE_HINT})")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def choose(
+    requested: str,
+    sut: SystemUnderTest,
+    image: GuestImage,
+    say: Callable[[str], None] = print,
+    reprobe: bool = False,
+) -> AccelChoice:
+    """The accelerator to use.  ``auto`` keeps a probe's verdict per QEMU
+    binary, guest and host kernel, with the time it was taken; a probe that
+    failed by a timeout is not kept (a busy host is not a broken KVM), and
+    ``reprobe`` forgets the kept one first."""
+    requested = (requested or "auto").lower()
+    if requested not in CHOICES:
+        raise UserError(f"ACCEL={requested} is not one of {', '.join(CHOICES)}")
+    if requested == "tcg":
+        return AccelChoice("tcg", "requested")
+    problem = kvm_device_problem()
+    if requested == "kvm":
+        if problem:
+            raise UserError(f"ACCEL=kvm but {problem}; use ACCEL=tcg or ACCEL=auto")
+        return AccelChoice("kvm", "requested")
+    if problem:
+        choice = AccelChoice("tcg", f"KVM unusable: {problem}")
+        say(f"accel auto: {choice.reason}; using TCG")
+        return choice
+    cache = _cache_file(sut, image)
+    if reprobe:
+        cache.unlink(missing_ok=True)
+    elif cached := _cached(cache):
+        return cached
+    with private_dir("kvm-probe") as logdir:
+        failure = probe_kvm(sut, image, logdir)
+    if failure is None:
+        choice = AccelChoice("kvm", "KVM probe booted the guest to SSH")
+    else:
+        choice = AccelChoice("tcg", f"KVM probe failed: {failure.reason}")
+    say(f"accel auto: {choice.reason}; using {choice.accel.upper()}")
+    if failure is not None and not failure.final:
+        say("accel auto: a probe that timed out is not kept; the next run probes again")
+        return AccelChoice(choice.accel, f"{choice.reason} (not kept: a timeout may be a busy host)")
+    taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"accel": choice.accel, "reason": choice.reason, "taken_at": taken_at}) + "\n")
+    return _cached(cache) or choice

@@ -1,0 +1,100 @@
+"""What the QEMU under test can do, from its own QMP schema.
+
+Probed once per QEMU binary (a ``-machine none`` QEMU, no guest) and cached
+beside the guest cache, keyed by the binary's path, size and mtime.  Tests
+ask ``require(...)`` and are CANCELled with the missing feature named when
+this QEMU lacks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from txnstorm.errors import TxnstormError
+from txnstorm.host.cachedir import cache_root
+from txnstorm.host.scratch import make_private_dir
+from txnstorm.host.sut import SystemUnderTest
+from txnstorm.vm import process
+from txnstorm.vm.qmp import Monitor
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    version: str
+    commands: frozenset[str]
+    transaction_actions: frozenset[str]
+
+    def missing(self, commands: tuple[str, ...] = (), actions: tuple[str, ...] = ()) -> list[str]:
+        gone = [f"QMP command {c}" for c in commands if c not in self.commands]
+        gone += [f"transaction action {a}" for a in actions if a not in self.transaction_actions]
+        return gone
+
+    def describe(self) -> str:
+        return (
+            f"QEMU {self.version}: {len(self.commands)} QMP commands, "
+            f"transaction actions: {', '.join(sorted(self.transaction_actions))}"
+        )
+
+
+def from_schema(version: str, schema: list[dict[str, Any]]) -> Capabilities:
+    """Commands, and the transaction action kinds (the enum that names them)."""
+    commands = frozenset(e["name"] for e in schema if e.get("meta-type") == "command")
+    actions: frozenset[str] = frozenset()
+    for entry in schema:
+        if entry.get("meta-type") != "enum":
+            continue
+        values = {m["name"] if isinstance(m, dict) else m for m in entry.get("members", entry.get("values", []))}
+        if {"blockdev-snapshot-sync", "abort"} <= values:
+            actions = frozenset(values)
+            break
+    return Capabilities(version, commands, actions)
+
+
+def _cache_file(sut: SystemUnderTest) -> Path:
+    st = sut.qemu.stat()
+    key = f"{sut.qemu}:{st.st_size}:{st.st_mtime_ns}"
+    return cache_root() / "caps" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+
+
+def probe(sut: SystemUnderTest) -> Capabilities:
+    cache = _cache_file(sut)
+    try:
+        data = json.loads(cache.read_text())
+        return Capabilities(data["version"], frozenset(data["commands"]), frozenset(data["actions"]))
+    except (OSError, ValueError, KeyError):
+        pass
+    tmp = make_private_dir("caps")
+    proc = None
+    try:
+        monitor = Monitor(tmp / "qmp.sock", tmp / "qmp.log")
+        args = [str(sut.qemu), "-machine", "none", "-nodefaults", "-display", "none", "-S"]
+        args += ["-chardev", f"socket,id=qmp0,path={tmp / 'qmp.sock'}", "-mon", "chardev=qmp0,mode=control"]
+        with open(tmp / "stderr", "wb") as err:
+            proc = process.spawn(args, stdout=err, stderr=err)
+
+            def alive() -> None:
+                if proc.poll() is not None:
+                    raise TxnstormError(f"capability probe: QEMU {process.describe_exit(proc.returncode)}")
+
+            monitor.accept(timeout=30, alive=alive)
+            version = monitor.cmd("query-version")["qemu"]
+            schema = monitor.cmd("query-qmp-schema")
+            monitor.cmd("quit")
+            monitor.close()
+        caps = from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema)
+    finally:
+        if proc is not None:
+            process.end(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(
+        json.dumps(
+            {"version": caps.version, "commands": sorted(caps.commands), "actions": sorted(caps.transaction_actions)}
+        )
+    )
+    return caps

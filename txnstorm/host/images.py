@@ -1,0 +1,59 @@
+"""qemu-img as a library: create the images a scenario needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from txnstorm.errors import TxnstormError
+
+
+class QemuImgError(TxnstormError):
+    pass
+
+
+class QemuImg:
+    def __init__(self, binary: Path) -> None:
+        self.binary = Path(binary)
+
+    def run(self, args: Sequence[str], timeout: float = 300.0) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.binary), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def create(self, path: Path, size: str, fmt: str = "qcow2") -> Path:
+        proc = self.run(["create", "-q", "-f", fmt, str(path), size])
+        if proc.returncode != 0:
+            raise QemuImgError(f"qemu-img create {path} failed: {proc.stderr.strip()}")
+        return path
+
+    def create_overlay(self, path: Path, backing: Path, backing_fmt: str) -> Path:
+        """A qcow2 overlay naming ``backing`` (for blockdev-snapshot targets)."""
+        proc = self.run(["create", "-q", "-f", "qcow2", "-F", backing_fmt, "-b", str(backing), str(path)])
+        if proc.returncode != 0:
+            raise QemuImgError(f"qemu-img create overlay {path} failed: {proc.stderr.strip()}")
+        return path
+
+    def info(self, path: Path, fmt: str | None = None) -> dict:
+        """``qemu-img info`` as JSON; -U because QEMU may hold the image."""
+        args = ["info", "-U", "--output=json"] + (["-f", fmt] if fmt else []) + [str(path)]
+        proc = self.run(args)
+        if proc.returncode != 0:
+            raise QemuImgError(f"qemu-img info {path} failed: {proc.stderr.strip()}")
+        return json.loads(proc.stdout)
+
+    def virtual_size(self, path: Path, fmt: str | None = None) -> int:
+        return int(self.info(path, fmt)["virtual-size"])
+
+    def extract_snapshot(self, path: Path, fmt: str, snapshot: str, out: Path) -> Path:
+        """Copy internal snapshot ``snapshot`` of ``path`` into a standalone qcow2."""
+        proc = self.run(["convert", "-f", fmt, "-l", f"snapshot.name={snapshot}", "-O", "qcow2", str(path), str(out)])
+        if proc.returncode != 0:
+            raise QemuImgError(f"qemu-img convert -l snapshot.name={snapshot} {path} failed: {proc.stderr.strip()}")
+        return out

@@ -1,0 +1,294 @@
+"""Known QEMU bugs the suite reproduces on purpose: ``known-issues.json``.
+
+Each entry::
+
+    {"id": "KI-1", "title": "...",
+     "affects": {"min": "7.2.22", "max_exclusive": "unknown"},
+     "signature": "<substring of QEMU's stderr when it aborts>",
+     "reproducer": "<Avocado test id>",
+     "rate": {"hits": 44, "tries": 53, "per": "boot"},
+     "seen": "<what was observed, with rates>"}
+
+``affects`` is the half-open range [min, max_exclusive) of QEMU versions the
+issue is listed for.  A bound may be ``"unknown"`` (nothing measured on that
+side): it is then open, so every version on that side counts as affected.
+
+A reproducer's outcome becomes one ``Verdict``:
+
+* the crash matches a listed issue on a version it affects: WARN,
+  "known issue KI-n, still reproduces on QEMU x.y.z";
+* no crash in N tries, where the listed ``rate`` (hits per try of the
+  reproducer, as measured) leaves a chance of a miss ``(1 - p)^N`` below
+  ``MISS_CHANCE_FOR_FIXED`` (1 %): PASS, "no longer reproduces";
+* no crash, but a miss is still likely (a race that did not fire): WARN,
+  "not seen this run", with the tries and the chance of a miss; never a
+  PASS that hides a listed issue;
+* any other crash (no signature matches, or the version is not listed as
+  affected): FAIL, a NEW failure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from txnstorm.errors import UserError
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "known-issues.json"
+UNKNOWN = "unknown"
+FIELDS = ("id", "title", "affects", "signature", "reproducer", "rate", "seen")
+MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"
+_ID_RE = re.compile(r"^KI-\d+$")
+_VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
+
+Version = tuple[int, ...]
+
+
+class KnownIssuesError(UserError):
+    """known-issues.json cannot be read or is malformed; the text says where."""
+
+
+def parse_version(text: str) -> Version:
+    """'7.2.22' -> (7, 2, 22); also takes QEMU's '8.2.90 (v9.0.0-rc0)' style."""
+    numbers = re.findall(r"\d+", text.split(maxsplit=1)[0] if text.strip() else "")
+    if not numbers:
+        raise ValueError(f"not a version: {text!r}")
+    return tuple(int(n) for n in numbers[:3])
+
+
+def format_version(version: Version | str) -> str:
+    return version if isinstance(version, str) else ".".join(str(n) for n in version)
+
+
+def _padded(version: Version) -> Version:
+    return tuple(version) + (0,) * (3 - len(version))
+
+
+@dataclass(frozen=True)
+class VersionRange:
+    min: Version | None  # None: unknown, open
+    max_exclusive: Version | None  # None: unknown, open
+
+    def __contains__(self, version: Version) -> bool:
+        v = _padded(version)
+        if self.min is not None and v < _padded(self.min):
+            return False
+        return self.max_exclusive is None or v < _padded(self.max_exclusive)
+
+    def describe(self) -> str:
+        low = format_version(self.min) if self.min else UNKNOWN
+        high = format_version(self.max_exclusive) if self.max_exclusive else UNKNOWN
+        return f">= {low}, < {high}"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """How often one try of the reproducer hit the issue where it was measured."""
+
+    hits: int
+    tries: int
+    per: str  # what one try is: "boot", "attempt", "transaction"
+
+    @property
+    def p(self) -> float:
+        return self.hits / self.tries
+
+    def miss_chance(self, tries: int) -> float:
+        """The chance that ``tries`` tries all miss an issue still present."""
+        return (1.0 - self.p) ** tries
+
+    def describe(self) -> str:
+        return f"{self.hits}/{self.tries} per {self.per}"
+
+
+@dataclass(frozen=True)
+class KnownIssue:
+    id: str
+    title: str
+    affects: VersionRange
+    signature: str
+    reproducer: str
+    rate: Rate
+    seen: str
+
+
+# -- loading -------------------------------------------------------------------
+def _bound(where: str, data: dict[str, Any], key: str) -> Version | None:
+    value = data.get(key)
+    if value == UNKNOWN:
+        return None
+    if not isinstance(value, str) or not _VERSION_RE.match(value):
+        raise KnownIssuesError(f"{where}: affects.{key} must be a version like '7.2.0' or 'unknown', not {value!r}")
+    return parse_version(value)
+
+
+def _entry(where: str, raw: Any) -> KnownIssue:
+    if not isinstance(raw, dict):
+        raise KnownIssuesError(f"{where}: an entry must be an object, not {type(raw).__name__}")
+    missing = [f for f in FIELDS if f not in raw]
+    if missing:
+        raise KnownIssuesError(f"{where}: missing field(s) {', '.join(missing)}")
+    extra = sorted(set(raw) - set(FIELDS))
+    if extra:
+        raise KnownIssuesError(f"{where}: unknown field(s) {', '.join(extra)} (allowed: {', '.join(FIELDS)})")
+    for field in ("id", "title", "signature", "reproducer", "seen"):
+        if not isinstance(raw[field], str) or not raw[field].strip():
+            raise KnownIssuesError(f"{where}: {field} must be a non-empty string")
+    if not _ID_RE.match(raw["id"]):
+        raise KnownIssuesError(f"{where}: id {raw['id']!r} must look like 'KI-1'")
+    affects = raw["affects"]
+    if not isinstance(affects, dict) or set(affects) != {"min", "max_exclusive"}:
+        raise KnownIssuesError(f"{where}: affects must be {{'min': ..., 'max_exclusive': ...}}, not {affects!r}")
+    rate = raw["rate"]
+    if (
+        not isinstance(rate, dict)
+        or set(rate) != {"hits", "tries", "per"}
+        or not all(isinstance(rate[k], int) and not isinstance(rate[k], bool) for k in ("hits", "tries"))
+        or not 0 < rate["hits"] <= rate["tries"]
+        or not isinstance(rate["per"], str)
+        or not rate["per"].strip()
+    ):
+        raise KnownIssuesError(
+            f"{where}: rate must be {{'hits': H, 'tries': T, 'per': 'boot'}} with 0 < H <= T, not {rate!r}"
+        )
+    rng = VersionRange(_bound(where, affects, "min"), _bound(where, affects, "max_exclusive"))
+    if rng.min and rng.max_exclusive and _padded(rng.min) >= _padded(rng.max_exclusive):
+        raise KnownIssuesError(f"{where}: affects is empty ({rng.describe()})")
+    return KnownIssue(raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"])
+
+
+def parse(text: str, source: str = "known-issues.json") -> list[KnownIssue]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KnownIssuesError(f"{source}: not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise KnownIssuesError(f"{source}: the top level must be a list of issues, not {type(data).__name__}")
+    issues = []
+    for i, raw in enumerate(data):
+        label = raw.get("id") if isinstance(raw, dict) else None
+        issues.append(_entry(f"{source}: entry {i}" + (f" ({label})" if label else ""), raw))
+    ids = [k.id for k in issues]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise KnownIssuesError(f"{source}: duplicate id(s) {', '.join(duplicates)}")
+    return issues
+
+
+def load(path: Path = DEFAULT_PATH) -> list[KnownIssue]:
+    """Read and validate the list; any problem is one clear KnownIssuesError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KnownIssuesError(f"cannot read known issues from {path}: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def get(issue_id: str, issues: Sequence[KnownIssue]) -> KnownIssue:
+    for issue in issues:
+        if issue.id == issue_id:
+            return issue
+    raise KnownIssuesError(f"no known issue {issue_id!r} in the list ({', '.join(k.id for k in issues)})")
+
+
+# -- judging -----------------------------------------------------------------------
+def _as_version(version: Version | str) -> Version:
+    return parse_version(version) if isinstance(version, str) else tuple(version)
+
+
+def affects(entry: KnownIssue, version: Version | str) -> bool:
+    return _as_version(version) in entry.affects
+
+
+def match_crash(text: str, issues: Sequence[KnownIssue] | None = None) -> KnownIssue | None:
+    """The listed issue whose signature occurs in QEMU's stderr or a crash
+    report (longest signature first, so the most specific one wins)."""
+    candidates = load() if issues is None else issues
+    for issue in sorted(candidates, key=lambda k: len(k.signature), reverse=True):
+        if issue.signature in text:
+            return issue
+    return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # Avocado's words: "PASS", "WARN" or "FAIL"
+    label: str
+    issue: KnownIssue  # the issue the reproducer was written for
+    matched: KnownIssue | None = None  # the issue the crash matched, if any
+    tries: int = 1
+    miss_chance: float | None = None  # without a crash: the chance the issue is still there
+
+    @property
+    def reproduced(self) -> bool:
+        return self.matched is not None and self.status == "WARN"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "label": self.label,
+            "issue": self.issue.id,
+            "matched": self.matched.id if self.matched else None,
+            "reproduced": self.reproduced,
+            "tries": self.tries,
+            "miss_chance": self.miss_chance,
+        }
+
+
+def _percent(chance: float) -> str:
+    return f"{chance * 100:.2g} %"
+
+
+def _not_seen(issue: KnownIssue, v: str, tries: int) -> Verdict:
+    miss = issue.rate.miss_chance(tries)
+    evidence = (
+        f"did not reproduce in {tries} {issue.rate.per}{'s' if tries != 1 else ''} "
+        f"(listed rate {issue.rate.describe()}: chance of a miss {_percent(miss)})"
+    )
+    if miss < MISS_CHANCE_FOR_FIXED:
+        return Verdict("PASS", f"known issue {issue.id}, no longer reproduces on QEMU {v}: {evidence}", issue,
+                       tries=tries, miss_chance=miss)  # fmt: skip
+    label = f"known issue {issue.id}, not seen this run on QEMU {v}: {evidence}; not judged fixed"
+    return Verdict("WARN", label, issue, tries=tries, miss_chance=miss)
+
+
+def judge(
+    issue: KnownIssue,
+    version: Version | str,
+    crash: str | None,
+    issues: Sequence[KnownIssue] | None = None,
+    tries: int = 1,
+) -> Verdict:
+    """Turn a reproducer's outcome into a verdict.
+
+    ``crash`` is None when QEMU survived all ``tries`` of the trigger (what
+    a try is: ``issue.rate.per``), else QEMU's crash report
+    (``Machine.exit_report()``: signal and assertion line).
+    """
+    v = format_version(version)
+    if crash is None:
+        if affects(issue, version):
+            return _not_seen(issue, v, tries)
+        label = f"known issue {issue.id}, does not reproduce on QEMU {v} (not listed as affected; {tries} tries)"
+        return Verdict("PASS", label, issue, tries=tries)
+    matched = match_crash(crash, [issue, *(issues or [])])
+    if matched is None:
+        return Verdict("FAIL", f"NEW failure on QEMU {v}: QEMU crashed with no known signature: {crash}", issue,
+                       tries=tries)  # fmt: skip
+    if not affects(matched, version):
+        return Verdict(
+            "FAIL",
+            f"NEW failure on QEMU {v}: the crash matches {matched.id}'s signature, but {matched.id} is "
+            f"listed only for QEMU {matched.affects.describe()}: {crash}",
+            issue,
+            matched,
+            tries,
+        )
+    label = f"known issue {matched.id}, still reproduces on QEMU {v}"
+    if matched.id != issue.id:
+        label += f" (while reproducing {issue.id})"
+    return Verdict("WARN", label, issue, matched, tries)

@@ -1,0 +1,1 @@
+"""Entry points over the library: CLI, input checks, selection, reports, bench, reliability."""

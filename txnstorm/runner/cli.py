@@ -1,0 +1,346 @@
+"""Command-line entry points (thin: the work is in the library).
+
+    txnstorm preflight     check QEMU, qemu-img, guest cache and accel; one line each
+                           (--build-guest: build a missing or corrupt guest)
+    txnstorm guest         build the guest if missing or corrupt, print its dir
+    txnstorm accel [--reprobe]   the accelerator auto chooses (and when it was probed)
+    txnstorm boot [-n N]   boot the guest N times and print boot-to-SSH seconds
+    txnstorm doctor        check the host, one line per item with what to do
+    txnstorm sweep         remove private temp dirs of runs that died
+    txnstorm tags TAGS     check Avocado tag filters against the suite's tags
+    txnstorm select --tags=T --shard=i/N   the scenario tests to run (avocado list --json)
+    txnstorm replay DIR    print (or --run) the command replaying each failure
+    txnstorm bisect-answer JOB [--issue KI-n]   0 good, 1 bad, 125 skip (git bisect run)
+    txnstorm report [DIR]  write report.html (verdicts, known issues, timelines) into a job dir
+    txnstorm nightly --duration 2h [--tags ...]   iterate the suite until the budget ends
+
+User errors print one line and exit 2; Ctrl-C exits 130 after cleaning up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from txnstorm.errors import TxnstormError, UserError
+from txnstorm.host import accel, assets, cachedir, caps, sut
+from txnstorm.host.scratch import private_dir, sweep_stale
+from txnstorm.runner import junit, report, runs
+from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
+
+
+def _say(msg: str) -> None:
+    print(f"txnstorm: {msg}", flush=True)
+
+
+def cmd_guest(args: argparse.Namespace) -> int:
+    image = assets.ensure_guest(args.recipe, allow_build=not args.verify_only, say=_say)
+    _say(f"guest '{args.recipe}' ok: {image.directory}")
+    return 0
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    system = sut.resolve()  # first: a wrong QEMU must not cost a guest build
+    _say(f"system under test: {system.describe()}")
+    image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say)
+    _say(f"guest: {image.directory} (kernel {image.build_info.get('kernel_release', '?')})")
+    choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
+    _say(f"accel: {choice.accel} ({choice.reason})")
+    _say(f"capabilities: {caps.probe(system).describe()}")
+    return 0
+
+
+def cmd_accel(args: argparse.Namespace) -> int:
+    system = sut.resolve()
+    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say)
+    choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say, reprobe=args.reprobe)
+    _say(f"accel: {choice.accel} ({choice.reason})")
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    from txnstorm.host.images import QemuImg
+    from txnstorm.vm.boot import booted
+    from txnstorm.vm.machine import Machine, Platform
+
+    system = sut.resolve()
+    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say)
+    choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
+    topology = TWO_DISKS_ONE_IOTHREAD
+    times = []
+    with private_dir("boot") as tmp:
+        img = QemuImg(system.qemu_img)
+        images = {d.name: img.create(tmp / f"{d.name}.qcow2", d.size) for d in topology.disks}
+        for i in range(args.count):
+            vm = Machine(Platform(system, image.boot_files(), choice.accel), topology, tmp / f"boot{i}", images)
+            with booted(vm, image) as b:
+                times.append(b.boot_seconds)
+                _say(f"boot {i + 1}: {b.boot_seconds:.2f} s to SSH")
+    _say(f"boot-to-SSH ({choice.accel}): median {statistics.median(times):.2f} s over {len(times)}")
+    return 0
+
+
+def _doctor_checks() -> list[tuple[str, bool, str]]:
+    """(item, ok, detail or what to do) for each thing a run needs."""
+    checks: list[tuple[str, bool, str]] = []
+    system = None
+    try:
+        system = sut.resolve()
+        checks.append(("QEMU", True, system.describe()))
+    except UserError as exc:
+        checks.append(("QEMU", False, str(exc)))
+    image = None
+    try:
+        image = assets.ensure_guest(allow_build=False, say=lambda _: None)
+        checks.append(("guest", True, f"{image.directory} verified against its sha256 manifest"))
+    except UserError as exc:
+        checks.append(("guest", False, f"{exc} (make guest)"))
+    if system and image:
+        choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=lambda _: None)
+        checks.append(("accel", True, f"{choice.accel} ({choice.reason})"))
+        checks.append(("capabilities", True, caps.probe(system).describe()))
+    setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup").read_text()
+    wanted = setup.split("packages=(", 1)[1].split(")", 1)[0].split()
+    missing = [
+        p for p in wanted
+        if "ok installed" not in subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True, check=False
+        ).stdout
+    ]  # fmt: skip
+    checks.append(("packages", not missing, f"missing: {' '.join(missing)} (make setup)" if missing else "all present"))
+    try:
+        root = cachedir.writable_cache_root()
+    except UserError as exc:
+        checks.append(("cache", False, str(exc)))
+        return checks
+    free = shutil.disk_usage(root).free / 2**30
+    checks.append(("disk", free >= 2, f"{free:.1f} GiB free at {root}" + ("" if free >= 2 else " (need 2 GiB)")))
+    return checks
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = _doctor_checks()
+    for item, ok, detail in checks:
+        print(f"{'ok ' if ok else 'BAD'} {item:13} {detail}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    for path in sweep_stale():
+        _say(f"removed stale {path}")
+    return 0
+
+
+TESTS_DIR = Path(__file__).resolve().parents[2] / "tests"
+
+
+def _scenario_files() -> list[Path]:
+    return sorted(TESTS_DIR.glob("*.py"))
+
+
+def _scenario_refs() -> list[str]:
+    """The scenario test files relative to the repo: Avocado names tests by them."""
+    return [str(p.relative_to(TESTS_DIR.parent)) for p in _scenario_files()]
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    print(" ".join(f"--filter-by-tags={f}" for f in runs.check_tags(args.tags, _scenario_files())))
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """The scenario tests a make target runs: tag filters, then one shard."""
+    filters = runs.check_tags(args.tags, _scenario_files())
+    index, count = runs.parse_shard(args.shard)
+    avocado = Path(sys.executable).parent / "avocado"
+    refs = runs.avocado_list(avocado, filters, _scenario_refs(), cwd=TESTS_DIR.parent)
+    if not refs:
+        raise UserError(f"TAGS={args.tags!r} selects no test; see the tags in README.md")
+    print(" ".join(runs.shard(refs, index, count)))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    found = runs.replays(Path(args.results), only_failed=not args.all)
+    if not found:
+        _say(f"no failed test in {args.results}")
+        return 0
+    for replay in found:
+        print(f"{replay.status:6} {replay.test}\n       {replay.command}")
+        if args.run:
+            subprocess.run(replay.command, shell=True, check=False)  # noqa: S602 - our own make line
+    return 0
+
+
+def cmd_bisect_answer(args: argparse.Namespace) -> int:
+    issues = [i for i in args.issue.replace(",", " ").split() if i]
+    answer = runs.bisect_answer(Path(args.job), issues)
+    print(f"{answer.exit_status} {answer.why}")
+    return answer.exit_status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    marked = junit.mark_known_issues(Path(args.results))
+    if marked:
+        _say(f"results.xml: {marked} known issue(s) marked for junit views (skipped, with the verdict)")
+    _say(f"report: {report.render_job(Path(args.results))}")
+    return 0
+
+
+def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
+    """The QEMUs a nightly compares: the one under test (QEMU, or Debian's),
+    plus every QEMU built by `make qemu` unless --no-built."""
+    wanted = [q for q in args.qemu if q] or [sut.from_environment("QEMU") or ""]
+    if not args.no_built:
+        wanted += [str(p) for p in sorted((cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64"))]
+    systems: dict[Path, sut.SystemUnderTest] = {}
+    for value in wanted:
+        system = sut.resolve(value)
+        systems.setdefault(system.qemu, system)
+    return list(systems.values())
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    budget = runs.parse_duration(args.duration)
+    filters = runs.check_tags(args.tags, _scenario_files()) if args.tags else []
+    systems = _nightly_qemus(args)
+    if args.preflight:
+        args.build_guest, args.recipe = True, "tiny"
+        cmd_preflight(args)
+    avocado = Path(sys.executable).parent / "avocado"
+    table: dict[str, dict[str, dict[str, int]]] = {}  # test -> qemu version -> status -> count
+    checks, iterations, failures = 0, 0, []
+    for job in runs.budgeted_jobs(budget, len(systems), time.monotonic):
+        iterations, system = job.iteration, systems[job.index]
+        results_dir = Path(args.results_dir).resolve() / f"nightly-{system.version}"
+        cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
+        cmd += ["--job-timeout", str(job.timeout_s)]
+        cmd += [f"--filter-by-tags={f}" for f in filters] + _scenario_refs()
+        _say(f"nightly iteration {iterations}, QEMU {system.version}, {job.timeout_s / 60:.0f} min left")
+        env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
+        env.update(QEMU=str(system.qemu), QEMU_IMG=str(system.qemu_img))
+        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env, cwd=TESTS_DIR.parent)
+        latest = results_dir / "latest"
+        junit.mark_known_issues(latest)
+        report.render_job(latest)
+        summary = runs.job_summary(latest)
+        checks += summary.checks
+        for test, status in summary.tests.items():
+            cell = table.setdefault(test, {}).setdefault(system.version, {})
+            cell[status] = cell.get(status, 0) + 1
+        # A test cut short by the budget's end is no finding about QEMU.
+        failures += [f"QEMU={system.qemu} {r.command}" for r in runs.replays(latest) if r.status != "INTERRUPTED"]
+    versions = [s.version for s in systems]
+    print(runs.side_by_side(table, versions))
+    (Path(args.results_dir) / "nightly-summary.json").write_text(
+        json.dumps({"iterations": iterations, "qemus": versions, "checks": checks, "tests": table}, indent=1)
+    )
+    _say(
+        f"nightly: {iterations} iterations in {budget / 60:.0f} min over QEMU {', '.join(versions)}, "
+        f"{checks} oracle checks, {len(failures)} failures"
+    )
+    for command in failures:
+        print(f"  replay: {command}")
+    return 1 if failures else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="txnstorm", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("guest", help="build or verify the cached guest")
+    g.add_argument("--recipe", default="tiny")
+    g.add_argument("--verify-only", action="store_true", help="fail instead of building")
+    g.set_defaults(func=cmd_guest)
+    pf = sub.add_parser("preflight", help="check QEMU, qemu-img, guest and accelerator")
+    pf.add_argument("--recipe", default="tiny")
+    pf.add_argument("--build-guest", action="store_true", help="build the guest if missing or corrupt")
+    pf.set_defaults(func=cmd_preflight)
+    ac = sub.add_parser("accel", help="the accelerator ACCEL=auto chooses, and when it was probed")
+    ac.add_argument("--recipe", default="tiny")
+    ac.add_argument("--reprobe", action="store_true", help="forget the kept KVM probe verdict and probe again")
+    ac.set_defaults(func=cmd_accel)
+    b = sub.add_parser("boot", help="measure boot-to-SSH")
+    b.add_argument("-n", "--count", type=int, default=1)
+    b.add_argument("--recipe", default="tiny")
+    b.set_defaults(func=cmd_boot)
+    d = sub.add_parser("doctor", help="check the host: QEMU, guest, accel, packages, disk")
+    d.set_defaults(func=cmd_doctor)
+    s = sub.add_parser("sweep", help="remove temp dirs of dead runs")
+    s.set_defaults(func=cmd_sweep)
+    tg = sub.add_parser("tags", help="check tag filters, print avocado options")
+    tg.add_argument("tags")
+    tg.set_defaults(func=cmd_tags)
+    se = sub.add_parser("select", help="the scenario tests of TAGS (shard i of N), from `avocado list --json`")
+    se.add_argument("--tags", default="", help="Avocado tag filters: comma = AND, space = OR, -tag = NOT")
+    se.add_argument("--shard", default="1/1", help="i/N: shard i of N (sorted, round-robin)")
+    se.set_defaults(func=cmd_select)
+    rp = sub.add_parser("replay", help="replay commands for the failures of a results dir")
+    rp.add_argument("results", nargs="?", default="results/latest")
+    rp.add_argument("--run", action="store_true", help="run them too")
+    rp.add_argument("--all", action="store_true", help="every test, not only failures")
+    rp.set_defaults(func=cmd_replay)
+    ba = sub.add_parser("bisect-answer", help="0 good, 1 bad, 125 skip for one test's job dir (git bisect run)")
+    ba.add_argument("job", help="an Avocado job results dir holding one test")
+    ba.add_argument("--issue", default="", help="known issue(s) being bisected, e.g. KI-5 (default: the test's own)")
+    ba.set_defaults(func=cmd_bisect_answer)
+    rt = sub.add_parser("report", help="write report.html into a job results dir")
+    rt.add_argument("results", nargs="?", default="results/latest")
+    rt.set_defaults(func=cmd_report)
+    nt = sub.add_parser("nightly", help="iterate the suite until the time budget ends")
+    nt.add_argument("--duration", required=True)
+    nt.add_argument("--tags", default="")
+    nt.add_argument("--results-dir", default="results")
+    nt.add_argument("--preflight", action="store_true", help="check QEMU, guest and accel first")
+    nt.add_argument("--qemu", action="append", default=[], help="a QEMU binary or build dir (repeatable)")
+    nt.add_argument("--no-built", action="store_true", help="leave out the QEMUs built by `make qemu`")
+    nt.set_defaults(func=cmd_nightly)
+    return p
+
+
+REPO = TESTS_DIR.parent
+CHECKOUT_MARKERS = ("guests/tiny/build.sh", "known-issues.json", "scripts/setup", "tests")
+
+
+def require_checkout() -> None:
+    """txnstorm runs from its git checkout; an installed copy of the package
+    alone has no guest recipe, tests or known issues."""
+    missing = [m for m in CHECKOUT_MARKERS if not (REPO / m).exists()]
+    if missing:
+        raise UserError(
+            f"txnstorm runs from its git checkout, not as an installed package ({REPO} has no {missing[0]}); "
+            "clone the repository and run scripts/txnstorm or make there"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        require_checkout()
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except UserError as exc:
+        print(f"txnstorm: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("txnstorm: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as a tool killed
+        # by SIGPIPE would; stdout goes to /dev/null so exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except TxnstormError as exc:
+        print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

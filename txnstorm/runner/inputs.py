@@ -1,0 +1,82 @@
+"""Every input a user gives, checked first: one line each, exit status 2.
+
+``make check``, ``make run`` and the other entry points run this before
+set-up, lint, unit tests, the guest build or the KVM probe, so a wrong value
+costs a second, not minutes.  Standard library only: on a fresh machine it
+runs with the system ``python3`` before the virtualenv exists.
+
+Checked (from the environment, as make passes them): ``QEMU`` and
+``QEMU_IMG`` (or QEMU's ``QEMU_TEST_QEMU_BINARY``, ``QEMU_TEST_QEMU_IMG``),
+``ACCEL``, ``TAGS`` and ``NIGHTLY_TAGS``, ``SHARD``, ``DURATION``, ``SEED``
+and ``TXNSTORM_SEED``, and that the cache dir can be written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from txnstorm.errors import UserError
+from txnstorm.host import cachedir, sut
+from txnstorm.runner import runs
+
+ACCEL_CHOICES = ("auto", "kvm", "tcg")
+TESTS_DIR = Path(__file__).resolve().parents[2] / "tests"
+
+
+def check_accel(value: str) -> None:
+    if value and value.lower() not in ACCEL_CHOICES:
+        raise UserError(f"ACCEL={value} is not one of {', '.join(ACCEL_CHOICES)}")
+
+
+def check_seed(var: str, value: str) -> None:
+    if value and not value.strip().isdigit():
+        raise UserError(f"{var}={value} is not a whole number; use the seed a report printed (e.g. {var}=123)")
+
+
+def check_tags(var: str, value: str) -> None:
+    try:
+        runs.check_tags(value, sorted(TESTS_DIR.glob("*.py")))
+    except UserError as exc:
+        raise UserError(f"{var}: {str(exc).removeprefix('TAGS: ')}") from None
+
+
+def checks(env: dict[str, str]) -> list[Callable[[], object]]:
+    """One callable per input that is set; each raises UserError if wrong."""
+    found: list[Callable[[], object]] = [sut.check_named, cachedir.writable_cache_root]
+    if env.get("ACCEL"):
+        found.append(lambda: check_accel(env["ACCEL"]))
+    for var in ("TAGS", "NIGHTLY_TAGS"):
+        if env.get(var, "").strip():
+            found.append(lambda var=var: check_tags(var, env[var]))
+    if env.get("SHARD"):
+        found.append(lambda: runs.parse_shard(env["SHARD"]))
+    if env.get("DURATION"):
+        found.append(lambda: runs.parse_duration(env["DURATION"]))
+    for var in ("SEED", "TXNSTORM_SEED"):
+        if env.get(var):
+            found.append(lambda var=var: check_seed(var, env[var]))
+    return found
+
+
+def problems(env: dict[str, str] | None = None) -> list[str]:
+    said = []
+    for check in checks(dict(os.environ) if env is None else env):
+        try:
+            check()
+        except UserError as exc:
+            said.append(str(exc))
+    return said
+
+
+def main() -> int:
+    said = problems()
+    for line in said:
+        print(f"txnstorm: error: {line}", file=sys.stderr)
+    return 2 if said else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

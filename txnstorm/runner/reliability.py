@@ -1,0 +1,189 @@
+"""Reliability harness: does the suite leak, cry wolf, or hang?
+
+    python -m txnstorm.runner.reliability [--runs 20] [--interrupts 3]
+
+Runs the quick tier ``--runs`` times in a row, then ``--interrupts`` more
+runs stopped by SIGINT at a random moment, then one boot with an injected
+hang (a QMP wait forced to expire); afterwards counts what is left behind:
+QEMU processes of ours (``-name txnstorm-*``), NBD stamp writers, private
+temp dirs (``txnstorm-*`` in /tmp, /var/tmp and $TMPDIR) and stray images
+there, after every run and against what was there before the first.  Also
+counts FAIL/ERROR other than declared known issues (WARN).  Prints the
+figures; exits 1 if anything leaked or a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from txnstorm.host.scratch import PREFIX
+
+# Caches meant to outlive runs (guests/*/build.sh default), not leaks.
+SHARED_CACHES = {"txnstorm-build-cache"}
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def our_processes() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = " ".join(a.decode(errors="replace") for a in args if a)
+        if ("qemu-system" in line and "-name txnstorm-" in line) or "txnstorm.workload.nbd_stamps" in line:
+            found.append(f"{proc.name}: {line[:120]}")
+    return found
+
+
+def temp_roots() -> list[Path]:
+    """Every temp dir a run may use: Avocado's test processes do not share
+    the harness's idea of it (they get /var/tmp where we get /tmp)."""
+    roots = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")}
+    if os.environ.get("TMPDIR"):
+        roots.add(Path(os.environ["TMPDIR"]))
+    return sorted(r for r in roots if r.is_dir())
+
+
+def leftovers() -> dict[str, set[str]]:
+    dirs, images = set(), set()
+    for root in temp_roots():
+        dirs |= {str(p) for p in root.glob(f"{PREFIX}*") if p.name not in SHARED_CACHES}
+        images |= {str(p) for ext in ("qcow2", "raw") for p in root.glob(f"*.{ext}")}
+    return {"processes": set(our_processes()), "temp_dirs": dirs, "temp_images": images}
+
+
+def new_since(before: dict[str, set[str]]) -> dict[str, set[str]]:
+    """What is left now that was not there before (other users' files are not ours)."""
+    now = leftovers()
+    return {kind: now[kind] - before.get(kind, set()) for kind in now}
+
+
+def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, int]:
+    """One quick-tier job; its results are deleted unless something failed."""
+    avocado = Path(sys.executable).parent / "avocado"
+    cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results),
+           "--filter-by-tags=quick", *sorted(str(p) for p in (REPO / "tests").glob("*.py"))]  # fmt: skip
+    before = set(results.glob("job-*"))
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    counts: dict[str, int] = {}
+    if interrupt_after is not None:
+        try:
+            proc.wait(timeout=interrupt_after)
+            counts = {"ENDED_BEFORE_SIGINT": 1}
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            start = time.monotonic()
+            proc.wait()
+            counts = {"SIGINT_EXIT_S": round(time.monotonic() - start)}
+    else:
+        try:
+            proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C on the harness: stop the job it runs too
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            raise
+        try:
+            for test in json.loads((results / "latest" / "results.json").read_text())["tests"]:
+                counts[test["status"]] = counts.get(test["status"], 0) + 1
+        except (OSError, ValueError, KeyError):
+            counts = {"NO_RESULTS": 1}
+    for job in set(results.glob("job-*")) - before:
+        if failures(counts):
+            counts["KEPT"] = 1
+            print(f"  logs kept: {job}", flush=True)
+        else:
+            shutil.rmtree(job, ignore_errors=True)
+    return counts
+
+
+def failures(counts: dict[str, int]) -> int:
+    return counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("NO_RESULTS", 0)
+
+
+def injected_hang(logdir: Path) -> bool:
+    """A QMP wait forced to expire: the error must name it and keep a backtrace."""
+    from txnstorm.errors import DeadlineExceeded
+    from txnstorm.host import assets, sut
+    from txnstorm.vm.boot import booted
+    from txnstorm.vm.machine import Machine, Platform
+    from txnstorm.vm.topology import Topology
+
+    try:
+        guest = assets.ensure_guest(allow_build=False)
+        vm = Machine(Platform(sut.resolve(), guest.boot_files(), "tcg"), Topology("hang", ()), logdir, {})
+        with booted(vm, guest) as b:
+            b.vm.wait_event("NEVER_EMITTED", timeout=1.0, what="an event that never comes (injected hang)")
+    except DeadlineExceeded as exc:
+        return "injected hang" in str(exc) and (logdir / "qemu-backtrace.txt").is_file()
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--interrupts", type=int, default=3)
+    args = parser.parse_args()
+    # A shell starting us in the background (no job control) ignores SIGINT
+    # and children inherit that: the interrupts would silently do nothing.
+    # A handled signal is reset to the default on exec; an ignored one is not.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    rng = random.Random()
+    false_positives, totals = 0, {}
+    leaked: dict[str, set[str]] = {}
+    baseline = leftovers()
+
+    def account(label: str) -> str:
+        # Counted after every run: the next run's sweep of dead owners' dirs
+        # would otherwise hide what this one left.
+        time.sleep(1)
+        new = new_since(baseline)
+        for kind, items in new.items():
+            leaked.setdefault(kind, set()).update(items)
+        n = sum(len(v) for v in new.values())
+        return f"{label}: left behind {n}" + "".join(f"\n  {k}: {x}" for k, v in new.items() for x in sorted(v))
+
+    (REPO / "results").mkdir(exist_ok=True)
+    results = Path(tempfile.mkdtemp(prefix="reliability-", dir=REPO / "results"))
+    for i in range(args.runs):
+        counts = quick_run(results)
+        false_positives += failures(counts)
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + v
+        print(account(f"run {i + 1}/{args.runs}: {counts}"), flush=True)
+    interrupted = 0
+    for i in range(args.interrupts):
+        when = rng.uniform(3, 40)
+        outcome = quick_run(results, interrupt_after=when)
+        interrupted += "SIGINT_EXIT_S" in outcome
+        what = f"exited {outcome['SIGINT_EXIT_S']} s later" if "SIGINT_EXIT_S" in outcome else "had ended before"
+        print(account(f"interrupted run {i + 1}/{args.interrupts}: SIGINT after {when:.1f} s, {what}"), flush=True)
+    hang_ok = injected_hang(results / "hang")
+    print(account(f"injected hang named with a backtrace: {hang_ok}"), flush=True)
+    if hang_ok:
+        shutil.rmtree(results / "hang", ignore_errors=True)
+    if not any(results.glob("job-*")) and not (results / "hang").exists():
+        shutil.rmtree(results, ignore_errors=True)  # nothing failed: nothing to keep
+    print(f"quick-tier runs: {args.runs}, test results {totals}, FAIL/ERROR (not known issues): {false_positives}")
+    print(f"runs stopped by SIGINT: {interrupted} of {args.interrupts}; injected hang named: {hang_ok}")
+    for kind in ("processes", "temp_dirs", "temp_images"):
+        print(f"left behind over all runs: {kind}: {len(leaked.get(kind, ()))}")
+    ok = not false_positives and hang_ok and interrupted == args.interrupts and not any(leaked.values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

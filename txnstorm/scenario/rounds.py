@@ -1,0 +1,196 @@
+"""The pieces of a storm scenario that every test tells in the same order:
+boot, storm, transact, verify.  Tests compose these; they never repeat them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from txnstorm.errors import DeviceStalled, TxnstormError
+from txnstorm.host.images import QemuImg
+from txnstorm.oracles.compare import compare_images
+from txnstorm.oracles.stamps import StampRegion, judge, read_region
+from txnstorm.transactions.actions import Fired
+from txnstorm.transactions.plans import ImageRef, Plan
+from txnstorm.vm.boot import Booted
+from txnstorm.vm.machine import Machine
+from txnstorm.workload.fio import FioJob, FioResult, RunningStorm, StormHung
+
+
+class NoOverlap(TxnstormError):
+    """The storm did not write around the transaction: the test would prove nothing."""
+
+
+@dataclass
+class Timeline:
+    """What happened when (host monotonic seconds since QEMU start)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def mark(self, vm: Machine, what: str, **data: Any) -> None:
+        self.events.append({"t": round(time.monotonic() - vm.launched_at, 3), "what": what, **data})
+        vm.note(f"{what} {json.dumps(data, sort_keys=True)}" if data else what)
+
+    def save(self, path: Path, write_samples: Sequence[dict[str, float]] = ()) -> None:
+        """timeline.json: the story's marks and QEMU's write counters over time."""
+        path.write_text(json.dumps({"events": self.events, "write_ops": list(write_samples)}, indent=1) + "\n")
+
+
+def sample_writes(vm: Machine, seconds: float, every: float = 0.2) -> None:
+    """Wait ``seconds`` while reading the write counters (for the timeline)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(every, left))
+        vm.write_ops()
+
+
+def guest_devices(booted: Booted, disks: Sequence[str]) -> dict[str, str]:
+    """{disk: /dev/vdX}, found by virtio serial (never by name order)."""
+    by_serial = booted.guest.disks_by_serial()
+    missing = [d for d in disks if d not in by_serial]
+    if missing:
+        raise TxnstormError(f"guest has no disk with serial {missing} (found {by_serial})")
+    return {d: by_serial[d] for d in disks}
+
+
+def start_storm(
+    booted: Booted, disks: Sequence[str], runtime_s: int = 3600, name: str = "storm", size: int | None = None
+) -> RunningStorm:
+    """fio random writes (direct I/O) on the named disks until stopped."""
+    job = FioJob(name=name, devices=guest_devices(booted, disks), runtime_s=runtime_s, size=size)
+    return RunningStorm(booted.guest, job)
+
+
+def wait_until_writing(vm: Machine, disks: Sequence[str], timeout: float = 30.0) -> dict[str, int]:
+    """Return write counters once every disk has completed new writes."""
+    first = vm.write_ops()
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(0.2)
+        now = vm.write_ops()
+        if all(now.get(d, 0) > first.get(d, 0) for d in disks):
+            return now
+        if time.monotonic() > deadline:
+            stalled = [d for d in disks if now.get(d, 0) <= first.get(d, 0)]
+            raise DeviceStalled(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Evidence that the storm wrote before and after the actions fired."""
+
+    before: dict[str, int]
+    after_actions: dict[str, int]
+    later: dict[str, int]
+    fio_running_after: bool
+
+    def check(self, disks: Sequence[str]) -> None:
+        idle = [d for d in disks if self.later.get(d, 0) <= self.after_actions.get(d, 0)]
+        if idle or not self.fio_running_after:
+            raise NoOverlap(
+                f"storm did not overlap the actions: fio running after={self.fio_running_after}, "
+                f"no writes after the actions on {idle} (counters {asdict(self)})"
+            )
+
+
+def measure_overlap(vm: Machine, storm: RunningStorm, before: dict[str, int], settle_s: float = 1.0) -> Overlap:
+    after = vm.write_ops()
+    sample_writes(vm, settle_s)
+    later = vm.write_ops()
+    return Overlap(before, after, later, storm.is_running())
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    round_no: int
+    plan: Plan
+    fired: Fired
+    overlap: Overlap
+    delay_s: float
+
+
+def finish_storm(storm: RunningStorm, logdir: Path, timeout: float, vm: Machine | None = None) -> FioResult:
+    """Stop the storm and return fio's result (kept in the log dir).  If fio
+    hangs, the guest's view is kept and, with ``vm``, QEMU's view of every
+    virtqueue (which side holds the requests that never completed)."""
+    storm.stop()
+    try:
+        result = storm.wait(timeout)
+    except StormHung as hung:
+        (logdir / f"fio-{storm.job.name}-hung.txt").write_text(hung.evidence)
+        if vm is not None:
+            (logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(vm), indent=1) + "\n")
+        raise
+    (logdir / f"fio-{storm.job.name}.json").write_text(result.raw)
+    return result.check()
+
+
+def virtqueue_status(vm: Machine) -> dict[str, Any]:
+    """x-query-virtio-queue-status of every disk's queues: ``inuse`` counts
+    requests QEMU took and has not completed; ``last-avail-idx`` behind the
+    guest's avail index means requests QEMU has not even taken."""
+    status: dict[str, Any] = {}
+    for disk in vm.topology.disks:
+        path = f"/machine/peripheral/{disk.qdev}/virtio-backend"
+        for queue in range(disk.num_queues):
+            try:
+                status[f"{disk.name}/{queue}"] = vm.cmd("x-query-virtio-queue-status", path=path, queue=queue)
+            except TxnstormError as exc:
+                status[f"{disk.name}/{queue}"] = {"error": str(exc)}
+    return status
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One oracle's verdict on one round."""
+
+    round_no: int
+    oracle: str
+    ok: bool
+    detail: str
+
+    def describe(self) -> str:
+        return f"round {self.round_no}: {self.oracle}: {'ok' if self.ok else 'VIOLATION'}: {self.detail}"
+
+
+def _materialize(qemu_img: QemuImg, ref: ImageRef, scratch: Path) -> Path:
+    if not ref.snapshot:
+        return ref.path
+    out = scratch / f"{ref.path.stem}@{ref.snapshot}.qcow2"
+    if not out.exists():
+        qemu_img.extract_snapshot(ref.path, ref.fmt, ref.snapshot, out)
+    return out
+
+
+def verify_rounds(
+    qemu_img: QemuImg, records: Sequence[RoundRecord], scratch: Path, regions: dict[str, StampRegion] | None = None
+) -> list[Finding]:
+    """Run every oracle of every round on the captures (QEMU has exited:
+    all images are closed and flushed).  ``regions``: one stamp region per
+    stamp writer ("guest", "nbd"), each judged on every stamp pair."""
+    findings = []
+    for record in records:
+        for pair in record.plan.pairs:
+            a = _materialize(qemu_img, pair.a, scratch)
+            b = _materialize(qemu_img, pair.b, scratch)
+            result = compare_images(qemu_img, a, b, (pair.a.fmt, pair.b.fmt), force_share=False)
+            detail = f"{pair.a.describe()} vs {pair.b.describe()}: " + (
+                "identical" if result.identical else f"first difference at offset {result.first_difference}"
+            )
+            findings.append(Finding(record.round_no, pair.label, result.identical, detail))
+        for stamp_pair in record.plan.stamp_pairs:
+            # An extracted internal snapshot is a qcow2; a plain capture keeps its format.
+            images = [
+                (_materialize(qemu_img, ref, scratch), "qcow2" if ref.snapshot else ref.fmt)
+                for ref in (stamp_pair.a, stamp_pair.b)
+            ]
+            for writer, region in (regions or {}).items():
+                verdict = judge(*(read_region(qemu_img.binary, image, fmt, region) for image, fmt in images))
+                oracle = f"cross-disk stamps/{writer} ({stamp_pair.label})"
+                findings.append(Finding(record.round_no, oracle, verdict.consistent, verdict.describe()))
+    return findings

@@ -1,0 +1,229 @@
+"""The running storm of one boot, with one verb per step of the story.
+
+A scenario test reads as its story::
+
+    with self.storm(topology, plans) as storm:     # boot, fio on every disk, stamp writers
+        for plan in self.rounds(plans):
+            storm.fire(plan)                       # one transaction at a seeded moment
+    findings = self.verify(storm)                  # QEMU has quit: every oracle on the captures
+
+``fire(plan, atomic=False)`` is the negative control (the same actions as
+separate commands); ``fire_with_abort`` is the all-or-nothing round (the
+plan plus a failing action).  The storm keeps what the rounds hand on: the
+disks' current nodes and images, and the full backup and bitmap an
+incremental round builds on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from txnstorm.errors import DeviceStalled, QMPCommandError, TxnstormError
+from txnstorm.host.images import QemuImg
+from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
+from txnstorm.oracles.stamps import StampRegion
+from txnstorm.scenario.rounds import (
+    Finding,
+    RoundRecord,
+    Timeline,
+    finish_storm,
+    guest_devices,
+    measure_overlap,
+    sample_writes,
+    start_storm,
+    verify_rounds,
+    virtqueue_status,
+    wait_until_writing,
+)
+from txnstorm.transactions.actions import fire_separately, fire_transaction, wait_jobs
+from txnstorm.transactions.plans import BitmapBase, DiskState, PlanBuilder, RoundContext
+from txnstorm.vm.boot import Booted
+from txnstorm.vm.topology import Topology
+from txnstorm.workload import nbd
+from txnstorm.workload.fio import RunningStamps
+from txnstorm.workload.nbd_stamps import NbdStampWriter
+
+CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
+DELAY_S = (0.05, 0.8)  # each round fires this far into the storm (seeded)
+
+
+@dataclass(frozen=True)
+class Witnesses:
+    """The two stamp disks (first and last) and each stamp writer's region."""
+
+    disks: tuple[str, str]
+    regions: dict[str, StampRegion]  # writer ("guest", "nbd") -> its region on both disks
+
+    @classmethod
+    def of(cls, topology: Topology, nbd_writer: bool) -> Witnesses | None:
+        """The guest writer always; with ``nbd_writer`` also the host NBD one."""
+        names = [d.name for d in topology.disks]
+        if len(names) < 2:
+            return None
+        end = StampRegion.at_end(min(d.size_bytes for d in topology.disks))
+        regions = {"guest": end}
+        if nbd_writer:
+            regions["nbd"] = StampRegion(end.offset - end.size, end.slots)
+        return cls((names[0], names[-1]), regions)
+
+    @property
+    def fio_size(self) -> int:
+        """fio keeps below every stamp region."""
+        return min(r.offset for r in self.regions.values())
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a test's captures go, the qemu-img that makes and reads them,
+    and the seed its rounds' timing comes from."""
+
+    scratch: Path
+    qemu_img: QemuImg
+    seed: int
+
+
+class Storm:
+    """fio on every disk, the stamp writers on the witnesses, and the rounds."""
+
+    def __init__(
+        self, booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
+    ) -> None:
+        self.vm = booted.vm
+        topology = self.vm.topology
+        self.disks = [d.name for d in topology.disks]
+        self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
+        self.after_qemu = after_qemu  # what must close only after QEMU quit (NBD clients: KI-1)
+        self.rng = random.Random(work.seed)
+        self.timeline = Timeline()
+        self.records: list[RoundRecord] = []
+        self.states = {d.name: DiskState(d.node, self.vm.images[d.name], d.fmt) for d in topology.disks}
+        self.bitmap_base: BitmapBase | None = None
+        self.round_no = 0
+        self.fio = start_storm(booted, self.disks, size=witnesses.fio_size if witnesses else None)
+        self.guest_writer = self.nbd_writer = None
+        if witnesses:
+            a, b = (guest_devices(booted, witnesses.disks)[w] for w in witnesses.disks)
+            region = witnesses.regions["guest"]
+            self.guest_writer = RunningStamps(booted.guest, a, b, region.offset, region.slots)
+            if "nbd" in witnesses.regions:
+                self.nbd_writer = self._start_nbd_writer(witnesses, booted.vm.logdir)
+        self.timeline.mark(
+            self.vm, "storm started", witnesses=witnesses.disks if witnesses else None,
+            stamp_writers=sorted(witnesses.regions) if witnesses else [],
+        )  # fmt: skip
+
+    def _start_nbd_writer(self, witnesses: Witnesses, logdir: Path) -> NbdStampWriter:
+        nbd.start_server(self.vm)
+        uris = [nbd.export(self.vm, self.vm.root_node(w), f"stamps-{w}", writable=True) for w in witnesses.disks]
+        writer = NbdStampWriter(*uris, witnesses.regions["nbd"], logdir, keep_open=True)
+        self.after_qemu.callback(writer.close)
+        return writer.start()
+
+    # -- the rounds --------------------------------------------------------
+    def _next_round(self) -> tuple[RoundContext, float]:
+        """The next round's context and its seeded delay."""
+        self.round_no += 1
+        ctx = RoundContext(
+            self.round_no, self.scratch, self.states, self.qemu_img,
+            self.witnesses.disks if self.witnesses else None, self.bitmap_base,
+        )  # fmt: skip
+        return ctx, round(self.rng.uniform(*DELAY_S), 3)
+
+    def still_writing(self) -> dict[str, int]:
+        """Every device completes writes; if one stopped, QEMU's view of its queues is kept."""
+        try:
+            return wait_until_writing(self.vm, self.disks)
+        except DeviceStalled:
+            (self.vm.logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(self.vm), indent=1) + "\n")
+            raise
+
+    def fire(self, builder: PlanBuilder, atomic: bool = True, backup_disk: str | None = None) -> RoundRecord:
+        """One round: at a seeded moment into the storm, fire the plan as one
+        transaction (``atomic=False``: as separate commands, the control),
+        wait for its jobs, prove the storm overlapped, adopt the new tops."""
+        ctx, delay = self._next_round()
+        plan = builder(ctx, backup_disk or self.disks[0])
+        for command, args in plan.setup:
+            self.vm.cmd(command, **args)
+        sample_writes(self.vm, delay)
+        before = self.still_writing()
+        mark = self.timeline.mark
+        mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
+        if atomic:
+            fired = fire_transaction(self.vm, plan.actions)
+        else:
+            fired = fire_separately(self.vm, plan.actions, CONTROL_GAP_S)
+        mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4))
+        wait_jobs(self.vm, plan.jobs)
+        mark(self.vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
+        overlap = measure_overlap(self.vm, self.fio, before, settle_s=0.5)
+        mark(self.vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
+        self.states.update(plan.new_tops)
+        self.bitmap_base = ctx.bitmap_base
+        record = RoundRecord(ctx.round_no, plan, fired, overlap, delay)
+        self.records.append(record)
+        return record
+
+    def fire_with_abort(self, builder: PlanBuilder, atomic: bool = True) -> AbortedRound:
+        """All or nothing: the plan plus the ``abort`` action in one
+        transaction, which QEMU must refuse leaving the graph as it was and
+        every device writing (``atomic=False``: the actions alone as separate
+        commands, the control, whose changes the graph check must name)."""
+        ctx, delay = self._next_round()
+        plan = builder(ctx, self.disks[0])
+        for command, args in plan.setup:
+            self.vm.cmd(command, **args)
+        before = graph_state(self.vm)
+        sample_writes(self.vm, delay)
+        self.still_writing()
+        self.timeline.mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
+        answer = ""
+        if atomic:
+            try:
+                self.vm.cmd("transaction", actions=[*plan.actions, ABORT])
+            except QMPCommandError as exc:
+                answer = f"{exc.error_class}: {exc.desc}"
+            else:
+                raise TxnstormError("QEMU accepted a transaction with an 'abort' action")
+        else:
+            fire_separately(self.vm, plan.actions, CONTROL_GAP_S)
+        leftovers = before.differences(graph_state(self.vm))
+        self.timeline.mark(self.vm, f"round {ctx.round_no}: graph compared", leftovers=len(leftovers))
+        if not atomic:
+            wait_jobs(self.vm, plan.jobs)
+            self.states.update(plan.new_tops)
+        self.still_writing()  # no drained section left behind, no lost request
+        self.timeline.mark(self.vm, f"round {ctx.round_no}: devices write again")
+        return AbortedRound(ctx.round_no, plan.name, answer, leftovers)
+
+    # -- the end -------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop the stamp writers and fio (whose result lands in the log dir)."""
+        if self.guest_writer:
+            self.timeline.mark(self.vm, "guest stamp writer stopped", generations=self.guest_writer.stop())
+        if self.nbd_writer:
+            self.timeline.mark(self.vm, "NBD stamp writer stopped", generations=self.nbd_writer.stop())
+        result = finish_storm(self.fio, self.vm.logdir, timeout=60, vm=self.vm)
+        self.timeline.mark(self.vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
+
+    def verify(self) -> list[Finding]:
+        """Once QEMU has quit (every image closed and flushed): each round's
+        storm overlapped its actions, then every oracle on the captures;
+        each verdict also goes to ``oracle.log``."""
+        for record in self.records:
+            record.overlap.check(self.disks)
+        regions = self.witnesses.regions if self.witnesses else None
+        findings = verify_rounds(self.qemu_img, self.records, self.scratch, regions)
+        with open(self.vm.logdir / "oracle.log", "a") as log:
+            log.writelines(finding.describe() + "\n" for finding in findings)
+        return findings
+
+
+def rounds_of(plans: Sequence[PlanBuilder], count: int) -> list[PlanBuilder]:
+    """``count`` rounds, the plans in turn."""
+    return [plans[i % len(plans)] for i in range(count)]

@@ -1,0 +1,1 @@
+"""QMP transaction actions and the plans that say what one round captures."""

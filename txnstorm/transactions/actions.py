@@ -1,0 +1,145 @@
+"""Transaction actions, firing them (atomically or not), waiting for their jobs.
+
+An action is the QMP dict ``{"type": ..., "data": {...}}`` that ``transaction``
+takes.  ``fire_transaction`` sends all of them in one command: QEMU promises
+one point in time.  ``fire_separately`` sends the very same actions as single
+commands with a gap: no such promise, which is what negative controls use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from txnstorm.errors import TxnstormError
+from txnstorm.vm.machine import Machine
+
+Action = dict[str, Any]
+JOB_ACTIONS = {"drive-backup", "blockdev-backup"}
+
+
+class JobFailed(TxnstormError):
+    pass
+
+
+def snapshot_sync(node: str, snapshot_file: Path, snapshot_node: str, fmt: str = "qcow2") -> Action:
+    """External snapshot: ``node`` freezes, a new overlay takes the writes."""
+    return {
+        "type": "blockdev-snapshot-sync",
+        "data": {
+            "node-name": node,
+            "snapshot-file": str(snapshot_file),
+            "snapshot-node-name": snapshot_node,
+            "format": fmt,
+            "mode": "absolute-paths",
+        },
+    }
+
+
+def filter_node(job_id: str) -> str:
+    """Name of the copy-before-write filter a backup job inserts above its source.
+
+    Named so that later actions can address the device's data through it:
+    after the filter is inserted the source is no longer a root node.
+    """
+    return f"{job_id}-cbw"
+
+
+def drive_backup(device: str, target: Path, job_id: str, sync: str = "full", fmt: str = "qcow2") -> Action:
+    """Point-in-time copy of ``device`` (a root node) into a new image."""
+    return {
+        "type": "drive-backup",
+        "data": {
+            "device": device,
+            "target": str(target),
+            "job-id": job_id,
+            "sync": sync,
+            "format": fmt,
+            "mode": "absolute-paths",
+            "filter-node-name": filter_node(job_id),
+        },
+    }
+
+
+def blockdev_snapshot(node: str, overlay_node: str) -> Action:
+    """External snapshot onto an overlay node already added with blockdev-add."""
+    return {"type": "blockdev-snapshot", "data": {"node": node, "overlay": overlay_node}}
+
+
+def snapshot_internal(node: str, name: str) -> Action:
+    """Internal (qcow2) snapshot ``name`` of ``node``."""
+    return {"type": "blockdev-snapshot-internal-sync", "data": {"device": node, "name": name}}
+
+
+def blockdev_backup(
+    device: str, target_node: str, job_id: str, sync: str = "full", bitmap: str | None = None
+) -> Action:
+    """Backup of ``device`` into a target node already added with blockdev-add."""
+    data: dict[str, Any] = {
+        "device": device,
+        "target": target_node,
+        "job-id": job_id,
+        "sync": sync,
+        "filter-node-name": filter_node(job_id),
+    }
+    if bitmap:
+        data["bitmap"] = bitmap
+    return {"type": "blockdev-backup", "data": data}
+
+
+def dirty_bitmap_add(node: str, name: str) -> Action:
+    """Start tracking writes to ``node`` from the transaction's point in time."""
+    return {"type": "block-dirty-bitmap-add", "data": {"node": node, "name": name}}
+
+
+def job_ids(actions: Sequence[Action]) -> list[str]:
+    return [a["data"]["job-id"] for a in actions if a["type"] in JOB_ACTIONS]
+
+
+@dataclass(frozen=True)
+class Fired:
+    """When the actions were sent and answered (host monotonic clock)."""
+
+    mode: str  # "transaction" or "separate"
+    sent_at: float
+    done_at: float
+    actions: tuple[Action, ...]
+
+
+def fire_transaction(vm: Machine, actions: Sequence[Action]) -> Fired:
+    vm.note(f"transaction of {len(actions)} actions")
+    sent = time.monotonic()
+    vm.cmd("transaction", actions=list(actions))
+    return Fired("transaction", sent, time.monotonic(), tuple(actions))
+
+
+def fire_separately(vm: Machine, actions: Sequence[Action], gap_s: float) -> Fired:
+    """The negative control: the same actions, one command each, ``gap_s`` apart."""
+    vm.note(f"{len(actions)} actions as separate commands, {gap_s} s apart")
+    sent = time.monotonic()
+    for i, action in enumerate(actions):
+        if i:
+            time.sleep(gap_s)
+        vm.cmd(action["type"], **action["data"])
+    return Fired("separate", sent, time.monotonic(), tuple(actions))
+
+
+def wait_jobs(vm: Machine, ids: Sequence[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
+    """Wait for BLOCK_JOB_COMPLETED of every job; a job error raises JobFailed."""
+    done = {}
+    deadline = time.monotonic() + timeout
+    for job_id in ids:
+        remaining = max(0.1, deadline - time.monotonic())
+        event = vm.wait_event(
+            "BLOCK_JOB_COMPLETED",
+            match={"data": {"device": job_id}},
+            timeout=remaining,
+            what=f"job {job_id} to complete",
+        )
+        if event["data"].get("error"):
+            raise JobFailed(f"job {job_id} failed: {event['data']['error']}")
+        done[job_id] = event
+    return done

@@ -1,0 +1,307 @@
+"""What one round captures, and which captures must agree.
+
+A plan is built per round from the disks' current state (the node and image
+each device writes to now).  It lists the actions to fire (in one
+transaction, or separately for a negative control), the jobs to wait for,
+the node setup that must exist before firing (``blockdev-add`` of overlays
+and targets), and the oracles: pairs of captures that must be identical, and
+stamp pairs that must show one point in time.
+
+Order matters for teeth: a backup of disk X is listed before X's snapshot (a
+backup listed after it would read the frozen base and agree by
+construction), and the two stamp witnesses are frozen first and last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from txnstorm.host.images import QemuImg
+from txnstorm.transactions.actions import (
+    Action,
+    blockdev_backup,
+    blockdev_snapshot,
+    dirty_bitmap_add,
+    drive_backup,
+    filter_node,
+    job_ids,
+    snapshot_internal,
+    snapshot_sync,
+)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Guest-visible content of an image (its backing chain included), or of
+    one of its internal snapshots."""
+
+    path: Path
+    fmt: str = "qcow2"
+    snapshot: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.path.name}@{self.snapshot}" if self.snapshot else self.path.name
+
+
+@dataclass
+class DiskState:
+    """The node a device writes to now, and its image file."""
+
+    node: str
+    image: Path
+    fmt: str
+
+    def ref(self) -> ImageRef:
+        return ImageRef(self.image, self.fmt)
+
+
+@dataclass(frozen=True)
+class Pair:
+    label: str
+    a: ImageRef
+    b: ImageRef
+
+
+@dataclass(frozen=True)
+class StampPair:
+    """Captures of the two stamp witnesses (A written first, then B)."""
+
+    label: str
+    a: ImageRef
+    b: ImageRef
+
+
+@dataclass
+class Plan:
+    name: str
+    actions: list[Action]
+    setup: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # QMP commands before firing
+    pairs: list[Pair] = field(default_factory=list)
+    stamp_pairs: list[StampPair] = field(default_factory=list)
+    new_tops: dict[str, DiskState] = field(default_factory=dict)  # disk -> state after the round
+
+    @property
+    def jobs(self) -> list[str]:
+        return job_ids(self.actions)
+
+
+@dataclass(frozen=True)
+class BitmapBase:
+    """What an incremental round builds on: the full backup and the dirty
+    bitmap that one transaction of an earlier round created on ``node``."""
+
+    disk: str
+    node: str
+    bitmap: str
+    full_backup: Path
+
+
+@dataclass
+class RoundContext:
+    round_no: int
+    scratch: Path
+    disks: dict[str, DiskState]  # current state, in topology order
+    qemu_img: QemuImg
+    witnesses: tuple[str, str] | None = None  # stamp disks A, B
+    bitmap_base: BitmapBase | None = None  # handed from a bitmap round to the incremental round after it
+
+    def path(self, stem: str) -> Path:
+        return self.scratch / f"{stem}-r{self.round_no}.qcow2"
+
+
+PlanBuilder = Callable[[RoundContext, str], Plan]
+
+
+def _qcow2_node(node: str, path: Path, backing_none: bool) -> tuple[str, dict[str, Any]]:
+    args: dict[str, Any] = {"driver": "qcow2", "node-name": node, "file": {"driver": "file", "filename": str(path)}}
+    if backing_none:
+        args["backing"] = None
+    return ("blockdev-add", args)
+
+
+def _witness_order(ctx: RoundContext) -> list[str]:
+    """All disks, the stamp witnesses first and last, the others between."""
+    names = list(ctx.disks)
+    if ctx.witnesses:
+        a, b = ctx.witnesses
+        names = [a] + [n for n in names if n not in (a, b)] + [b]
+    return names
+
+
+def _ordered_snapshots(ctx: RoundContext, plan: Plan, snapshot: Callable[[str], Action]) -> None:
+    """Snapshot every disk in witness order; the frozen witnesses are a stamp pair."""
+    for name in _witness_order(ctx):
+        plan.actions.append(snapshot(name))
+    if ctx.witnesses:
+        a, b = ctx.witnesses
+        plan.stamp_pairs.append(StampPair("frozen bases", ctx.disks[a].ref(), ctx.disks[b].ref()))
+
+
+def _snapshot_sync_every_disk(ctx: RoundContext, plan: Plan) -> None:
+    """blockdev-snapshot-sync of every disk onto a new overlay (witness order)."""
+
+    def snap(name: str) -> Action:
+        overlay, node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
+        plan.new_tops[name] = DiskState(node, overlay, "qcow2")
+        return snapshot_sync(ctx.disks[name].node, overlay, node)
+
+    _ordered_snapshots(ctx, plan, snap)
+
+
+def snapshot_sync_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """drive-backup of one disk, then blockdev-snapshot-sync of every disk."""
+    plan = Plan("blockdev-snapshot-sync + drive-backup", [])
+    target = ctx.path(f"{backup_disk}-backup")
+    plan.actions.append(
+        drive_backup(ctx.disks[backup_disk].node, target, job_id=f"backup-{backup_disk}-r{ctx.round_no}")
+    )
+    plan.pairs.append(Pair("drive-backup == frozen base", ImageRef(target), ctx.disks[backup_disk].ref()))
+    _snapshot_sync_every_disk(ctx, plan)
+    return plan
+
+
+def snapshot_and_blockdev_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """blockdev-backup into a pre-added target, blockdev-snapshot onto pre-added overlays."""
+    plan = Plan("blockdev-snapshot + blockdev-backup", [])
+    size = _virtual_size(ctx, backup_disk)
+    target, target_node = ctx.path(f"{backup_disk}-bdbackup"), f"{backup_disk}-tgt{ctx.round_no}"
+    ctx.qemu_img.create(target, size)
+    plan.setup.append(_qcow2_node(target_node, target, backing_none=False))
+    job = f"bdbackup-{backup_disk}-r{ctx.round_no}"
+    plan.actions.append(blockdev_backup(ctx.disks[backup_disk].node, target_node, job))
+    plan.pairs.append(Pair("blockdev-backup == frozen base", ImageRef(target), ctx.disks[backup_disk].ref()))
+
+    def snap(name: str) -> Action:
+        state = ctx.disks[name]
+        overlay, node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
+        ctx.qemu_img.create_overlay(overlay, state.image, state.fmt)
+        plan.setup.append(_qcow2_node(node, overlay, backing_none=True))
+        plan.new_tops[name] = DiskState(node, overlay, "qcow2")
+        return blockdev_snapshot(state.node, node)
+
+    _ordered_snapshots(ctx, plan, snap)
+    return plan
+
+
+def internal_snapshot_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """An internal snapshot of every disk, the backed-up disk's followed by its drive-backup.
+
+    Here the snapshot comes first: an internal snapshot leaves the node
+    active (a backup listed after it still reads live data, so a sneaked
+    write would show), and 7.2 refuses an internal snapshot of a node that a
+    backup's filter already sits on ("Need a root block node").
+    """
+    plan = Plan("blockdev-snapshot-internal-sync + drive-backup", [])
+    target = ctx.path(f"{backup_disk}-backup")
+    name = f"txn-r{ctx.round_no}"
+    state = ctx.disks[backup_disk]
+    plan.pairs.append(
+        Pair("drive-backup == internal snapshot", ImageRef(target), ImageRef(state.image, state.fmt, name))
+    )
+    for disk in _witness_order(ctx):
+        plan.actions.append(snapshot_internal(ctx.disks[disk].node, name))
+        if disk == backup_disk:
+            job = f"backup-{backup_disk}-r{ctx.round_no}"
+            plan.actions.append(drive_backup(state.node, target, job_id=job))
+    if ctx.witnesses:
+        sa, sb = (ctx.disks[w] for w in ctx.witnesses)
+        plan.stamp_pairs.append(
+            StampPair("internal snapshots", ImageRef(sa.image, sa.fmt, name), ImageRef(sb.image, sb.fmt, name))
+        )
+    return plan
+
+
+def two_backups(ctx: RoundContext, backup_disk: str) -> Plan:
+    """drive-backup and blockdev-backup of the same disk: the same instant twice.
+
+    The second backup must read through the first one's filter (the node is
+    no longer a root).  QEMU 7.2 aborts on this transaction (known issue
+    KI-3, bdrv_do_drained_end), so the plan is not in the matrix rotation;
+    tests/transaction_known_issues.py reproduces it.
+    """
+    plan = Plan("drive-backup + blockdev-backup", [])
+    state = ctx.disks[backup_disk]
+    first = ctx.path(f"{backup_disk}-backup")
+    second, second_node = ctx.path(f"{backup_disk}-bdbackup"), f"{backup_disk}-tgt{ctx.round_no}"
+    ctx.qemu_img.create(second, _virtual_size(ctx, backup_disk))
+    plan.setup.append(_qcow2_node(second_node, second, backing_none=False))
+    job = f"backup-{backup_disk}-r{ctx.round_no}"
+    plan.actions.append(drive_backup(state.node, first, job_id=job))
+    # The first backup's filter now sits above the node: read through it.
+    plan.actions.append(blockdev_backup(filter_node(job), second_node, f"bdbackup-{backup_disk}-r{ctx.round_no}"))
+    plan.pairs.append(Pair("drive-backup == blockdev-backup", ImageRef(first), ImageRef(second)))
+    return plan
+
+
+def bitmap_and_full_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+    """Point 1: a full backup and a new dirty bitmap, in one transaction.
+
+    The bitmap must account for every write after the full backup's point in
+    time; the next round (``incremental_backup_and_snapshot``) checks it.
+    """
+    plan = Plan("drive-backup full + block-dirty-bitmap-add", [])
+    state = ctx.disks[backup_disk]
+    full, bitmap = ctx.path(f"{backup_disk}-full"), f"bm-r{ctx.round_no}"
+    plan.actions.append(drive_backup(state.node, full, job_id=f"full-{backup_disk}-r{ctx.round_no}"))
+    plan.actions.append(dirty_bitmap_add(state.node, bitmap))
+    ctx.bitmap_base = BitmapBase(backup_disk, state.node, bitmap, full)
+    return plan
+
+
+def incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan:
+    """Point 2: incremental backup by the bitmap (onto the full backup) and a
+    snapshot of every disk.  full + incremental must equal the frozen base."""
+    base = ctx.bitmap_base
+    if base is None:
+        raise ValueError("an incremental round must follow a bitmap + full backup round")
+    ctx.bitmap_base = None  # used up: the next incremental needs a bitmap round of its own
+    disk = base.disk
+    plan = Plan("blockdev-backup incremental + blockdev-snapshot-sync", [])
+    incremental, target_node = ctx.path(f"{disk}-incremental"), f"{disk}-incr{ctx.round_no}"
+    ctx.qemu_img.create_overlay(incremental, base.full_backup, "qcow2")
+    plan.setup.append(_qcow2_node(target_node, incremental, backing_none=False))
+    job = f"incr-{disk}-r{ctx.round_no}"
+    plan.actions.append(blockdev_backup(base.node, target_node, job, sync="incremental", bitmap=base.bitmap))
+    plan.pairs.append(Pair("full + incremental backup == frozen base", ImageRef(incremental), ctx.disks[disk].ref()))
+    _snapshot_sync_every_disk(ctx, plan)
+    return plan
+
+
+def _virtual_size(ctx: RoundContext, disk: str) -> str:
+    return str(ctx.qemu_img.virtual_size(ctx.disks[disk].image, ctx.disks[disk].fmt))
+
+
+# In rotation order: bitmap+full-backup must be directly followed by
+# incremental+snapshot (it hands its bitmap over as ``ctx.bitmap_base``).
+PLANS: dict[str, PlanBuilder] = {
+    "snapshot-sync+drive-backup": snapshot_sync_and_drive_backup,
+    "bitmap+full-backup": bitmap_and_full_backup,
+    "incremental-backup+snapshot-sync": incremental_backup_and_snapshot,
+    "blockdev-snapshot+blockdev-backup": snapshot_and_blockdev_backup,
+    "internal-snapshot+drive-backup": internal_snapshot_and_drive_backup,
+}
+
+
+ACTION_TYPES: dict[PlanBuilder, list[str]] = {
+    snapshot_sync_and_drive_backup: ["drive-backup", "blockdev-snapshot-sync"],
+    bitmap_and_full_backup: ["drive-backup", "block-dirty-bitmap-add"],
+    incremental_backup_and_snapshot: ["blockdev-backup", "blockdev-snapshot-sync"],
+    snapshot_and_blockdev_backup: ["blockdev-backup", "blockdev-snapshot"],
+    internal_snapshot_and_drive_backup: ["blockdev-snapshot-internal-sync", "drive-backup"],
+    two_backups: ["drive-backup", "blockdev-backup"],
+}
+NEEDS_QCOW2 = {"internal-snapshot+drive-backup"}  # internal snapshots live inside qcow2
+
+
+def action_types(builders: Iterable[PlanBuilder]) -> list[str]:
+    """The transaction action types these plans use (the capability check
+    before boot).  Declared by name: building a plan creates images."""
+    return sorted({t for builder in builders for t in ACTION_TYPES[builder]})
+
+
+def plans_for(formats: set[str]) -> list[str]:
+    """The plans a topology with these disk formats supports."""
+    return [n for n in PLANS if n not in NEEDS_QCOW2 or formats == {"qcow2"}]

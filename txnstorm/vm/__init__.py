@@ -1,0 +1,1 @@
+"""One QEMU process and its guest: command line from a topology, launch and shutdown, QMP, SSH."""

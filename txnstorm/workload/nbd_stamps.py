@@ -1,0 +1,192 @@
+"""The dependent-stamp writer on the host, through two NBD exports.
+
+Same protocol as the guest's ``stampwriter.c`` (see ``txnstorm/stamps.py``):
+A(1), B(1), A(2), B(2), ... each write answered by QEMU before the next is
+sent, generation n in slot ``n % slots`` of the region at OFFSET.
+
+    python -m txnstorm.workload.nbd_stamps URI_A URI_B OFFSET SLOTS SECONDS [--keep-open]
+
+Prints ``generations N`` and exits 0 after SECONDS or on SIGTERM/SIGINT.
+With ``--keep-open`` it then keeps both connections open until it receives
+another SIGTERM/SIGINT (or is killed): on QEMU 7.2 a client disconnecting
+from an export in an iothread aborts QEMU (KI-1), so a test stops the
+writer, shuts QEMU down, and only then ends the writer.
+
+``NbdStampWriter`` runs it as a child of the test (``process.spawn``: it
+dies with the runner) and stops it by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from txnstorm.errors import DeadlineExceeded, TxnstormError
+from txnstorm.oracles.stamps import BLOCK, StampRegion, encode
+from txnstorm.vm import process
+from txnstorm.workload.nbd import NbdClient, NbdError
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+READY = "nbd_stamps: connected"
+_REPO = Path(__file__).resolve().parents[2]
+
+
+class StampWriterFailed(TxnstormError):
+    pass
+
+
+# -- the writer ----------------------------------------------------------------
+def _stop_requested() -> bool:
+    """True if SIGTERM/SIGINT arrived (they are blocked, so they wait here)."""
+    return signal.sigtimedwait(STOP_SIGNALS, 0) is not None
+
+
+def write_generations(a: NbdClient, b: NbdClient, region: StampRegion, seconds: float) -> int:
+    """Stamp A(n), B(n) for n = 1, 2, ... until stopped or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    gen = 0
+    while not _stop_requested():
+        gen += 1
+        offset = region.offset + (gen % region.slots) * BLOCK
+        a.pwrite(encode(0, gen, region.slots), offset)
+        b.pwrite(encode(1, gen, region.slots), offset)
+        if time.monotonic() >= deadline:
+            break
+    return gen
+
+
+def run(uris: tuple[str, str], region: StampRegion, seconds: float, keep_open: bool, out: TextIO) -> int:
+    """The command: connect to both exports, write, report; return the exit status."""
+    # Blocked signals cannot interrupt a libnbd call half-way: they are
+    # picked up between generations, like the C writer's flag.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    a, b = (NbdClient(uri) for uri in uris)
+    try:
+        a.connect()
+        b.connect()
+        print(READY, file=sys.stderr, flush=True)
+        gen = write_generations(a, b, region, seconds)
+        print(f"generations {gen}", file=out, flush=True)
+        if keep_open:
+            signal.sigwait(STOP_SIGNALS)
+        return 0
+    except NbdError as exc:
+        print(f"nbd_stamps: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        a.close()
+        b.close()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m txnstorm.workload.nbd_stamps", description=__doc__.split("\n\n")[0])
+    p.add_argument("uri_a")
+    p.add_argument("uri_b")
+    p.add_argument("offset", type=lambda s: int(s, 0))
+    p.add_argument("slots", type=int)
+    p.add_argument("seconds", type=float)
+    p.add_argument("--keep-open", action="store_true", help="after stopping, keep connections open until signalled")
+    args = p.parse_args(argv)
+    if args.offset % BLOCK or args.slots <= 0:
+        p.error("OFFSET must be 4096-aligned and SLOTS > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    region = StampRegion(args.offset, args.slots)
+    return run((args.uri_a, args.uri_b), region, args.seconds, args.keep_open, sys.stdout)
+
+
+# -- the test's handle on it -----------------------------------------------------
+@dataclass
+class NbdStampWriter:
+    """The host stamp writer as a child process, ended by PID."""
+
+    uri_a: str
+    uri_b: str
+    region: StampRegion
+    logdir: Path
+    keep_open: bool = False
+    seconds: float = 86400.0
+
+    def __post_init__(self) -> None:
+        self.out_path = self.logdir / "nbd-stamps.out"
+        self.err_path = self.logdir / "nbd-stamps.err"
+        self.generations: int | None = None
+        self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", "txnstorm.workload.nbd_stamps", self.uri_a, self.uri_b]
+        args += [str(self.region.offset), str(self.region.slots), str(self.seconds)]
+        return args + (["--keep-open"] if self.keep_open else [])
+
+    def start(self, timeout: float = 15.0) -> NbdStampWriter:
+        """Spawn the writer and wait until both connections are up."""
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self._proc = process.spawn(self.command(), stdout=out, stderr=err, cwd=_REPO)
+        deadline = time.monotonic() + timeout
+        while READY not in self._stderr():
+            self._raise_if_exited("while connecting")
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(f"NBD stamp writer did not connect within {timeout:.0f} s")
+            time.sleep(0.02)
+        return self
+
+    def _stderr(self) -> str:
+        return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
+
+    def _raise_if_exited(self, when: str) -> None:
+        assert self._proc is not None
+        if self._proc.poll() is not None and self._reported() is None:
+            raise StampWriterFailed(
+                f"NBD stamp writer {process.describe_exit(self._proc.returncode)} {when}: "
+                f"{self._stderr().strip()[-300:] or '(no stderr)'}"
+            )
+
+    def _reported(self) -> int | None:
+        if not self.out_path.exists():
+            return None
+        for line in self.out_path.read_text(errors="replace").splitlines():
+            if line.startswith("generations "):
+                return int(line.split()[1])
+        return None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM; return the generations written.  With ``keep_open`` the
+        process (and its connections) stays alive until ``close``."""
+        assert self._proc is not None, "writer not started"
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while (gen := self._reported()) is None:
+            self._raise_if_exited("before reporting its generations")
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(f"NBD stamp writer did not report within {timeout:.0f} s")
+            time.sleep(0.02)
+        self.generations = gen
+        if not self.keep_open:
+            self._proc.wait(timeout)
+        return gen
+
+    def close(self) -> int | None:
+        """End the process by PID (SIGTERM, then SIGKILL) and reap it."""
+        if self._proc is None:
+            return None
+        return process.end(self._proc, grace=5.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
