@@ -89,7 +89,8 @@ clean:
 
 # Build qemu-system-x86_64, qemu-img and qemu-io into a cache entry (prints
 # QEMU=<entry>/bin/qemu-system-x86_64 for `make check QEMU=...`): from the
-# QEMU tree QEMU_SRC, or by default from Debian trixie's qemu source package.
+# QEMU tree QEMU_SRC, or by default from Debian trixie's qemu source package
+# (QEMU_DEB_SUITE=sid: the newest sid version whose files download).
 QEMU_SRC ?=
 .PHONY: qemu
 qemu:
