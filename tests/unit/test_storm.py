@@ -37,3 +37,37 @@ def test_job_error_or_exit_status_fails_the_storm():
 def test_no_json_is_a_failure_not_an_empty_pass():
     with pytest.raises(StormFailed, match="no JSON"):
         FioResult.parse(1, "fio: failed to open /dev/vdz")
+
+
+class StuckGuest:
+    """A guest whose fio never ends and whose `ps` hangs (a process stuck in D state)."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None):
+        from txnstorm.errors import DeadlineExceeded
+        from txnstorm.vm.ssh import Result
+
+        self.commands.append(command)
+        if command.startswith("ps "):
+            raise DeadlineExceeded(f"guest command {command!r} still running after {timeout:.0f} s")
+        if "inflight" in command:
+            return Result(command, 0, "vda disk0 0 3\nvdb disk1 0 0\n", "")
+        if "echo running" in command:
+            return Result(command, 0, "running\n", "")
+        return Result(command, 0, "12\n", "")
+
+
+def test_a_storm_that_never_ends_is_a_device_stall_even_when_the_guest_cannot_say_why():
+    """A hung `ps` in the diagnosis must not turn the stall into a suite ERROR."""
+    from txnstorm.errors import DeviceStalled
+    from txnstorm.workload.fio import Detached, StormHung
+
+    guest = StuckGuest()
+    storm = Detached(guest, "storm", "fio job.fio")  # type: ignore[arg-type]
+    with pytest.raises(StormHung) as hung:
+        storm.wait(timeout=0)
+    assert isinstance(hung.value, DeviceStalled)
+    assert "vda disk0 0 3" in hung.value.evidence, "the in-flight requests are kept"
+    assert "== processes\n(no answer: guest command 'ps" in hung.value.evidence

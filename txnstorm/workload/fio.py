@@ -147,17 +147,30 @@ class Detached:
         self.stop_requested = True
         self.session.run(f"kill -{sig} $(pidof {program}) 2>/dev/null; true")
 
-    def diagnose(self) -> str:
-        """Guest-side state, for a failure report: processes, kernel stacks, log,
-        and the requests each disk has in flight (a lost request shows there)."""
-        out = self.session.run(
-            "ps -o pid,ppid,stat,args; for p in $(pidof fio stampwriter); do echo == $p;"
-            f" cat /proc/$p/stack /proc/$p/wchan; echo; done; echo == log; cat {self.log_file};"
-            " echo '== requests in flight (read write) per disk';"
-            " for d in /sys/block/vd*; do echo ${d##*/} $(cat $d/serial) $(cat $d/inflight); done",
-            timeout=30,
-        )
-        return out.stdout + out.stderr
+    DIAGNOSIS = (
+        # sysfs first: it answers even when a process is stuck in D state
+        ("requests in flight (read write) per disk",
+         "for d in /sys/block/vd*; do echo ${d##*/} $(cat $d/serial) $(cat $d/inflight); done"),
+        ("kernel stacks", "for p in $(pidof fio stampwriter); do echo == $p; cat /proc/$p/stack /proc/$p/wchan;"
+         " echo; done"),
+        ("processes", "ps -o pid,ppid,stat,args"),
+        ("log", "cat {log}"),
+    )  # fmt: skip
+
+    def diagnose(self, step_timeout: float = 10.0) -> str:
+        """Guest-side state, for a failure report: the requests each disk has
+        in flight (a lost request shows there), kernel stacks, processes,
+        log.  Each step is bounded: a guest stuck on I/O can hang one (``ps``
+        reading a stuck process), and what the others said is kept."""
+        parts = []
+        for title, command in self.DIAGNOSIS:
+            try:
+                out = self.session.run(command.replace("{log}", self.log_file), timeout=step_timeout)
+                said = out.stdout + out.stderr
+            except TxnstormError as exc:
+                said = f"(no answer: {exc})\n"
+            parts.append(f"== {title}\n{said}")
+        return "".join(parts)
 
     def wait(self, timeout: float) -> tuple[int, str]:
         """(exit status, log) once the command ended; StormHung if it does not."""
@@ -165,7 +178,9 @@ class Detached:
         while self.is_running():
             if time.monotonic() > deadline:
                 raise StormHung(
-                    f"{self.name} still running {timeout:.0f} s after it should have ended", self.diagnose()
+                    f"{self.name} still running {timeout:.0f} s after it was told to end (requests that never "
+                    "complete?)",
+                    self.diagnose(),
                 )
             time.sleep(0.3)
         rc = self.session.run(f"cat {self.rc_file}")
