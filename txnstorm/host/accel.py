@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from txnstorm.vm.topology import Topology
 CHOICES = ACCEL_CHOICES
 PROBE_DEADLINE_S = 20.0
 REPROBE_HINT = "re-probe: scripts/txnstorm accel --reprobe"
+TIMEOUT_KEPT_S = 30 * 60  # a probe that timed out (a busy host?) is trusted this long: one run, not for good
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,19 @@ def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> ProbeFai
 
 
 def _cached(cache: Path) -> AccelChoice | None:
+    """The kept verdict, unless it is a timeout's that has expired."""
     try:
         cached = json.loads(cache.read_text())
-        return AccelChoice(cached["accel"], f"{cached['reason']} (probed {cached['taken_at']}; {REPROBE_HINT})")
+        if cached.get("expires_at", float("inf")) < time.time():
+            return None
+        until = f"; a timeout, kept only until {_utc(cached['expires_at'])}" if "expires_at" in cached else ""
+        return AccelChoice(cached["accel"], f"{cached['reason']} (probed {cached['taken_at']}{until}; {REPROBE_HINT})")
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _utc(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def choose(
@@ -89,8 +99,9 @@ def choose(
 ) -> AccelChoice:
     """The accelerator to use.  ``auto`` keeps a probe's verdict per QEMU
     binary, guest and host kernel, with the time it was taken; a probe that
-    failed by a timeout is not kept (a busy host is not a broken KVM), and
-    ``reprobe`` forgets the kept one first."""
+    failed by a timeout (a busy host is not a broken KVM) is kept only for
+    ``TIMEOUT_KEPT_S`` (the tests of one run), and ``reprobe`` forgets the
+    kept one first."""
     requested = (requested or "auto").lower()
     if requested not in CHOICES:
         raise UserError(f"ACCEL={requested} is not one of {', '.join(CHOICES)}")
@@ -117,10 +128,11 @@ def choose(
     else:
         choice = AccelChoice("tcg", f"KVM probe failed: {failure.reason}")
     say(f"accel auto: {choice.reason}; using {choice.accel.upper()}")
+    record = {"accel": choice.accel, "reason": choice.reason, "taken_at": _utc(time.time())}
     if failure is not None and not failure.final:
-        say("accel auto: a probe that timed out is not kept; the next run probes again")
-        return AccelChoice(choice.accel, f"{choice.reason} (not kept: a timeout may be a busy host)")
-    taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        # A busy host is not a broken KVM: keep it for one run's tests, not for good.
+        record["expires_at"] = time.time() + TIMEOUT_KEPT_S
+        say(f"accel auto: a probe that timed out is kept for {TIMEOUT_KEPT_S // 60} min only, then probed again")
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"accel": choice.accel, "reason": choice.reason, "taken_at": taken_at}) + "\n")
+    cache.write_text(json.dumps(record) + "\n")
     return _cached(cache) or choice
