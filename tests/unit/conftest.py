@@ -61,3 +61,13 @@ def fake_qemu(directory: Path, script: str = FAKE_QEMU) -> Path:
 def fake_qemu_fixture():
     """Write a fake qemu-system-x86_64 (or the given script) into a dir."""
     return fake_qemu
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Each test's call report on its node (``item.rep_call``), for fixtures
+    that keep evidence only when the test did not pass."""
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report

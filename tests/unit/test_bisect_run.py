@@ -1,7 +1,8 @@
 """`git bisect run` converges on what this suite provokes: scripts/bisect-run
 answers 1 (bad) for a QEMU that aborts and for one that hangs mid-storm, and
 0 (good) for a healthy one.  The failing QEMUs are the real binary behind a
-wrapper that injects the failure a few seconds into the guest's boot.
+wrapper that injects the failure 2 s after the guest says it is ready (in the
+storm, however slow the host is; two `make unit` at once are slow).
 
 Real QEMU, real guest (built by bisect-run's preflight if missing), ~2 min.
 """
@@ -10,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 REAL_QEMU = Path("/usr/bin/qemu-system-x86_64")
 TEST = "tests/transaction_snapshot_backup.py:SnapshotBackupTransaction.test_backup_equals_frozen_base"
 WRAPPER = """#!/bin/sh
-# txnstorm test double: the real QEMU, sent SIG{signal} {after} s into the guest's boot.
-case " $* " in *" -kernel "*) (sleep {after}; kill -{signal} $$) & ;; esac
+# txnstorm test double: the real QEMU, sent SIG{signal} {after} s after its guest said it is
+# ready (so the failure lands in the storm however slow the host is today).
+console=$(printf '%s\\n' "$@" | sed -n 's/.*path=\\([^,]*console[.]log\\).*/\\1/p' | head -n 1)
+case " $* " in *" -kernel "*)
+    (n=0; until grep -q 'txnstorm-guest: ready' "$console" 2>/dev/null; do
+         kill -0 $$ 2>/dev/null && [ $n -lt 600 ] || exit 0; n=$((n + 1)); sleep 0.2; done
+     sleep {after}; kill -{signal} $$) & ;;
+esac
 exec {qemu} "$@"
 """
 
@@ -27,8 +35,8 @@ pytestmark = pytest.mark.skipif(not REAL_QEMU.exists(), reason="needs Debian's Q
 
 
 def qemu_that(tmp_path: Path, signal: str, after_s: float) -> Path:
-    """A qemu-system-x86_64 that is sent ``signal`` ``after_s`` into the guest's boot
-    (ABRT: a crash; STOP: a hang), with Debian's qemu-img beside it."""
+    """A qemu-system-x86_64 that is sent ``signal`` ``after_s`` after its guest is
+    ready (ABRT: a crash; STOP: a hang), with Debian's qemu-img beside it."""
     directory = tmp_path / signal.lower()
     directory.mkdir()
     wrapper = directory / "qemu-system-x86_64"
@@ -44,24 +52,36 @@ def bisect_run(qemu: Path, cwd: Path) -> tuple[int, str]:
         [str(REPO / "scripts" / "bisect-run"), TEST, "7", "1"], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=600, check=False,
     )  # fmt: skip
-    for job in re.findall(r"\(job: (\S+)/latest\)", proc.stderr):
-        shutil.rmtree(job, ignore_errors=True)
     return proc.returncode, proc.stderr
 
 
-def test_a_healthy_qemu_is_good(tmp_path):
+@pytest.fixture
+def jobs_removed_on_pass(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """bisect-run's job dirs: removed when the test passes, kept (and named) when not."""
+    said: list[str] = []
+    yield said
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.passed:
+        for job in re.findall(r"\(job: (\S+)/latest\)", "".join(said)):
+            shutil.rmtree(job, ignore_errors=True)
+
+
+def test_a_healthy_qemu_is_good(tmp_path, jobs_removed_on_pass):
     rc, said = bisect_run(REAL_QEMU, tmp_path)
+    jobs_removed_on_pass.append(said)
     assert rc == 0, said
     assert ": PASS" in said
 
 
-def test_a_qemu_that_aborts_mid_storm_is_bad(tmp_path):
-    rc, said = bisect_run(qemu_that(tmp_path, "ABRT", 5), tmp_path)
+def test_a_qemu_that_aborts_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
+    rc, said = bisect_run(qemu_that(tmp_path, "ABRT", 2), tmp_path)
+    jobs_removed_on_pass.append(said)
     assert rc == 1, said
     assert "FAIL: QEMU crashed: QEMU killed by SIGABRT" in said
 
 
-def test_a_qemu_that_hangs_mid_storm_is_bad(tmp_path):
-    rc, said = bisect_run(qemu_that(tmp_path, "STOP", 5), tmp_path)
+def test_a_qemu_that_hangs_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
+    rc, said = bisect_run(qemu_that(tmp_path, "STOP", 2), tmp_path)
+    jobs_removed_on_pass.append(said)
     assert rc == 1, said
     assert "FAIL: QEMU hung: " in said and "(QEMU backtrace: qemu-backtrace.txt)" in said
