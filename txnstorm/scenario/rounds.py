@@ -1,5 +1,7 @@
-"""The pieces of a storm scenario that every test tells in the same order:
-boot, storm, transact, verify.  Tests compose these; they never repeat them.
+"""The pieces a round is made of: the timeline, starting and finishing the
+fio storm, proof that the storm overlapped the actions, round records, and
+running every oracle on a round's captures.  ``story.Storm`` composes them
+into the story every test tells; tests never repeat them.
 """
 
 from __future__ import annotations

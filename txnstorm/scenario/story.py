@@ -41,7 +41,7 @@ from txnstorm.scenario.rounds import (
     wait_until_writing,
 )
 from txnstorm.transactions.actions import fire_separately, fire_transaction, wait_jobs
-from txnstorm.transactions.plans import BitmapBase, DiskState, PlanBuilder, RoundContext
+from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanBuilder, RoundContext
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.topology import Topology
 from txnstorm.workload import nbd
@@ -125,14 +125,17 @@ class Storm:
         return writer.start()
 
     # -- the rounds --------------------------------------------------------
-    def _next_round(self) -> tuple[RoundContext, float]:
-        """The next round's context and its seeded delay."""
+    def _next_round(self, builder: PlanBuilder, backup_disk: str) -> tuple[RoundContext, Plan, float]:
+        """The next round's context, its plan (whose nodes are added now) and its seeded delay."""
         self.round_no += 1
         ctx = RoundContext(
             self.round_no, self.scratch, self.states, self.qemu_img,
             self.witnesses.disks if self.witnesses else None, self.bitmap_base,
         )  # fmt: skip
-        return ctx, round(self.rng.uniform(*DELAY_S), 3)
+        plan = builder(ctx, backup_disk)
+        for command, args in plan.setup:
+            self.vm.cmd(command, **args)
+        return ctx, plan, round(self.rng.uniform(*DELAY_S), 3)
 
     def still_writing(self) -> dict[str, int]:
         """Every device completes writes; if one stopped, QEMU's view of its queues is kept."""
@@ -146,10 +149,7 @@ class Storm:
         """One round: at a seeded moment into the storm, fire the plan as one
         transaction (``atomic=False``: as separate commands, the control),
         wait for its jobs, prove the storm overlapped, adopt the new tops."""
-        ctx, delay = self._next_round()
-        plan = builder(ctx, backup_disk or self.disks[0])
-        for command, args in plan.setup:
-            self.vm.cmd(command, **args)
+        ctx, plan, delay = self._next_round(builder, backup_disk or self.disks[0])
         sample_writes(self.vm, delay)
         before = self.still_writing()
         mark = self.timeline.mark
@@ -174,10 +174,7 @@ class Storm:
         transaction, which QEMU must refuse leaving the graph as it was and
         every device writing (``atomic=False``: the actions alone as separate
         commands, the control, whose changes the graph check must name)."""
-        ctx, delay = self._next_round()
-        plan = builder(ctx, self.disks[0])
-        for command, args in plan.setup:
-            self.vm.cmd(command, **args)
+        ctx, plan, delay = self._next_round(builder, self.disks[0])
         before = graph_state(self.vm)
         sample_writes(self.vm, delay)
         self.still_writing()
