@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host.cachedir import writable_cache_root
 from txnstorm.host.scratch import make_private_dir, sweep_stale
@@ -36,7 +37,7 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 REQUIRED = ("vmlinux", "id_ed25519", "id_ed25519.pub", "host_key.pub", "build-info.json")
 INITRD_NAMES = ("initramfs.cpio", "initramfs.cpio.gz")
-GUESTS_DIR = Path(__file__).resolve().parents[2] / "guests"
+GUESTS_DIR = REPO / "guests"
 PRUNE_AFTER_DAYS = 7
 
 

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from txnstorm import REPO
 from txnstorm.errors import UserError
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "known-issues.json"
+DEFAULT_PATH = REPO / "known-issues.json"
 UNKNOWN = "unknown"
 FIELDS = ("id", "title", "affects", "signature", "reproducer", "rate", "seen")
 MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"

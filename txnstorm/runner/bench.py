@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from txnstorm import REPO
 from txnstorm.errors import TxnstormError, UserError
 from txnstorm.host import accel, assets, sut
 from txnstorm.host.images import QemuImg
@@ -37,7 +38,6 @@ from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload import nbd
 from txnstorm.workload.fio import parse_fio_json
 
-REPO = Path(__file__).resolve().parents[2]
 BENCH_TOPOLOGY = Topology("bench", (Disk("disk0", iothread="io0"), Disk("disk1", iothread=None, share_rw=True)))
 SECONDS = 8
 DEBIAN_RECIPE = "debian-bench"  # bench-only guest: no test boots it

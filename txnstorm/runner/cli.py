@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from txnstorm import REPO
 from txnstorm.errors import TxnstormError, UserError
 from txnstorm.host import accel, assets, cachedir, caps, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
@@ -106,7 +107,7 @@ def _doctor_checks() -> list[tuple[str, bool, str]]:
         choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=lambda _: None)
         checks.append(("accel", True, f"{choice.accel} ({choice.reason})"))
         checks.append(("capabilities", True, caps.probe(system).describe()))
-    setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup").read_text()
+    setup = (REPO / "scripts" / "setup").read_text()
     wanted = setup.split("packages=(", 1)[1].split(")", 1)[0].split()
     missing = [
         p for p in wanted
@@ -138,7 +139,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-TESTS_DIR = Path(__file__).resolve().parents[2] / "tests"
+TESTS_DIR = REPO / "tests"
 
 
 def _scenario_files() -> list[Path]:
@@ -304,7 +305,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-REPO = TESTS_DIR.parent
 CHECKOUT_MARKERS = ("guests/tiny/build.sh", "known-issues.json", "scripts/setup", "tests")
 
 

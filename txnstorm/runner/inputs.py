@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
+from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
 from txnstorm.runner import runs
 
 ACCEL_CHOICES = ("auto", "kvm", "tcg")
-TESTS_DIR = Path(__file__).resolve().parents[2] / "tests"
+TESTS_DIR = REPO / "tests"
 
 
 def check_accel(value: str) -> None:
@@ -36,13 +36,6 @@ def check_seed(var: str, value: str) -> None:
         raise UserError(f"{var}={value} is not a whole number; use the seed a report printed (e.g. {var}=123)")
 
 
-def check_tags(var: str, value: str) -> None:
-    try:
-        runs.check_tags(value, sorted(TESTS_DIR.glob("*.py")))
-    except UserError as exc:
-        raise UserError(f"{var}: {str(exc).removeprefix('TAGS: ')}") from None
-
-
 def checks(env: dict[str, str]) -> list[Callable[[], object]]:
     """One callable per input that is set; each raises UserError if wrong."""
     found: list[Callable[[], object]] = [sut.check_named, cachedir.writable_cache_root]
@@ -50,7 +43,7 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
         found.append(lambda: check_accel(env["ACCEL"]))
     for var in ("TAGS", "NIGHTLY_TAGS"):
         if env.get(var, "").strip():
-            found.append(lambda var=var: check_tags(var, env[var]))
+            found.append(lambda var=var: runs.check_tags(env[var], sorted(TESTS_DIR.glob("*.py")), var))
     if env.get("SHARD"):
         found.append(lambda: runs.parse_shard(env["SHARD"]))
     if env.get("DURATION"):

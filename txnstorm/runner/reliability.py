@@ -26,12 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from txnstorm import REPO
 from txnstorm.host.scratch import PREFIX
 
 # Caches meant to outlive runs (guests/*/build.sh default), not leaks.
 SHARED_CACHES = {"txnstorm-build-cache"}
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def our_processes() -> list[str]:

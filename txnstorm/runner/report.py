@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from txnstorm.errors import UserError
+from txnstorm.runner import runs
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b"]
 MARKS = {"firing": "#ff7f0e", "answered": "#d62728", "jobs completed": "#2ca02c"}
@@ -80,21 +81,13 @@ def svg_timeline(timeline: dict[str, Any] | list[Any], width: int = 900, height:
     return "\n".join(parts)
 
 
-def _whiteboard(test: dict[str, Any]) -> dict[str, Any]:
-    try:
-        value = json.loads(test.get("whiteboard") or "{}")
-    except ValueError:
-        return {"whiteboard": test.get("whiteboard")}
-    return value if isinstance(value, dict) else {"whiteboard": value}
-
-
 def _reason(test: dict[str, Any]) -> str:
     return "" if test.get("status") == "PASS" else str(test.get("fail_reason") or "")
 
 
 def _known_issue_label(test: dict[str, Any]) -> str:
     """A reproducer's verdict ("known issue KI-n, still reproduces on QEMU x")."""
-    board = _whiteboard(test)
+    board = runs.whiteboard(test)
     nested = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
     return str(nested.get("label") or board.get("label") or test.get("fail_reason") or test.get("name", "?"))
 
@@ -111,7 +104,7 @@ def render_job(job_dir: Path) -> Path:
     bad = [t for t in tests if t.get("status") in ("FAIL", "ERROR", "INTERRUPTED")]
     rows, sections = [], []
     for test in tests:
-        board = _whiteboard(test)
+        board = runs.whiteboard(test)
         name = html.escape(test.get("name", "?"))
         status = html.escape(test.get("status", "?"))
         note = _known_issue_label(test) if test.get("status") == "WARN" else _reason(test)

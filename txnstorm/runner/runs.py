@@ -6,7 +6,6 @@ rules (what a shard holds, how a failure is replayed) are unit tested.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shlex
@@ -103,9 +102,7 @@ def replays(results_dir: Path, only_failed: bool = True) -> list[Replay]:
         status = test.get("status", "?")
         if only_failed and status in ("PASS", "SKIP", "CANCEL", "WARN"):
             continue
-        seed = None
-        with contextlib.suppress(ValueError):
-            seed = json.loads(test.get("whiteboard") or "{}").get("seed")
+        seed = whiteboard(test).get("seed")
         ref = _strip_index(test.get("id", test.get("name", "?")))
         args = ["make", "replay-test", f"TEST={ref}"] + ([f"SEED={seed}"] if seed is not None else [])
         out.append(Replay(ref, status, seed, shlex.join(args)))
@@ -124,15 +121,16 @@ def known_tags(test_files: Sequence[Path]) -> set[str]:
     return tags
 
 
-def check_tags(expression: str, test_files: Sequence[Path]) -> list[str]:
-    """Avocado tag filters (comma = AND, several filters = OR) naming only known tags."""
+def check_tags(expression: str, test_files: Sequence[Path], var: str = "TAGS") -> list[str]:
+    """Avocado tag filters (comma = AND, several filters = OR) naming only
+    known tags; ``var`` is the setting a mistake is reported under."""
     known = known_tags(test_files)
     filters = [f for f in expression.split() if f]
     for f in filters:
         for tag in f.split(","):
             name = tag.lstrip("-")
             if name and name not in known:
-                raise UserError(f"TAGS: unknown tag {name!r}; known tags: {', '.join(sorted(known))}")
+                raise UserError(f"{var}: unknown tag {name!r}; known tags: {', '.join(sorted(known))}")
     return filters
 
 
@@ -184,16 +182,17 @@ class BisectAnswer:
     why: str
 
 
-def _board(test: dict) -> dict:
+def whiteboard(test: dict) -> dict:
+    """A test's whiteboard (results.json) as a dict; something else is kept under "whiteboard"."""
     try:
-        board = json.loads(test.get("whiteboard") or "{}")
+        value = json.loads(test.get("whiteboard") or "{}")
     except ValueError:
-        return {}
-    return board if isinstance(board, dict) else {}
+        return {"whiteboard": test.get("whiteboard")}
+    return value if isinstance(value, dict) else {"whiteboard": value}
 
 
 def _known_issue_answer(test: dict, said: str, issues: Sequence[str]) -> BisectAnswer:
-    known = _board(test).get("known_issue")
+    known = whiteboard(test).get("known_issue")
     if not isinstance(known, dict):
         return BisectAnswer(BISECT_GOOD, f"{said} (passed with warnings, no known issue)")
     label = known.get("label", said)

@@ -307,12 +307,11 @@ class Machine:
             nonlocal last_answer
             self.check_alive()
             if time.monotonic() - last_answer >= PING_EVERY_S:
-                assert self.qmp is not None
-                try:
-                    self.qmp.cmd("query-status", _timeout=PING_ANSWER_S)
-                except QemuHung as hung:
-                    hung.add_detail(f"while waiting for {kwargs.get('what') or name}")
-                    raise
+                if not self.answers_qmp():
+                    raise QemuHung(
+                        f"QMP query-status: no answer within {PING_ANSWER_S:.0f} s "
+                        f"(while waiting for {kwargs.get('what') or name})"
+                    )
                 last_answer = time.monotonic()
 
         return self.qmp.wait_event(name, alive=alive_and_answering, **kwargs)

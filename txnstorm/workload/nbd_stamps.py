@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from txnstorm import REPO
 from txnstorm.errors import DeadlineExceeded, TxnstormError
 from txnstorm.oracles.stamps import BLOCK, StampRegion, encode
 from txnstorm.vm import process
@@ -33,7 +34,7 @@ from txnstorm.workload.nbd import NbdClient, NbdError
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 READY = "nbd_stamps: connected"
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = REPO
 
 
 class StampWriterFailed(TxnstormError):
