@@ -11,6 +11,8 @@ the commit bad).  Every other exception is the suite's own fault and stays
 an **ERROR** with its traceback.
 """
 
+from typing import Any
+
 
 class TxnstormError(Exception):
     """Base class of txnstorm's own errors."""
@@ -52,9 +54,19 @@ class QemuHung(QemuFailure, DeadlineExceeded):
 
 
 class DeviceStalled(QemuFailure, DeadlineExceeded):
-    """A device stopped completing the guest's requests (QEMU still answers QMP)."""
+    """A device stopped completing the guest's requests (QEMU still answers QMP).
+
+    ``stall``, once examined (``txnstorm.oracles.stall.examine``), holds the
+    evidence: which side holds the requests and what un-stuck them; its
+    signature is what a ``stall`` known issue is matched by."""
 
     kind = "device stalled"
+    stall: Any = None  # txnstorm.oracles.stall.StallEvidence
+    disks: tuple[str, ...] = ()  # the disks that stopped, when known
+
+    def reason(self) -> str:
+        text = super().reason()
+        return f"{text}; {self.stall.describe()}" if self.stall is not None else text
 
 
 class QMPCommandError(QemuFailure):

@@ -7,7 +7,17 @@ Each entry::
      "signature": "<substring of QEMU's stderr when it aborts>",
      "reproducer": "<Avocado test id>",
      "rate": {"hits": 44, "tries": 53, "per": "boot"},
-     "seen": "<what was observed, with rates>"}
+     "seen": "<what was observed, with rates>",
+     "kind": "crash"}
+
+``kind`` (optional, default ``crash``) says what the signature matches:
+
+* ``crash``: a substring of QEMU's stderr or exit report when it aborts;
+* ``stall``: a device that stops completing guest requests while QEMU still
+  answers, matched by the evidence ``oracles/stall.py`` keeps before QEMU
+  is killed: ``"stall class: ring-not-taken"`` (which side holds the
+  requests; the classes are listed there).  Any test whose device stalls
+  is judged by it, not only the reproducer.
 
 ``affects`` is the half-open range [min, max_exclusive) of QEMU versions the
 issue is listed for.  A bound may be ``"unknown"`` (nothing measured on that
@@ -38,10 +48,14 @@ from typing import Any
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
+from txnstorm.oracles.stall import CLASSES as STALL_CLASSES
+from txnstorm.oracles.stall import SIGNATURE_PREFIX as STALL_PREFIX
 
 DEFAULT_PATH = REPO / "known-issues.json"
 UNKNOWN = "unknown"
 FIELDS = ("id", "title", "affects", "signature", "reproducer", "rate", "seen")
+OPTIONAL_FIELDS = ("kind",)
+KINDS = ("crash", "stall")
 MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"
 _ID_RE = re.compile(r"^KI-\d+$")
 _VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
@@ -115,6 +129,7 @@ class KnownIssue:
     reproducer: str
     rate: Rate
     seen: str
+    kind: str = "crash"
 
 
 # -- loading -------------------------------------------------------------------
@@ -133,9 +148,16 @@ def _entry(where: str, raw: Any) -> KnownIssue:
     missing = [f for f in FIELDS if f not in raw]
     if missing:
         raise KnownIssuesError(f"{where}: missing field(s) {', '.join(missing)}")
-    extra = sorted(set(raw) - set(FIELDS))
+    extra = sorted(set(raw) - set(FIELDS) - set(OPTIONAL_FIELDS))
     if extra:
-        raise KnownIssuesError(f"{where}: unknown field(s) {', '.join(extra)} (allowed: {', '.join(FIELDS)})")
+        allowed = ", ".join((*FIELDS, *OPTIONAL_FIELDS))
+        raise KnownIssuesError(f"{where}: unknown field(s) {', '.join(extra)} (allowed: {allowed})")
+    kind = raw.get("kind", "crash")
+    if kind not in KINDS:
+        raise KnownIssuesError(f"{where}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    stall_classes = [STALL_PREFIX + c for c in STALL_CLASSES]
+    if kind == "stall" and raw["signature"] not in stall_classes:
+        raise KnownIssuesError(f"{where}: a stall's signature must be one of {', '.join(map(repr, stall_classes))}")
     for field in ("id", "title", "signature", "reproducer", "seen"):
         if not isinstance(raw[field], str) or not raw[field].strip():
             raise KnownIssuesError(f"{where}: {field} must be a non-empty string")
@@ -159,7 +181,9 @@ def _entry(where: str, raw: Any) -> KnownIssue:
     rng = VersionRange(_bound(where, affects, "min"), _bound(where, affects, "max_exclusive"))
     if rng.min and rng.max_exclusive and _padded(rng.min) >= _padded(rng.max_exclusive):
         raise KnownIssuesError(f"{where}: affects is empty ({rng.describe()})")
-    return KnownIssue(raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"])
+    return KnownIssue(
+        raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"], kind
+    )
 
 
 def parse(text: str, source: str = "known-issues.json") -> list[KnownIssue]:
@@ -207,7 +231,8 @@ def affects(entry: KnownIssue, version: Version | str) -> bool:
 
 def match_crash(text: str, issues: Sequence[KnownIssue] | None = None) -> KnownIssue | None:
     """The listed issue whose signature occurs in QEMU's stderr or a crash
-    report (longest signature first, so the most specific one wins)."""
+    report, or in a stall's summary (``StallEvidence.describe()``), longest
+    signature first, so the most specific one wins."""
     candidates = load() if issues is None else issues
     for issue in sorted(candidates, key=lambda k: len(k.signature), reverse=True):
         if issue.signature in text:
@@ -257,6 +282,20 @@ def _not_seen(issue: KnownIssue, v: str, tries: int) -> Verdict:
     return Verdict("WARN", label, issue, tries=tries, miss_chance=miss)
 
 
+def still_reproduces(issue: KnownIssue, version: str) -> str:
+    return f"known issue {issue.id}{' (a stall)' if issue.kind == 'stall' else ''}, still reproduces on QEMU {version}"
+
+
+def listed_failure(reason: str, version: Version | str, issues: Sequence[KnownIssue]) -> KnownIssue | None:
+    """The listed issue a failure of any test is (its reason line names a
+    listed signature, on a version the issue affects), else None: the
+    failure is new.  Exit-report-only signatures ("killed by SIGSEGV") are
+    too generic to judge a test that was not written for them."""
+    specific = [i for i in issues if not i.signature.startswith("killed by ")]
+    matched = match_crash(reason, specific)
+    return matched if matched is not None and affects(matched, version) else None
+
+
 def judge(
     issue: KnownIssue,
     version: Version | str,
@@ -289,7 +328,7 @@ def judge(
             matched,
             tries,
         )
-    label = f"known issue {matched.id}, still reproduces on QEMU {v}"
+    label = still_reproduces(matched, v)
     if matched.id != issue.id:
         label += f" (while reproducing {issue.id})"
     return Verdict("WARN", label, issue, matched, tries)

@@ -54,8 +54,11 @@ def known_to_flake(reason: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
     """A test method whose QemuFailure (crash, hang, stalled device, refused
-    command) ends as FAIL of the QEMU under test with the reason line; any
-    other exception stays Avocado's ERROR (the suite's own fault)."""
+    command) ends as FAIL of the QEMU under test with the reason line, or as
+    WARN "known issue KI-n, still reproduces" when the reason matches a
+    listed issue on a version it affects (a stall's evidence, a crash's
+    assertion); any other exception stays Avocado's ERROR (the suite's own
+    fault)."""
     if getattr(method, "qemu_failures_fail", False):
         return method
 
@@ -69,8 +72,13 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
         except QemuFailure as failure:
             reason = failure.reason()
             version = getattr(getattr(self, "sut", None), "version", "?")
+            listed = known_issues.listed_failure(reason, version, known_issues.load()) if version != "?" else None
             board = json.loads(self.whiteboard or "{}")
-            self.whiteboard = json.dumps({**board, "failure": {"kind": failure.kind, "reason": reason}})
+            verdict = {"kind": failure.kind, "reason": reason, "known_issue": listed.id if listed else None}
+            self.whiteboard = json.dumps({**board, "failure": verdict})
+            if listed is not None:
+                # A listed issue on a version it affects: visible, but the job stays green.
+                raise TestWarn(f"{known_issues.still_reproduces(listed, version)}: {reason}") from failure
             raise TestFail(f"{reason} (QEMU {version}){known}") from failure
         except AssertionError as failure:
             if not flaky:

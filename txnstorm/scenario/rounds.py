@@ -79,7 +79,9 @@ def wait_until_writing(vm: Machine, disks: Sequence[str], timeout: float = 30.0)
             return now
         if time.monotonic() > deadline:
             stalled = [d for d in disks if now.get(d, 0) <= first.get(d, 0)]
-            raise DeviceStalled(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
+            failure = DeviceStalled(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
+            failure.disks = tuple(stalled)
+            raise failure
 
 
 @dataclass(frozen=True)
@@ -116,17 +118,15 @@ class RoundRecord:
     delay_s: float
 
 
-def finish_storm(storm: RunningStorm, logdir: Path, timeout: float, vm: Machine | None = None) -> FioResult:
+def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult:
     """Stop the storm and return fio's result (kept in the log dir).  If fio
-    hangs, the guest's view is kept and, with ``vm``, QEMU's view of every
-    virtqueue (which side holds the requests that never completed)."""
+    hangs, the guest's view is kept (``fio-<name>-hung.txt``) and StormHung
+    raised: the caller examines the stall while QEMU still runs."""
     storm.stop()
     try:
         result = storm.wait(timeout)
     except StormHung as hung:
         (logdir / f"fio-{storm.job.name}-hung.txt").write_text(hung.evidence)
-        if vm is not None:
-            (logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(vm), indent=1) + "\n")
         raise
     (logdir / f"fio-{storm.job.name}.json").write_text(result.raw)
     return result.check()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from txnstorm.errors import DeviceStalled, QMPCommandError, TxnstormError
 from txnstorm.host.images import QemuImg
+from txnstorm.oracles import stall
 from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
 from txnstorm.oracles.stamps import StampRegion
 from txnstorm.scenario.rounds import (
@@ -45,7 +46,7 @@ from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanBuilder
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.topology import Topology
 from txnstorm.workload import nbd
-from txnstorm.workload.fio import RunningStamps
+from txnstorm.workload.fio import RunningStamps, StormHung
 from txnstorm.workload.nbd_stamps import NbdStampWriter
 
 CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
@@ -93,7 +94,7 @@ class Storm:
     def __init__(
         self, booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
     ) -> None:
-        self.vm = booted.vm
+        self.booted, self.vm = booted, booted.vm
         topology = self.vm.topology
         self.disks = [d.name for d in topology.disks]
         self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
@@ -138,12 +139,26 @@ class Storm:
         return ctx, plan, round(self.rng.uniform(*DELAY_S), 3)
 
     def still_writing(self) -> dict[str, int]:
-        """Every device completes writes; if one stopped, QEMU's view of its queues is kept."""
+        """Every device completes writes; if one stopped, it is examined (``oracles/stall.py``)."""
         try:
             return wait_until_writing(self.vm, self.disks)
-        except DeviceStalled:
-            (self.vm.logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(self.vm), indent=1) + "\n")
+        except DeviceStalled as stalled:
+            self.examine(stalled, stalled.disks or self.disks)
             raise
+
+    def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
+        """Name a stall before QEMU goes: both sides' views of the queues
+        (``stall.json``, ``virtqueues.json``) and what un-sticks it."""
+        self.timeline.mark(self.vm, "device stalled: examining", disks=list(disks))
+        (self.vm.logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(self.vm), indent=1) + "\n")
+
+        def in_guest(command: str) -> str:
+            out = self.booted.guest.run(command, timeout=10)
+            return out.stdout + out.stderr
+
+        stalled.stall = stall.examine(self.vm, disks, in_guest, self.vm.logdir)
+        self.timeline.mark(self.vm, "device stalled: examined", signature=stalled.stall.signature,
+                           unstuck_by=stalled.stall.unstuck_by)  # fmt: skip
 
     def fire(self, builder: PlanBuilder, atomic: bool = True, backup_disk: str | None = None) -> RoundRecord:
         """One round: at a seeded moment into the storm, fire the plan as one
@@ -205,7 +220,11 @@ class Storm:
             self.timeline.mark(self.vm, "guest stamp writer stopped", generations=self.guest_writer.stop())
         if self.nbd_writer:
             self.timeline.mark(self.vm, "NBD stamp writer stopped", generations=self.nbd_writer.stop())
-        result = finish_storm(self.fio, self.vm.logdir, timeout=60, vm=self.vm)
+        try:
+            result = finish_storm(self.fio, self.vm.logdir, timeout=60)
+        except StormHung as hung:
+            self.examine(hung, self.disks)
+            raise
         self.timeline.mark(self.vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
 
     def verify(self) -> list[Finding]:
