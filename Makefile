@@ -39,7 +39,7 @@ preflight: inputs setup
 	@scripts/txnstorm preflight --build-guest
 
 lint: setup
-	$(VENV)/bin/ruff check txnstorm tests guests
+	$(VENV)/bin/ruff check txnstorm tests guests docs
 
 unit: setup
 	scripts/run-unit
