@@ -135,6 +135,8 @@ def known(label, issue, matched, reproduced):
         ("WARN", {"known_issue": known("KI-3 while KI-2", "KI-2", "KI-3", True)}, ("KI-2", "KI-3"), 1),
         ("WARN", {"known_issue": known("KI-5", "KI-5", "KI-5", True)}, ("KI-1",), 125),
         ("WARN", {"known_issue": known("not seen this run", "KI-2", None, False)}, (), 0),
+        ("WARN", {"failure": {"kind": "device stalled", "known_issue": "KI-7"}}, (), 1),  # any test meeting a KI
+        ("WARN", {"failure": {"kind": "device stalled", "known_issue": "KI-7"}}, ("KI-5",), 125),
     ],
 )  # fmt: skip
 def test_bisect_answers(tmp_path, status, board, issues, answer):

@@ -14,6 +14,8 @@ AVOCADO = Path(sys.executable).parent / "avocado"
 REPO = Path(__file__).resolve().parents[2]
 
 STORIES = '''
+import types
+
 from txnstorm.scenario.avocado_test import TxnstormTest, known_to_flake
 from txnstorm.errors import DeviceStalled, QemuDied, QemuHung, QMPCommandError
 
@@ -43,6 +45,24 @@ class Story(TxnstormTest):
     @known_to_flake("the device stall of README's Known issues")
     def test_flaky(self):
         raise DeviceStalled("storm wrote nothing to ['disk1'] within 30 s")
+
+
+class OnAListedVersion(TxnstormTest):
+    """:avocado: enable"""
+
+    def setUp(self):
+        self.whiteboard = "{}"
+        self.sut = types.SimpleNamespace(version=self.name.name.rsplit("_", 1)[-1].replace("v", "").replace("x", "."))
+
+    def crash_of_ki5(self):
+        raise QemuDied("QEMU killed by SIGABRT: qemu-system-x86_64: ../block/io.c:525: bdrv_do_drained_end: "
+                       "Assertion `bs->quiesce_counter > 0' failed.")
+
+    def test_listed_crash_v7x2x22(self):
+        self.crash_of_ki5()
+
+    def test_listed_crash_v7x1x0(self):
+        self.crash_of_ki5()
 
 
 class Seeded(TxnstormTest):
@@ -79,6 +99,16 @@ def test_a_failure_of_qemu_is_fail_with_its_reason(job, test, reason):
     assert job[test]["status"] == "FAIL", job[test]["fail_reason"]
     assert job[test]["fail_reason"].startswith(reason)
     assert json.loads(job[test]["whiteboard"])["failure"]["reason"].startswith(reason)
+
+
+def test_a_listed_issue_in_any_test_is_warn_on_versions_it_affects(job):
+    """KI-5's crash in a test not written for it: WARN on 7.2.22 (listed), FAIL on 7.1.0 (not listed)."""
+    listed, unlisted = job["test_listed_crash_v7x2x22"], job["test_listed_crash_v7x1x0"]
+    assert listed["status"] == "WARN", listed["fail_reason"]
+    assert listed["fail_reason"].startswith("known issue KI-5, still reproduces on QEMU 7.2.22: QEMU crashed:")
+    assert json.loads(listed["whiteboard"])["failure"]["known_issue"] == "KI-5"
+    assert unlisted["status"] == "FAIL"
+    assert unlisted["fail_reason"].startswith("QEMU crashed: QEMU killed by SIGABRT")
 
 
 def test_the_suites_own_fault_is_error(job):
