@@ -35,6 +35,16 @@ def test_the_class_names_the_side_that_holds_the_requests(view, inflight, signat
     assert evidence(view, inflight=inflight).signature == signature
 
 
+def test_the_stall_measured_on_7_2_10_0_and_10_2_is_completed_not_seen():
+    """QEMU took and completed everything, the guest's used_event is 8 behind
+    QEMU's used index, the guest did not answer how many it holds."""
+    measured = queue(num=256, last_avail_idx=6380, used_idx=6380, signalled_used=6380, avail_idx=6380,
+                     avail_event=6380, used_event=6372)  # fmt: skip
+    stalled = StallEvidence(["disk0"], [measured], True, {"disk0": None}, "", {"disk0": 5})
+    assert stalled.signature == "completed-not-seen"
+    assert "guest consumed to used_event 6372: interrupt was due" in stalled.describe()
+
+
 def test_an_unreadable_queue_is_not_taken_for_an_idle_one():
     broken = queue(avail_idx=104, error="ring not readable")
     assert evidence(broken, inflight=(0, 0)).signature == "guest-idle"

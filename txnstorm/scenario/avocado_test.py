@@ -187,11 +187,15 @@ class TxnstormTest(Test):
         export aborts, KI-1)."""
         self.require(actions=[*action_types(plans), *also_actions])
         witnesses = Witnesses.of(topology, nbd_stamps) if stamps or nbd_stamps else None
-        with contextlib.ExitStack() as after_qemu, self.boot(topology) as booted:
-            storm = Storm(booted, Workspace(self.scratch, self.qemu_img, self.seed), witnesses, after_qemu)
-            yield storm
-            storm.stop()
-        storm.timeline.save(self.logdir_path / "timeline.json", booted.vm.write_samples)
+        storm: Storm | None = None
+        try:
+            with contextlib.ExitStack() as after_qemu, self.boot(topology) as booted:
+                storm = Storm(booted, Workspace(self.scratch, self.qemu_img, self.seed), witnesses, after_qemu)
+                yield storm
+                storm.stop()
+        finally:  # a failed storm's timeline is the evidence of when it went wrong
+            if storm is not None:
+                storm.timeline.save(self.logdir_path / "timeline.json", storm.vm.write_samples)
 
     def rounds(self, plans: Sequence[PlanBuilder], default: int | None = None) -> list[PlanBuilder]:
         """The plans in turn, for as many rounds as the ``rounds`` parameter
