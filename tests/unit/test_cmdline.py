@@ -80,3 +80,22 @@ def test_iothreads_are_declared_once_each(tmp_path):
 def test_duplicate_disk_names_are_refused():
     with pytest.raises(ValueError, match="duplicate"):
         Topology("t", (Disk("a"), Disk("a")))
+
+
+def test_trace_events_go_to_their_own_log(tmp_path):
+    from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
+    from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
+
+    spec = LaunchSpec(
+        accel="tcg", boot=BootFiles(tmp_path / "k", tmp_path / "i", ""), qmp_socket=tmp_path / "q",
+        console_log=tmp_path / "c", ssh_port=2222, images={"disk0": tmp_path / "a", "disk1": tmp_path / "b"},
+        trace=("virtio_notify*", "virtqueue_flush"), trace_log=tmp_path / "qemu-trace.log",
+    )  # fmt: skip
+    args = build_args(tmp_path / "qemu", TWO_DISKS_ONE_IOTHREAD, spec)
+    assert args[args.index("-D") + 1] == str(tmp_path / "qemu-trace.log")
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-trace"] == [
+        "enable=virtio_notify*",
+        "enable=virtqueue_flush",
+    ]
+    untraced = build_args(tmp_path / "qemu", TWO_DISKS_ONE_IOTHREAD, LaunchSpec(**{**spec.__dict__, "trace": ()}))
+    assert "-D" not in untraced and "-trace" not in untraced

@@ -33,6 +33,8 @@ class LaunchSpec:
     ssh_port: int
     images: dict[str, Path]  # disk name -> image file
     data_dir: Path | None = None
+    trace: tuple[str, ...] = ()  # QEMU trace event patterns to enable (-trace enable=...)
+    trace_log: Path | None = None  # where the log backend writes them (-D)
 
 
 def cpu_model(accel: str) -> str:
@@ -104,6 +106,10 @@ def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
     ]
     if spec.data_dir:
         args += ["-L", str(spec.data_dir)]
+    for pattern in spec.trace:
+        args += ["-trace", f"enable={pattern}"]
+    if spec.trace and spec.trace_log:
+        args += ["-D", str(spec.trace_log)]
     for iothread in topology.iothreads:
         args += ["-object", f"iothread,id={iothread}"]
     for disk in topology.disks:

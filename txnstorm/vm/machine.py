@@ -38,6 +38,14 @@ QUIT_ANSWER_S = 5.0  # a QEMU that does not answer 'quit' by then is hung: SIGTE
 DEATH_WAIT_S = 2.0  # an abort after its trigger shows up within this
 
 
+TRACE_ENV = "TXNSTORM_QEMU_TRACE"  # e.g. "virtio_notify*,virtqueue_flush": QEMU trace events, into qemu-trace.log
+
+
+def trace_patterns() -> tuple[str, ...]:
+    """The QEMU trace event patterns a user asked for (comma-separated in $TXNSTORM_QEMU_TRACE)."""
+    return tuple(p.strip() for p in os.environ.get(TRACE_ENV, "").split(",") if p.strip())
+
+
 def free_local_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -117,6 +125,8 @@ class Machine:
             ssh_port=self.ssh_port,
             images=self.images,
             data_dir=self.sut.data_dir,
+            trace=trace_patterns(),
+            trace_log=self.logdir / "qemu-trace.log",
         )
         args = build_args(self.sut.qemu, self.topology, spec)
         (self.logdir / "qemu-cmdline.txt").write_text(shlex.join(args) + "\n")
