@@ -4,7 +4,7 @@ the copy-before-write filter that the first action inserts; QEMU aborts in
 bdrv_do_drained_end.  Needs only qemu-system-x86_64 and qemu-img (no guest,
 no device: a bare -machine none).  Python 3 standard library only.
 
-    docs/findings/KI-5-reproduce.py [QEMU [QEMU_IMG]]
+    docs/findings/KI-5-reproduce.py [QEMU [QEMU_IMG]] [--separate]
 
 Exit status: 1 if QEMU aborted (reproduced), 0 if it survived, 2 on bad input.
 With --separate, the two backups are sent as two commands instead (the
@@ -13,31 +13,13 @@ error QEMU gives for the second one, without the transaction's abort path).
 
 import contextlib
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def qmp(sock_file, command, **arguments):
-    sock_file.write(json.dumps({"execute": command, "arguments": arguments}) + "\n")
-    sock_file.flush()
-    while True:
-        try:
-            line = sock_file.readline()
-        except ConnectionResetError:
-            line = ""
-        if not line:
-            print(f"-> {command} {json.dumps(arguments)}\n<- (no answer: QEMU went away)")
-            return None
-        reply = json.loads(line)
-        if "event" not in reply:
-            print(f"-> {command} {json.dumps(arguments)}\n<- {json.dumps(reply)}")
-            return reply
+from qmp_lite import Qmp, end, launch
 
 
 def main() -> int:
@@ -51,40 +33,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ki5-") as tmp:
         for name in ("disk0", "tgt"):
             subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", f"{tmp}/{name}.qcow2", "64M"], check=True)
-        sock_path = f"{tmp}/qmp.sock"
-        cmd = [
-            qemu,
-            "-machine",
-            "none",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-qmp",
-            f"unix:{sock_path},server=on,wait=off",
-            "-blockdev",
-            json.dumps(
-                {"driver": "qcow2", "node-name": "disk0", "file": {"driver": "file", "filename": f"{tmp}/disk0.qcow2"}}
-            ),
-        ]
-        print("$", " ".join(cmd))
-        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp)  # a core, if any, goes with tmp
+        disk0 = {"driver": "qcow2", "node-name": "disk0", "file": {"driver": "file", "filename": f"{tmp}/disk0.qcow2"}}
+        proc = launch(
+            [qemu, "-machine", "none", "-nodefaults", "-display", "none",
+             "-qmp", f"unix:{tmp}/qmp.sock,server=on,wait=off", "-blockdev", json.dumps(disk0)],
+            cwd=tmp,
+        )  # fmt: skip
         try:
-            for _ in range(100):
-                if os.path.exists(sock_path):
-                    break
-                time.sleep(0.1)
-            sock = socket.socket(socket.AF_UNIX)
-            sock.connect(sock_path)
-            f = sock.makefile("rw")
-            print("<-", f.readline().strip()[:100], "...")
-            qmp(f, "qmp_capabilities")
-            qmp(
-                f,
-                "blockdev-add",
-                driver="qcow2",
-                **{"node-name": "tgt"},
-                file={"driver": "file", "filename": f"{tmp}/tgt.qcow2"},
-            )
+            qmp = Qmp(f"{tmp}/qmp.sock")
+            qmp.cmd("blockdev-add", driver="qcow2", **{"node-name": "tgt"},
+                    file={"driver": "file", "filename": f"{tmp}/tgt.qcow2"})  # fmt: skip
             first = {
                 "device": "disk0",
                 "job-id": "backup0",
@@ -95,31 +53,20 @@ def main() -> int:
                 "filter-node-name": "backup0-cbw",
                 "speed": 1,
             }
-            second = {
-                "device": "backup0-cbw",
-                "job-id": "backup1",
-                "sync": "full",
-                "target": "tgt",
-                "filter-node-name": "backup1-cbw",
-            }
+            second = {"device": "backup0-cbw", "job-id": "backup1", "sync": "full", "target": "tgt",
+                      "filter-node-name": "backup1-cbw"}  # fmt: skip
             if separate:
-                qmp(f, "drive-backup", **first)
-                answer = qmp(f, "blockdev-backup", **second)
+                qmp.cmd("drive-backup", **first)
+                answer = qmp.cmd("blockdev-backup", **second)
             else:
-                answer = qmp(
-                    f,
-                    "transaction",
-                    actions=[{"type": "drive-backup", "data": first}, {"type": "blockdev-backup", "data": second}],
-                )
+                answer = qmp.cmd("transaction", actions=[{"type": "drive-backup", "data": first},
+                                                         {"type": "blockdev-backup", "data": second}])  # fmt: skip
             if answer is not None:
-                qmp(f, "query-block-jobs")
+                qmp.cmd("query-block-jobs")
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=3)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
-        stderr = proc.stderr.read()
+            stderr = end(proc)
         print(stderr, end="")
         if proc.returncode == -signal.SIGABRT:
             print(f"REPRODUCED: QEMU aborted (signal {signal.SIGABRT.name})")

@@ -1,0 +1,72 @@
+"""A minimal QMP client and QEMU launcher for the standalone reproducers in
+this directory: Python 3 standard library only, so a maintainer can run them
+with nothing but QEMU (and, for KI-7, the txnstorm guest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Any
+
+
+class Qmp:
+    """One QMP connection over a unix socket; events are skipped, commands and answers printed."""
+
+    def __init__(self, path: str, timeout: float = 30.0, echo: bool = True) -> None:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no QMP socket at {path} after {timeout:.0f} s")
+            time.sleep(0.1)
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rw")
+        self.echo = echo
+        greeting = self.file.readline()
+        if echo:
+            print("<-", greeting.strip()[:100], "...")
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, command: str, **arguments: Any) -> dict[str, Any] | None:
+        """The answer ({"return": ...} or {"error": ...}); None when QEMU went away."""
+        self.file.write(json.dumps({"execute": command, "arguments": arguments}) + "\n")
+        self.file.flush()
+        while True:
+            try:
+                line = self.file.readline()
+            except ConnectionResetError:
+                line = ""
+            if not line:
+                print(f"-> {command} {json.dumps(arguments)}\n<- (no answer: QEMU went away)")
+                return None
+            reply = json.loads(line)
+            if "event" in reply:
+                continue
+            if self.echo:
+                print(f"-> {command} {json.dumps(arguments)}\n<- {json.dumps(reply)[:300]}")
+            return reply
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def launch(cmd: list[str], cwd: str) -> subprocess.Popen[str]:
+    """Start QEMU in ``cwd`` (a core, if any, stays there), printing its command line."""
+    print("$", " ".join(cmd))
+    return subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=cwd)
+
+
+def end(proc: subprocess.Popen[str]) -> str:
+    """End QEMU if it still runs (SIGTERM, then SIGKILL); its stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.stderr.read() if proc.stderr else ""
