@@ -140,13 +140,16 @@ def test_a_user_who_cannot_write_the_cache_gets_one_line(tmp_path):
 
 def test_the_ci_selection_leaves_out_only_flaky_tests():
     def select(tags: str) -> set[str]:
-        return set(
-            subprocess.run(
-                [sys.executable, "-m", "txnstorm.runner.cli", "select", f"--tags={tags}"], cwd=REPO,
-                capture_output=True, text=True, check=True,
-            ).stdout.split()
+        run = subprocess.run(
+            [sys.executable, "-m", "txnstorm.runner.cli", "select", f"--tags={tags}"], cwd=REPO,
+            capture_output=True, text=True, check=False,
         )  # fmt: skip
+        if run.returncode == 2 and "selects no test" in run.stderr:
+            return set()
+        assert run.returncode == 0, run.stderr
+        return set(run.stdout.split())
 
     everything, ci, flaky = select(""), select("-flaky"), select("flaky")
-    assert flaky and ci == everything - flaky
-    assert "tests/transaction_rollback.py:TransactionRollback.test_a_failing_action_rolls_back_every_action" in flaky
+    assert ci == everything - flaky
+    # Today no test is flaky (the rollback stall became KI-7): make ci runs the whole suite.
+    assert "tests/transaction_rollback.py:TransactionRollback.test_a_failing_action_rolls_back_every_action" in ci

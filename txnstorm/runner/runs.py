@@ -112,9 +112,12 @@ def replays(results_dir: Path, only_failed: bool = True) -> list[Replay]:
 _TAGS_RE = re.compile(r":avocado:\s*tags=([\w,\-]+)")
 
 
+RESERVED_TAGS = frozenset({"flaky"})  # what `make ci` filters on, known even while no test carries it
+
+
 def known_tags(test_files: Sequence[Path]) -> set[str]:
-    """Every tag the scenario tests declare (classes and methods)."""
-    tags: set[str] = set()
+    """Every tag the scenario tests declare (classes and methods), and the reserved ones."""
+    tags: set[str] = set(RESERVED_TAGS)
     for path in test_files:
         for match in _TAGS_RE.finditer(path.read_text()):
             tags.update(t for t in match.group(1).split(",") if t)
