@@ -1,7 +1,9 @@
 import json
+import re
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -19,21 +21,42 @@ TIMELINE = {
         {"t": 2.5, "disk0": 1500, "disk1": 900},
     ],
 }
+ASSERTION = "qemu-system-x86_64: ../block/io.c:525: bdrv_do_drained_end: Assertion `bs->quiesce_counter > 0' failed."
+BACKTRACE = "Thread 2 (x):\n#0 poll\n\nThread 1 (Thread 0x1 (LWP 9)):\n#0 __pthread_kill\n#6 bdrv_do_drained_end\n"
 
 
-def job(tmp_path):
-    logdir = tmp_path / "test-results" / "1-t"
+def make_test_dir(root: Path, name: str, files: dict[str, str]) -> Path:
+    logdir = root / "test-results" / name
     logdir.mkdir(parents=True)
-    (logdir / "timeline.json").write_text(json.dumps(TIMELINE))
-    (logdir / "oracle.log").write_text("round 1: drive-backup == frozen base: ok: identical\n")
+    for file, text in files.items():
+        (logdir / file).write_text(text)
+    return logdir
+
+
+def job(tmp_path: Path) -> Path:
+    """A job as Avocado writes it: one PASS control, one WARN known issue, one FAIL with every kind of evidence."""
+    passed = make_test_dir(tmp_path, "1-pass", {
+        "timeline.json": json.dumps(TIMELINE),
+        "oracle.log": "round 1: drive-backup == frozen base: VIOLATION: differ at offset 4096\n",
+    })  # fmt: skip
+    failed = make_test_dir(tmp_path, "3-fail", {
+        "timeline.json": json.dumps(TIMELINE), "qemu-stderr.log": f"noise\n{ASSERTION}\n",
+        "oracle.log": "round 1: stamps: VIOLATION: a=7 b=5\nround 1: backup == base: ok: identical\n",
+        "qemu-crash-backtrace.txt": BACKTRACE, "qmp.log": "{}", "console.log": "", "fio-storm.json": "{}",
+    })  # fmt: skip
+    board = {"seed": 42, "qemu": "7.2.22", "accel": "tcg", "qemu_path": "/usr/bin/qemu-system-x86_64",
+             "accel_reason": "KVM probe failed"}  # fmt: skip
     tests = [
-        {"id": "1-tests/a.py:A.test_x", "name": "tests/a.py:A.test_x", "status": "PASS", "logdir": str(logdir),
-         "time_elapsed": 3.2, "whiteboard": json.dumps({"seed": 42, "qemu": "7.2.22", "accel": "tcg"})},
+        {"id": "1-tests/a.py:A.test_control", "name": "tests/a.py:A.test_control", "status": "PASS",
+         "logdir": str(passed), "time_elapsed": 3.2, "tags": {"control": None}, "whiteboard": json.dumps(board)},
         {"id": "2-tests/k.py:K.test_y", "name": "tests/k.py:K.test_y", "status": "WARN", "logdir": "",
          "time_elapsed": 1.0, "fail_reason": "known issue KI-1, still reproduces on QEMU 7.2.22",
          "whiteboard": json.dumps({"known_issue": {"label": "known issue KI-1, still reproduces on QEMU 7.2.22"}})},
+        {"id": "3-tests/f.py:F.test_z", "name": "tests/f.py:F.test_z", "status": "FAIL", "logdir": str(failed),
+         "time_elapsed": 9.0, "fail_reason": f"QEMU crashed: QEMU killed by SIGABRT: {ASSERTION} (QEMU 7.2.22)",
+         "whiteboard": json.dumps(board)},
     ]  # fmt: skip
-    (tmp_path / "results.json").write_text(json.dumps({"job_id": "abc", "tests": tests}))
+    (tmp_path / "results.json").write_text(json.dumps({"job_id": "abc123", "tests": tests}))
     return render_job(tmp_path)
 
 
@@ -46,26 +69,70 @@ def test_svg_marks_each_moment_and_draws_each_disk():
     assert svg.count('class="mark"') == 3 and svg.count('class="disk"') == 2
 
 
+def test_failures_come_first_with_what_triage_needs(tmp_path):
+    page = job(tmp_path).read_text()
+    assert page.index("tests/f.py:F.test_z") < page.index("tests/k.py:K.test_y") < page.index("test_control")
+    failure = page.split('id="3-tests/f.py:F.test_z"')[1].split("</section>")[0]
+    assert "QEMU crashed: QEMU killed by SIGABRT" in failure
+    assert "bdrv_do_drained_end: Assertion" in failure.split('class="assertion"')[1]
+    replay = re.search(r'<code class="replay">(.*?)</code>', failure).group(1)
+    assert replay == "make replay-test TEST=tests/f.py:F.test_z SEED=42 QEMU=/usr/bin/qemu-system-x86_64"
+    assert "stamps: VIOLATION: a=7 b=5" in failure.split('class="violations"')[1]
+    assert "#6 bdrv_do_drained_end" in failure.split('class="backtrace"')[1]
+    for name in (
+        "qemu-stderr.log",
+        "qmp.log",
+        "console.log",
+        "oracle.log",
+        "qemu-crash-backtrace.txt",
+        "fio-storm.json",
+    ):
+        assert f'href="test-results/3-fail/{name}"' in failure, name
+
+
+def test_the_header_names_qemu_accel_commit_and_totals(tmp_path):
+    header = job(tmp_path).read_text().split('<table id="job">')[1].split("</table>")[0]
+    assert "7.2.22 (/usr/bin/qemu-system-x86_64)" in header
+    assert "tcg (KVM probe failed)" in header
+    assert "1 FAIL, 1 PASS, 1 WARN" in header and "abc123" in header
+
+
+def test_a_controls_catch_reads_as_expected(tmp_path):
+    control = job(tmp_path).read_text().split('id="1-tests/a.py:A.test_control"')[1].split("</section>")[0]
+    assert "caught (expected): differ at offset 4096" in control and "VIOLATION" not in control
+
+
 def test_page_lists_known_issues_apart_from_failures(tmp_path):
     page = job(tmp_path).read_text()
-    assert "1 known issues" in page and "0 failed" in page
+    assert "1 known issues" in page and "1 failed" in page
     known = page.split('id="known-issues"')[1].split("</ul>")[0]
     assert "known issue KI-1, still reproduces on QEMU 7.2.22" in known
 
 
-def test_page_renders_in_a_real_browser(tmp_path):
-    """Debian's chromium, headless: the DOM it builds has the table and the picture."""
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     browser = shutil.which("chromium")
     if not browser:
         pytest.skip("chromium not installed (make setup installs it)")
-    page = job(tmp_path)
     with tempfile.TemporaryDirectory(prefix="txnstorm-chromium-") as profile:
-        dom = subprocess.run(
+        return subprocess.run(
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+             "--hide-scrollbars", f"--user-data-dir={profile}", *args],
             capture_output=True, text=True, timeout=120, check=True,
-        ).stdout  # fmt: skip
-    assert 'id="summary"' in dom and "tests/a.py:A.test_x" in dom
+        )  # fmt: skip
+
+
+def test_page_as_a_person_sees_it_in_a_real_browser(tmp_path):
+    """Debian's chromium, headless: the DOM it builds puts the failure first, every
+    log link resolves, the picture is there; a screenshot at desktop width is kept
+    beside the page (report.png)."""
+    page = job(tmp_path)
+    dom = chromium("--dump-dom", page.as_uri()).stdout
+    sections = re.findall(r'<section class="test (\w+)"', dom)
+    assert sections[0] == "FAIL" and sections.index("WARN") < sections.index("PASS")
+    hrefs = re.findall(r'<a class="log" href="([^"]+)"', dom)
+    assert hrefs and all((tmp_path / h).exists() for h in hrefs), [h for h in hrefs if not (tmp_path / h).exists()]
     assert "<polyline" in dom and 'class="mark"' in dom
-    assert "KI-1" in dom
+    shot = page.with_name("report.png")
+    chromium("--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
+    assert shot.stat().st_size > 10_000

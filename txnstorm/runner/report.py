@@ -1,20 +1,43 @@
-"""An HTML page per Avocado job: verdicts, known issues, and per test the
-timeline picture a maintainer looks at first: storm throughput per disk over
-time (from QEMU's own write counters), with the moment each transaction
-fired, was answered and its jobs completed.  Self-contained (inline SVG, no
-scripts), so it opens from a CI artifact as it is.
+"""An HTML page per Avocado job, laid out for triage: what failed, on which
+QEMU, why, how to replay it, and the evidence, in that order.
+
+The header names the QEMU(s) under test with their paths, the accelerator
+and why it was chosen, the txnstorm commit, the host, the job and the
+totals.  Then failures (FAIL, ERROR, INTERRUPTED), each with its reason
+line, QEMU's assertion line, the replay command, the oracle's violations,
+an excerpt of the backtrace and a direct link to every log file; then known
+issues (WARN); then the passes, collapsed.  Per test, the timeline picture:
+storm throughput per disk over time (from QEMU's own write counters), with
+the moment each transaction fired, was answered and its jobs completed.  In
+a negative control a caught violation reads "caught (expected)".
+Self-contained (inline SVG, no scripts), so it opens from a CI artifact.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import platform
+import re
+import shlex
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.runner import runs
+
+FAILED = ("FAIL", "ERROR", "INTERRUPTED")
+# The log files a failure is diagnosed from, in the order a maintainer opens them.
+EVIDENCE_FILES = (
+    "qemu-stderr.log", "qmp.log", "console.log", "oracle.log", "stall.json", "virtqueues.json",
+    "qemu-crash-backtrace.txt", "qemu-backtrace.txt", "timeline.json", "qemu-cmdline.txt", "qemu-trace.log",
+    "debug.log",
+)  # fmt: skip
+EVIDENCE_GLOBS = ("fio-*.json", "fio-*-hung.txt")
+BACKTRACE_LINES = 12
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b"]
 MARKS = {"firing": "#ff7f0e", "answered": "#d62728", "jobs completed": "#2ca02c"}
@@ -92,6 +115,145 @@ def _known_issue_label(test: dict[str, Any]) -> str:
     return str(nested.get("label") or board.get("label") or test.get("fail_reason") or test.get("name", "?"))
 
 
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
+    except OSError:
+        return "?"
+    return out.stdout.strip() or "?"
+
+
+def evidence_files(logdir: Path) -> list[Path]:
+    """The log files of a test dir that exist, in the order of EVIDENCE_FILES."""
+    found = [logdir / name for name in EVIDENCE_FILES if (logdir / name).is_file()]
+    for pattern in EVIDENCE_GLOBS:
+        found += sorted(logdir.glob(pattern))
+    return found
+
+
+def assertion_line(logdir: Path) -> str:
+    """QEMU's last assertion or fatal line from its stderr, if any."""
+    path = logdir / "qemu-stderr.log"
+    if not path.is_file():
+        return ""
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if re.search(r"Assertion|assert|fatal|BUG", ln)]
+    return lines[-1].strip() if lines else ""
+
+
+def backtrace_excerpt(logdir: Path) -> str:
+    """The first frames of the thread that crashed (or of thread 1 of a hang)."""
+    for name in ("qemu-crash-backtrace.txt", "qemu-backtrace.txt"):
+        path = logdir / name
+        if not path.is_file():
+            continue
+        lines = path.read_text(errors="replace").splitlines()
+        start = next((i for i, ln in enumerate(lines) if ln.startswith("Thread 1 ")), None)
+        if start is None:
+            start = next((i for i, ln in enumerate(lines) if ln.startswith("#0")), 0)
+        frames = [ln for ln in lines[start:] if ln.startswith(("Thread", "#"))][: BACKTRACE_LINES + 1]
+        return f"{name}:\n" + "\n".join(frames)
+    return ""
+
+
+def oracle_lines(logdir: Path, control: bool) -> list[str]:
+    """oracle.log, with a negative control's caught violations read as expected."""
+    path = logdir / "oracle.log"
+    if not path.is_file():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    return [ln.replace(": VIOLATION:", ": caught (expected):") for ln in lines] if control else lines
+
+
+def _links(job_dir: Path, logdir: Path) -> str:
+    items = []
+    for path in evidence_files(logdir):
+        rel = path.relative_to(job_dir) if path.is_relative_to(job_dir) else path
+        items.append(f'<a class="log" href="{_e(rel)}">{_e(path.name)}</a>')
+    rel_dir = logdir.relative_to(job_dir) if logdir.is_relative_to(job_dir) else logdir
+    items.append(f'<a class="log" href="{_e(rel_dir)}">(the whole dir)</a>')
+    return " · ".join(items)
+
+
+def _replay(test: dict[str, Any], board: dict[str, Any]) -> str:
+    ref = re.sub(r"^\d+-", "", test.get("id", test.get("name", "?")))
+    words = ["make", "replay-test", f"TEST={ref}"]
+    if board.get("seed") is not None:
+        words.append(f"SEED={board['seed']}")
+    if board.get("qemu_path"):
+        words.append(f"QEMU={board['qemu_path']}")
+    return shlex.join(words)
+
+
+def _test_section(job_dir: Path, test: dict[str, Any]) -> str:
+    board = runs.whiteboard(test)
+    status = str(test.get("status", "?"))
+    logdir = Path(test.get("logdir", "") or "/nonexistent")
+    control = "control" in (test.get("tags") or {})
+    parts = [f'<section class="test {_e(status)}" id="{_e(test.get("id", ""))}">',
+             f"<h3>{_e(status)} {_e(test.get('name', '?'))}</h3>",
+             f"<p>seed {_e(board.get('seed', '?'))}, QEMU {_e(board.get('qemu', '?'))}, "
+             f"accel {_e(board.get('accel', '?'))}, {test.get('time_elapsed', 0):.1f} s</p>"]  # fmt: skip
+    if status in FAILED or status == "WARN":
+        reason = _known_issue_label(test) if status == "WARN" else _reason(test)
+        parts.append(f'<p class="reason">{_e(reason)}</p>')
+    if status in FAILED:
+        crash = assertion_line(logdir)
+        if crash:
+            parts.append(f'<p class="assertion">QEMU: <code>{_e(crash)}</code></p>')
+        parts.append(f'<p>replay: <code class="replay">{_e(_replay(test, board))}</code></p>')
+        bad = [ln for ln in oracle_lines(logdir, control) if "VIOLATION" in ln]
+        if bad:
+            parts.append(f'<pre class="violations">{_e(chr(10).join(bad[:10]))}</pre>')
+        trace = backtrace_excerpt(logdir)
+        if trace:
+            parts.append(f'<pre class="backtrace">{_e(trace)}</pre>')
+    if logdir.is_dir():
+        parts.append(f'<p class="logs">logs: {_links(job_dir, logdir)}</p>')
+        if (logdir / "timeline.json").is_file():
+            parts.append(svg_timeline(json.loads((logdir / "timeline.json").read_text())))
+        lines = oracle_lines(logdir, control)
+        if lines:
+            parts.append(f'<pre class="oracle">{_e(chr(10).join(lines))}</pre>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) -> str:
+    qemus: dict[str, str] = {}
+    accels: set[str] = set()
+    for test in tests:
+        board = runs.whiteboard(test)
+        if board.get("qemu"):
+            qemus.setdefault(str(board["qemu"]), str(board.get("qemu_path", "")))
+        if board.get("accel"):
+            accels.add(f"{board['accel']} ({board['accel_reason']})" if board.get("accel_reason") else board["accel"])
+    counts: dict[str, int] = {}
+    for test in tests:
+        counts[test.get("status", "?")] = counts.get(test.get("status", "?"), 0) + 1
+    totals = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    qemu_text = "; ".join(f"{v} ({p})" if p else v for v, p in sorted(qemus.items())) or "?"
+    rows = [
+        ("QEMU", qemu_text), ("accelerator", "; ".join(sorted(accels)) or "?"), ("txnstorm", _commit()),
+        ("host", platform.node()), ("job", f"{data.get('job_id', '?')} ({job_dir})"), ("totals", totals),
+    ]  # fmt: skip
+    return '<table id="job">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+STYLE = """body{font-family:sans-serif;margin:1em 2em;max-width:1200px}
+td,th{padding:2px 8px;text-align:left;vertical-align:top}
+section.test{border-left:4px solid #ccc;padding:0 1em;margin:1em 0}
+section.FAIL,section.ERROR,section.INTERRUPTED{border-color:#d62728}
+section.WARN{border-color:#ff7f0e} section.PASS{border-color:#2ca02c}
+p.reason{font-weight:bold;white-space:pre-wrap;overflow-wrap:anywhere}
+pre{background:#f4f4f4;padding:6px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
+code{overflow-wrap:anywhere} a.log{margin-right:2px}"""
+
+
 def render_job(job_dir: Path) -> Path:
     """Write ``report.html`` into an Avocado job results dir; return its path."""
     job_dir = Path(job_dir).resolve()
@@ -100,46 +262,24 @@ def render_job(job_dir: Path) -> Path:
     except (OSError, ValueError):
         raise UserError(f"{job_dir} has no readable results.json; give an Avocado job results dir") from None
     tests = data.get("tests", [])
+    bad = [t for t in tests if t.get("status") in FAILED]
     known = [t for t in tests if t.get("status") == "WARN"]
-    bad = [t for t in tests if t.get("status") in ("FAIL", "ERROR", "INTERRUPTED")]
-    rows, sections = [], []
-    for test in tests:
-        board = runs.whiteboard(test)
-        name = html.escape(test.get("name", "?"))
-        status = html.escape(test.get("status", "?"))
-        note = _known_issue_label(test) if test.get("status") == "WARN" else _reason(test)
-        rows.append(
-            f'<tr class="{status}"><td><a href="#{html.escape(test.get("id", ""))}">{name}</a></td><td>{status}</td>'
-            f"<td>{test.get('time_elapsed', 0):.1f} s</td><td>{html.escape(str(board.get('seed', '')))}</td>"
-            f"<td>{html.escape(note)[:300]}</td></tr>"
-        )
-        logdir = Path(test.get("logdir", ""))
-        picture = ""
-        if (logdir / "timeline.json").is_file():
-            picture = svg_timeline(json.loads((logdir / "timeline.json").read_text()))
-        oracle = ""
-        if (logdir / "oracle.log").is_file():
-            oracle = f"<pre>{html.escape((logdir / 'oracle.log').read_text())}</pre>"
-        rel = logdir.relative_to(job_dir) if logdir.is_relative_to(job_dir) else logdir
-        sections.append(
-            f'<section id="{html.escape(test.get("id", ""))}"><h2>{name} — {status}</h2>'
-            f"<p>seed {html.escape(str(board.get('seed', '?')))}, QEMU {html.escape(str(board.get('qemu', '?')))}, "
-            f'accel {html.escape(str(board.get("accel", "?")))}; logs: <a href="{html.escape(str(rel))}">'
-            f"{html.escape(str(rel))}</a></p>{picture}{oracle}</section>"
-        )
+    rest = [t for t in tests if t not in bad and t not in known]
     known_list = "".join(
-        f"<li>{html.escape(_known_issue_label(t))} ({html.escape(t.get('name', '?'))})</li>" for t in known
+        f"<li>{_e(_known_issue_label(t))} ({_e(t.get('name', '?'))})</li>" for t in known
     ) or "<li>none</li>"  # fmt: skip
     page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>txnstorm job {html.escape(str(data.get("job_id", "")))[:12]}</title>
-<style>body{{font-family:sans-serif;margin:1em 2em}} td,th{{padding:2px 8px;text-align:left}}
-tr.PASS td:nth-child(2){{color:#2ca02c}} tr.FAIL td:nth-child(2),tr.ERROR td:nth-child(2){{color:#d62728}}
-tr.WARN td:nth-child(2){{color:#ff7f0e}} pre{{background:#f4f4f4;padding:6px;font-size:12px}}</style></head>
+<html><head><meta charset="utf-8"><title>txnstorm job {_e(str(data.get("job_id", ""))[:12])}</title>
+<style>{STYLE}</style></head>
 <body><h1>txnstorm: {len(tests)} tests, {len(bad)} failed, {len(known)} known issues</h1>
-<h2>Known issues</h2><ul id="known-issues">{known_list}</ul>
-<h2>Tests</h2><table id="summary"><tr><th>test</th><th>status</th><th>time</th><th>seed</th><th>note</th></tr>
-{"".join(rows)}</table>
-{"".join(sections)}
+{_header(job_dir, data, tests)}
+<h2 id="failures">Failures ({len(bad)})</h2>
+{"".join(_test_section(job_dir, t) for t in bad) or "<p>none</p>"}
+<h2>Known issues ({len(known)})</h2><ul id="known-issues">{known_list}</ul>
+{"".join(_test_section(job_dir, t) for t in known)}
+<details id="passes"><summary><h2 style="display:inline">Passed and others ({len(rest)})</h2></summary>
+{"".join(_test_section(job_dir, t) for t in rest)}
+</details>
 </body></html>
 """
     out = job_dir / "report.html"

@@ -120,7 +120,10 @@ class TxnstormTest(Test):
             self.error(str(exc))
         self.log.info("system under test: %s, accel %s (%s)", self.sut.describe(), self.accel.accel, self.accel.reason)
         self.log.info("seed %d (replay: avocado run ... -p seed=%d)", self.seed, self.seed)
-        self.whiteboard = json.dumps({"seed": self.seed, "qemu": self.sut.version, "accel": self.accel.accel})
+        self.whiteboard = json.dumps({
+            "seed": self.seed, "qemu": self.sut.version, "accel": self.accel.accel,
+            "qemu_path": str(self.sut.qemu), "accel_reason": self.accel.reason,
+        })  # fmt: skip
         self.qemu_img = QemuImg(self.sut.qemu_img)
         self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel)
         self.scratch = self.logdir_path / "scratch"

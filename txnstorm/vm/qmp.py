@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,10 @@ from qemu.qmp import ExecuteError, QMPClient
 from txnstorm.errors import QemuHung, QMPCommandError
 
 Event = dict[str, Any]
+
+# qmp.log keeps every message once; qemu.qmp's own DEBUG copy of each made a
+# test's debug.log 99 % repeated JSON (19k lines), so only its warnings go there.
+logging.getLogger("qemu.qmp").setLevel(logging.INFO)
 
 
 class Monitor:
