@@ -136,3 +136,25 @@ def test_page_as_a_person_sees_it_in_a_real_browser(tmp_path):
     shot = page.with_name("report.png")
     chromium("--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
     assert shot.stat().st_size > 10_000
+
+
+def test_the_nightly_grid_has_a_cell_per_qemu_and_a_mark_per_iteration(tmp_path):
+    from txnstorm.runner.report import job_verdicts, render_nightly
+
+    job(tmp_path)  # a real job dir (results.json and report.html)
+    verdicts = job_verdicts(tmp_path)
+    jobs = [
+        {"iteration": 1, "qemu": "7.2.22", "job_dir": str(tmp_path), "tests": verdicts},
+        {"iteration": 1, "qemu": "10.2.2", "job_dir": str(tmp_path), "tests": {
+            "tests/f.py:F.test_z": {"status": "PASS", "seed": 7, "id": "3-tests/f.py:F.test_z"}}},
+        {"iteration": 2, "qemu": "10.2.2", "job_dir": str(tmp_path), "tests": {
+            "tests/f.py:F.test_z": {"status": "INTERRUPTED", "seed": 8, "id": "3-tests/f.py:F.test_z"}}},
+    ]  # fmt: skip
+    page = render_nightly(tmp_path, jobs, ["7.2.22", "10.2.2"]).read_text()
+    row = page.split("<td>tests/f.py:F.test_z</td>")[1].split("</tr>")[0]
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert 'class="v FAIL"' in cells[0] and 'title="iteration 1, seed 42: FAIL"' in cells[0]
+    assert cells[1].count('class="v ') == 2  # two iterations on 10.2.2
+    assert cells[2:] == ["1/2", "0/2"]  # failed 1 of 2 counted runs (INTERRUPTED is no finding), no known issue
+    assert 'href="./report.html#3-tests/f.py:F.test_z"' in cells[0]
+    assert "3 jobs over QEMU 7.2.22, 10.2.2, 1 failures" in page

@@ -188,6 +188,12 @@ def cmd_bisect_answer(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    jobs, versions = report.nightly_jobs(Path(args.results))
+    if jobs:  # a nightly's results dir: every job's page, then the grid
+        for job in jobs:
+            report.render_job(Path(job["job_dir"]))
+        _say(f"nightly page: {report.render_nightly(Path(args.results), jobs, versions)}")
+        return 0
     marked = junit.mark_known_issues(Path(args.results))
     if marked:
         _say(f"results.xml: {marked} known issue(s) marked for junit views (skipped, with the verdict)")
@@ -218,6 +224,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     avocado = Path(sys.executable).parent / "avocado"
     table: dict[str, dict[str, dict[str, int]]] = {}  # test -> qemu version -> status -> count
     checks, iterations, failures = 0, 0, []
+    jobs: list[dict[str, object]] = []  # per job: iteration, QEMU, dir, verdicts (the nightly page's grid)
     for job in runs.budgeted_jobs(budget, len(systems), time.monotonic):
         iterations, system = job.iteration, systems[job.index]
         results_dir = Path(args.results_dir).resolve() / f"nightly-{system.version}"
@@ -232,6 +239,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         junit.mark_known_issues(latest)
         report.render_job(latest)
         summary = runs.job_summary(latest)
+        jobs.append({"iteration": job.iteration, "qemu": system.version, "job_dir": str(latest.resolve()),
+                     "tests": report.job_verdicts(latest)})  # fmt: skip
         checks += summary.checks
         for test, status in summary.tests.items():
             cell = table.setdefault(test, {}).setdefault(system.version, {})
@@ -241,11 +250,14 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     versions = [s.version for s in systems]
     print(runs.side_by_side(table, versions))
     (Path(args.results_dir) / "nightly-summary.json").write_text(
-        json.dumps({"iterations": iterations, "qemus": versions, "checks": checks, "tests": table}, indent=1)
+        json.dumps(
+            {"iterations": iterations, "qemus": versions, "checks": checks, "tests": table, "jobs": jobs}, indent=1
+        )  # fmt: skip
     )
+    page = report.render_nightly(Path(args.results_dir), jobs, versions)
     _say(
         f"nightly: {iterations} iterations in {budget / 60:.0f} min over QEMU {', '.join(versions)}, "
-        f"{checks} oracle checks, {len(failures)} failures"
+        f"{checks} oracle checks, {len(failures)} failures; page: {page}"
     )
     for command in failures:
         print(f"  replay: {command}")
@@ -291,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     ba.add_argument("job", help="an Avocado job results dir holding one test")
     ba.add_argument("--issue", default="", help="known issue(s) being bisected, e.g. KI-5 (default: the test's own)")
     ba.set_defaults(func=cmd_bisect_answer)
-    rt = sub.add_parser("report", help="write report.html into a job results dir")
+    rt = sub.add_parser("report", help="write report.html into a job results dir (nightly.html for a nightly's)")
     rt.add_argument("results", nargs="?", default="results/latest")
     rt.set_defaults(func=cmd_report)
     nt = sub.add_parser("nightly", help="iterate the suite until the time budget ends")

@@ -285,3 +285,80 @@ def render_job(job_dir: Path) -> Path:
     out = job_dir / "report.html"
     out.write_text(page)
     return out
+
+
+# -- the nightly page ----------------------------------------------------------------
+LETTER = {"PASS": "P", "WARN": "W", "FAIL": "F", "ERROR": "E", "INTERRUPTED": "I", "CANCEL": "C", "SKIP": "S"}
+
+
+def job_verdicts(job_dir: Path) -> dict[str, dict[str, Any]]:
+    """{test name: {"status", "seed", "id"}} of one Avocado job (empty if it left no results)."""
+    try:
+        tests = json.loads((Path(job_dir) / "results.json").read_text()).get("tests", [])
+    except (OSError, ValueError):
+        return {}
+    return {
+        t.get("name", "?"): {"status": t.get("status", "?"), "seed": runs.whiteboard(t).get("seed"), "id": t.get("id")}
+        for t in tests
+    }
+
+
+def nightly_jobs(results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The jobs of a nightly results dir (``nightly-<version>/job-*``, oldest first) and the QEMU versions
+    in the order the nightly ran them (its summary's, else by version)."""
+    results_dir = Path(results_dir)
+    jobs = []
+    for version_dir in sorted(p for p in results_dir.glob("nightly-*") if p.is_dir()):
+        version = version_dir.name.removeprefix("nightly-")
+        for i, job_dir in enumerate(sorted(p for p in version_dir.glob("job-*") if p.is_dir()), 1):
+            jobs.append({"iteration": i, "qemu": version, "job_dir": str(job_dir), "tests": job_verdicts(job_dir)})
+    try:
+        versions = list(json.loads((results_dir / "nightly-summary.json").read_text())["qemus"])
+    except (OSError, ValueError, KeyError):
+        versions = sorted({j["qemu"] for j in jobs}, key=lambda v: [int(n) for n in re.findall(r"\d+", v)])
+    return jobs, versions
+
+
+def render_nightly(out_dir: Path, jobs: Sequence[dict[str, Any]], versions: Sequence[str]) -> Path:
+    """``nightly.html`` in ``out_dir``: a grid test x QEMU version x iteration (verdict letter, seed, a link
+    to that job's report), per test how often it failed (FAIL/ERROR: new, a finding or the suite's fault)
+    and how often a known issue showed (WARN); INTERRUPTED (cut by the budget) counts as neither."""
+    out_dir = Path(out_dir).resolve()
+    names = sorted({name for job in jobs for name in job["tests"]})
+    rows = []
+    for name in names:
+        cells, runs_n, new, known = [], 0, 0, 0
+        for version in versions:
+            marks = []
+            for job in (j for j in jobs if j["qemu"] == version and name in j["tests"]):
+                verdict = job["tests"][name]
+                status = str(verdict["status"])
+                runs_n += status != "INTERRUPTED"
+                new += status in ("FAIL", "ERROR")
+                known += status == "WARN"
+                job_dir = Path(job["job_dir"])
+                href = job_dir.relative_to(out_dir) if job_dir.is_relative_to(out_dir) else job_dir
+                title = f"iteration {job['iteration']}, seed {verdict.get('seed')}: {status}"
+                link = f"{href}/report.html#{verdict.get('id') or ''}"
+                letter = LETTER.get(status, "?")
+                marks.append(f'<a class="v {_e(status)}" title="{_e(title)}" href="{_e(link)}">{letter}</a>')
+            cells.append("<td>" + ("".join(marks) or "-") + "</td>")
+        rate = f"{new}/{runs_n}" if runs_n else "-"
+        rows.append(f"<tr><td>{_e(name)}</td>{''.join(cells)}<td>{rate}</td><td>{known}/{runs_n}</td></tr>")
+    head = "".join(f"<th>QEMU {_e(v)}</th>" for v in versions)
+    total_new = sum(1 for j in jobs for v in j["tests"].values() if v["status"] in ("FAIL", "ERROR"))
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>txnstorm nightly</title>
+<style>{STYLE}
+a.v{{display:inline-block;width:1.4em;text-align:center;margin:1px;text-decoration:none;color:#fff;border-radius:3px}}
+a.PASS{{background:#2ca02c}} a.WARN{{background:#ff7f0e}} a.FAIL,a.ERROR{{background:#d62728}}
+a.INTERRUPTED,a.CANCEL,a.SKIP{{background:#999}}</style></head>
+<body><h1>txnstorm nightly: {len(jobs)} jobs over QEMU {_e(", ".join(versions))}, {total_new} failures</h1>
+<p>Each letter is one iteration (P pass, W known issue, F fail, E error, I cut by the budget); hover for the
+seed, click for that job's report.  "failed" counts FAIL and ERROR (new: not a listed known issue).</p>
+<table id="grid"><tr><th>test</th>{head}<th>failed</th><th>known issue</th></tr>
+{"".join(rows)}</table></body></html>
+"""
+    out = out_dir / "nightly.html"
+    out.write_text(page)
+    return out
