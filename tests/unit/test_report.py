@@ -122,6 +122,21 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
         )  # fmt: skip
 
 
+def test_every_text_is_escaped(tmp_path):
+    logdir = make_test_dir(tmp_path, "1-x", {"oracle.log": "round 1: <b>x</b>: VIOLATION: <script>alert(1)</script>\n"})
+    tests = [{"id": "1-t", "name": "tests/x.py:X.test_<i>", "status": "FAIL", "logdir": str(logdir),
+              "fail_reason": "<img src=x onerror=alert(1)>", "whiteboard": "{}"}]  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"job_id": "j", "tests": tests}))
+    page = render_job(tmp_path).read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page and "test_<i>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_the_avocado_job_page_is_linked_when_avocado_wrote_one(tmp_path):
+    (tmp_path / "results.html").write_text("<html></html>")
+    assert '<a href="results.html">Avocado\'s job page</a>' in job(tmp_path).read_text()
+
+
 def test_page_as_a_person_sees_it_in_a_real_browser(tmp_path):
     """Debian's chromium, headless: the DOM it builds puts the failure first, every
     log link resolves, the picture is there; a screenshot at desktop width is kept
@@ -133,6 +148,9 @@ def test_page_as_a_person_sees_it_in_a_real_browser(tmp_path):
     hrefs = re.findall(r'<a class="log" href="([^"]+)"', dom)
     assert hrefs and all((tmp_path / h).exists() for h in hrefs), [h for h in hrefs if not (tmp_path / h).exists()]
     assert "<polyline" in dom and 'class="mark"' in dom
+    # A link to a passed test (the nightly grid's) opens its collapsed section.
+    opened = chromium("--dump-dom", f"{page.as_uri()}#1-tests/a.py:A.test_control").stdout
+    assert opened.count('<details class="pass" open=""') == 1
     shot = page.with_name("report.png")
     chromium("--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
     assert shot.stat().st_size > 10_000
@@ -158,3 +176,25 @@ def test_the_nightly_grid_has_a_cell_per_qemu_and_a_mark_per_iteration(tmp_path)
     assert cells[2:] == ["1/2", "0/2"]  # failed 1 of 2 counted runs (INTERRUPTED is no finding), no known issue
     assert 'href="./report.html#3-tests/f.py:F.test_z"' in cells[0]
     assert "3 jobs over QEMU 7.2.22, 10.2.2, 1 failures" in page
+
+
+def test_the_picture_counts_from_the_storm_start_with_ticks_units_and_a_clear_legend():
+    from txnstorm.runner.report import nice_step
+
+    timeline = {**TIMELINE, "events": [{"t": 0.8, "what": "storm started"}, *TIMELINE["events"]]}
+    svg = svg_timeline(timeline)
+    assert "seconds since the storm started" in svg and "writes/s" in svg
+    assert svg.count('class="xtick"') >= 3 and svg.count('class="ytick"') >= 3
+    assert ">0</text>" in svg  # the first tick is the storm's start, not QEMU's
+    marks = re.findall(r'<line x1="([\d.]+)"[^>]*class="mark"><title>([\d.]+) s: ([^<]+)</title>', svg)
+    assert [(float(t), what) for _, t, what in marks][0] == (1.2, "round 1: firing")
+    # Legend entries left to right, each starting after the previous one's text ends (6.6 px per char).
+    entries = re.findall(r'<line x1="([\d.]+)" y1="14"[^>]*class="legend"/><text x="[\d.]+" y="18">([^<]+)</text>', svg)
+    assert [label for _, label in entries] == ["disk0", "disk1", "firing", "answered", "jobs completed"]
+    for (x1, label), (x2, _) in zip(entries, entries[1:], strict=False):
+        assert float(x2) >= float(x1) + 22 + 6.6 * len(label)
+    # Disks and marks never share a colour.
+    disk_colours = set(re.findall(r'<polyline fill="none" stroke="(#[0-9a-f]+)"', svg))
+    mark_colours = set(re.findall(r'stroke="(#[0-9a-f]+)" stroke-width="1.2"', svg))
+    assert disk_colours and mark_colours and not disk_colours & mark_colours
+    assert [nice_step(s) for s in (2.5, 47, 900)] == [0.5, 10, 200]

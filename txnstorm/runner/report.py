@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import platform
 import re
 import shlex
@@ -25,10 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
+
 from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.runner import runs
 
+TEMPLATES = Path(__file__).parent / "templates"
 FAILED = ("FAIL", "ERROR", "INTERRUPTED")
 # The log files a failure is diagnosed from, in the order a maintainer opens them.
 EVIDENCE_FILES = (
@@ -38,9 +43,6 @@ EVIDENCE_FILES = (
 )  # fmt: skip
 EVIDENCE_GLOBS = ("fio-*.json", "fio-*-hung.txt")
 BACKTRACE_LINES = 12
-
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b"]
-MARKS = {"firing": "#ff7f0e", "answered": "#d62728", "jobs completed": "#2ca02c"}
 
 
 def rates(samples: Sequence[dict[str, float]]) -> dict[str, list[tuple[float, float]]]:
@@ -56,50 +58,93 @@ def rates(samples: Sequence[dict[str, float]]) -> dict[str, list[tuple[float, fl
     return series
 
 
-def svg_timeline(timeline: dict[str, Any] | list[Any], width: int = 900, height: int = 240) -> str:
+DISK_COLORS = ["#1f77b4", "#9467bd", "#17becf", "#8c564b", "#7f7f7f"]  # disks: blues, purple, brown, grey
+# Transaction marks: warm colours, dashed, so no mark reads as a disk.
+MARKS = {"firing": ("#ff7f0e", "6,3"), "answered": ("#d62728", "2,2"), "jobs completed": ("#2ca02c", "8,2,2,2"),
+         "stalled": ("#000000", "1,0")}  # fmt: skip
+CHAR_W = 6.6  # px per character at font-size 11, for laying out the legend without overlap
+
+
+def nice_step(span: float, ticks: int = 6) -> float:
+    """A 1/2/5 x 10^n step that cuts ``span`` into about ``ticks`` parts."""
+    raw = max(span, 1e-9) / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
+def _tick_label(value: float, step: float) -> str:
+    return f"{value:.0f}" if step >= 1 else f"{value:.1f}"
+
+
+def svg_timeline(timeline: dict[str, Any] | list[Any], width: int = 900, height: int = 260) -> str:
+    """Writes/s per disk against seconds since the storm started (QEMU's counters), with a dashed
+    vertical mark for each moment a transaction fired, was answered and its jobs completed.  The
+    legend sits above the plot, laid out by text width, so it never covers a line."""
     if isinstance(timeline, list):  # timeline.json before write counters were kept
         timeline = {"events": timeline}
     samples, events = timeline.get("write_ops", []), timeline.get("events", [])
+    t0 = next((e["t"] for e in events if e.get("what") == "storm started"), None)
+    if t0 is None:
+        t0 = min([s["t"] for s in samples] + [e["t"] for e in events] + [0.0])
+    samples = [s for s in samples if s["t"] >= t0]
+    events = [e for e in events if e["t"] >= t0]
     series = rates(samples)
-    pad_l, pad_r, pad_t, pad_b = 60, 20, 20, 40
-    t_max = max([s["t"] for s in samples] + [e["t"] for e in events] + [1.0])
-    y_max = max([r for pts in series.values() for _, r in pts] + [1.0])
+    pad_l, pad_r, pad_t, pad_b = 64, 16, 34, 42
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    t_span = max([s["t"] - t0 for s in samples] + [e["t"] - t0 for e in events] + [1.0])
+    y_top = max([r for pts in series.values() for _, r in pts] + [1.0])
+    x_step, y_step = nice_step(t_span), nice_step(y_top, 4)
+    t_span, y_top = math.ceil(t_span / x_step) * x_step, math.ceil(y_top / y_step) * y_step
 
     def x(t: float) -> float:
-        return pad_l + (width - pad_l - pad_r) * t / t_max
+        return pad_l + plot_w * (t - t0) / t_span
 
     def y(v: float) -> float:
-        return height - pad_b - (height - pad_t - pad_b) * v / y_max
+        return pad_t + plot_h - plot_h * v / y_top
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="timeline">',
-        f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" height="{height - pad_t - pad_b}" '
-        'fill="#fafafa" stroke="#ccc"/>',
-        f'<text x="{pad_l}" y="{height - 8}" font-size="11">0 s</text>',
-        f'<text x="{width - pad_r - 170}" y="{height - 8}" font-size="11">{t_max:.1f} s since QEMU start</text>',
-        f'<text x="4" y="{pad_t + 10}" font-size="11">{y_max:.0f}</text>',
-        f'<text x="4" y="{height - pad_b}" font-size="11">0 writes/s</text>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="timeline" font-size="11">',
+        f'<rect x="{pad_l}" y="{pad_t}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
     ]
+    for i in range(round(t_span / x_step) + 1):
+        xt = pad_l + plot_w * i * x_step / t_span
+        parts.append(f'<line x1="{xt:.1f}" y1="{pad_t + plot_h}" x2="{xt:.1f}" y2="{pad_t + plot_h + 4}" '
+                     f'stroke="#555" class="xtick"/><text x="{xt:.1f}" y="{pad_t + plot_h + 15}" '
+                     f'text-anchor="middle">{_tick_label(i * x_step, x_step)}</text>')  # fmt: skip
+    for i in range(round(y_top / y_step) + 1):
+        yt = y(i * y_step)
+        parts.append(f'<line x1="{pad_l - 4}" y1="{yt:.1f}" x2="{pad_l + plot_w}" y2="{yt:.1f}" stroke="#e4e4e4" '
+                     f'class="ytick"/><text x="{pad_l - 6}" y="{yt + 4:.1f}" text-anchor="end">'
+                     f"{_tick_label(i * y_step, y_step)}</text>")  # fmt: skip
+    parts.append(f'<text x="{pad_l + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">'
+                 "seconds since the storm started</text>")  # fmt: skip
+    parts.append(f'<text transform="translate(12,{pad_t + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
+                 "writes/s</text>")  # fmt: skip
     for event in events:
         what = str(event.get("what", ""))
-        color = next((c for k, c in MARKS.items() if k in what), None)
-        if color is None:
+        mark = next((m for k, m in MARKS.items() if k in what), None)
+        if mark is None:
             continue
+        color, dash = mark
         xe = x(event["t"])
-        title = html.escape(f"{event['t']:.3f} s: {what}")
+        title = html.escape(f"{event['t'] - t0:.3f} s: {what}")
         parts.append(
-            f'<line x1="{xe:.1f}" y1="{pad_t}" x2="{xe:.1f}" y2="{height - pad_b}" stroke="{color}" '
-            f'stroke-width="1.5" class="mark"><title>{title}</title></line>'
+            f'<line x1="{xe:.1f}" y1="{pad_t}" x2="{xe:.1f}" y2="{pad_t + plot_h}" stroke="{color}" '
+            f'stroke-width="1.2" stroke-dasharray="{dash}" class="mark"><title>{title}</title></line>'
         )
+    legend: list[tuple[str, str, str]] = []  # (label, colour, dash or "" for a disk)
     for i, (disk, pts) in enumerate(sorted(series.items())):
-        color = COLORS[i % len(COLORS)]
+        color = DISK_COLORS[i % len(DISK_COLORS)]
         points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{points}" class="disk"/>')
-        parts.append(f'<text x="{pad_l + 8 + 90 * i}" y="{pad_t + 14}" font-size="12" fill="{color}">{disk}</text>')
-    legend = " ".join(
-        f'<tspan fill="{c}">| {html.escape(k)}</tspan>' for k, c in MARKS.items()
-    )  # fmt: skip
-    parts.append(f'<text x="{pad_l + 200}" y="{pad_t + 14}" font-size="12">{legend}</text>')
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{points}" class="disk"/>')
+        legend.append((disk, color, ""))
+    legend += [(k, c, d) for k, (c, d) in MARKS.items() if any(k in str(e.get("what", "")) for e in events)]
+    lx = pad_l
+    for label, color, dash in legend:
+        style = f'stroke-dasharray="{dash}" stroke-width="1.5"' if dash else 'stroke-width="2.5"'
+        parts.append(f'<line x1="{lx}" y1="14" x2="{lx + 18}" y2="14" stroke="{color}" {style} class="legend"/>'
+                     f'<text x="{lx + 22}" y="18">{html.escape(label)}</text>')  # fmt: skip
+        lx += 22 + CHAR_W * len(label) + 14
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -113,10 +158,6 @@ def _known_issue_label(test: dict[str, Any]) -> str:
     board = runs.whiteboard(test)
     nested = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
     return str(nested.get("label") or board.get("label") or test.get("fail_reason") or test.get("name", "?"))
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value))
 
 
 def _commit() -> str:
@@ -169,14 +210,13 @@ def oracle_lines(logdir: Path, control: bool) -> list[str]:
     return [ln.replace(": VIOLATION:", ": caught (expected):") for ln in lines] if control else lines
 
 
-def _links(job_dir: Path, logdir: Path) -> str:
-    items = []
-    for path in evidence_files(logdir):
-        rel = path.relative_to(job_dir) if path.is_relative_to(job_dir) else path
-        items.append(f'<a class="log" href="{_e(rel)}">{_e(path.name)}</a>')
-    rel_dir = logdir.relative_to(job_dir) if logdir.is_relative_to(job_dir) else logdir
-    items.append(f'<a class="log" href="{_e(rel_dir)}">(the whole dir)</a>')
-    return " · ".join(items)
+def _logs(job_dir: Path, logdir: Path) -> list[tuple[str, str]]:
+    """(name, href relative to the job dir) for every log file, then the dir itself."""
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(job_dir) if path.is_relative_to(job_dir) else path)
+
+    return [(p.name, rel(p)) for p in evidence_files(logdir)] + [("(the whole dir)", rel(logdir))]
 
 
 def _replay(test: dict[str, Any], board: dict[str, Any]) -> str:
@@ -189,41 +229,33 @@ def _replay(test: dict[str, Any], board: dict[str, Any]) -> str:
     return shlex.join(words)
 
 
-def _test_section(job_dir: Path, test: dict[str, Any]) -> str:
+def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of one test (the template escapes every string; the picture is our SVG)."""
     board = runs.whiteboard(test)
     status = str(test.get("status", "?"))
     logdir = Path(test.get("logdir", "") or "/nonexistent")
     control = "control" in (test.get("tags") or {})
-    parts = [f'<section class="test {_e(status)}" id="{_e(test.get("id", ""))}">',
-             f"<h3>{_e(status)} {_e(test.get('name', '?'))}</h3>",
-             f"<p>seed {_e(board.get('seed', '?'))}, QEMU {_e(board.get('qemu', '?'))}, "
-             f"accel {_e(board.get('accel', '?'))}, {test.get('time_elapsed', 0):.1f} s</p>"]  # fmt: skip
-    if status in FAILED or status == "WARN":
-        reason = _known_issue_label(test) if status == "WARN" else _reason(test)
-        parts.append(f'<p class="reason">{_e(reason)}</p>')
-    if status in FAILED:
-        crash = assertion_line(logdir)
-        if crash:
-            parts.append(f'<p class="assertion">QEMU: <code>{_e(crash)}</code></p>')
-        parts.append(f'<p>replay: <code class="replay">{_e(_replay(test, board))}</code></p>')
-        bad = [ln for ln in oracle_lines(logdir, control) if "VIOLATION" in ln]
-        if bad:
-            parts.append(f'<pre class="violations">{_e(chr(10).join(bad[:10]))}</pre>')
-        trace = backtrace_excerpt(logdir)
-        if trace:
-            parts.append(f'<pre class="backtrace">{_e(trace)}</pre>')
-    if logdir.is_dir():
-        parts.append(f'<p class="logs">logs: {_links(job_dir, logdir)}</p>')
-        if (logdir / "timeline.json").is_file():
-            parts.append(svg_timeline(json.loads((logdir / "timeline.json").read_text())))
-        lines = oracle_lines(logdir, control)
-        if lines:
-            parts.append(f'<pre class="oracle">{_e(chr(10).join(lines))}</pre>')
-    parts.append("</section>")
-    return "\n".join(parts)
+    failed = status in FAILED
+    oracle = oracle_lines(logdir, control)
+    picture = ""
+    if (logdir / "timeline.json").is_file():
+        picture = svg_timeline(json.loads((logdir / "timeline.json").read_text()))
+    return {
+        "id": test.get("id", ""), "name": test.get("name", "?"), "status": status,
+        "seed": board.get("seed", "?"), "qemu": board.get("qemu", "?"), "accel": board.get("accel", "?"),
+        "seconds": float(test.get("time_elapsed") or 0),
+        "reason": _known_issue_label(test) if status == "WARN" else _reason(test) if failed else "",
+        "assertion": assertion_line(logdir) if failed else "",
+        "replay": _replay(test, board) if failed else "",
+        "violations": [ln for ln in oracle if "VIOLATION" in ln][:10] if failed else [],
+        "backtrace": backtrace_excerpt(logdir) if failed else "",
+        "logs": _logs(job_dir, logdir) if logdir.is_dir() else [],
+        "picture": Markup(picture),  # noqa: S704 - built by svg_timeline, which escapes every text it holds
+        "oracle": oracle,
+    }  # fmt: skip
 
 
-def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) -> str:
+def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) -> list[tuple[str, str]]:
     qemus: dict[str, str] = {}
     accels: set[str] = set()
     for test in tests:
@@ -235,23 +267,23 @@ def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) ->
     counts: dict[str, int] = {}
     for test in tests:
         counts[test.get("status", "?")] = counts.get(test.get("status", "?"), 0) + 1
-    totals = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    qemu_text = "; ".join(f"{v} ({p})" if p else v for v, p in sorted(qemus.items())) or "?"
-    rows = [
-        ("QEMU", qemu_text), ("accelerator", "; ".join(sorted(accels)) or "?"), ("txnstorm", _commit()),
-        ("host", platform.node()), ("job", f"{data.get('job_id', '?')} ({job_dir})"), ("totals", totals),
+    return [
+        ("QEMU", "; ".join(f"{v} ({p})" if p else v for v, p in sorted(qemus.items())) or "?"),
+        ("accelerator", "; ".join(sorted(accels)) or "?"), ("txnstorm", _commit()), ("host", platform.node()),
+        ("job", f"{data.get('job_id', '?')} ({job_dir})"),
+        ("totals", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))),
     ]  # fmt: skip
-    return '<table id="job">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
 
 
-STYLE = """body{font-family:sans-serif;margin:1em 2em;max-width:1200px}
-td,th{padding:2px 8px;text-align:left;vertical-align:top}
-section.test{border-left:4px solid #ccc;padding:0 1em;margin:1em 0}
-section.FAIL,section.ERROR,section.INTERRUPTED{border-color:#d62728}
-section.WARN{border-color:#ff7f0e} section.PASS{border-color:#2ca02c}
-p.reason{font-weight:bold;white-space:pre-wrap;overflow-wrap:anywhere}
-pre{background:#f4f4f4;padding:6px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
-code{overflow-wrap:anywhere} a.log{margin-right:2px}"""
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )  # fmt: skip
+
+
+def _css() -> Markup:
+    return Markup((TEMPLATES / "base.css").read_text())  # noqa: S704 - our own stylesheet
 
 
 def render_job(job_dir: Path) -> Path:
@@ -262,26 +294,13 @@ def render_job(job_dir: Path) -> Path:
     except (OSError, ValueError):
         raise UserError(f"{job_dir} has no readable results.json; give an Avocado job results dir") from None
     tests = data.get("tests", [])
-    bad = [t for t in tests if t.get("status") in FAILED]
-    known = [t for t in tests if t.get("status") == "WARN"]
-    rest = [t for t in tests if t not in bad and t not in known]
-    known_list = "".join(
-        f"<li>{_e(_known_issue_label(t))} ({_e(t.get('name', '?'))})</li>" for t in known
-    ) or "<li>none</li>"  # fmt: skip
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>txnstorm job {_e(str(data.get("job_id", ""))[:12])}</title>
-<style>{STYLE}</style></head>
-<body><h1>txnstorm: {len(tests)} tests, {len(bad)} failed, {len(known)} known issues</h1>
-{_header(job_dir, data, tests)}
-<h2 id="failures">Failures ({len(bad)})</h2>
-{"".join(_test_section(job_dir, t) for t in bad) or "<p>none</p>"}
-<h2>Known issues ({len(known)})</h2><ul id="known-issues">{known_list}</ul>
-{"".join(_test_section(job_dir, t) for t in known)}
-<details id="passes"><summary><h2 style="display:inline">Passed and others ({len(rest)})</h2></summary>
-{"".join(_test_section(job_dir, t) for t in rest)}
-</details>
-</body></html>
-"""
+    views = [view_of(job_dir, t) for t in tests]
+    page = _templates().get_template("job.html").render(
+        css=_css(), job_id=str(data.get("job_id", "")), tests=views, header=_header(job_dir, data, tests),
+        avocado_page="results.html" if (job_dir / "results.html").is_file() else "",
+        failed=[v for v in views if v["status"] in FAILED], known=[v for v in views if v["status"] == "WARN"],
+        rest=[v for v in views if v["status"] not in FAILED and v["status"] != "WARN"],
+    )  # fmt: skip
     out = job_dir / "report.html"
     out.write_text(page)
     return out
@@ -324,41 +343,33 @@ def render_nightly(out_dir: Path, jobs: Sequence[dict[str, Any]], versions: Sequ
     to that job's report), per test how often it failed (FAIL/ERROR: new, a finding or the suite's fault)
     and how often a known issue showed (WARN); INTERRUPTED (cut by the budget) counts as neither."""
     out_dir = Path(out_dir).resolve()
-    names = sorted({name for job in jobs for name in job["tests"]})
     rows = []
-    for name in names:
-        cells, runs_n, new, known = [], 0, 0, 0
+    for name in sorted({name for job in jobs for name in job["tests"]}):
+        cells, counted, new, known = [], 0, 0, 0
         for version in versions:
             marks = []
             for job in (j for j in jobs if j["qemu"] == version and name in j["tests"]):
                 verdict = job["tests"][name]
                 status = str(verdict["status"])
-                runs_n += status != "INTERRUPTED"
+                counted += status != "INTERRUPTED"
                 new += status in ("FAIL", "ERROR")
                 known += status == "WARN"
                 job_dir = Path(job["job_dir"])
                 href = job_dir.relative_to(out_dir) if job_dir.is_relative_to(out_dir) else job_dir
-                title = f"iteration {job['iteration']}, seed {verdict.get('seed')}: {status}"
-                link = f"{href}/report.html#{verdict.get('id') or ''}"
-                letter = LETTER.get(status, "?")
-                marks.append(f'<a class="v {_e(status)}" title="{_e(title)}" href="{_e(link)}">{letter}</a>')
-            cells.append("<td>" + ("".join(marks) or "-") + "</td>")
-        rate = f"{new}/{runs_n}" if runs_n else "-"
-        rows.append(f"<tr><td>{_e(name)}</td>{''.join(cells)}<td>{rate}</td><td>{known}/{runs_n}</td></tr>")
-    head = "".join(f"<th>QEMU {_e(v)}</th>" for v in versions)
-    total_new = sum(1 for j in jobs for v in j["tests"].values() if v["status"] in ("FAIL", "ERROR"))
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>txnstorm nightly</title>
-<style>{STYLE}
-a.v{{display:inline-block;width:1.4em;text-align:center;margin:1px;text-decoration:none;color:#fff;border-radius:3px}}
-a.PASS{{background:#2ca02c}} a.WARN{{background:#ff7f0e}} a.FAIL,a.ERROR{{background:#d62728}}
-a.INTERRUPTED,a.CANCEL,a.SKIP{{background:#999}}</style></head>
-<body><h1>txnstorm nightly: {len(jobs)} jobs over QEMU {_e(", ".join(versions))}, {total_new} failures</h1>
-<p>Each letter is one iteration (P pass, W known issue, F fail, E error, I cut by the budget); hover for the
-seed, click for that job's report.  "failed" counts FAIL and ERROR (new: not a listed known issue).</p>
-<table id="grid"><tr><th>test</th>{head}<th>failed</th><th>known issue</th></tr>
-{"".join(rows)}</table></body></html>
-"""
+                marks.append({
+                    "status": status, "letter": LETTER.get(status, "?"),
+                    "title": f"iteration {job['iteration']}, seed {verdict.get('seed')}: {status}",
+                    "href": f"{href}/report.html#{verdict.get('id') or ''}",
+                })  # fmt: skip
+            cells.append(marks)
+        rows.append({"name": name, "cells": cells, "failed": f"{new}/{counted}" if counted else "-",
+                     "known": f"{known}/{counted}" if counted else "-"})  # fmt: skip
+    failures = sum(1 for j in jobs for v in j["tests"].values() if v["status"] in ("FAIL", "ERROR"))
+    page = (
+        _templates()
+        .get_template("nightly.html")
+        .render(css=_css(), jobs=len(jobs), versions=list(versions), failures=failures, rows=rows)
+    )
     out = out_dir / "nightly.html"
     out.write_text(page)
     return out
