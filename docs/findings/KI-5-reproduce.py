@@ -13,6 +13,7 @@ error QEMU gives for the second one, without the transaction's abort path).
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,10 @@ def main() -> int:
     if not qemu or not qemu_img:
         print("usage: KI-5-reproduce.py [QEMU [QEMU_IMG]] (qemu-system-x86_64/qemu-img not on PATH)", file=sys.stderr)
         return 2
+    for path in (qemu, qemu_img):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            print(f"KI-5-reproduce.py: {path}: not an executable file", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="ki5-") as tmp:
         for name in ("disk0", "tgt"):
             subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", f"{tmp}/{name}.qcow2", "64M"], check=True)

@@ -85,6 +85,18 @@ def show_queues(qmp: Qmp) -> None:
               f"signalled_used {s['signalled-used']}; ring {ring}")  # fmt: skip
 
 
+def bad_input(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, in one line (None: nothing), before anything boots."""
+    if not (args.qemu and args.qemu_img and args.guest and shutil.which("ssh")):
+        return "need --qemu, --qemu-img, --guest (run 'make guest') and ssh"
+    for option, path in (("--qemu", args.qemu), ("--qemu-img", args.qemu_img)):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return f"{option} {path}: not an executable file"
+    if not (Path(args.guest) / "build-info.json").is_file():
+        return f"{args.guest} is not a txnstorm guest dir (no build-info.json); run 'make guest'"
+    return None
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--qemu", default=shutil.which("qemu-system-x86_64"))
@@ -94,8 +106,9 @@ def main() -> int:
     p.add_argument("--accel", default="tcg", choices=("tcg", "kvm"))
     p.add_argument("--abort", action="store_true", help="failing transactions instead of stop/cont")
     args = p.parse_args()
-    if not (args.qemu and args.qemu_img and args.guest and shutil.which("ssh")):
-        print("KI-7-reproduce.py: need --qemu, --qemu-img, --guest (run 'make guest') and ssh", file=sys.stderr)
+    problem = bad_input(args)
+    if problem:
+        print(f"KI-7-reproduce.py: {problem}", file=sys.stderr)
         return 2
     guest = Path(args.guest)
     append = json.loads((guest / "build-info.json").read_text())["append"]
