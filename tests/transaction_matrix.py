@@ -68,6 +68,27 @@ class TransactionMatrix(TxnstormTest):
         """:avocado: tags=nightly"""
         self.one_point_in_time_on("raw-disks")
 
+    def test_aio_native_direct(self):
+        """Linux AIO with O_DIRECT on the images (host AIO backends, #15).
+
+        :avocado: tags=nightly,aio
+        """
+        self.one_point_in_time_on("aio-native-direct")
+
+    def test_aio_io_uring(self):
+        """io_uring on the images; CANCEL where QEMU was built without liburing.
+
+        :avocado: tags=nightly,aio
+        """
+        self.one_point_in_time_on("aio-io-uring")
+
+    def test_aio_threads_direct(self):
+        """The thread pool with O_DIRECT (cache.direct=on).
+
+        :avocado: tags=nightly,aio
+        """
+        self.one_point_in_time_on("aio-threads-direct")
+
 
 class TransactionMatrixControls(TxnstormTest):
     """
@@ -77,13 +98,28 @@ class TransactionMatrixControls(TxnstormTest):
 
     timeout = 600
 
-    def test_separate_commands_are_caught_by_every_oracle(self):
-        """:avocado: tags=quick"""
+    def separate_commands_caught_on(self, topology: Topology) -> None:
         plans = list(PLANS.values())
-        with self.storm(TWO_DISKS_ONE_IOTHREAD, plans) as storm:
+        with self.storm(topology, plans) as storm:
             for plan in self.rounds(plans):
                 storm.fire(plan, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))
+
+    def test_separate_commands_are_caught_by_every_oracle(self):
+        """:avocado: tags=quick"""
+        self.separate_commands_caught_on(TWO_DISKS_ONE_IOTHREAD)
+
+    def test_separate_commands_are_caught_with_aio_native(self):
+        """The aio shapes' control: the oracles still see a non-atomic sequence with Linux AIO and
+        O_DIRECT under the images.
+
+        :avocado: tags=nightly,aio
+        """
+        self.separate_commands_caught_on(TOPOLOGIES["aio-native-direct"])
+
+    def test_separate_commands_are_caught_with_io_uring(self):
+        """:avocado: tags=nightly,aio"""
+        self.separate_commands_caught_on(TOPOLOGIES["aio-io-uring"])
 
     def test_bitmap_added_apart_from_its_full_backup_is_caught(self):
         """The full backup and its bitmap as two commands, the incremental

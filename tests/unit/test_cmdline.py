@@ -99,3 +99,22 @@ def test_trace_events_go_to_their_own_log(tmp_path):
     ]
     untraced = build_args(tmp_path / "qemu", TWO_DISKS_ONE_IOTHREAD, LaunchSpec(**{**spec.__dict__, "trace": ()}))
     assert "-D" not in untraced and "-trace" not in untraced
+
+
+def test_host_aio_backend_goes_on_the_file_node(tmp_path):
+    import json
+
+    import pytest
+
+    from txnstorm.vm.cmdline import blockdev_args
+    from txnstorm.vm.topology import TOPOLOGIES, Disk
+
+    native = json.loads(blockdev_args(Disk("d", aio="native", cache_direct=True), tmp_path / "d.qcow2")[1])
+    assert native["aio"] == "native" and native["cache"] == {"direct": True}
+    default = json.loads(blockdev_args(Disk("d"), tmp_path / "d.qcow2")[1])
+    assert "aio" not in default and "cache" not in default  # QEMU's defaults, as before
+    with pytest.raises(ValueError, match="aio=native needs cache_direct=True"):
+        Disk("d", aio="native")
+    with pytest.raises(ValueError, match="aio must be one of"):
+        Disk("d", aio="posix")
+    assert {"aio-native-direct", "aio-io-uring", "aio-threads-direct"} <= set(TOPOLOGIES)

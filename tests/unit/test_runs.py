@@ -102,6 +102,17 @@ def test_capabilities_from_a_schema():
     ]
 
 
+def test_aio_backends_from_a_schema():
+    """BlockdevAioOptions lists io_uring only in a QEMU built with liburing (make qemu's 10.2.2 is not)."""
+    from txnstorm.host.caps import from_schema
+
+    aio = {"name": "125", "meta-type": "enum", "members": [{"name": "threads"}, {"name": "native"}]}
+    without = from_schema("10.2.2", [aio])
+    assert without.missing(aio=("native", "io_uring")) == ["aio=io_uring (built without it)"]
+    with_uring = from_schema("7.2.22", [{**aio, "members": [*aio["members"], {"name": "io_uring"}]}])
+    assert with_uring.missing(aio=("io_uring",)) == []
+
+
 def test_side_by_side_table_has_a_column_per_qemu():
     from txnstorm.runner.runs import side_by_side
 

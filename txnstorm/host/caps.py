@@ -28,10 +28,14 @@ class Capabilities:
     version: str
     commands: frozenset[str]
     transaction_actions: frozenset[str]
+    aio_modes: frozenset[str] = frozenset({"threads"})  # the file driver's aio= values this QEMU was built with
 
-    def missing(self, commands: tuple[str, ...] = (), actions: tuple[str, ...] = ()) -> list[str]:
+    def missing(
+        self, commands: tuple[str, ...] = (), actions: tuple[str, ...] = (), aio: tuple[str, ...] = ()
+    ) -> list[str]:
         gone = [f"QMP command {c}" for c in commands if c not in self.commands]
         gone += [f"transaction action {a}" for a in actions if a not in self.transaction_actions]
+        gone += [f"aio={a} (built without it)" for a in aio if a not in self.aio_modes]
         return gone
 
     def describe(self) -> str:
@@ -45,14 +49,16 @@ def from_schema(version: str, schema: list[dict[str, Any]]) -> Capabilities:
     """Commands, and the transaction action kinds (the enum that names them)."""
     commands = frozenset(e["name"] for e in schema if e.get("meta-type") == "command")
     actions: frozenset[str] = frozenset()
-    for entry in schema:
+    aio: frozenset[str] = frozenset({"threads"})
+    for entry in schema:  # enums are unnamed in the schema: known by their values
         if entry.get("meta-type") != "enum":
             continue
         values = {m["name"] if isinstance(m, dict) else m for m in entry.get("members", entry.get("values", []))}
         if {"blockdev-snapshot-sync", "abort"} <= values:
             actions = frozenset(values)
-            break
-    return Capabilities(version, commands, actions)
+        elif {"threads", "native"} <= values:  # BlockdevAioOptions; io_uring only when built with liburing
+            aio = frozenset(values)
+    return Capabilities(version, commands, actions, aio)
 
 
 def _cache_file(sut: SystemUnderTest) -> Path:
@@ -65,7 +71,9 @@ def probe(sut: SystemUnderTest) -> Capabilities:
     cache = _cache_file(sut)
     try:
         data = json.loads(cache.read_text())
-        return Capabilities(data["version"], frozenset(data["commands"]), frozenset(data["actions"]))
+        return Capabilities(
+            data["version"], frozenset(data["commands"]), frozenset(data["actions"]), frozenset(data["aio"])
+        )
     except (OSError, ValueError, KeyError):
         pass
     tmp = make_private_dir("caps")
@@ -94,7 +102,12 @@ def probe(sut: SystemUnderTest) -> Capabilities:
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(
         json.dumps(
-            {"version": caps.version, "commands": sorted(caps.commands), "actions": sorted(caps.transaction_actions)}
+            {
+                "version": caps.version,
+                "commands": sorted(caps.commands),
+                "actions": sorted(caps.transaction_actions),
+                "aio": sorted(caps.aio_modes),
+            }  # fmt: skip
         )
     )
     return caps

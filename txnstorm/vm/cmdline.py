@@ -43,7 +43,11 @@ def cpu_model(accel: str) -> str:
 
 
 def blockdev_args(disk: Disk, image: Path) -> list[str]:
-    file_node = {"driver": "file", "filename": str(image), "node-name": disk.file_node}
+    file_node: dict[str, object] = {"driver": "file", "filename": str(image), "node-name": disk.file_node}
+    if disk.aio != "threads":
+        file_node["aio"] = disk.aio
+    if disk.cache_direct:
+        file_node["cache"] = {"direct": True}
     fmt_node = {"driver": disk.fmt, "file": disk.file_node, "node-name": disk.node}
     return ["-blockdev", json.dumps(file_node), "-blockdev", json.dumps(fmt_node)]
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+AIO_MODES = ("threads", "native", "io_uring")
+
 
 @dataclass(frozen=True)
 class Disk:
@@ -23,6 +25,14 @@ class Disk:
     iothread: str | None = "io0"  # None: the disk is served by the main loop
     num_queues: int = 1
     share_rw: bool = False  # needed when an NBD export writes the same node
+    aio: str = "threads"  # the host AIO backend of the image's file node: threads, native, io_uring
+    cache_direct: bool = False  # O_DIRECT on the image file (aio=native needs it)
+
+    def __post_init__(self) -> None:
+        if self.aio not in AIO_MODES:
+            raise ValueError(f"disk {self.name}: aio must be one of {AIO_MODES}, not {self.aio!r}")
+        if self.aio == "native" and not self.cache_direct:
+            raise ValueError(f"disk {self.name}: aio=native needs cache_direct=True (QEMU refuses it otherwise)")
 
     @property
     def size_bytes(self) -> int:
@@ -93,6 +103,15 @@ TOPOLOGIES: dict[str, Topology] = {
             smp=2,
         ),
         Topology("raw-disks", (Disk("disk0", fmt="raw", iothread="io0"), Disk("disk1", fmt="raw", iothread="io0"))),
+        # Host AIO backends of the images' file nodes (the overlays and targets a plan creates use QEMU's
+        # defaults): Linux AIO with O_DIRECT, io_uring (where QEMU was built with liburing), O_DIRECT threads.
+        *(
+            Topology(
+                f"aio-{aio.replace('_', '-')}{'-direct' if direct else ''}",
+                tuple(Disk(f"disk{i}", iothread="io0", aio=aio, cache_direct=direct) for i in range(2)),
+            )
+            for aio, direct in (("native", True), ("io_uring", False), ("threads", True))
+        ),  # fmt: skip
     )
 }
 
