@@ -68,6 +68,13 @@ class TransactionMatrix(TxnstormTest):
         """:avocado: tags=nightly"""
         self.one_point_in_time_on("raw-disks")
 
+    def test_vq_mapping(self):
+        """Each disk's two queues on two iothreads (iothread-vq-mapping, QEMU 9.0+; CANCEL before).
+
+        :avocado: tags=nightly,vq-mapping
+        """
+        self.one_point_in_time_on("vq-mapping")
+
     def test_aio_native_direct(self):
         """Linux AIO with O_DIRECT on the images (host AIO backends, #15).
 
@@ -116,6 +123,10 @@ class TransactionMatrixControls(TxnstormTest):
         :avocado: tags=nightly,aio
         """
         self.separate_commands_caught_on(TOPOLOGIES["aio-native-direct"])
+
+    def test_separate_commands_are_caught_with_vq_mapping(self):
+        """:avocado: tags=nightly,vq-mapping"""
+        self.separate_commands_caught_on(TOPOLOGIES["vq-mapping"])
 
     def test_separate_commands_are_caught_with_io_uring(self):
         """:avocado: tags=nightly,aio"""

@@ -118,3 +118,27 @@ def test_host_aio_backend_goes_on_the_file_node(tmp_path):
     with pytest.raises(ValueError, match="aio must be one of"):
         Disk("d", aio="posix")
     assert {"aio-native-direct", "aio-io-uring", "aio-threads-direct"} <= set(TOPOLOGIES)
+
+
+def test_vq_mapping_needs_json_device_syntax_and_its_iothreads():
+    import json
+
+    import pytest
+
+    from txnstorm.vm.cmdline import device_arg
+    from txnstorm.vm.topology import TOPOLOGIES, Disk
+
+    disk = Disk("d", iothread=None, num_queues=2, vq_mapping=("io0", "io1"))
+    device = json.loads(device_arg(disk))
+    assert device["iothread-vq-mapping"] == [{"iothread": "io0"}, {"iothread": "io1"}]
+    assert device["num-queues"] == 2 and "iothread" not in device
+    assert TOPOLOGIES["vq-mapping"].iothreads == ["io0", "io1"]  # the -object iothread lines follow from it
+    with pytest.raises(ValueError, match="vq_mapping needs iothread=None"):
+        Disk("d", num_queues=2, vq_mapping=("io0", "io1"))  # iothread defaults to io0
+
+
+def test_a_qemu_without_vq_mapping_names_the_missing_property():
+    from txnstorm.host.caps import Capabilities
+
+    caps = Capabilities("7.2.22", frozenset(), frozenset(), blk_props=frozenset({"iothread", "num-queues"}))
+    assert caps.missing(blk_props=("iothread-vq-mapping",)) == ["virtio-blk-pci property iothread-vq-mapping"]

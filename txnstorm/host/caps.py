@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,14 @@ class Capabilities:
     commands: frozenset[str]
     transaction_actions: frozenset[str]
     aio_modes: frozenset[str] = frozenset({"threads"})  # the file driver's aio= values this QEMU was built with
+    blk_props: frozenset[str] = frozenset()  # virtio-blk-pci's properties (device-list-properties)
 
     def missing(
-        self, commands: tuple[str, ...] = (), actions: tuple[str, ...] = (), aio: tuple[str, ...] = ()
-    ) -> list[str]:
+        self, commands: tuple[str, ...] = (), actions: tuple[str, ...] = (), aio: tuple[str, ...] = (),
+        blk_props: tuple[str, ...] = (),
+    ) -> list[str]:  # fmt: skip
         gone = [f"QMP command {c}" for c in commands if c not in self.commands]
+        gone += [f"virtio-blk-pci property {p}" for p in blk_props if p not in self.blk_props]
         gone += [f"transaction action {a}" for a in actions if a not in self.transaction_actions]
         gone += [f"aio={a} (built without it)" for a in aio if a not in self.aio_modes]
         return gone
@@ -72,8 +75,9 @@ def probe(sut: SystemUnderTest) -> Capabilities:
     try:
         data = json.loads(cache.read_text())
         return Capabilities(
-            data["version"], frozenset(data["commands"]), frozenset(data["actions"]), frozenset(data["aio"])
-        )
+            data["version"], frozenset(data["commands"]), frozenset(data["actions"]), frozenset(data["aio"]),
+            frozenset(data["blk_props"]),
+        )  # fmt: skip
     except (OSError, ValueError, KeyError):
         pass
     tmp = make_private_dir("caps")
@@ -92,9 +96,11 @@ def probe(sut: SystemUnderTest) -> Capabilities:
             monitor.accept(timeout=30, alive=alive)
             version = monitor.cmd("query-version")["qemu"]
             schema = monitor.cmd("query-qmp-schema")
+            blk_props = frozenset(p["name"] for p in monitor.cmd("device-list-properties", typename="virtio-blk-pci"))
             monitor.cmd("quit")
             monitor.close()
-        caps = from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema)
+        caps = replace(from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema),
+                       blk_props=blk_props)  # fmt: skip
     finally:
         if proc is not None:
             process.end(proc)
@@ -107,6 +113,7 @@ def probe(sut: SystemUnderTest) -> Capabilities:
                 "commands": sorted(caps.commands),
                 "actions": sorted(caps.transaction_actions),
                 "aio": sorted(caps.aio_modes),
+                "blk_props": sorted(caps.blk_props),
             }  # fmt: skip
         )
     )

@@ -150,9 +150,12 @@ class TxnstormTest(Test):
             self.error(f"seed {value!r} is not an integer; pass -p seed=N or TXNSTORM_SEED=N")
             raise
 
-    def require(self, commands: Sequence[str] = (), actions: Sequence[str] = (), aio: Sequence[str] = ()) -> None:
+    def require(
+        self, commands: Sequence[str] = (), actions: Sequence[str] = (), aio: Sequence[str] = (),
+        blk_props: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         """CANCEL (not ERROR, not FAIL) when this QEMU lacks a feature the test needs."""
-        missing = self.caps.missing(tuple(commands), tuple(actions), tuple(aio))
+        missing = self.caps.missing(tuple(commands), tuple(actions), tuple(aio), tuple(blk_props))
         if missing:
             self.cancel(f"QEMU {self.caps.version} lacks {', '.join(missing)}")
 
@@ -188,7 +191,10 @@ class TxnstormTest(Test):
         without it CANCELs.  Leaving the block stops the storm and quits QEMU;
         NBD clients close after that (on 7.2 a disconnect from an iothread
         export aborts, KI-1)."""
-        self.require(actions=[*action_types(plans), *also_actions], aio=sorted({d.aio for d in topology.disks}))
+        self.require(
+            actions=[*action_types(plans), *also_actions], aio=sorted({d.aio for d in topology.disks}),
+            blk_props=["iothread-vq-mapping"] if any(d.vq_mapping for d in topology.disks) else [],
+        )  # fmt: skip
         witnesses = Witnesses.of(topology, nbd_stamps) if stamps or nbd_stamps else None
         storm: Storm | None = None
         try:

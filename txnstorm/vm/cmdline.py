@@ -53,6 +53,12 @@ def blockdev_args(disk: Disk, image: Path) -> list[str]:
 
 
 def device_arg(disk: Disk) -> str:
+    if disk.vq_mapping:  # a list property: only JSON -device syntax can say it
+        return json.dumps({
+            "driver": "virtio-blk-pci", "id": disk.qdev, "drive": disk.node, "serial": disk.serial,
+            "num-queues": disk.num_queues, "iothread-vq-mapping": [{"iothread": t} for t in disk.vq_mapping],
+            **({"share-rw": True} if disk.share_rw else {}),
+        })  # fmt: skip
     props = [f"virtio-blk-pci,id={disk.qdev},drive={disk.node},serial={disk.serial}"]
     if disk.iothread:
         props.append(f"iothread={disk.iothread}")

@@ -27,10 +27,15 @@ class Disk:
     share_rw: bool = False  # needed when an NBD export writes the same node
     aio: str = "threads"  # the host AIO backend of the image's file node: threads, native, io_uring
     cache_direct: bool = False  # O_DIRECT on the image file (aio=native needs it)
+    # QEMU 9.0+: the device's queues spread round-robin over these iothreads (iothread-vq-mapping)
+    # instead of one ``iothread``.
+    vq_mapping: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.aio not in AIO_MODES:
             raise ValueError(f"disk {self.name}: aio must be one of {AIO_MODES}, not {self.aio!r}")
+        if self.vq_mapping and (self.iothread or self.num_queues < len(self.vq_mapping)):
+            raise ValueError(f"disk {self.name}: vq_mapping needs iothread=None and num_queues >= its iothreads")
         if self.aio == "native" and not self.cache_direct:
             raise ValueError(f"disk {self.name}: aio=native needs cache_direct=True (QEMU refuses it otherwise)")
 
@@ -72,7 +77,7 @@ class Topology:
 
     @property
     def iothreads(self) -> list[str]:
-        return sorted({d.iothread for d in self.disks if d.iothread})
+        return sorted({d.iothread for d in self.disks if d.iothread} | {t for d in self.disks for t in d.vq_mapping})
 
     def disk(self, name: str) -> Disk:
         for d in self.disks:
@@ -103,6 +108,12 @@ TOPOLOGIES: dict[str, Topology] = {
             smp=2,
         ),
         Topology("raw-disks", (Disk("disk0", fmt="raw", iothread="io0"), Disk("disk1", fmt="raw", iothread="io0"))),
+        # QEMU 9.0+: each disk's two queues on two iothreads (iothread-vq-mapping).
+        Topology(
+            "vq-mapping",
+            tuple(Disk(f"disk{i}", iothread=None, num_queues=2, vq_mapping=("io0", "io1")) for i in range(2)),
+            smp=2,
+        ),
         # Host AIO backends of the images' file nodes (the overlays and targets a plan creates use QEMU's
         # defaults): Linux AIO with O_DIRECT, io_uring (where QEMU was built with liburing), O_DIRECT threads.
         *(
