@@ -12,7 +12,7 @@ TAGS    ?= quick
 DURATION ?= 10m
 export QEMU QEMU_IMG ACCEL QEMU_TEST_QEMU_BINARY QEMU_TEST_QEMU_IMG
 
-.PHONY: all inputs setup guest preflight lint unit quick scenarios check run ci nightly replay replay-test clean
+.PHONY: all inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth replay replay-test clean
 
 # One step at a time, in the order written: the input check always comes first.
 .NOTPARALLEL:
@@ -24,7 +24,7 @@ all: check
 # tests, the guest build or the KVM probe: a wrong one is one line, exit 2.
 # Standard library only, so it runs before the venv exists.
 inputs:
-	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
+	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' TEETH_TAGS='$(TEETH_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
 	  PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
 
 setup:
@@ -73,6 +73,12 @@ ci: scenarios
 # on the QEMU under test and on every QEMU built by `make qemu`, side by side.
 nightly: inputs setup
 	@scripts/txnstorm nightly --duration='$(DURATION)' --tags='$(NIGHTLY_TAGS)' --preflight
+
+# Teeth: build QEMU with each fault of teeth/ injected (cached) and run
+# TEETH_TAGS (default quick) against each, beside the stock build: a table of
+# fault x QEMU -> caught / missed.  TEETH_QEMUS="10.2.2" limits the versions.
+teeth: inputs setup
+	@scripts/txnstorm teeth --tags='$(or $(TEETH_TAGS),quick)' --versions='$(TEETH_QEMUS)'
 
 # Replay: `make replay` prints the command for each failure of the last job;
 # `make replay-test TEST=tests/x.py:Class.test SEED=N` runs one test with its seed.

@@ -13,6 +13,7 @@
     txnstorm bisect-answer JOB [--issue KI-n]   0 good, 1 bad, 125 skip (git bisect run)
     txnstorm report [DIR]  write report.html (verdicts, known issues, timelines) into a job dir
     txnstorm nightly --duration 2h [--tags ...]   iterate the suite until the budget ends
+    txnstorm teeth [--tags quick] [--versions 10.2.2]   fault-injected builds vs a tier
 
 User errors print one line and exit 2; Ctrl-C exits 130 after cleaning up.
 """
@@ -264,6 +265,20 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_teeth(args: argparse.Namespace) -> int:
+    from txnstorm.runner import teeth
+
+    tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
+    results = Path(args.results_dir).resolve() / "teeth"
+    rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say)
+    print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8}  detail")
+    for row in rows:
+        print(row.line())
+    bad = [r for r in rows if r.outcome in ("missed", "NOT CLEAN", "build failed", "no result")]
+    _say(f"teeth: {len(rows)} rows, {len(bad)} missed or unclean; results in {results}")
+    return 1 if bad else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="txnstorm", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -306,6 +321,11 @@ def parser() -> argparse.ArgumentParser:
     rt = sub.add_parser("report", help="write report.html into a job results dir (nightly.html for a nightly's)")
     rt.add_argument("results", nargs="?", default="results/latest")
     rt.set_defaults(func=cmd_report)
+    te = sub.add_parser("teeth", help="fault-injected QEMU builds: does the tier catch each bug class?")
+    te.add_argument("--tags", default="quick", help="the tier to run against each build (Avocado tag filters)")
+    te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
+    te.add_argument("--results-dir", default="results")
+    te.set_defaults(func=cmd_teeth)
     nt = sub.add_parser("nightly", help="iterate the suite until the time budget ends")
     nt.add_argument("--duration", required=True)
     nt.add_argument("--tags", default="")

@@ -7,7 +7,7 @@ runs with the system ``python3`` before the virtualenv exists.
 
 Checked (from the environment, as make passes them): ``QEMU`` and
 ``QEMU_IMG`` (or QEMU's ``QEMU_TEST_QEMU_BINARY``, ``QEMU_TEST_QEMU_IMG``),
-``ACCEL``, ``TAGS`` and ``NIGHTLY_TAGS``, ``SHARD``, ``DURATION``, ``SEED``
+``ACCEL``, ``TAGS``, ``NIGHTLY_TAGS`` and ``TEETH_TAGS``, ``SHARD``, ``DURATION``, ``SEED``
 and ``TXNSTORM_SEED``, and that the cache dir can be written.
 """
 
@@ -41,7 +41,7 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
     found: list[Callable[[], object]] = [sut.check_named, cachedir.writable_cache_root]
     if env.get("ACCEL"):
         found.append(lambda: check_accel(env["ACCEL"]))
-    for var in ("TAGS", "NIGHTLY_TAGS"):
+    for var in ("TAGS", "NIGHTLY_TAGS", "TEETH_TAGS"):
         if env.get(var, "").strip():
             found.append(lambda var=var: runs.check_tags(env[var], sorted(TESTS_DIR.glob("*.py")), var))
     if env.get("SHARD"):

@@ -1,0 +1,84 @@
+"""make teeth's bookkeeping (the builds and runs themselves need QEMU sources: see README)."""
+
+import subprocess
+
+import pytest
+
+from txnstorm.errors import UserError
+from txnstorm.runner import teeth
+
+
+def test_the_version_family_follows_the_drain_mechanism():
+    assert [teeth.family(v) for v in ("7.2.22", "10.0.13", "10.2.2", "11.1.3")] == ["7.2", "10", "10", "11"]
+
+
+def test_every_fault_in_the_repo_names_its_class_and_has_a_patch():
+    faults = teeth.load_faults()
+    assert faults
+    for fault in faults:
+        assert fault.bug_class.startswith("Class "), fault.name
+        assert fault.patches, f"{fault.name}: no patch"
+
+
+def test_a_fault_without_readme_is_named(tmp_path):
+    (tmp_path / "nameless").mkdir()
+    with pytest.raises(UserError, match="no README naming the bug class"):
+        teeth.load_faults(tmp_path)
+
+
+def fake_tree(root):
+    tree = root / "src" / "qemu-10.2.2"
+    (tree / "nbd").mkdir(parents=True)
+    (tree / "VERSION").write_text("10.2.2\n")
+    (tree / "nbd" / "server.c").write_text("int drained(void)\n{\n    return 1;\n}\n")
+    return tree
+
+
+def test_a_patch_applies_to_a_copy_and_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
+    tree = fake_tree(tmp_path)
+    patch = tmp_path / "10.patch"
+    patch.write_text("--- a/nbd/server.c\n+++ b/nbd/server.c\n@@ -1,4 +1,4 @@\n int drained(void)\n {\n"
+                     "-    return 1;\n+    return 0; /* fault */\n }\n")  # fmt: skip
+    fault = teeth.Fault("f", "Class 2", {"10": patch})
+    copy = teeth.patched_tree(tree, fault, "10.2.2")
+    assert "fault" in (copy / "nbd" / "server.c").read_text()
+    assert "fault" not in (tree / "nbd" / "server.c").read_text()  # the cached source stays stock
+    mtime = (copy / "nbd" / "server.c").stat().st_mtime_ns
+    assert teeth.patched_tree(tree, fault, "10.2.2") == copy  # reused: build-qemu's cache hits
+    assert (copy / "nbd" / "server.c").stat().st_mtime_ns == mtime
+    assert not list(copy.glob(".txnstorm*"))  # the stamp lives beside the tree, not in it
+
+
+def test_a_patch_that_does_not_apply_or_is_missing_is_said(tmp_path, monkeypatch):
+    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
+    tree = fake_tree(tmp_path)
+    bad = tmp_path / "10.patch"
+    bad.write_text("--- a/nbd/server.c\n+++ b/nbd/server.c\n@@ -1,1 +1,1 @@\n-nothing like this\n+x\n")
+    said = teeth.patched_tree(tree, teeth.Fault("f", "Class 2", {"10": bad}), "10.2.2")
+    assert isinstance(said, str) and said.startswith("10.patch does not apply")
+    said = teeth.patched_tree(tree, teeth.Fault("f", "Class 2", {"10": bad}), "7.2.22")
+    assert said == "no patch for the 7.2 family (10 exist)"
+
+
+def test_caught_missed_and_stock_rows():
+    failed = {"tests/n.py:N.test_stamps": ("FAIL", "transaction did not capture one point in time")}
+    passed = {"tests/n.py:N.test_stamps": ("PASS", "")}
+    assert teeth.judge("nbd", "10.2.2", failed, 60).outcome == "caught"
+    assert teeth.judge("nbd", "10.2.2", passed, 60).outcome == "missed"
+    assert teeth.judge("stock", "10.2.2", passed, 60).outcome == "clean"
+    assert teeth.judge("stock", "10.2.2", failed, 60).outcome == "NOT CLEAN"
+    assert teeth.judge("nbd", "10.2.2", {}, 0).outcome == "no result"
+
+
+def test_unknown_versions_are_bad_input_before_anything_builds(tmp_path, monkeypatch):
+    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match="no QEMU source for 9.9.9"):
+        teeth.teeth(["quick"], tmp_path / "results", ["9.9.9"])
+
+
+def test_make_teeth_with_a_bad_tier_is_one_line_and_exit_2():
+    run = subprocess.run(["make", "-s", "teeth", "TEETH_TAGS=nosuch"], capture_output=True, text=True, check=False,
+                         cwd=teeth.REPO, timeout=120)  # fmt: skip
+    assert run.returncode == 2
+    assert "TEETH_TAGS: unknown tag 'nosuch'" in run.stderr

@@ -1,0 +1,182 @@
+"""``make teeth``: would the suite catch a QEMU that has the bug class it exists for?
+
+Each fault under ``teeth/<fault>/`` re-introduces one named bug class into
+QEMU's source: ``README`` (its first line names the class) and one patch per
+version family (``7.2.patch`` for 7.2's ``aio_disable_external`` drains,
+``10.patch`` for 10.x's ``BlockDevOps`` drains).  For every QEMU source tree
+``make qemu`` unpacked, each fault's patch is applied to a copy of the tree
+(a patch that does not apply, or a family without a patch, is a row that
+says so, never a silent skip), built by ``scripts/build-qemu`` into a cache
+of its own (``<cache>/teeth``: the nightly does not pick fault builds up as
+QEMUs under test), and the chosen tier runs against it.  The stock row is the
+same tier against ``make qemu``'s unpatched build of that version.  A fault
+is *caught* when a test FAILs or ERRORs on it; a stock row must be clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from txnstorm import REPO
+from txnstorm.errors import UserError
+from txnstorm.host.cachedir import cache_root
+
+FAULTS_DIR = REPO / "teeth"
+CAUGHT = ("FAIL", "ERROR")
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    bug_class: str
+    patches: dict[str, Path]  # version family ("7.2", "10") -> patch
+
+
+@dataclass(frozen=True)
+class Row:
+    fault: str  # "stock" for the unpatched build
+    version: str
+    outcome: str  # "caught", "missed", "clean", "NOT CLEAN", or why nothing ran
+    detail: str  # the tests that caught it (with their reason), or what went wrong
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return f"{self.fault:32} {self.version:10} {self.outcome:24} {self.seconds:6.0f} s  {self.detail}"
+
+
+def family(version: str) -> str:
+    """'7.2.22' -> '7.2'; '10.2.2' -> '10' (the drain mechanism changed between them)."""
+    return "7.2" if version.startswith("7.") else version.split(".", 1)[0]
+
+
+def load_faults(directory: Path = FAULTS_DIR) -> list[Fault]:
+    faults = []
+    for path in sorted(p for p in directory.iterdir() if p.is_dir()):
+        readme = path / "README"
+        if not readme.is_file():
+            raise UserError(f"{path}: no README naming the bug class the fault re-introduces")
+        patches = {p.stem: p for p in sorted(path.glob("*.patch"))}
+        faults.append(Fault(path.name, readme.read_text().splitlines()[0].strip(), patches))
+    return faults
+
+
+def source_trees() -> dict[str, Path]:
+    """{QEMU version: the unpacked Debian source tree make qemu built it from}."""
+    trees = {}
+    for version_file in sorted((cache_root() / "qemu" / "src").glob("*/qemu-*/VERSION")):
+        trees[version_file.read_text().strip()] = version_file.parent
+    return trees
+
+
+def stock_build(version: str) -> Path | None:
+    """make qemu's unpatched build of ``version`` (its qemu-system-x86_64), if any."""
+    for manifest in sorted((cache_root() / "qemu").glob("*/manifest.json")):
+        data = json.loads(manifest.read_text())
+        source = Path(data.get("source", ""))
+        if (source / "VERSION").is_file() and (source / "VERSION").read_text().strip() == version:
+            return manifest.parent / "bin" / "qemu-system-x86_64"
+    return None
+
+
+def patched_tree(tree: Path, fault: Fault, version: str) -> Path | str:
+    """A patched copy of ``tree`` (kept in the teeth cache: a second run reuses it), or why there is none."""
+    patch = fault.patches.get(family(version))
+    if patch is None:
+        return f"no patch for the {family(version)} family ({', '.join(fault.patches) or 'none'} exist)"
+    copy = cache_root() / "teeth" / "src" / f"{fault.name}-{version}"
+    stamp = copy.with_name(copy.name + ".patch")  # beside the tree: build-qemu hashes every file in it
+    if stamp.is_file() and stamp.read_text() == patch.read_text():
+        return copy
+    shutil.rmtree(copy, ignore_errors=True)
+    stamp.unlink(missing_ok=True)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", "--reflink=auto", str(tree), str(copy)], check=True)
+    applied = subprocess.run(["patch", "-p1", "-s", "-d", str(copy), "-i", str(patch)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if applied.returncode != 0:
+        shutil.rmtree(copy, ignore_errors=True)
+        return f"{patch.name} does not apply: {(applied.stdout + applied.stderr).strip()[:200]}"
+    stamp.write_text(patch.read_text())
+    return copy
+
+
+def build(tree: Path, log: Path) -> Path | str:
+    """scripts/build-qemu on ``tree`` into the teeth cache; the binary, or why the build failed."""
+    env = {**os.environ, "TXNSTORM_CACHE": str(cache_root() / "teeth"), "QEMU_SRC": str(tree)}
+    with open(log, "w") as out:
+        done = subprocess.run([str(REPO / "scripts" / "build-qemu")], env=env, stdout=out,
+                              stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    found = re.findall(r"^QEMU=(\S+)$", log.read_text(), re.MULTILINE)
+    if done.returncode != 0 or not found:
+        return f"build failed (exit {done.returncode}; log {log})"
+    return Path(found[-1])
+
+
+def run_tier(qemu: Path, tags: Sequence[str], results: Path) -> tuple[dict[str, tuple[str, str]], float]:
+    """{test: (status, reason)} of the tier against ``qemu``, and the job's seconds."""
+    avocado = Path(sys.executable).parent / "avocado"
+    cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results)]
+    cmd += [f"--filter-by-tags={t}" for t in tags] + sorted(str(p) for p in (REPO / "tests").glob("*.py"))
+    env = {**os.environ, "QEMU": str(qemu), "QEMU_IMG": str(qemu.with_name("qemu-img"))}
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, check=False)
+    try:
+        data = json.loads((results / "latest" / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}, 0.0
+    verdicts = {t["name"]: (t["status"], (t.get("fail_reason") or "").splitlines()[0][:160] if t.get("fail_reason")
+                            else "") for t in data.get("tests", [])}  # fmt: skip
+    return verdicts, float(data.get("time") or 0.0)
+
+
+def judge(fault: str, version: str, verdicts: dict[str, tuple[str, str]], seconds: float) -> Row:
+    hits = [f"{name.split(':')[-1]}: {status} {reason}" for name, (status, reason) in verdicts.items()
+            if status in CAUGHT]  # fmt: skip
+    if not verdicts:
+        return Row(fault, version, "no result", "the tier left no results.json", seconds)
+    if fault == "stock":
+        return Row(fault, version, "NOT CLEAN" if hits else "clean", "; ".join(hits), seconds)
+    return Row(fault, version, "caught" if hits else "missed", "; ".join(hits) or "every test passed", seconds)
+
+
+def teeth(
+    tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print
+) -> list[Row]:
+    """Every fault x every QEMU source make qemu unpacked (or ``versions``), and the stock rows."""
+    faults, trees = load_faults(), source_trees()
+    if versions:
+        unknown = sorted(set(versions) - set(trees))
+        if unknown:
+            raise UserError(f"no QEMU source for {', '.join(unknown)} (have {', '.join(trees) or 'none'}); "
+                            "run 'make qemu' (QEMU_DEB_SUITE=...) first")  # fmt: skip
+        trees = {v: trees[v] for v in versions}
+    if not trees:
+        raise UserError("no QEMU source tree to inject faults into; run 'make qemu' first")
+    rows = []
+    for version, tree in trees.items():
+        stock = stock_build(version)
+        if stock is None:
+            rows.append(Row("stock", version, "no stock build", "run 'make qemu' for this version"))
+        else:
+            say(f"teeth: stock {version}: running the tier")
+            rows.append(judge("stock", version, *run_tier(stock, tags, results / f"stock-{version}")))
+        for fault in faults:
+            prepared = patched_tree(tree, fault, version)
+            if isinstance(prepared, str):
+                rows.append(Row(fault.name, version, "not applicable", prepared))
+                continue
+            say(f"teeth: {fault.name} {version}: building (cached after the first time)")
+            qemu = build(prepared, results / f"build-{fault.name}-{version}.log")
+            if isinstance(qemu, str):
+                rows.append(Row(fault.name, version, "build failed", qemu))
+                continue
+            say(f"teeth: {fault.name} {version}: running the tier")
+            rows.append(judge(fault.name, version, *run_tier(qemu, tags, results / f"{fault.name}-{version}")))
+    return rows
