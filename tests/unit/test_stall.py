@@ -119,3 +119,25 @@ def test_a_malformed_stall_entry_is_named(overrides, message):
 def test_crash_entries_need_no_kind():
     (issue,) = ki.parse(json.dumps([{k: v for k, v in stall_entry(signature="Assertion x").items() if k != "kind"}]))
     assert issue.kind == "crash"
+
+
+def test_a_failed_examination_leaves_the_stall_as_the_verdict(tmp_path):
+    """QEMU that cannot be examined (a QMP error) must not replace the stall with another failure."""
+    from types import SimpleNamespace
+
+    from txnstorm.errors import QMPCommandError
+    from txnstorm.scenario.rounds import Timeline
+    from txnstorm.scenario.story import Storm
+
+    def refuse(*_args, **_kwargs):
+        raise QMPCommandError("x-query-virtio-queue-status", "GenericError", "no such queue")
+
+    vm = SimpleNamespace(logdir=tmp_path, topology=SimpleNamespace(disks=()), cmd=refuse, write_ops=refuse,
+                         note=lambda _text: None, launched_at=0.0)  # fmt: skip
+    storm = object.__new__(Storm)
+    storm.vm, storm.booted, storm.timeline = vm, SimpleNamespace(guest=None), Timeline()
+    stalled = DeviceStalled("storm wrote nothing to ['disk0'] within 30 s")
+    storm.examine(stalled, ["disk0"])
+    assert stalled.stall is None
+    assert stalled.reason() == "device stalled: storm wrote nothing to ['disk0'] within 30 s"
+    assert any("examination failed" in e["what"] for e in storm.timeline.events)

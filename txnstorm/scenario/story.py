@@ -156,7 +156,11 @@ class Storm:
             out = self.booted.guest.run(command, timeout=10)
             return out.stdout + out.stderr
 
-        stalled.stall = stall.examine(self.vm, disks, in_guest, self.vm.logdir)
+        try:
+            stalled.stall = stall.examine(self.vm, disks, in_guest, self.vm.logdir)
+        except TxnstormError as exc:  # the stall stays the verdict (a FAIL without a class), not the probe
+            self.timeline.mark(self.vm, "device stalled: examination failed", error=str(exc))
+            return
         self.timeline.mark(self.vm, "device stalled: examined", signature=stalled.stall.signature,
                            unstuck_by=stalled.stall.unstuck_by)  # fmt: skip
 
@@ -216,11 +220,11 @@ class Storm:
     # -- the end -------------------------------------------------------------
     def stop(self) -> None:
         """Stop the stamp writers and fio (whose result lands in the log dir)."""
-        if self.guest_writer:
-            self.timeline.mark(self.vm, "guest stamp writer stopped", generations=self.guest_writer.stop())
-        if self.nbd_writer:
-            self.timeline.mark(self.vm, "NBD stamp writer stopped", generations=self.nbd_writer.stop())
-        try:
+        try:  # a writer that never ends is a stall too: examined while QEMU runs
+            if self.guest_writer:
+                self.timeline.mark(self.vm, "guest stamp writer stopped", generations=self.guest_writer.stop())
+            if self.nbd_writer:
+                self.timeline.mark(self.vm, "NBD stamp writer stopped", generations=self.nbd_writer.stop())
             result = finish_storm(self.fio, self.vm.logdir, timeout=60)
         except StormHung as hung:
             self.examine(hung, self.disks)
