@@ -20,7 +20,6 @@ import json
 import math
 import platform
 import re
-import shlex
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -219,16 +218,6 @@ def _logs(job_dir: Path, logdir: Path) -> list[tuple[str, str]]:
     return [(p.name, rel(p)) for p in evidence_files(logdir)] + [("(the whole dir)", rel(logdir))]
 
 
-def _replay(test: dict[str, Any], board: dict[str, Any]) -> str:
-    ref = re.sub(r"^\d+-", "", test.get("id", test.get("name", "?")))
-    words = ["make", "replay-test", f"TEST={ref}"]
-    if board.get("seed") is not None:
-        words.append(f"SEED={board['seed']}")
-    if board.get("qemu_path"):
-        words.append(f"QEMU={board['qemu_path']}")
-    return shlex.join(words)
-
-
 def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:
     """What the page shows of one test (the template escapes every string; the picture is our SVG)."""
     board = runs.whiteboard(test)
@@ -246,7 +235,7 @@ def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:
         "seconds": float(test.get("time_elapsed") or 0),
         "reason": _known_issue_label(test) if status == "WARN" else _reason(test) if failed else "",
         "assertion": assertion_line(logdir) if failed else "",
-        "replay": _replay(test, board) if failed else "",
+        "replay": runs.replay_command(test, qemu=True) if failed else "",
         "violations": [ln for ln in oracle if "VIOLATION" in ln][:10] if failed else [],
         "backtrace": backtrace_excerpt(logdir) if failed else "",
         "logs": _logs(job_dir, logdir) if logdir.is_dir() else [],

@@ -86,6 +86,18 @@ def _strip_index(test_id: str) -> str:
     return re.sub(r"^\d+-", "", test_id, count=1)
 
 
+def replay_command(test: dict, qemu: bool = False) -> str:
+    """``make replay-test TEST=... SEED=...`` for one results.json test (with ``qemu``: and ``QEMU=``
+    the path the test ran, from its whiteboard)."""
+    board = whiteboard(test)
+    words = ["make", "replay-test", f"TEST={_strip_index(test.get('id', test.get('name', '?')))}"]
+    if board.get("seed") is not None:
+        words.append(f"SEED={board['seed']}")
+    if qemu and board.get("qemu_path"):
+        words.append(f"QEMU={board['qemu_path']}")
+    return shlex.join(words)
+
+
 def replays(results_dir: Path, only_failed: bool = True) -> list[Replay]:
     """A replay command for each (failed) test of a job results dir."""
     results = Path(results_dir) / "results.json"
@@ -102,10 +114,8 @@ def replays(results_dir: Path, only_failed: bool = True) -> list[Replay]:
         status = test.get("status", "?")
         if only_failed and status in ("PASS", "SKIP", "CANCEL", "WARN"):
             continue
-        seed = whiteboard(test).get("seed")
         ref = _strip_index(test.get("id", test.get("name", "?")))
-        args = ["make", "replay-test", f"TEST={ref}"] + ([f"SEED={seed}"] if seed is not None else [])
-        out.append(Replay(ref, status, seed, shlex.join(args)))
+        out.append(Replay(ref, status, whiteboard(test).get("seed"), replay_command(test)))
     return out
 
 
