@@ -172,3 +172,16 @@ def test_the_nightly_ends_within_its_budget():
     assert now[0] <= 1000
     assert [(j.iteration, j.index) for j in jobs] == [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert jobs[-1].timeout_s == 100
+
+
+def test_a_runner_job_names_its_qemu_and_drops_qemus_own_names(tmp_path, monkeypatch):
+    """Nightly and teeth run jobs one way: QEMU_TEST_* left in the environment would disagree with the
+    QEMU the job is for (sut.resolve refuses that), so every test would ERROR."""
+    seen = {}
+    monkeypatch.setenv("QEMU_TEST_QEMU_BINARY", "/usr/bin/qemu-system-x86_64")
+    monkeypatch.setattr(runs.subprocess, "run", lambda cmd, **kw: seen.update(cmd=cmd, **kw))
+    latest = runs.run_avocado_job(tmp_path / "q", tmp_path / "i", ["quick"], tmp_path / "r", 90)
+    assert latest == tmp_path / "r" / "latest"
+    assert seen["env"]["QEMU"] == str(tmp_path / "q") and "QEMU_TEST_QEMU_BINARY" not in seen["env"]
+    assert seen["cmd"][seen["cmd"].index("--job-timeout") :][:2] == ["--job-timeout", "90"]
+    assert "--filter-by-tags=quick" in seen["cmd"] and "tests/transaction_rollback.py" in seen["cmd"]

@@ -147,11 +147,6 @@ def _scenario_files() -> list[Path]:
     return sorted(TESTS_DIR.glob("*.py"))
 
 
-def _scenario_refs() -> list[str]:
-    """The scenario test files relative to the repo: Avocado names tests by them."""
-    return [str(p.relative_to(TESTS_DIR.parent)) for p in _scenario_files()]
-
-
 def cmd_tags(args: argparse.Namespace) -> int:
     print(" ".join(f"--filter-by-tags={f}" for f in runs.check_tags(args.tags, _scenario_files())))
     return 0
@@ -162,7 +157,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     filters = runs.check_tags(args.tags, _scenario_files())
     index, count = runs.parse_shard(args.shard)
     avocado = Path(sys.executable).parent / "avocado"
-    refs = runs.avocado_list(avocado, filters, _scenario_refs(), cwd=TESTS_DIR.parent)
+    refs = runs.avocado_list(avocado, filters, runs.scenario_refs(), cwd=TESTS_DIR.parent)
     if not refs:
         raise UserError(f"TAGS={args.tags!r} selects no test; see the tags in README.md")
     print(" ".join(runs.shard(refs, index, count)))
@@ -222,21 +217,14 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     if args.preflight:
         args.build_guest, args.recipe = True, "tiny"
         cmd_preflight(args)
-    avocado = Path(sys.executable).parent / "avocado"
     table: dict[str, dict[str, dict[str, int]]] = {}  # test -> qemu version -> status -> count
     checks, iterations, failures = 0, 0, []
     jobs: list[dict[str, object]] = []  # per job: iteration, QEMU, dir, verdicts (the nightly page's grid)
     for job in runs.budgeted_jobs(budget, len(systems), time.monotonic):
         iterations, system = job.iteration, systems[job.index]
         results_dir = Path(args.results_dir).resolve() / f"nightly-{system.version}"
-        cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
-        cmd += ["--job-timeout", str(job.timeout_s)]
-        cmd += [f"--filter-by-tags={f}" for f in filters] + _scenario_refs()
         _say(f"nightly iteration {iterations}, QEMU {system.version}, {job.timeout_s / 60:.0f} min left")
-        env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
-        env.update(QEMU=str(system.qemu), QEMU_IMG=str(system.qemu_img))
-        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env, cwd=TESTS_DIR.parent)
-        latest = results_dir / "latest"
+        latest = runs.run_avocado_job(system.qemu, system.qemu_img, filters, results_dir, job.timeout_s)
         junit.mark_known_issues(latest)
         report.render_job(latest)
         summary = runs.job_summary(latest)

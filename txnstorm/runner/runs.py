@@ -1,21 +1,26 @@
 """Job-level helpers for the runner: time budgets, shards, replay commands.
 
 Pure functions over strings and results.json, so the CLI stays thin and the
-rules (what a shard holds, how a failure is replayed) are unit tested.
+rules (what a shard holds, how a failure is replayed) are unit tested; and
+the one way a runner (nightly, teeth) runs an Avocado job against a QEMU.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from txnstorm import REPO
 from txnstorm.errors import UserError
+from txnstorm.host import sut
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -79,6 +84,27 @@ class Replay:
     status: str
     seed: int | None
     command: str
+
+
+def scenario_refs() -> list[str]:
+    """The scenario test files relative to the repo: Avocado names tests by them."""
+    return [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("*.py"))]
+
+
+def run_avocado_job(
+    qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None
+) -> Path:
+    """One Avocado job of the scenario tests (tag ``filters``) against ``qemu``; its results dir
+    (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are dropped: they must not
+    disagree with ``qemu``."""
+    avocado = Path(sys.executable).parent / "avocado"
+    cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
+    cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
+    cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
+    env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
+    env.update(QEMU=str(qemu), QEMU_IMG=str(qemu_img))
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    return results_dir / "latest"
 
 
 def _strip_index(test_id: str) -> str:

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host.cachedir import cache_root
+from txnstorm.runner import runs
 
 FAULTS_DIR = REPO / "teeth"
 CAUGHT = ("FAIL", "ERROR")
@@ -122,13 +122,9 @@ def build(tree: Path, log: Path) -> Path | str:
 
 def run_tier(qemu: Path, tags: Sequence[str], results: Path) -> tuple[dict[str, tuple[str, str]], float]:
     """{test: (status, reason)} of the tier against ``qemu``, and the job's seconds."""
-    avocado = Path(sys.executable).parent / "avocado"
-    cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results)]
-    cmd += [f"--filter-by-tags={t}" for t in tags] + sorted(str(p) for p in (REPO / "tests").glob("*.py"))
-    env = {**os.environ, "QEMU": str(qemu), "QEMU_IMG": str(qemu.with_name("qemu-img"))}
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, check=False)
+    latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results)
     try:
-        data = json.loads((results / "latest" / "results.json").read_text())
+        data = json.loads((latest / "results.json").read_text())
     except (OSError, ValueError):
         return {}, 0.0
     verdicts = {t["name"]: (t["status"], (t.get("fail_reason") or "").splitlines()[0][:160] if t.get("fail_reason")
