@@ -219,7 +219,11 @@ class TxnstormTest(Test):
         for finding in findings:
             self.log.info("oracle: %s", finding.describe())
         board = json.loads(self.whiteboard or "{}")
-        self.whiteboard = json.dumps({**board, "rounds": len(storm.records), "checks": len(findings)})
+        violated = [f.round_no for f in findings if not f.ok]
+        self.whiteboard = json.dumps({
+            **board, "rounds": len(storm.records), "checks": len(findings),
+            "first_violation_round": min(violated) if violated else None,
+        })  # fmt: skip
         return findings
 
     def assert_one_point_in_time(self, findings: list[Finding]) -> None:
