@@ -20,7 +20,7 @@ PLANS = [snapshot_sync_and_drive_backup]
 class SnapshotBackupTransaction(TxnstormTest):
     """
     :avocado: enable
-    :avocado: tags=quick,snapshot,backup,dataplane
+    :avocado: tags=nightly,snapshot,backup,dataplane
     """
 
     timeout = 300
@@ -35,7 +35,7 @@ class SnapshotBackupTransaction(TxnstormTest):
 class SnapshotBackupSeparateCommands(TxnstormTest):
     """
     :avocado: enable
-    :avocado: tags=quick,snapshot,backup,dataplane,control
+    :avocado: tags=nightly,snapshot,backup,dataplane,control
     """
 
     timeout = 300

@@ -142,3 +142,11 @@ def test_a_qemu_without_vq_mapping_names_the_missing_property():
 
     caps = Capabilities("7.2.22", frozenset(), frozenset(), blk_props=frozenset({"iothread", "num-queues"}))
     assert caps.missing(blk_props=("iothread-vq-mapping",)) == ["virtio-blk-pci property iothread-vq-mapping"]
+
+
+def test_a_polling_iothread_keeps_its_options(tmp_path):
+    from txnstorm.vm.topology import POLLING_IOTHREAD_DEEP_QUEUE
+
+    args = build_args(Path("/usr/bin/qemu-system-x86_64"), POLLING_IOTHREAD_DEEP_QUEUE, spec(tmp_path))
+    assert values(args, "-object") == ["iothread,id=io0,poll-max-ns=20000000,poll-shrink=1"]
+    assert POLLING_IOTHREAD_DEEP_QUEUE.storm_iodepth == 64

@@ -63,8 +63,12 @@ def guest_devices(booted: Booted, disks: Sequence[str]) -> dict[str, str]:
 def start_storm(
     booted: Booted, disks: Sequence[str], runtime_s: int = 3600, name: str = "storm", size: int | None = None
 ) -> RunningStorm:
-    """fio random writes (direct I/O) on the named disks until stopped."""
-    job = FioJob(name=name, devices=guest_devices(booted, disks), runtime_s=runtime_s, size=size)
+    """fio random writes (direct I/O) on the named disks until stopped, as
+    many in flight per disk as the topology's ``storm_iodepth``."""
+    job = FioJob(
+        name=name, devices=guest_devices(booted, disks), runtime_s=runtime_s, size=size,
+        iodepth=booted.vm.topology.storm_iodepth,
+    )  # fmt: skip
     return RunningStorm(booted.guest, job)
 
 

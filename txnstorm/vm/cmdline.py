@@ -121,7 +121,7 @@ def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
     if spec.trace and spec.trace_log:
         args += ["-D", str(spec.trace_log)]
     for iothread in topology.iothreads:
-        args += ["-object", f"iothread,id={iothread}"]
+        args += ["-object", ",".join([f"iothread,id={iothread}", *topology.iothread_options])]
     for disk in topology.disks:
         args += blockdev_args(disk, spec.images[disk.name])
         args += ["-device", device_arg(disk)]
