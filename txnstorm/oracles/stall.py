@@ -243,7 +243,11 @@ GUEST_INFLIGHT = MOUNT_DEBUGFS + (
 )
 GUEST_DEBUGFS = (
     MOUNT_DEBUGFS + " for h in /sys/kernel/debug/block/vd*/hctx* /sys/kernel/debug/block/sd*/hctx*; do"
-    ' for f in state busy dispatch tags; do [ -r $h/$f ] && echo "== $h/$f" && head -c 2000 $h/$f; done; done'
+    ' for f in state busy dispatch tags; do [ -r $h/$f ] && echo "== $h/$f" && head -c 2000 $h/$f; done; done;'
+    # a request SCSI requeued (device busy or blocked) holds no tag: it waits in the queue's requeue list
+    ' for q in /sys/kernel/debug/block/*/requeue_list; do [ -s $q ] && echo "== $q" && head -c 2000 $q; done;'
+    " for d in /sys/block/sd*/device; do [ -e $d/state ] &&"
+    ' echo "== $d: state $(cat $d/state) busy $(cat $d/device_busy) blocked $(cat $d/device_blocked)"; done; true'
 )
 
 

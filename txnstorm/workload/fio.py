@@ -152,9 +152,12 @@ class Detached:
         # sysfs first: it answers even when a process is stuck in D state
         ("requests in flight (read write) per disk",
          GUEST_DISK_LOOP + " echo $n $s $(cat $b/inflight); done"),
+        # which disk a stuck worker waits on: the block devices it holds open
         ("kernel stacks", "for p in $(pidof fio stampwriter); do echo == $p; cat /proc/$p/stack /proc/$p/wchan;"
-         " echo; done"),
+         " echo; ls -l /proc/$p/fd 2>/dev/null | grep /dev/[sv]d; done"),
         ("processes", "ps -o pid,ppid,stat,args"),
+        # what the guest kernel said (the console shows errors only): SCSI timeouts, aborts, resets
+        ("kernel log", "dmesg | tail -n 60"),
         ("log", "cat {log}"),
     )  # fmt: skip
 
