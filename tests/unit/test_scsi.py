@@ -80,7 +80,8 @@ def test_a_scsi_disk_is_reached_through_its_controllers_request_queues():
     assert scsi.virtio_path == "/machine/peripheral/scsi-io0/virtio-backend"
     assert blk.virtio_path == "/machine/peripheral/disk1-dev/virtio-backend"
     assert scsi.virtqueues == (2, 3)  # 0 control, 1 event
-    assert blk.virtqueues == (0,)
+    assert scsi.device_virtqueues == (0, 1, 2, 3)
+    assert blk.virtqueues == blk.device_virtqueues == (0,)
     assert scsi.qdev == "disk0-dev" and scsi.serial == "disk0"  # the naming convention holds
 
 
@@ -181,8 +182,9 @@ class FakeVm:
 def test_a_stalled_scsi_disk_is_examined_on_its_controllers_request_queue():
     vm = FakeVm(TOPOLOGIES["scsi-beside-blk"])
     views, event_idx = stall.queue_views(vm, ["disk0", "disk1"])  # type: ignore[arg-type]
-    assert [v.queue for v in views] == ["scsi-io0/2", "disk1/0"]
-    assert vm.asked == [("/machine/peripheral/scsi-io0/virtio-backend", 2),
+    assert [v.queue for v in views] == ["scsi-io0/0", "scsi-io0/2", "disk1/0"]  # control, request; no event
+    assert vm.asked == [("/machine/peripheral/scsi-io0/virtio-backend", 0),
+                        ("/machine/peripheral/scsi-io0/virtio-backend", 2),
                         ("/machine/peripheral/disk1-dev/virtio-backend", 0)]  # fmt: skip
     assert event_idx is True
 
@@ -190,8 +192,8 @@ def test_a_stalled_scsi_disk_is_examined_on_its_controllers_request_queue():
 def test_two_scsi_disks_on_one_controller_examine_it_once():
     vm = FakeVm(TOPOLOGIES["scsi-two-disks-one-iothread"])
     views, _ = stall.queue_views(vm, ["disk0", "disk1"])  # type: ignore[arg-type]
-    assert [v.queue for v in views] == ["scsi-io0/2"]
-    assert list(rounds.virtqueue_status(vm)) == ["scsi-io0/2"]  # type: ignore[arg-type]
+    assert [v.queue for v in views] == ["scsi-io0/0", "scsi-io0/2"]
+    assert list(rounds.virtqueue_status(vm)) == ["scsi-io0/0", "scsi-io0/1", "scsi-io0/2"]  # type: ignore[arg-type]
 
 
 def controller_queue(**overrides: object) -> QueueView:
@@ -210,3 +212,7 @@ def test_the_controllers_queue_classes_a_scsi_stall():
     assert mine.as_dict()["controllers"] == ["scsi-io0"]
     other = StallEvidence(["disk0"], [held], True, {"disk0": (0, 0)}, "", {"disk0": 5})
     assert other.signature == "guest-idle"  # another device's queue does not class this stall
+    abort_not_taken = controller_queue(queue="scsi-io0/0", avail_idx=101)  # the guest's EH sent an abort
+    lost = StallEvidence(["disk0"], [abort_not_taken, controller_queue()], True, {"disk0": (0, 1)}, "",
+                         {"disk0": 5}, controllers=["scsi-io0"])  # fmt: skip
+    assert lost.signature == "ring-not-taken"

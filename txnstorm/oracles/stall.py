@@ -6,8 +6,10 @@ stops completing the guest's requests while QEMU still answers QMP,
 apart, before QEMU is killed:
 
 * QEMU's view of every queue of the stalled disks (a scsi disk's are its
-  controller's request queues, shared by every disk on it, named after the
-  controller: ``scsi-io0/2``)
+  controller's control queue, where the guest's error handler sends aborts
+  and resets, and request queues, shared by every disk on it, named after
+  the controller: ``scsi-io0/0``, ``scsi-io0/2``; the event queue always
+  holds buffers QEMU has not taken, so it is left out);
   (``x-query-virtio-queue-status``: the next index it will pop, the
   requests it holds, the used index it published) and the split ring itself
   read from guest memory (HMP ``xp``: ``avail.idx``, the flags, and with
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from txnstorm.errors import TxnstormError
-from txnstorm.vm.topology import GUEST_DISK_LOOP
+from txnstorm.vm.topology import GUEST_DISK_LOOP, SCSI_CONTROL_QUEUE
 
 if TYPE_CHECKING:
     from txnstorm.vm.machine import Machine
@@ -213,8 +215,8 @@ def queue_view(vm: Machine, path: str, name: str, queue: int) -> QueueView:
 
 
 def queue_views(vm: Machine, disks: Sequence[str]) -> tuple[list[QueueView], bool | None]:
-    """The request queues of ``disks``: a virtio-blk disk's own (``disk0/0``), a scsi disk's
-    controller's (``scsi-io0/2``: control and event queues left out), each controller once."""
+    """The queues of ``disks``: a virtio-blk disk's own (``disk0/0``), a scsi disk's controller's
+    control and request queues (``scsi-io0/0``, ``scsi-io0/2``), each controller once."""
     views, event_idx, seen = [], None, set()
     for disk in vm.topology.disks:
         if disk.name not in disks:
@@ -224,7 +226,7 @@ def queue_views(vm: Machine, disks: Sequence[str]) -> tuple[list[QueueView], boo
             continue
         seen.add(owner)
         event_idx = _event_idx(vm, disk.virtio_path) if event_idx is None else event_idx
-        for queue in disk.virtqueues:
+        for queue in (SCSI_CONTROL_QUEUE, *disk.virtqueues) if disk.controller else disk.virtqueues:
             try:
                 views.append(queue_view(vm, disk.virtio_path, owner, queue))
             except TxnstormError as exc:

@@ -145,11 +145,11 @@ def virtqueue_status(vm: Machine) -> dict[str, Any]:
     """x-query-virtio-queue-status of every disk's queues: ``inuse`` counts
     requests QEMU took and has not completed; ``last-avail-idx`` behind the
     guest's avail index means requests QEMU has not even taken.  A scsi disk's
-    queues are its controller's request queues (``scsi-io0/2``), shared by the
-    disks on it: listed once."""
+    queues are its controller's (``scsi-io0/0`` control, ``/1`` event, ``/2``...
+    requests), shared by the disks on it: listed once."""
     status: dict[str, Any] = {}
     for disk in vm.topology.disks:
-        for queue in disk.virtqueues:
+        for queue in disk.device_virtqueues:
             key = f"{disk.controller or disk.name}/{queue}"
             if key in status:
                 continue

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 AIO_MODES = ("threads", "native", "io_uring")
 BUSES = ("virtio-blk", "scsi")
-SCSI_REQUEST_QUEUE0 = 2  # virtio-scsi's virtqueues: 0 control, 1 event, then the request queues
+SCSI_CONTROL_QUEUE, SCSI_EVENT_QUEUE, SCSI_REQUEST_QUEUE0 = 0, 1, 2  # virtio-scsi's virtqueues
 
 # The guest's disks and their serials, as a shell loop head (busybox sh): the body sees ``$b`` (the
 # /sys/block dir), ``$n`` (vdX, sdX) and ``$s`` (the serial: virtio-blk's ``serial`` file, or a
@@ -98,6 +98,12 @@ class Disk:
     def virtio_path(self) -> str:
         """The QOM path of the virtio device that carries this disk's requests (for x-query-virtio-*)."""
         return f"/machine/peripheral/{self.controller or self.qdev}/virtio-backend"
+
+    @property
+    def device_virtqueues(self) -> tuple[int, ...]:
+        """Every virtqueue of the device that carries this disk (virtio-scsi's control and event
+        queues too)."""
+        return (SCSI_CONTROL_QUEUE, SCSI_EVENT_QUEUE, *self.virtqueues) if self.controller else self.virtqueues
 
     @property
     def virtqueues(self) -> tuple[int, ...]:
