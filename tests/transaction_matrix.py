@@ -115,6 +115,20 @@ class TransactionMatrix(TxnstormTest):
         """
         self.one_point_in_time_on("aio-threads-direct")
 
+    def test_scsi_two_disks_one_iothread(self):
+        """Two scsi-hd disks on one virtio-scsi-pci controller on io0 (CANCEL without virtio-scsi).
+
+        :avocado: tags=nightly,scsi
+        """
+        self.one_point_in_time_on("scsi-two-disks-one-iothread")
+
+    def test_scsi_beside_blk(self):
+        """A scsi-hd disk (its controller on io0) and a virtio-blk disk (on io1) in one transaction.
+
+        :avocado: tags=nightly,scsi
+        """
+        self.one_point_in_time_on("scsi-beside-blk")
+
 
 class TransactionMatrixControls(TxnstormTest):
     """
@@ -154,6 +168,14 @@ class TransactionMatrixControls(TxnstormTest):
     def test_separate_commands_are_caught_with_a_polling_iothread(self):
         """:avocado: tags=nightly,race"""
         self.separate_commands_caught_on(POLLING_IOTHREAD_DEEP_QUEUE)
+
+    def test_separate_commands_are_caught_with_scsi(self):
+        """The scsi shapes' control: one scsi disk beside a virtio-blk one, so every oracle (same-disk
+        pairs and cross-disk stamps) must see the non-atomic sequence across both kinds of device.
+
+        :avocado: tags=nightly,scsi
+        """
+        self.separate_commands_caught_on(TOPOLOGIES["scsi-beside-blk"])
 
     def test_bitmap_added_apart_from_its_full_backup_is_caught(self):
         """The full backup and its bitmap as two commands, the incremental

@@ -40,7 +40,7 @@ APPEND+=" mitigations=off rodata=off init_on_alloc=0 randomize_kstack_offset=off
 APPEND+=" lsm=capability ipv6.disable=1"
 APPEND+=" initcall_blacklist=crypto_kdf108_init,init_kprobe_trace,init_encrypted"
 # Kernel modules for the guest (their dependencies are added automatically).
-MODULES="virtio_pci virtio_blk virtio_net"
+MODULES="virtio_pci virtio_blk virtio_net virtio_scsi sd_mod"
 # Host -dev packages whose static libraries are linked into the guest binaries.
 HOST_STATIC_DEBS="libc6-dev libaio-dev zlib1g-dev"
 FIO_CONFIGURE="--build-static --disable-native --disable-numa --disable-rdma

@@ -30,12 +30,14 @@ class Capabilities:
     transaction_actions: frozenset[str]
     aio_modes: frozenset[str] = frozenset({"threads"})  # the file driver's aio= values this QEMU was built with
     blk_props: frozenset[str] = frozenset()  # virtio-blk-pci's properties (device-list-properties)
+    devices: frozenset[str] = frozenset()  # the device types this QEMU was built with (qom-list-types)
 
     def missing(
         self, commands: tuple[str, ...] = (), actions: tuple[str, ...] = (), aio: tuple[str, ...] = (),
-        blk_props: tuple[str, ...] = (),
+        blk_props: tuple[str, ...] = (), devices: tuple[str, ...] = (),
     ) -> list[str]:  # fmt: skip
         gone = [f"QMP command {c}" for c in commands if c not in self.commands]
+        gone += [f"device {d}" for d in devices if d not in self.devices]
         gone += [f"virtio-blk-pci property {p}" for p in blk_props if p not in self.blk_props]
         gone += [f"transaction action {a}" for a in actions if a not in self.transaction_actions]
         gone += [f"aio={a} (built without it)" for a in aio if a not in self.aio_modes]
@@ -76,7 +78,7 @@ def probe(sut: SystemUnderTest) -> Capabilities:
         data = json.loads(cache.read_text())
         return Capabilities(
             data["version"], frozenset(data["commands"]), frozenset(data["actions"]), frozenset(data["aio"]),
-            frozenset(data["blk_props"]),
+            frozenset(data["blk_props"]), frozenset(data["devices"]),
         )  # fmt: skip
     except (OSError, ValueError, KeyError):
         pass
@@ -97,10 +99,11 @@ def probe(sut: SystemUnderTest) -> Capabilities:
             version = monitor.cmd("query-version")["qemu"]
             schema = monitor.cmd("query-qmp-schema")
             blk_props = frozenset(p["name"] for p in monitor.cmd("device-list-properties", typename="virtio-blk-pci"))
+            devices = frozenset(t["name"] for t in monitor.cmd("qom-list-types", implements="device"))
             monitor.cmd("quit")
             monitor.close()
         caps = replace(from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema),
-                       blk_props=blk_props)  # fmt: skip
+                       blk_props=blk_props, devices=devices)  # fmt: skip
     finally:
         if proc is not None:
             process.end(proc)
@@ -114,6 +117,7 @@ def probe(sut: SystemUnderTest) -> Capabilities:
                 "actions": sorted(caps.transaction_actions),
                 "aio": sorted(caps.aio_modes),
                 "blk_props": sorted(caps.blk_props),
+                "devices": sorted(caps.devices),
             }  # fmt: skip
         )
     )

@@ -1,10 +1,15 @@
 """A stalled device, examined until it has a name.
 
-When a virtio-blk device stops completing the guest's requests while QEMU
-still answers QMP, ``examine`` keeps what a maintainer needs to tell the
-known kinds of stall apart, before QEMU is killed:
+When a virtio-blk device (or the virtio-scsi controller of a scsi disk)
+stops completing the guest's requests while QEMU still answers QMP,
+``examine`` keeps what a maintainer needs to tell the known kinds of stall
+apart, before QEMU is killed:
 
-* QEMU's view of every queue of the stalled disks
+* QEMU's view of every queue of the stalled disks (a scsi disk's are its
+  controller's control queue, where the guest's error handler sends aborts
+  and resets, and request queues, shared by every disk on it, named after
+  the controller: ``scsi-io0/0``, ``scsi-io0/2``; the event queue always
+  holds buffers QEMU has not taken, so it is left out);
   (``x-query-virtio-queue-status``: the next index it will pop, the
   requests it holds, the used index it published) and the split ring itself
   read from guest memory (HMP ``xp``: ``avail.idx``, the flags, and with
@@ -46,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from txnstorm.errors import TxnstormError
+from txnstorm.vm.topology import GUEST_DISK_LOOP, SCSI_CONTROL_QUEUE
 
 if TYPE_CHECKING:
     from txnstorm.vm.machine import Machine
@@ -111,10 +117,15 @@ class StallEvidence:
     write_ops_before: dict[str, int]
     unstuck_by: str | None = None  # "waiting", "stop/cont" or None (nothing tried worked)
     write_ops_after: dict[str, dict[str, int]] = field(default_factory=dict)
+    controllers: list[str] = field(default_factory=list)  # the virtio-scsi controllers of stalled scsi disks
+
+    def _mine(self, q: QueueView) -> bool:
+        """A queue of a stalled disk (its own, or its scsi controller's)."""
+        return q.queue.split("/")[0] in (*self.disks, *self.controllers)
 
     @property
     def signature(self) -> str:
-        mine = [q for q in self.queues if q.queue.split("/")[0] in self.disks and q.error is None]
+        mine = [q for q in self.queues if self._mine(q) and q.error is None]
         if any(q.not_taken and not q.inuse for q in mine):
             return "ring-not-taken"
         if any(q.inuse for q in mine):
@@ -131,7 +142,7 @@ class StallEvidence:
         """One line for the verdict: the class, who holds what, what un-stuck it."""
         parts = []
         for q in self.queues:
-            if q.queue.split("/")[0] not in self.disks:
+            if not self._mine(q):
                 continue
             if q.error:
                 parts.append(f"{q.queue}: {q.error}")
@@ -152,6 +163,7 @@ class StallEvidence:
             "signature": self.signature,
             "summary": self.describe(),
             "disks": self.disks,
+            "controllers": self.controllers,
             "event_idx": self.event_idx,
             "queues": [q.as_dict() for q in self.queues],
             "guest_inflight": self.guest_inflight,
@@ -203,17 +215,22 @@ def queue_view(vm: Machine, path: str, name: str, queue: int) -> QueueView:
 
 
 def queue_views(vm: Machine, disks: Sequence[str]) -> tuple[list[QueueView], bool | None]:
-    views, event_idx = [], None
+    """The queues of ``disks``: a virtio-blk disk's own (``disk0/0``), a scsi disk's controller's
+    control and request queues (``scsi-io0/0``, ``scsi-io0/2``), each controller once."""
+    views, event_idx, seen = [], None, set()
     for disk in vm.topology.disks:
         if disk.name not in disks:
             continue
-        path = f"/machine/peripheral/{disk.qdev}/virtio-backend"
-        event_idx = _event_idx(vm, path) if event_idx is None else event_idx
-        for queue in range(disk.num_queues):
+        owner = disk.controller or disk.name
+        if owner in seen:
+            continue
+        seen.add(owner)
+        event_idx = _event_idx(vm, disk.virtio_path) if event_idx is None else event_idx
+        for queue in (SCSI_CONTROL_QUEUE, *disk.virtqueues) if disk.controller else disk.virtqueues:
             try:
-                views.append(queue_view(vm, path, disk.name, queue))
+                views.append(queue_view(vm, disk.virtio_path, owner, queue))
             except TxnstormError as exc:
-                views.append(QueueView(f"{disk.name}/{queue}", 0, 0, 0, 0, None, None, None, None, None, None,
+                views.append(QueueView(f"{owner}/{queue}", 0, 0, 0, 0, None, None, None, None, None, None,
                                        error=str(exc)))  # fmt: skip
     return views, event_idx
 
@@ -223,17 +240,21 @@ MOUNT_DEBUGFS = "grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs 
 # Requests blk-mq holds in flight per disk, by serial, from debugfs: on a stalled guest it answered
 # where /sys/block/*/inflight did not within 10 s (measured on 10.0.13 and 10.2.2).
 GUEST_INFLIGHT = MOUNT_DEBUGFS + (
-    " for d in /sys/block/vd*; do n=${d##*/}; b=$(cat /sys/kernel/debug/block/$n/hctx*/busy 2>/dev/null);"
-    ' echo $n $(cat $d/serial) $(echo "$b" | grep -c op=READ) $(echo "$b" | grep -c op=WRITE); done'
+    f" {GUEST_DISK_LOOP} busy=$(cat /sys/kernel/debug/block/$n/hctx*/busy 2>/dev/null);"
+    ' echo $n $s $(echo "$busy" | grep -c op=READ) $(echo "$busy" | grep -c op=WRITE); done'
 )
 GUEST_DEBUGFS = (
-    MOUNT_DEBUGFS + " for h in /sys/kernel/debug/block/vd*/hctx*; do for f in state busy dispatch tags; do"
-    ' [ -r $h/$f ] && echo "== $h/$f" && head -c 2000 $h/$f; done; done'
+    MOUNT_DEBUGFS + " for h in /sys/kernel/debug/block/vd*/hctx* /sys/kernel/debug/block/sd*/hctx*; do"
+    ' for f in state busy dispatch tags; do [ -r $h/$f ] && echo "== $h/$f" && head -c 2000 $h/$f; done; done;'
+    # a request SCSI requeued (device busy or blocked) holds no tag: it waits in the queue's requeue list
+    ' for q in /sys/kernel/debug/block/*/requeue_list; do [ -s $q ] && echo "== $q" && head -c 2000 $q; done;'
+    " for d in /sys/block/sd*/device; do [ -e $d/state ] &&"
+    ' echo "== $d: state $(cat $d/state) busy $(cat $d/device_busy) blocked $(cat $d/device_blocked)"; done; true'
 )
 
 
 def parse_inflight(text: str) -> dict[str, tuple[int, int]]:
-    """'vdb disk0 0 3' lines -> {'disk0': (0, 3)} (serial: reads, writes blk-mq holds in flight)."""
+    """'vdb disk0 0 3' (or 'sda disk0 0 3') lines -> {'disk0': (0, 3)} (serial: reads, writes blk-mq holds)."""
     out = {}
     for line in text.splitlines():
         fields = line.split()
@@ -278,6 +299,7 @@ def examine(vm: Machine, disks: Sequence[str], guest: GuestRun | None, logdir: P
     inflight_text = _guest(guest, GUEST_INFLIGHT)
     evidence = StallEvidence(
         disks=disks, queues=views, event_idx=event_idx,
+        controllers=sorted({d.controller for d in vm.topology.disks if d.name in disks and d.controller}),
         guest_inflight={d: parse_inflight(inflight_text or "").get(d) for d in disks},
         guest_debugfs=f"== in flight (blk-mq)\n{inflight_text}\n{_guest(guest, GUEST_DEBUGFS) or ''}",
         write_ops_before=before,

@@ -152,10 +152,10 @@ class TxnstormTest(Test):
 
     def require(
         self, commands: Sequence[str] = (), actions: Sequence[str] = (), aio: Sequence[str] = (),
-        blk_props: Sequence[str] = (),
+        blk_props: Sequence[str] = (), devices: Sequence[str] = (),
     ) -> None:  # fmt: skip
         """CANCEL (not ERROR, not FAIL) when this QEMU lacks a feature the test needs."""
-        missing = self.caps.missing(tuple(commands), tuple(actions), tuple(aio), tuple(blk_props))
+        missing = self.caps.missing(tuple(commands), tuple(actions), tuple(aio), tuple(blk_props), tuple(devices))
         if missing:
             self.cancel(f"QEMU {self.caps.version} lacks {', '.join(missing)}")
 
@@ -194,6 +194,7 @@ class TxnstormTest(Test):
         self.require(
             actions=[*action_types(plans), *also_actions], aio=sorted({d.aio for d in topology.disks}),
             blk_props=["iothread-vq-mapping"] if any(d.vq_mapping for d in topology.disks) else [],
+            devices=["virtio-scsi-pci", "scsi-hd"] if topology.scsi_controllers else [],
         )  # fmt: skip
         witnesses = Witnesses.of(topology, nbd_stamps) if stamps or nbd_stamps else None
         storm: Storm | None = None

@@ -43,6 +43,9 @@ class Timeline:
         path.write_text(json.dumps({"events": self.events, "write_ops": list(write_samples)}, indent=1) + "\n")
 
 
+DISK_SCAN_S = 20.0  # how long the guest's disks may take to show up after boot
+
+
 def sample_writes(vm: Machine, seconds: float, every: float = 0.2) -> None:
     """Wait ``seconds`` while reading the write counters (for the timeline)."""
     deadline = time.monotonic() + seconds
@@ -51,13 +54,19 @@ def sample_writes(vm: Machine, seconds: float, every: float = 0.2) -> None:
         vm.write_ops()
 
 
-def guest_devices(booted: Booted, disks: Sequence[str]) -> dict[str, str]:
-    """{disk: /dev/vdX}, found by virtio serial (never by name order)."""
-    by_serial = booted.guest.disks_by_serial()
-    missing = [d for d in disks if d not in by_serial]
-    if missing:
-        raise TxnstormError(f"guest has no disk with serial {missing} (found {by_serial})")
-    return {d: by_serial[d] for d in disks}
+def guest_devices(booted: Booted, disks: Sequence[str], timeout: float = DISK_SCAN_S) -> dict[str, str]:
+    """{disk: /dev/vdX or /dev/sdX}, found by serial (never by name order).  SCSI disks may
+    show up after the guest said ready (the kernel scans and probes them asynchronously):
+    asked again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        by_serial = booted.guest.disks_by_serial()
+        missing = [d for d in disks if d not in by_serial]
+        if not missing:
+            return {d: by_serial[d] for d in disks}
+        if time.monotonic() > deadline:
+            raise TxnstormError(f"guest has no disk with serial {missing} after {timeout:.0f} s (found {by_serial})")
+        time.sleep(0.5)
 
 
 def start_storm(
@@ -139,15 +148,19 @@ def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult
 def virtqueue_status(vm: Machine) -> dict[str, Any]:
     """x-query-virtio-queue-status of every disk's queues: ``inuse`` counts
     requests QEMU took and has not completed; ``last-avail-idx`` behind the
-    guest's avail index means requests QEMU has not even taken."""
+    guest's avail index means requests QEMU has not even taken.  A scsi disk's
+    queues are its controller's (``scsi-io0/0`` control, ``/1`` event, ``/2``...
+    requests), shared by the disks on it: listed once."""
     status: dict[str, Any] = {}
     for disk in vm.topology.disks:
-        path = f"/machine/peripheral/{disk.qdev}/virtio-backend"
-        for queue in range(disk.num_queues):
+        for queue in disk.device_virtqueues:
+            key = f"{disk.controller or disk.name}/{queue}"
+            if key in status:
+                continue
             try:
-                status[f"{disk.name}/{queue}"] = vm.cmd("x-query-virtio-queue-status", path=path, queue=queue)
+                status[key] = vm.cmd("x-query-virtio-queue-status", path=disk.virtio_path, queue=queue)
             except TxnstormError as exc:
-                status[f"{disk.name}/{queue}"] = {"error": str(exc)}
+                status[key] = {"error": str(exc)}
     return status
 
 

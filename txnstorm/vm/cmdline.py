@@ -52,7 +52,30 @@ def blockdev_args(disk: Disk, image: Path) -> list[str]:
     return ["-blockdev", json.dumps(file_node), "-blockdev", json.dumps(fmt_node)]
 
 
-def device_arg(disk: Disk) -> str:
+def scsi_controller_args(topology: Topology) -> list[str]:
+    """One virtio-scsi-pci per iothread that scsi disks name (on it, or in the main loop)."""
+    args = []
+    for controller, disks in topology.scsi_controllers.items():
+        props = [f"virtio-scsi-pci,id={controller}"]
+        if disks[0].iothread:
+            props.append(f"iothread={disks[0].iothread}")
+        props.append(f"num_queues={disks[0].num_queues}")  # explicit: QEMU's default follows -smp
+        args += ["-device", ",".join(props)]
+    return args
+
+
+def scsi_device_arg(disk: Disk, scsi_id: int) -> str:
+    props = [f"scsi-hd,id={disk.qdev},bus={disk.controller}.0,channel=0,scsi-id={scsi_id},lun=0",
+             f"drive={disk.node},serial={disk.serial}"]  # fmt: skip
+    if disk.share_rw:
+        props.append("share-rw=on")
+    return ",".join(props)
+
+
+def device_arg(disk: Disk, scsi_id: int = 0) -> str:
+    """The -device of ``disk``; ``scsi_id``: a scsi disk's target on its controller."""
+    if disk.bus == "scsi":
+        return scsi_device_arg(disk, scsi_id)
     if disk.vq_mapping:  # a list property: only JSON -device syntax can say it
         return json.dumps({
             "driver": "virtio-blk-pci", "id": disk.qdev, "drive": disk.node, "serial": disk.serial,
@@ -122,8 +145,10 @@ def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
         args += ["-D", str(spec.trace_log)]
     for iothread in topology.iothreads:
         args += ["-object", ",".join([f"iothread,id={iothread}", *topology.iothread_options])]
+    args += scsi_controller_args(topology)
+    scsi_ids = {d.name: i for disks in topology.scsi_controllers.values() for i, d in enumerate(disks)}
     for disk in topology.disks:
         args += blockdev_args(disk, spec.images[disk.name])
-        args += ["-device", device_arg(disk)]
+        args += ["-device", device_arg(disk, scsi_ids.get(disk.name, 0))]
     args += list(topology.extra_args)
     return args

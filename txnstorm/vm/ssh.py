@@ -19,6 +19,7 @@ from pathlib import Path
 import paramiko
 
 from txnstorm.errors import DeadlineExceeded, TxnstormError
+from txnstorm.vm.topology import GUEST_DISK_LOOP
 
 log = logging.getLogger("txnstorm.vm.ssh")
 # paramiko logs every refused early connection attempt with a traceback; our
@@ -150,12 +151,8 @@ class GuestSession:
         self.run(f"cat > {quoted} && chmod {mode:o} {quoted}", stdin=data, timeout=60).check()
 
     def disks_by_serial(self) -> dict[str, str]:
-        """{serial: /dev/vdX} from sysfs: disks are never found by name order."""
-        out = (
-            self.run("for b in /sys/block/vd*; do [ -e $b/serial ] && echo ${b##*/} $(cat $b/serial); done")
-            .check()
-            .stdout
-        )
+        """{serial: /dev/vdX or /dev/sdX} from sysfs: disks are never found by name order."""
+        out = self.run(GUEST_DISK_LOOP + ' [ -n "$s" ] && echo $n $s; done; true').check().stdout
         found = {}
         for line in out.splitlines():
             parts = line.split()

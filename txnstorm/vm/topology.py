@@ -7,7 +7,14 @@ Naming convention (used by QMP actions and by the guest):
 * format node (the device's root at boot) = ``disk.name``   (e.g. ``disk0``)
 * protocol node                          = ``disk.name + "-file"``
 * qdev id                                = ``disk.name + "-dev"``
-* virtio serial seen by the guest        = ``disk.name``
+* serial seen by the guest               = ``disk.name``
+  (virtio-blk: ``/sys/block/vdX/serial``; scsi-hd: VPD page 0x80)
+
+A disk is a ``virtio-blk-pci`` device (``bus="virtio-blk"``) or a ``scsi-hd``
+(``bus="scsi"``) on a ``virtio-scsi-pci`` controller.  The machine has one
+controller per iothread its scsi disks name (id ``scsi-<iothread>``, or
+``scsi-main`` for the main loop): the iothread belongs to the controller and
+every disk on it shares its request queues.
 """
 
 from __future__ import annotations
@@ -15,6 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 AIO_MODES = ("threads", "native", "io_uring")
+BUSES = ("virtio-blk", "scsi")
+SCSI_CONTROL_QUEUE, SCSI_EVENT_QUEUE, SCSI_REQUEST_QUEUE0 = 0, 1, 2  # virtio-scsi's virtqueues
+
+# The guest's disks and their serials, as a shell loop head (busybox sh): the body sees ``$b`` (the
+# /sys/block dir), ``$n`` (vdX, sdX) and ``$s`` (the serial: virtio-blk's ``serial`` file, or a
+# scsi disk's VPD page 0x80 after its 4-byte header) and must end with ``done``.
+GUEST_DISK_LOOP = (
+    "for b in /sys/block/vd* /sys/block/sd*; do [ -e $b ] || continue; n=${b##*/};"
+    " s=$(cat $b/serial 2>/dev/null || tail -c +5 $b/device/vpd_pg80 2>/dev/null);"
+)
 
 
 @dataclass(frozen=True)
@@ -30,10 +47,19 @@ class Disk:
     # QEMU 9.0+: the device's queues spread round-robin over these iothreads (iothread-vq-mapping)
     # instead of one ``iothread``.
     vq_mapping: tuple[str, ...] = ()
+    # "virtio-blk": a virtio-blk-pci device; "scsi": a scsi-hd on the virtio-scsi-pci controller of its
+    # iothread (``num_queues`` is then the controller's request queues: its disks must agree).
+    bus: str = "virtio-blk"
 
     def __post_init__(self) -> None:
         if self.aio not in AIO_MODES:
             raise ValueError(f"disk {self.name}: aio must be one of {AIO_MODES}, not {self.aio!r}")
+        if self.bus not in BUSES:
+            raise ValueError(f"disk {self.name}: bus must be one of {BUSES}, not {self.bus!r}")
+        if self.bus == "scsi" and self.vq_mapping:
+            raise ValueError(f"disk {self.name}: vq_mapping is for virtio-blk disks only (not on scsi)")
+        if self.num_queues < 1:
+            raise ValueError(f"disk {self.name}: num_queues must be at least 1")
         if self.vq_mapping and (self.iothread or self.num_queues < len(self.vq_mapping)):
             raise ValueError(f"disk {self.name}: vq_mapping needs iothread=None and num_queues >= its iothreads")
         if self.aio == "native" and not self.cache_direct:
@@ -61,6 +87,31 @@ class Disk:
     def serial(self) -> str:
         return self.name
 
+    @property
+    def controller(self) -> str | None:
+        """The qdev id of the virtio-scsi-pci controller a scsi disk sits on (None for virtio-blk)."""
+        if self.bus != "scsi":
+            return None
+        return f"scsi-{self.iothread or 'main'}"
+
+    @property
+    def virtio_path(self) -> str:
+        """The QOM path of the virtio device that carries this disk's requests (for x-query-virtio-*)."""
+        return f"/machine/peripheral/{self.controller or self.qdev}/virtio-backend"
+
+    @property
+    def device_virtqueues(self) -> tuple[int, ...]:
+        """Every virtqueue of the device that carries this disk (virtio-scsi's control and event
+        queues too)."""
+        return (SCSI_CONTROL_QUEUE, SCSI_EVENT_QUEUE, *self.virtqueues) if self.controller else self.virtqueues
+
+    @property
+    def virtqueues(self) -> tuple[int, ...]:
+        """The indexes of the virtqueues that carry this disk's requests (a scsi disk shares its
+        controller's request queues with every disk on it)."""
+        first = SCSI_REQUEST_QUEUE0 if self.bus == "scsi" else 0
+        return tuple(range(first, first + self.num_queues))
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -78,6 +129,23 @@ class Topology:
         names = [d.name for d in self.disks]
         if len(set(names)) != len(names):
             raise ValueError(f"topology {self.name}: duplicate disk names {names}")
+        for controller, disks in self.scsi_controllers.items():
+            if len({d.num_queues for d in disks}) != 1:
+                raise ValueError(
+                    f"topology {self.name}: the scsi disks on {controller} ({', '.join(d.name for d in disks)}) "
+                    "must agree on num_queues (the controller's request queues)"
+                )
+            if len(disks) > 255:
+                raise ValueError(f"topology {self.name}: more than 255 scsi disks on {controller}")
+
+    @property
+    def scsi_controllers(self) -> dict[str, list[Disk]]:
+        """{controller id: its scsi disks, in topology order} (the controller of the first one first)."""
+        controllers: dict[str, list[Disk]] = {}
+        for d in self.disks:
+            if d.controller:
+                controllers.setdefault(d.controller, []).append(d)
+        return controllers
 
     @property
     def iothreads(self) -> list[str]:
@@ -141,6 +209,10 @@ TOPOLOGIES: dict[str, Topology] = {
             )
             for aio, direct in (("native", True), ("io_uring", False), ("threads", True))
         ),  # fmt: skip
+        # virtio-scsi: scsi-hd disks on a virtio-scsi-pci controller with an iothread, alone and beside
+        # virtio-blk (each on its own iothread: two kinds of dataplane drained by one transaction).
+        Topology("scsi-two-disks-one-iothread", (Disk("disk0", bus="scsi"), Disk("disk1", bus="scsi"))),
+        Topology("scsi-beside-blk", (Disk("disk0", bus="scsi", iothread="io0"), Disk("disk1", iothread="io1"))),
     )
 }
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from txnstorm.errors import DeviceStalled, TxnstormError
 from txnstorm.vm.ssh import GuestSession
+from txnstorm.vm.topology import GUEST_DISK_LOOP
 
 GUEST_DIR = "/tmp/txnstorm"
 
@@ -36,7 +37,7 @@ class FioJob:
     """A fio write storm over named guest block devices."""
 
     name: str
-    devices: dict[str, str]  # job name (disk name) -> /dev/vdX
+    devices: dict[str, str]  # job name (disk name) -> /dev/vdX or /dev/sdX
     rw: str = "randwrite"
     bs: str = "4k"
     iodepth: int = 8
@@ -150,10 +151,13 @@ class Detached:
     DIAGNOSIS = (
         # sysfs first: it answers even when a process is stuck in D state
         ("requests in flight (read write) per disk",
-         "for d in /sys/block/vd*; do echo ${d##*/} $(cat $d/serial) $(cat $d/inflight); done"),
+         GUEST_DISK_LOOP + " echo $n $s $(cat $b/inflight); done"),
+        # which disk a stuck worker waits on: the block devices it holds open
         ("kernel stacks", "for p in $(pidof fio stampwriter); do echo == $p; cat /proc/$p/stack /proc/$p/wchan;"
-         " echo; done"),
+         " echo; ls -l /proc/$p/fd 2>/dev/null | grep /dev/[sv]d; done"),
         ("processes", "ps -o pid,ppid,stat,args"),
+        # what the guest kernel said (the console shows errors only): SCSI timeouts, aborts, resets
+        ("kernel log", "dmesg | tail -n 60"),
         ("log", "cat {log}"),
     )  # fmt: skip
 
