@@ -69,7 +69,7 @@ def main() -> int:
             if answer is not None:
                 qmp.cmd("query-block-jobs")
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=3)
+                proc.wait(timeout=15)  # the abort comes at once; a loaded host may need seconds
         finally:
             stderr = end(proc)
         print(stderr, end="")
