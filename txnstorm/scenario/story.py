@@ -44,6 +44,7 @@ from txnstorm.scenario.rounds import (
 from txnstorm.transactions.actions import fire_separately, fire_transaction, wait_jobs
 from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanBuilder, RoundContext
 from txnstorm.vm.boot import Booted
+from txnstorm.vm.machine import Machine
 from txnstorm.vm.topology import Topology
 from txnstorm.workload import nbd
 from txnstorm.workload.fio import RunningStamps, StormHung
@@ -94,17 +95,8 @@ class Storm:
     def __init__(
         self, booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
     ) -> None:
-        self.booted, self.vm = booted, booted.vm
-        topology = self.vm.topology
-        self.disks = [d.name for d in topology.disks]
-        self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
-        self.after_qemu = after_qemu  # what must close only after QEMU quit (NBD clients: KI-1)
-        self.rng = random.Random(work.seed)
-        self.timeline = Timeline()
-        self.records: list[RoundRecord] = []
-        self.states = {d.name: DiskState(d.node, self.vm.images[d.name], d.fmt) for d in topology.disks}
-        self.bitmap_base: BitmapBase | None = None
-        self.round_no = 0
+        self.booted = booted
+        self._start_rounds(booted.vm, work, witnesses, after_qemu)
         self.fio = start_storm(booted, self.disks, size=witnesses.fio_size if witnesses else None)
         self.guest_writer = self.nbd_writer = None
         if witnesses:
@@ -117,6 +109,22 @@ class Storm:
             self.vm, "storm started", witnesses=witnesses.disks if witnesses else None,
             stamp_writers=sorted(witnesses.regions) if witnesses else [],
         )  # fmt: skip
+
+    def _start_rounds(
+        self, vm: Machine, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
+    ) -> None:
+        """What the rounds keep: the disks' current nodes and images, the
+        seeded timing, the timeline and the records (any storm, guest or not)."""
+        self.vm = vm
+        self.disks = [d.name for d in vm.topology.disks]
+        self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
+        self.after_qemu = after_qemu  # what must close only after QEMU quit (NBD clients: KI-1)
+        self.rng = random.Random(work.seed)
+        self.timeline = Timeline()
+        self.records: list[RoundRecord] = []
+        self.states = {d.name: DiskState(d.node, vm.images[d.name], d.fmt) for d in vm.topology.disks}
+        self.bitmap_base: BitmapBase | None = None
+        self.round_no = 0
 
     def _start_nbd_writer(self, witnesses: Witnesses, logdir: Path) -> NbdStampWriter:
         nbd.start_server(self.vm)
