@@ -289,25 +289,33 @@ class StorageDaemonTest(TxnstormTest):
             self.cancel(f"{storage_daemon.DAEMON_BINARY} {text} lacks {', '.join(missing)}")
 
     @contextlib.contextmanager
-    def daemon_storm(self, topology: Topology, plans: Sequence[PlanBuilder]) -> Iterator[DaemonStorm]:
+    def daemon_storm(
+        self, topology: Topology, plans: Sequence[PlanBuilder], logdir: Path | None = None,
+        scratch: Path | None = None,
+    ) -> Iterator[DaemonStorm]:  # fmt: skip
         """Start the daemon with ``topology``'s disks exported over NBD in
         their iothreads; NBD clients storm every export and the host stamp
         writer stamps the first and last.  Leaving the block stops the
-        storm and quits the daemon; the clients close after that (KI-1)."""
-        images = self.create_images(topology)
-        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, self.logdir_path, images)
+        storm and quits the daemon; the clients close after that (KI-1).
+        ``logdir``, ``scratch``: where this daemon's logs and images go
+        (default: the test's; a reproducer gives each daemon its own)."""
+        logdir, scratch = logdir or self.logdir_path, scratch or self.scratch
+        logdir.mkdir(parents=True, exist_ok=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+        images = {d.name: self.qemu_img.create(scratch / f"{d.name}.{d.fmt}", d.size, d.fmt) for d in topology.disks}
+        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, images)
         self._machines.append(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: DaemonStorm | None = None
         try:
             with contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
                 self._require_daemon(daemon, plans)
-                work = Workspace(self.scratch, self.qemu_img, self.seed)
+                work = Workspace(scratch, self.qemu_img, self.seed)
                 storm = DaemonStorm(daemon, work, nbd_witnesses(topology), after_daemon)
                 yield storm
                 storm.stop()
         finally:  # a failed storm's timeline is the evidence of when it went wrong
             if storm is not None:
-                storm.timeline.save(self.logdir_path / "timeline.json", daemon.write_samples)
+                storm.timeline.save(logdir / "timeline.json", daemon.write_samples)
 
 
 # -- known issues ---------------------------------------------------------------
@@ -340,3 +348,9 @@ class KnownIssueTest(TxnstormTest):
             raise TestWarn(verdict.label)
         else:
             self.log.info(verdict.label)
+
+
+class DaemonKnownIssueTest(StorageDaemonTest, KnownIssueTest):
+    """:avocado: disable
+
+    A reproducer of a known issue of qemu-storage-daemon (no guest)."""
