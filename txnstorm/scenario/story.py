@@ -30,6 +30,7 @@ from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
 from txnstorm.oracles.stamps import StampRegion
 from txnstorm.scenario.rounds import (
     Finding,
+    Overlap,
     RoundRecord,
     Timeline,
     finish_storm,
@@ -188,13 +189,17 @@ class Storm:
         mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4))
         wait_jobs(self.vm, plan.jobs)
         mark(self.vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
-        overlap = measure_overlap(self.vm, self.fio, before, settle_s=0.5)
+        overlap = self.measure_overlap(before)
         mark(self.vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
         self.states.update(plan.new_tops)
         self.bitmap_base = ctx.bitmap_base
         record = RoundRecord(ctx.round_no, plan, fired, overlap, delay)
         self.records.append(record)
         return record
+
+    def measure_overlap(self, before: dict[str, int]) -> Overlap:
+        """The storm's writes around the actions: counters now, and half a second later."""
+        return measure_overlap(self.vm, self.fio, before, settle_s=0.5)
 
     def fire_with_abort(self, builder: PlanBuilder, atomic: bool = True) -> AbortedRound:
         """All or nothing: the plan plus the ``abort`` action in one
