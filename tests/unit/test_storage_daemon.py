@@ -174,3 +174,14 @@ def test_nbd_storm_counts_answered_writes(daemon):
         if storms is not None:
             storms.close()
     assert not storms.is_running()
+
+
+def test_storm_payload_and_arguments(tmp_path):
+    from txnstorm.workload.nbd_storm import parse_args, payload
+
+    assert len(payload(1)) == 4096 and payload(1) != payload(2)
+    args = parse_args(["nbd+unix:///d?socket=/s", "0x100000", "8", str(tmp_path / "count"), "--keep-open"])
+    assert (args.limit, args.depth, args.keep_open) == (1 << 20, 8, True)
+    for bad in (["u", "100", "8", "c"], ["u", "4096", "0", "c"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
