@@ -62,7 +62,8 @@ def missing_daemon(qemu: Path) -> str:
     """The CANCEL line when ``find_daemon`` found none."""
     return (
         f"QEMU under test ({qemu}) has no {DAEMON_BINARY} beside it "
-        f"(looked for {qemu.parent / DAEMON_BINARY} and {qemu.parent / 'storage-daemon' / DAEMON_BINARY})"
+        f"(looked for {qemu.parent / DAEMON_BINARY} and {qemu.parent / 'storage-daemon' / DAEMON_BINARY}; "
+        "make qemu builds one)"
     )
 
 
