@@ -93,7 +93,7 @@ replay-test: inputs
 clean:
 	rm -rf results .pytest_cache .ruff_cache
 
-# Build qemu-system-x86_64, qemu-img and qemu-io into a cache entry (prints
+# Build qemu-system-x86_64, qemu-img, qemu-io and qemu-storage-daemon into a cache entry (prints
 # QEMU=<entry>/bin/qemu-system-x86_64 for `make check QEMU=...`): from the
 # QEMU tree QEMU_SRC, or by default from Debian trixie's qemu source package
 # (QEMU_DEB_SUITE=sid: the newest sid version whose files download).

@@ -30,11 +30,14 @@ from txnstorm.host import accel, assets, caps, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
 from txnstorm.oracles import known_issues
+from txnstorm.scenario.daemon_storm import DaemonStorm, nbd_witnesses
 from txnstorm.scenario.rounds import Finding
 from txnstorm.scenario.story import Storm, Witnesses, Workspace, rounds_of
 from txnstorm.transactions.plans import PlanBuilder, action_types
+from txnstorm.vm import storage_daemon
 from txnstorm.vm.boot import Booted, booted
 from txnstorm.vm.machine import Machine, Platform
+from txnstorm.vm.storage_daemon import StorageDaemon
 from txnstorm.vm.topology import Topology
 
 
@@ -104,28 +107,33 @@ class TxnstormTest(Test):
             if name.startswith("test") and callable(value):
                 setattr(cls, name, qemu_failures_fail(value))
 
+    NEEDS_GUEST = True  # False: no guest is booted (no guest cache, no accelerator probe)
+
     def setUp(self) -> None:
         sweep_stale()
         self._machines: list[Machine] = []
         self.seed = self._seed()  # bad input first, before anything slow
         try:
             self.sut = sut.resolve(self.params.get("qemu", default=None), self.params.get("qemu_img", default=None))
-            self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info)
-            requested = self.params.get("accel", default=os.environ.get("ACCEL", "auto"))
-            self.accel = accel.choose(requested, self.sut, self.guest_image, say=self.log.info)
+            if self.NEEDS_GUEST:
+                self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info)
+                requested = self.params.get("accel", default=os.environ.get("ACCEL", "auto"))
+                self.accel = accel.choose(requested, self.sut, self.guest_image, say=self.log.info)
             self.caps = caps.probe(self.sut)
         except UserError as exc:
             # Not CANCEL: a missing guest or a wrong QEMU means nothing was
             # tested, which must never read as a clean run.
             self.error(str(exc))
-        self.log.info("system under test: %s, accel %s (%s)", self.sut.describe(), self.accel.accel, self.accel.reason)
+        accel_name, accel_reason = (self.accel.accel, self.accel.reason) if self.NEEDS_GUEST else ("none", "no guest")
+        self.log.info("system under test: %s, accel %s (%s)", self.sut.describe(), accel_name, accel_reason)
         self.log.info("seed %d (replay: avocado run ... -p seed=%d)", self.seed, self.seed)
         self.whiteboard = json.dumps({
-            "seed": self.seed, "qemu": self.sut.version, "accel": self.accel.accel,
-            "qemu_path": str(self.sut.qemu), "accel_reason": self.accel.reason,
+            "seed": self.seed, "qemu": self.sut.version, "accel": accel_name,
+            "qemu_path": str(self.sut.qemu), "accel_reason": accel_reason,
         })  # fmt: skip
         self.qemu_img = QemuImg(self.sut.qemu_img)
-        self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel)
+        if self.NEEDS_GUEST:
+            self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel)
         self.scratch = self.logdir_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
 
@@ -252,6 +260,65 @@ class TxnstormTest(Test):
         )
 
 
+# -- qemu-storage-daemon --------------------------------------------------------
+class StorageDaemonTest(TxnstormTest):
+    """:avocado: disable
+
+    The QEMU under test's qemu-storage-daemon, no guest: CANCEL when the
+    QEMU has no daemon beside it, or the daemon's QMP schema lacks what the
+    plans fire.  A crash or hang of the daemon is a FAIL of that QEMU.
+    """
+
+    NEEDS_GUEST = False
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.daemon_binary = storage_daemon.find_daemon(self.sut.qemu)
+        if self.daemon_binary is None:
+            self.cancel(storage_daemon.missing_daemon(self.sut.qemu))
+        board = json.loads(self.whiteboard or "{}")
+        self.whiteboard = json.dumps({**board, "qsd_path": str(self.daemon_binary)})
+
+    def _require_daemon(self, daemon: StorageDaemon, plans: Sequence[PlanBuilder]) -> None:
+        """CANCEL when the daemon's own QMP schema lacks the plans' actions."""
+        version = daemon.cmd("query-version")["qemu"]
+        text = f"{version['major']}.{version['minor']}.{version['micro']}"
+        if text != self.sut.version:
+            self.log.warning("%s is QEMU %s, the QEMU under test %s", daemon.daemon, text, self.sut.version)
+        missing = caps.from_schema(text, daemon.cmd("query-qmp-schema")).missing(actions=tuple(action_types(plans)))
+        if missing:
+            self.cancel(f"{storage_daemon.DAEMON_BINARY} {text} lacks {', '.join(missing)}")
+
+    @contextlib.contextmanager
+    def daemon_storm(
+        self, topology: Topology, plans: Sequence[PlanBuilder], logdir: Path | None = None,
+        scratch: Path | None = None,
+    ) -> Iterator[DaemonStorm]:  # fmt: skip
+        """Start the daemon with ``topology``'s disks exported over NBD in
+        their iothreads; NBD clients storm every export and the host stamp
+        writer stamps the first and last.  Leaving the block stops the
+        storm and quits the daemon; the clients close after that (KI-1).
+        ``logdir``, ``scratch``: where this daemon's logs and images go
+        (default: the test's; a reproducer gives each daemon its own)."""
+        logdir, scratch = logdir or self.logdir_path, scratch or self.scratch
+        logdir.mkdir(parents=True, exist_ok=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+        images = {d.name: self.qemu_img.create(scratch / f"{d.name}.{d.fmt}", d.size, d.fmt) for d in topology.disks}
+        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, images)
+        self._machines.append(daemon)  # before launch: tearDown kills it by PID even mid-start
+        storm: DaemonStorm | None = None
+        try:
+            with contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
+                self._require_daemon(daemon, plans)
+                work = Workspace(scratch, self.qemu_img, self.seed)
+                storm = DaemonStorm(daemon, work, nbd_witnesses(topology), after_daemon)
+                yield storm
+                storm.stop()
+        finally:  # a failed storm's timeline is the evidence of when it went wrong
+            if storm is not None:
+                storm.timeline.save(logdir / "timeline.json", daemon.write_samples)
+
+
 # -- known issues ---------------------------------------------------------------
 class KnownIssueTest(TxnstormTest):
     """:avocado: disable"""
@@ -282,3 +349,9 @@ class KnownIssueTest(TxnstormTest):
             raise TestWarn(verdict.label)
         else:
             self.log.info(verdict.label)
+
+
+class DaemonKnownIssueTest(StorageDaemonTest, KnownIssueTest):
+    """:avocado: disable
+
+    A reproducer of a known issue of qemu-storage-daemon (no guest)."""

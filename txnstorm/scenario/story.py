@@ -30,6 +30,7 @@ from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
 from txnstorm.oracles.stamps import StampRegion
 from txnstorm.scenario.rounds import (
     Finding,
+    Overlap,
     RoundRecord,
     Timeline,
     finish_storm,
@@ -44,6 +45,7 @@ from txnstorm.scenario.rounds import (
 from txnstorm.transactions.actions import fire_separately, fire_transaction, wait_jobs
 from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanBuilder, RoundContext
 from txnstorm.vm.boot import Booted
+from txnstorm.vm.machine import Machine
 from txnstorm.vm.topology import Topology
 from txnstorm.workload import nbd
 from txnstorm.workload.fio import RunningStamps, StormHung
@@ -94,17 +96,8 @@ class Storm:
     def __init__(
         self, booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
     ) -> None:
-        self.booted, self.vm = booted, booted.vm
-        topology = self.vm.topology
-        self.disks = [d.name for d in topology.disks]
-        self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
-        self.after_qemu = after_qemu  # what must close only after QEMU quit (NBD clients: KI-1)
-        self.rng = random.Random(work.seed)
-        self.timeline = Timeline()
-        self.records: list[RoundRecord] = []
-        self.states = {d.name: DiskState(d.node, self.vm.images[d.name], d.fmt) for d in topology.disks}
-        self.bitmap_base: BitmapBase | None = None
-        self.round_no = 0
+        self.booted = booted
+        self._start_rounds(booted.vm, work, witnesses, after_qemu)
         self.fio = start_storm(booted, self.disks, size=witnesses.fio_size if witnesses else None)
         self.guest_writer = self.nbd_writer = None
         if witnesses:
@@ -117,6 +110,22 @@ class Storm:
             self.vm, "storm started", witnesses=witnesses.disks if witnesses else None,
             stamp_writers=sorted(witnesses.regions) if witnesses else [],
         )  # fmt: skip
+
+    def _start_rounds(
+        self, vm: Machine, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
+    ) -> None:
+        """What the rounds keep: the disks' current nodes and images, the
+        seeded timing, the timeline and the records (any storm, guest or not)."""
+        self.vm = vm
+        self.disks = [d.name for d in vm.topology.disks]
+        self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
+        self.after_qemu = after_qemu  # what must close only after QEMU quit (NBD clients: KI-1)
+        self.rng = random.Random(work.seed)
+        self.timeline = Timeline()
+        self.records: list[RoundRecord] = []
+        self.states = {d.name: DiskState(d.node, vm.images[d.name], d.fmt) for d in vm.topology.disks}
+        self.bitmap_base: BitmapBase | None = None
+        self.round_no = 0
 
     def _start_nbd_writer(self, witnesses: Witnesses, logdir: Path) -> NbdStampWriter:
         nbd.start_server(self.vm)
@@ -180,13 +189,17 @@ class Storm:
         mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4))
         wait_jobs(self.vm, plan.jobs)
         mark(self.vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
-        overlap = measure_overlap(self.vm, self.fio, before, settle_s=0.5)
+        overlap = self.measure_overlap(before)
         mark(self.vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
         self.states.update(plan.new_tops)
         self.bitmap_base = ctx.bitmap_base
         record = RoundRecord(ctx.round_no, plan, fired, overlap, delay)
         self.records.append(record)
         return record
+
+    def measure_overlap(self, before: dict[str, int]) -> Overlap:
+        """The storm's writes around the actions: counters now, and half a second later."""
+        return measure_overlap(self.vm, self.fio, before, settle_s=0.5)
 
     def fire_with_abort(self, builder: PlanBuilder, atomic: bool = True) -> AbortedRound:
         """All or nothing: the plan plus the ``abort`` action in one

@@ -75,6 +75,9 @@ class Platform:
 class Machine:
     """A QEMU process booting the txnstorm guest with a topology's disks."""
 
+    NAME = "QEMU"  # how exit reports name the process (a subclass may run another QEMU program)
+    PING_COMMAND = "query-status"  # what ``answers_qmp`` asks
+
     def __init__(self, platform: Platform, topology: Topology, logdir: Path, images: dict[str, Path]) -> None:
         self.sut, self.boot, self.accel = platform.sut, platform.boot, platform.accel
         self.topology = topology
@@ -98,6 +101,11 @@ class Machine:
     @property
     def stderr_log(self) -> Path:
         return self.logdir / "qemu-stderr.log"
+
+    @property
+    def binary(self) -> Path:
+        """The program this process runs (gdb reads its symbols)."""
+        return self.sut.qemu
 
     @property
     def pid(self) -> int | None:
@@ -148,7 +156,7 @@ class Machine:
     def exit_report(self) -> str:
         assert self._proc is not None
         stderr_text = self.stderr_log.read_text(errors="replace") if self.stderr_log.exists() else ""
-        report = f"QEMU {process.describe_exit(self._proc.returncode)}: {crash_summary(stderr_text)}"
+        report = f"{self.NAME} {process.describe_exit(self._proc.returncode)}: {crash_summary(stderr_text)}"
         backtrace = self.crash_backtrace()
         return f"{report} (backtrace: {backtrace.name})" if backtrace else report
 
@@ -164,7 +172,7 @@ class Machine:
         with open(out, "w") as f:
             try:
                 subprocess.run(
-                    ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", self.sut.qemu, str(cores[0])],
+                    ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", str(self.binary), str(cores[0])],
                     stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
@@ -295,11 +303,11 @@ class Machine:
             raise
 
     def answers_qmp(self, within: float = PING_ANSWER_S) -> bool:
-        """False if QEMU runs but does not answer ``query-status`` in time (hung)."""
+        """False if QEMU runs but does not answer ``PING_COMMAND`` in time (hung)."""
         if self.qmp is None or not self.is_running():
             return True  # nothing to ask; a dead QEMU is reported by check_alive
         try:
-            self.qmp.cmd("query-status", _timeout=within)
+            self.qmp.cmd(self.PING_COMMAND, _timeout=within)
         except QemuHung:
             return False
         except Exception:  # noqa: BLE001 - an error answer is still an answer
@@ -319,7 +327,7 @@ class Machine:
             if time.monotonic() - last_answer >= PING_EVERY_S:
                 if not self.answers_qmp():
                     raise QemuHung(
-                        f"QMP query-status: no answer within {PING_ANSWER_S:.0f} s "
+                        f"QMP {self.PING_COMMAND}: no answer within {PING_ANSWER_S:.0f} s "
                         f"(while waiting for {kwargs.get('what') or name})"
                     )
                 last_answer = time.monotonic()

@@ -4,7 +4,9 @@ Every command, response and event goes to ``qmp.log`` with a timestamp
 relative to the monitor's start, in the style of iotests' ``qmp_log``.
 Events are buffered so a waiter never misses one that arrived during an
 earlier command.  The monitor listens and QEMU connects to it (as
-python/qemu/machine does); while waiting for that connection the QEMU
+python/qemu/machine does), or, for a program that serves QMP itself
+(qemu-storage-daemon's ``--chardev socket,server=on``), the monitor connects
+(``listen=False``, ``connect``); while waiting for that connection the QEMU
 process is watched, so a QEMU that dies at start-up is reported at once, not
 as a timeout.  The monitor owns a private event loop: it does not depend on
 the calling thread's loop (Avocado runs tearDown in another thread).
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import ExecuteError, QMPClient
+from qemu.qmp import ConnectError, ExecuteError, QMPClient
 
 from txnstorm.errors import QemuHung, QMPCommandError
 
@@ -33,7 +35,9 @@ logging.getLogger("qemu.qmp").setLevel(logging.INFO)
 
 
 class Monitor:
-    def __init__(self, socket_path: Path, log_path: Path, command_timeout: float = 60.0) -> None:
+    def __init__(
+        self, socket_path: Path, log_path: Path, command_timeout: float = 60.0, listen: bool = True
+    ) -> None:
         self.socket_path = socket_path
         self.log_path = log_path
         self.command_timeout = command_timeout
@@ -42,7 +46,8 @@ class Monitor:
         self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._loop = asyncio.new_event_loop()
         self._client = QMPClient("txnstorm")
-        self._sync(self._client.start_server(str(socket_path)))
+        if listen:
+            self._sync(self._client.start_server(str(socket_path)))
 
     def _sync(self, awaitable: Any, timeout: float | None = None) -> Any:
         return self._loop.run_until_complete(asyncio.wait_for(awaitable, timeout))
@@ -66,6 +71,25 @@ class Monitor:
                 task.cancel()
                 self._loop.run_until_complete(asyncio.wait({task}))
         task.result()
+        greeting = self._client.greeting
+        self._write("<-", greeting._asdict() if greeting else None)
+
+    def connect(self, timeout: float, alive: Callable[[], None] | None = None) -> None:
+        """Connect to a QMP server socket once it accepts (it appears while the
+        program starts); ``alive`` raises if the program died meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if alive:
+                alive()
+            if self.socket_path.exists():
+                try:
+                    self._sync(self._client.connect(str(self.socket_path)), timeout=10)
+                    break
+                except ConnectError:
+                    pass  # created but not yet listening
+            if time.monotonic() > deadline:
+                raise QemuHung(f"QMP socket {self.socket_path} did not accept a connection within {timeout:.0f} s")
+            time.sleep(0.05)
         greeting = self._client.greeting
         self._write("<-", greeting._asdict() if greeting else None)
 

@@ -185,6 +185,22 @@ class NbdClient:
         flags = self._nbd.CMD_FLAG_FUA if fua else 0
         self._call(f"write of {len(data)} bytes at {offset}", self._handle().pwrite, data, offset, flags)
 
+    def aio_pwrite(self, data: bytes, offset: int) -> tuple[int, Any]:
+        """Send a write without waiting for its reply: (its cookie, its
+        buffer, which must live until ``completed`` says so)."""
+        buf = self._nbd.Buffer.from_bytearray(bytearray(data))
+        cookie = self._call(f"write of {len(data)} bytes at {offset}", self._handle().aio_pwrite, buf, offset)
+        return cookie, buf
+
+    def poll(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` for the server and process what it sent."""
+        self._call("poll", self._handle().poll, timeout_ms)
+
+    def completed(self, cookie: int) -> bool:
+        """True (and the command retired) once the server answered it; an
+        error answer raises NbdError."""
+        return bool(self._call("aio_command_completed", self._handle().aio_command_completed, cookie))
+
     def flush(self) -> None:
         self._call("flush", self._handle().flush)
 

@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from txnstorm import REPO
 from txnstorm.errors import DeadlineExceeded, TxnstormError
@@ -42,7 +42,7 @@ class StampWriterFailed(TxnstormError):
 
 
 # -- the writer ----------------------------------------------------------------
-def _stop_requested() -> bool:
+def stop_requested() -> bool:
     """True if SIGTERM/SIGINT arrived (they are blocked, so they wait here)."""
     return signal.sigtimedwait(STOP_SIGNALS, 0) is not None
 
@@ -51,7 +51,7 @@ def write_generations(a: NbdClient, b: NbdClient, region: StampRegion, seconds: 
     """Stamp A(n), B(n) for n = 1, 2, ... until stopped or ``seconds`` passed."""
     deadline = time.monotonic() + seconds
     gen = 0
-    while not _stop_requested():
+    while not stop_requested():
         gen += 1
         offset = region.offset + (gen % region.slots) * BLOCK
         a.pwrite(encode(0, gen, region.slots), offset)
@@ -105,9 +105,90 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- the test's handle on it -----------------------------------------------------
+class ChildWriter:
+    """A host NBD writer as a child process (``process.spawn``: it dies with
+    the runner), ended by PID.  It says ``READY`` on stderr once connected
+    and ``<REPORT> N`` on stdout once stopped; with ``keep_open`` it then
+    keeps its connections until ``close`` (KI-1).  Subclasses name the
+    command and set ``out_path``, ``err_path`` and ``keep_open``."""
+
+    LABEL = "NBD writer"
+    READY = READY
+    REPORT = "generations"
+    out_path: Path
+    err_path: Path
+    keep_open: bool
+    _proc: Any = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 15.0) -> Any:
+        """Spawn the writer and wait until its connections are up."""
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self._proc = process.spawn(self.command(), stdout=out, stderr=err, cwd=_REPO)
+        deadline = time.monotonic() + timeout
+        while self.READY not in self._stderr():
+            self._raise_if_exited("while connecting")
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(f"{self.LABEL} did not connect within {timeout:.0f} s")
+            time.sleep(0.02)
+        return self
+
+    def _stderr(self) -> str:
+        return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
+
+    def _raise_if_exited(self, when: str) -> None:
+        assert self._proc is not None
+        if self._proc.poll() is not None and self._reported() is None:
+            raise StampWriterFailed(
+                f"{self.LABEL} {process.describe_exit(self._proc.returncode)} {when}: "
+                f"{self._stderr().strip()[-300:] or '(no stderr)'}"
+            )
+
+    def _reported(self) -> int | None:
+        if not self.out_path.exists():
+            return None
+        for line in self.out_path.read_text(errors="replace").splitlines():
+            if line.startswith(f"{self.REPORT} "):
+                return int(line.split()[1])
+        return None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM; return the count it reported.  With ``keep_open`` the
+        process (and its connections) stays alive until ``close``."""
+        assert self._proc is not None, "writer not started"
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while (count := self._reported()) is None:
+            self._raise_if_exited("before reporting")
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(f"{self.LABEL} did not report within {timeout:.0f} s")
+            time.sleep(0.02)
+        if not self.keep_open:
+            self._proc.wait(timeout)
+        return count
+
+    def close(self) -> int | None:
+        """End the process by PID (SIGTERM, then SIGKILL) and reap it."""
+        if self._proc is None:
+            return None
+        return process.end(self._proc, grace=5.0)
+
+
 @dataclass
-class NbdStampWriter:
+class NbdStampWriter(ChildWriter):
     """The host stamp writer as a child process, ended by PID."""
+
+    LABEL = "NBD stamp writer"
 
     uri_a: str
     uri_b: str
@@ -122,71 +203,18 @@ class NbdStampWriter:
         self.generations: int | None = None
         self._proc = None
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "txnstorm.workload.nbd_stamps", self.uri_a, self.uri_b]
         args += [str(self.region.offset), str(self.region.slots), str(self.seconds)]
         return args + (["--keep-open"] if self.keep_open else [])
 
     def start(self, timeout: float = 15.0) -> NbdStampWriter:
-        """Spawn the writer and wait until both connections are up."""
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self._proc = process.spawn(self.command(), stdout=out, stderr=err, cwd=_REPO)
-        deadline = time.monotonic() + timeout
-        while READY not in self._stderr():
-            self._raise_if_exited("while connecting")
-            if time.monotonic() > deadline:
-                raise DeadlineExceeded(f"NBD stamp writer did not connect within {timeout:.0f} s")
-            time.sleep(0.02)
-        return self
-
-    def _stderr(self) -> str:
-        return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
-
-    def _raise_if_exited(self, when: str) -> None:
-        assert self._proc is not None
-        if self._proc.poll() is not None and self._reported() is None:
-            raise StampWriterFailed(
-                f"NBD stamp writer {process.describe_exit(self._proc.returncode)} {when}: "
-                f"{self._stderr().strip()[-300:] or '(no stderr)'}"
-            )
-
-    def _reported(self) -> int | None:
-        if not self.out_path.exists():
-            return None
-        for line in self.out_path.read_text(errors="replace").splitlines():
-            if line.startswith("generations "):
-                return int(line.split()[1])
-        return None
-
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return super().start(timeout)
 
     def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM; return the generations written.  With ``keep_open`` the
-        process (and its connections) stays alive until ``close``."""
-        assert self._proc is not None, "writer not started"
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while (gen := self._reported()) is None:
-            self._raise_if_exited("before reporting its generations")
-            if time.monotonic() > deadline:
-                raise DeadlineExceeded(f"NBD stamp writer did not report within {timeout:.0f} s")
-            time.sleep(0.02)
-        self.generations = gen
-        if not self.keep_open:
-            self._proc.wait(timeout)
-        return gen
-
-    def close(self) -> int | None:
-        """End the process by PID (SIGTERM, then SIGKILL) and reap it."""
-        if self._proc is None:
-            return None
-        return process.end(self._proc, grace=5.0)
+        """SIGTERM; return the generations written."""
+        self.generations = super().stop(timeout)
+        return self.generations
 
 
 if __name__ == "__main__":

@@ -1,0 +1,153 @@
+"""Transactions fired at qemu-storage-daemon while NBD clients storm it.
+
+The story: the daemon of the QEMU under test opens three qcow2 disks, all in
+one iothread (``io0``), and exports each over NBD (writable, in that
+iothread); no guest.  Host NBD clients storm every export (random 4 KiB
+writes, 8 in flight each) and the host stamp writer stamps the first and
+last disk; every plan that needs no guest fires in turn at the daemon's
+QMP.  After the daemon has quit, the captures must be one point in time:
+every same-instant pair identical, the NBD stamps consistent.
+
+The control fires the same plans as separate commands: every oracle must
+catch it.  A daemon crash or hang is a FAIL of that QEMU (WARN when it is
+a listed known issue: on 7.2 the first backup action often aborts the
+daemon, KI-8, reproduced by ``DaemonBackupOfExportedNode``); a QEMU with no
+daemon beside it CANCELs.
+"""
+
+import time
+
+from txnstorm.errors import QemuDied
+from txnstorm.scenario.avocado_test import DaemonKnownIssueTest, StorageDaemonTest
+from txnstorm.transactions import actions as txn
+from txnstorm.transactions.plans import PLANS
+from txnstorm.vm.topology import Disk, Topology
+
+EVERY_PLAN = list(PLANS.values())
+THREE_EXPORTS_ONE_IOTHREAD = Topology(
+    "qsd-3-exports-1-iothread", tuple(Disk(f"disk{i}", iothread="io0") for i in range(3))
+)
+# The same in the daemon's main loop: backups move no export between
+# AioContexts there, so 7.2 (KI-8) gets its oracles checked every run.
+THREE_EXPORTS_MAIN_LOOP = Topology("qsd-3-exports-main-loop", tuple(Disk(f"disk{i}", iothread=None) for i in range(3)))
+
+
+class DaemonNbdStorm(StorageDaemonTest):
+    """
+    :avocado: enable
+    :avocado: tags=quick,qsd,nbd,snapshot,backup,internal-snapshot
+    """
+
+    timeout = 300
+
+    def test_one_point_in_time_at_the_daemon(self):
+        with self.daemon_storm(THREE_EXPORTS_ONE_IOTHREAD, EVERY_PLAN) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan)
+        findings = self.verify(storm)
+        self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
+        self.assert_one_point_in_time(findings)
+
+
+class DaemonNbdStormControl(StorageDaemonTest):
+    """
+    :avocado: enable
+    :avocado: tags=quick,qsd,nbd,snapshot,backup,internal-snapshot,control
+    """
+
+    timeout = 300
+
+    def test_separate_commands_are_caught_by_every_oracle(self):
+        with self.daemon_storm(THREE_EXPORTS_ONE_IOTHREAD, EVERY_PLAN) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan, atomic=False)
+        self.assert_every_oracle_caught(self.verify(storm))
+
+
+class DaemonNbdStormMainLoop(StorageDaemonTest):
+    """
+    :avocado: enable
+    :avocado: tags=nightly,qsd,nbd,snapshot,backup,internal-snapshot
+    """
+
+    timeout = 300
+
+    def test_one_point_in_time_exports_in_main_loop(self):
+        with self.daemon_storm(THREE_EXPORTS_MAIN_LOOP, EVERY_PLAN) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan)
+        findings = self.verify(storm)
+        self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
+        self.assert_one_point_in_time(findings)
+
+
+class DaemonNbdStormMainLoopControl(StorageDaemonTest):
+    """
+    :avocado: enable
+    :avocado: tags=nightly,qsd,nbd,snapshot,backup,internal-snapshot,control
+    """
+
+    timeout = 300
+
+    def test_separate_commands_are_caught_main_loop(self):
+        with self.daemon_storm(THREE_EXPORTS_MAIN_LOOP, EVERY_PLAN) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan, atomic=False)
+        self.assert_every_oracle_caught(self.verify(storm))
+
+
+class DaemonBackupOfExportedNode(DaemonKnownIssueTest):
+    """KI-8: a backup of a node exported over NBD in an iothread while
+    clients write to it.
+
+    ``backup_job_create`` inserts the copy-before-write filter, created in
+    the main loop's AioContext; attaching the exported node as its child
+    moves the node, with its export, out of the iothread and back
+    (``bdrv_try_change_aio_context``), and the export's
+    ``blk_aio_attached`` finds a client still receiving a request: 7.2
+    aborts, or (KI-9, rarer) segfaults in ``qemu_coroutine_switch``.  It
+    mostly happens at a daemon's first backup or not at all, so a try is a
+    daemon (its logs in ``daemonN/``): the storm of ``DaemonNbdStorm``,
+    then one ``drive-backup`` of disk0 per transaction, back to back,
+    ``BACKUPS`` of them; new daemons until one crashes, ``MAX_DAEMONS`` or
+    ``BUDGET_S``.
+
+    :avocado: enable
+    :avocado: tags=qsd,nbd,known-issue,backup
+    """
+
+    timeout = 300
+    ISSUE = "KI-8"
+    RELATED = ("KI-9",)
+    MAX_DAEMONS = 8
+    BACKUPS = 10  # per daemon
+    BUDGET_S = 90.0
+
+    def test_backup_of_exported_node_while_clients_write(self):
+        deadline = time.monotonic() + self.BUDGET_S
+        crash, daemons = None, []
+        while crash is None and len(daemons) < self.MAX_DAEMONS and time.monotonic() < deadline:
+            crash, backups = self._one_daemon(len(daemons) + 1)
+            daemons.append({"backups": backups, "crash": crash})
+            self.log.info("%s daemon %d: %s", self.ISSUE, len(daemons), daemons[-1])
+        self.report(crash, tries=len(daemons), daemons=daemons)
+
+    def _one_daemon(self, number: int) -> tuple[str | None, int]:
+        """One daemon under the storm, ``BACKUPS`` backups: (its crash, the backups fired)."""
+        backups = 0
+        logdir, scratch = self.logdir_path / f"daemon{number}", self.scratch / f"daemon{number}"
+        plans = [PLANS["snapshot-sync+drive-backup"]]  # what the capability check asks of the daemon
+        try:
+            with self.daemon_storm(THREE_EXPORTS_ONE_IOTHREAD, plans, logdir, scratch) as storm:
+                storm.still_writing()
+                while backups < self.BACKUPS:
+                    backups += 1
+                    job = f"backup-disk0-t{backups}"
+                    storm.vm.note(f"{self.ISSUE} backup {backups}: drive-backup of disk0 while clients write")
+                    target = scratch / f"{job}.qcow2"
+                    txn.fire_transaction(storm.vm, [txn.drive_backup("disk0", target, job)])
+                    txn.wait_jobs(storm.vm, [job])
+                    target.unlink()  # not judged; kept, a WARN run's scratch would grow by GBs
+        except QemuDied as died:
+            return died.reason(), backups
+        return None, backups

@@ -1,0 +1,88 @@
+"""The storage daemon's storm: NBD clients write every export of a
+qemu-storage-daemon, the host stamp writer stamps two of them, and rounds
+fire at the daemon's QMP.  The rounds are ``story.Storm``'s (``fire``,
+``verify``); only what writes differs: no guest, no fio, the NBD storm
+(``workload/nbd_storm``) in its place.
+
+Every client stays connected until the daemon has quit (``after_daemon``):
+on 7.2 a client leaving an export in an iothread aborts it (KI-1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from txnstorm.errors import DeviceStalled
+from txnstorm.oracles.stamps import StampRegion
+from txnstorm.scenario.rounds import Overlap, wait_until_writing
+from txnstorm.scenario.story import Storm, Witnesses, Workspace
+from txnstorm.vm.storage_daemon import StorageDaemon
+from txnstorm.vm.topology import Topology
+from txnstorm.workload.nbd_stamps import NbdStampWriter
+from txnstorm.workload.nbd_storm import NbdStorm, NbdStorms
+
+DEPTH = 8  # writes in flight per export, as the guest's fio iodepth
+PAUSE_NOTED_S = 2.0  # exports that answer nothing new for this long after a round: marked in the timeline
+
+
+def nbd_witnesses(topology: Topology) -> Witnesses:
+    """The first and last disk, stamped by the host NBD writer at their end."""
+    region = StampRegion.at_end(min(d.size_bytes for d in topology.disks))
+    return Witnesses((topology.disks[0].name, topology.disks[-1].name), {"nbd": region})
+
+
+class DaemonStorm(Storm):
+    """NBD clients on every export, the NBD stamp writer on the witnesses."""
+
+    def __init__(
+        self, daemon: StorageDaemon, work: Workspace, witnesses: Witnesses, after_daemon: contextlib.ExitStack
+    ) -> None:
+        self._start_rounds(daemon, work, witnesses, after_daemon)
+        self.daemon = daemon
+        self.booted = self.guest_writer = self.nbd_writer = None
+        storms = {
+            disk: NbdStorm(daemon.export_uri(disk), witnesses.fio_size, daemon.logdir, disk, DEPTH, work.seed + i)
+            for i, disk in enumerate(self.disks)
+        }
+        self.fio = NbdStorms(storms)  # what ``fire`` watches for overlap (is_running) in the guest's fio place
+        after_daemon.callback(self.fio.close)
+        self.fio.start()
+        daemon.write_counter = self.fio.writes
+        writer = NbdStampWriter(*(daemon.export_uri(w) for w in witnesses.disks), witnesses.regions["nbd"],
+                                daemon.logdir, keep_open=True)  # fmt: skip
+        after_daemon.callback(writer.close)
+        self.nbd_writer = writer.start()
+        self.timeline.mark(
+            daemon, "storm started", witnesses=witnesses.disks, stamp_writers=["nbd"], nbd_clients=len(storms),
+            depth=DEPTH,
+        )  # fmt: skip
+
+    def still_writing(self) -> dict[str, int]:
+        """Every export answers new writes; if one stopped, the daemon's
+        threads are kept (gdb) before it goes: a stall of the daemon."""
+        try:
+            return wait_until_writing(self.vm, self.disks)
+        except DeviceStalled as stalled:
+            trace = self.vm.dump_backtrace()
+            if trace:
+                stalled.add_detail(f"backtrace: {trace.name}")
+            raise
+
+    def measure_overlap(self, before: dict[str, int]) -> Overlap:
+        """Every export answers new writes after the actions: waited for (a
+        loaded host can pause the clients for seconds; the pause is marked),
+        and none within 30 s is a stall of the daemon (a FAIL), not a
+        storm that missed the actions."""
+        after = self.vm.write_ops()
+        started = time.monotonic()
+        later = self.still_writing()
+        if (paused := time.monotonic() - started) > PAUSE_NOTED_S:
+            self.timeline.mark(self.vm, "exports answered no new writes for a while", seconds=round(paused, 2))
+        return Overlap(before, after, later, self.fio.is_running())
+
+    def stop(self) -> None:
+        """Stop the stamp writer and the storm (connections stay open)."""
+        assert self.nbd_writer is not None
+        self.timeline.mark(self.vm, "NBD stamp writer stopped", generations=self.nbd_writer.stop())
+        self.timeline.mark(self.vm, "storm finished", writes=self.fio.stop())

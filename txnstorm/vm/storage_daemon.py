@@ -1,0 +1,192 @@
+"""qemu-storage-daemon under test: its binary, its command line, its process.
+
+The daemon is the QEMU block layer without a guest: it opens a topology's
+images (``--blockdev``: qcow2 over file, the same node names as the
+machine's disks), its iothreads (``--object iothread``), an NBD server on a
+unix socket in a private 0700 run dir (``--nbd-server``), one writable NBD
+export per disk in that disk's iothread (``--export type=nbd,iothread=``),
+and a QMP server socket beside it (``--chardev socket,server=on,wait=off``
++ ``--monitor``) that transactions are fired at.
+
+``StorageDaemon`` is a ``Machine``: the same launch-or-clean-up, the one
+shutdown path (``quit``, SIGTERM, SIGKILL, always reaped), crash reports
+(signal, assertion line, gdb backtrace from its core), hang detection and
+QMP log; the files land under the machine's names in the test's log dir
+(``qemu-cmdline.txt``, ``qemu-stderr.log``, ``qmp.log``), so the report
+links them.  A crash or hang of the daemon is a ``QemuFailure``: a FAIL of
+that QEMU.  It has no guest: ``write_ops`` counts what the NBD clients
+storming its exports were answered (``NbdStorms``), since an export keeps
+no ``query-blockstats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from txnstorm.errors import DeadlineExceeded, QemuDied
+from txnstorm.host.scratch import make_private_dir
+from txnstorm.host.sut import SystemUnderTest
+from txnstorm.vm import process
+from txnstorm.vm.machine import Machine, Platform
+from txnstorm.vm.qmp import Monitor
+from txnstorm.vm.topology import Topology
+from txnstorm.workload.nbd import uri
+
+log = logging.getLogger("txnstorm.vm.storage_daemon")
+DAEMON_BINARY = "qemu-storage-daemon"
+QMP_SOCKET = "qmp.sock"
+NBD_SOCKET = "nbd.sock"
+
+
+def find_daemon(qemu: Path) -> Path | None:
+    """The qemu-storage-daemon of the QEMU under test: beside its
+    qemu-system-x86_64 (an install's or ``make qemu``'s ``bin/``, Debian's
+    ``/usr/bin``) or in the build dir it was built in
+    (``storage-daemon/qemu-storage-daemon``); never one from elsewhere on
+    PATH, which would be another QEMU."""
+    for candidate in (qemu.parent / DAEMON_BINARY, qemu.parent / "storage-daemon" / DAEMON_BINARY):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def missing_daemon(qemu: Path) -> str:
+    """The CANCEL line when ``find_daemon`` found none."""
+    return (
+        f"QEMU under test ({qemu}) has no {DAEMON_BINARY} beside it "
+        f"(looked for {qemu.parent / DAEMON_BINARY} and {qemu.parent / 'storage-daemon' / DAEMON_BINARY}; "
+        "make qemu builds one)"
+    )
+
+
+def _opt(value: object) -> str:
+    """A value inside a ``key=value,...`` option: commas doubled."""
+    return str(value).replace(",", ",,")
+
+
+@dataclass(frozen=True)
+class DaemonSpec:
+    """Where the daemon's sockets go and which image each disk opens."""
+
+    qmp_socket: Path
+    nbd_socket: Path
+    images: dict[str, Path]
+
+
+def build_args(binary: Path, topology: Topology, spec: DaemonSpec) -> list[str]:
+    """The daemon's command line: iothreads, images, NBD server, one
+    writable export per disk (named as the disk, in its iothread), QMP."""
+    args = [str(binary)]
+    for iothread in topology.iothreads:
+        args += ["--object", f"iothread,id={iothread}"]
+    for disk in topology.disks:
+        file_opts = f"driver=file,node-name={disk.file_node},filename={_opt(spec.images[disk.name])},aio={disk.aio}"
+        if disk.cache_direct:
+            file_opts += ",cache.direct=on"
+        args += ["--blockdev", file_opts]
+        args += ["--blockdev", f"driver={disk.fmt},node-name={disk.node},file={disk.file_node}"]
+    args += ["--nbd-server", f"addr.type=unix,addr.path={_opt(spec.nbd_socket)}"]
+    for disk in topology.disks:
+        export = f"type=nbd,id={disk.name},node-name={disk.node},name={disk.name},writable=on"
+        if disk.iothread:
+            export += f",iothread={disk.iothread}"
+        args += ["--export", export]
+    args += ["--chardev", f"socket,id=qmp0,path={_opt(spec.qmp_socket)},server=on,wait=off"]
+    args += ["--monitor", "chardev=qmp0"]
+    return args
+
+
+class StorageDaemon(Machine):
+    """A qemu-storage-daemon process serving a topology's disks over NBD."""
+
+    NAME = DAEMON_BINARY
+    PING_COMMAND = "query-version"  # the daemon has no query-status
+
+    def __init__(
+        self, sut: SystemUnderTest, daemon: Path, topology: Topology, logdir: Path, images: dict[str, Path]
+    ) -> None:
+        # No guest: no boot files, no accelerator.
+        super().__init__(Platform(sut, None, "none"), topology, logdir, images)  # type: ignore[arg-type]
+        self.daemon = daemon
+        self.write_counter: Callable[[], dict[str, int]] | None = None  # set by the storm on its exports
+
+    @property
+    def binary(self) -> Path:
+        return self.daemon
+
+    @property
+    def nbd_socket(self) -> Path:
+        assert self.rundir is not None, "daemon not launched"
+        return self.rundir / NBD_SOCKET
+
+    def export_uri(self, disk: str) -> str:
+        """The NBD URI of ``disk``'s export."""
+        return uri(self.nbd_socket, disk)
+
+    def _launch(self, start_timeout: float) -> None:
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.rundir = make_private_dir("qsd")
+        spec = DaemonSpec(self.rundir / QMP_SOCKET, self.rundir / NBD_SOCKET, self.images)
+        args = build_args(self.daemon, self.topology, spec)
+        (self.logdir / "qemu-cmdline.txt").write_text(shlex.join(args) + "\n")
+        self.qmp = Monitor(spec.qmp_socket, self.logdir / "qmp.log", listen=False)
+        self._stderr = open(self.stderr_log, "ab")  # noqa: SIM115 - closed in shutdown()
+        log.info("launching %s", shlex.join(args))
+        self.launched_at = time.monotonic()
+        self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr, cwd=self.rundir, core_dumps=True)
+        try:
+            self.qmp.connect(timeout=start_timeout, alive=self.check_alive)
+        except (QemuDied, DeadlineExceeded):
+            raise
+        except Exception as exc:  # the QMP handshake broke: usually the daemon is dying
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
+            self.check_alive()
+            raise QemuDied(f"QMP handshake with {self.NAME} failed ({exc!r}) though it still runs") from exc
+        self.note(f"{self.NAME} up: NBD server {spec.nbd_socket}, exports {[d.name for d in self.topology.disks]}")
+
+    def disk_of(self, qdev: str) -> str | None:
+        return None  # no devices
+
+    def root_node(self, disk: str) -> str:
+        """The node ``disk``'s export writes to now (changes with snapshots)."""
+        for export in self.cmd("query-block-exports"):
+            if export["id"] == disk:
+                return export["node-name"]
+        raise KeyError(f"query-block-exports shows no export {disk}")
+
+    def write_ops(self) -> dict[str, int]:
+        """Writes per disk its NBD clients were answered (the daemon must
+        still run: a crash surfaces here as one)."""
+        self.check_alive()
+        counts = self.write_counter() if self.write_counter else {}
+        self.write_samples.append({"t": round(time.monotonic() - self.launched_at, 3), **counts})
+        return counts
+
+
+@contextlib.contextmanager
+def serving(daemon: StorageDaemon) -> Iterator[StorageDaemon]:
+    """Launch ``daemon`` and always shut it down (as ``booted`` does a
+    machine).  A hang keeps every daemon thread's stack before it is killed;
+    a daemon killed by a signal while quitting is a crash too (QemuDied)."""
+    try:
+        daemon.launch()
+        yield daemon
+    except DeadlineExceeded as hang:
+        trace = daemon.dump_backtrace()
+        if trace:
+            hang.add_detail(f"{DAEMON_BINARY} backtrace: {trace.name}")
+        raise
+    finally:
+        daemon.shutdown()
+    crash = daemon.died_at_shutdown()
+    if crash:
+        raise QemuDied(f"while quitting: {crash}")
