@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,8 +199,17 @@ class Storm:
         return record
 
     def measure_overlap(self, before: dict[str, int]) -> Overlap:
-        """The storm's writes around the actions: counters now, and half a second later."""
-        return measure_overlap(self.vm, self.fio, before, settle_s=0.5)
+        """The storm's writes around the actions: counters now, and half a
+        second later; a disk with none by then is waited for (a guest with 64
+        writes in flight can pause a disk for a second while it takes the
+        other's completions), and none within 30 s is a stall (examined)."""
+        overlap = measure_overlap(self.vm, self.fio, before, settle_s=0.5)
+        if not any(overlap.later[d] <= overlap.after_actions[d] for d in self.disks):
+            return overlap
+        started = time.monotonic()
+        later = self.still_writing()
+        self.timeline.mark(self.vm, "a disk paused after the actions", seconds=round(time.monotonic() - started, 2))
+        return Overlap(before, overlap.after_actions, later, self.fio.is_running())
 
     def fire_with_abort(self, builder: PlanBuilder, atomic: bool = True) -> AbortedRound:
         """All or nothing: the plan plus the ``abort`` action in one
