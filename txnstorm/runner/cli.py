@@ -201,12 +201,13 @@ def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
     """The QEMUs a nightly compares: the one under test (QEMU, or Debian's),
     plus every QEMU built by `make qemu` unless --no-built."""
     wanted = [q for q in args.qemu if q] or [sut.from_environment("QEMU") or ""]
-    if not args.no_built:
-        wanted += [str(p) for p in sorted((cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64"))]
-    systems: dict[Path, sut.SystemUnderTest] = {}
+    if not args.no_built:  # newest build first: an older build of the same version (other flags) is skipped
+        built = (cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
+        wanted += [str(p) for p in sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)]
+    systems: dict[str, sut.SystemUnderTest] = {}
     for value in wanted:
         system = sut.resolve(value)
-        systems.setdefault(system.qemu, system)
+        systems.setdefault(system.version, system)  # results and the grid are kept per version
     return list(systems.values())
 
 
