@@ -64,11 +64,20 @@ def test_a_patch_that_does_not_apply_or_is_missing_is_said(tmp_path, monkeypatch
 def test_caught_missed_and_stock_rows():
     failed = {"tests/n.py:N.test_stamps": ("FAIL", "transaction did not capture one point in time")}
     passed = {"tests/n.py:N.test_stamps": ("PASS", "")}
-    assert teeth.judge("nbd", "10.2.2", failed, 60).outcome == "caught"
-    assert teeth.judge("nbd", "10.2.2", passed, 60).outcome == "missed"
-    assert teeth.judge("stock", "10.2.2", passed, 60).outcome == "clean"
-    assert teeth.judge("stock", "10.2.2", failed, 60).outcome == "NOT CLEAN"
-    assert teeth.judge("nbd", "10.2.2", {}, 0).outcome == "no result"
+    assert teeth.judge("nbd", "10.2.2", teeth.TierResult(failed, 60)).outcome == "caught"
+    assert teeth.judge("nbd", "10.2.2", teeth.TierResult(passed, 60)).outcome == "missed"
+    assert teeth.judge("stock", "10.2.2", teeth.TierResult(passed, 60)).outcome == "clean"
+    assert teeth.judge("stock", "10.2.2", teeth.TierResult(failed, 60)).outcome == "NOT CLEAN"
+    assert teeth.judge("nbd", "10.2.2", teeth.TierResult({})).outcome == "no result"
+
+
+def test_a_miss_where_the_fault_needs_kvm_is_said_not_counted():
+    passed = {"tests/m.py:M.test_race": ("PASS", "")}
+    on_tcg, on_kvm = teeth.TierResult(passed, 60, "tcg"), teeth.TierResult(passed, 60, "kvm")
+    assert teeth.judge("vblk", "7.2.22", on_tcg, needs_kvm=True).outcome == "missed: needs KVM (tcg)"
+    assert teeth.judge("vblk", "7.2.22", on_kvm, needs_kvm=True).outcome == "missed"
+    vblk = {f.name: f for f in teeth.load_faults()}["virtio-blk-ignores-drain"]
+    assert vblk.needs_kvm == {"7.2"}
 
 
 def test_unknown_versions_are_bad_input_before_anything_builds(tmp_path, monkeypatch):
