@@ -34,68 +34,67 @@ THREE_EXPORTS_ONE_IOTHREAD = Topology(
 THREE_EXPORTS_MAIN_LOOP = Topology("qsd-3-exports-main-loop", tuple(Disk(f"disk{i}", iothread=None) for i in range(3)))
 
 
-class DaemonNbdStorm(StorageDaemonTest):
+class DaemonStormStory(StorageDaemonTest):
+    """The story on one daemon topology: storm, fire every plan, verify.
+
+    :avocado: disable
+    """
+
+    timeout = 300
+
+    def one_point_in_time_on(self, topology: Topology) -> None:
+        with self.daemon_storm(topology, EVERY_PLAN) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan)
+        findings = self.verify(storm)
+        self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
+        self.assert_one_point_in_time(findings)
+
+    def separate_commands_caught_on(self, topology: Topology) -> None:
+        with self.daemon_storm(topology, EVERY_PLAN) as storm:
+            for plan in self.rounds(EVERY_PLAN):
+                storm.fire(plan, atomic=False)
+        self.assert_every_oracle_caught(self.verify(storm))
+
+
+class DaemonNbdStorm(DaemonStormStory):
     """
     :avocado: enable
     :avocado: tags=nightly,qsd,nbd,snapshot,backup,internal-snapshot
     """
 
-    timeout = 300
-
     def test_one_point_in_time_at_the_daemon(self):
-        with self.daemon_storm(THREE_EXPORTS_ONE_IOTHREAD, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan)
-        findings = self.verify(storm)
-        self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
-        self.assert_one_point_in_time(findings)
+        self.one_point_in_time_on(THREE_EXPORTS_ONE_IOTHREAD)
 
 
-class DaemonNbdStormControl(StorageDaemonTest):
+class DaemonNbdStormControl(DaemonStormStory):
     """
     :avocado: enable
     :avocado: tags=nightly,qsd,nbd,snapshot,backup,internal-snapshot,control
     """
 
-    timeout = 300
-
     def test_separate_commands_are_caught_by_every_oracle(self):
-        with self.daemon_storm(THREE_EXPORTS_ONE_IOTHREAD, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan, atomic=False)
-        self.assert_every_oracle_caught(self.verify(storm))
+        self.separate_commands_caught_on(THREE_EXPORTS_ONE_IOTHREAD)
 
 
-class DaemonNbdStormMainLoop(StorageDaemonTest):
+class DaemonNbdStormMainLoop(DaemonStormStory):
     """
     :avocado: enable
     :avocado: tags=quick,qsd,nbd,snapshot,backup,internal-snapshot
     """
 
-    timeout = 300
-
     def test_one_point_in_time_exports_in_main_loop(self):
-        with self.daemon_storm(THREE_EXPORTS_MAIN_LOOP, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan)
-        findings = self.verify(storm)
-        self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
-        self.assert_one_point_in_time(findings)
+        self.one_point_in_time_on(THREE_EXPORTS_MAIN_LOOP)
 
 
-class DaemonNbdStormMainLoopControl(StorageDaemonTest):
+class DaemonNbdStormMainLoopControl(DaemonStormStory):
     """
     :avocado: enable
     :avocado: tags=quick,qsd,nbd,snapshot,backup,internal-snapshot,control
     """
 
-    timeout = 300
-
     def test_separate_commands_are_caught_main_loop(self):
-        with self.daemon_storm(THREE_EXPORTS_MAIN_LOOP, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan, atomic=False)
-        self.assert_every_oracle_caught(self.verify(storm))
+        self.separate_commands_caught_on(THREE_EXPORTS_MAIN_LOOP)
 
 
 class DaemonBackupOfExportedNode(DaemonKnownIssueTest):

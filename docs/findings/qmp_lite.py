@@ -4,6 +4,7 @@ with nothing but QEMU (and, for KI-7, the txnstorm guest)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,3 +71,17 @@ def end(proc: subprocess.Popen[str]) -> str:
             proc.kill()
             proc.wait()
     return proc.stderr.read() if proc.stderr else ""
+
+
+def aborted(proc: subprocess.Popen[str], program: str, wait_s: float = 15.0) -> int:
+    """Give ``proc`` ``wait_s`` to abort (it comes at once; a loaded host may
+    need seconds), end it, print its stderr and the verdict; the exit status
+    of a reproducer: 1 if it aborted (reproduced), else 0."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=wait_s)
+    print(end(proc), end="")
+    if proc.returncode == -signal.SIGABRT:
+        print(f"REPRODUCED: {program} aborted (signal {signal.SIGABRT.name})")
+        return 1
+    print(f"not reproduced: {program} exited {proc.returncode} when told to")
+    return 0
