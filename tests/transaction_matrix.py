@@ -56,14 +56,14 @@ class TransactionMatrix(TxnstormTest):
         plan, the one whose actions are quickest (blockdev-backup into a
         pre-added target, then blockdev-snapshot onto pre-added overlays),
         for many rounds: on a QEMU whose dataplane ignores drained sections
-        about one round in four shows it (README, "What the suite is proven
+        one round in four to six shows it (README, "What the suite is proven
         to catch").
 
         :avocado: tags=quick,race
         """
         plans = [snapshot_and_blockdev_backup]
         with self.storm(POLLING_IOTHREAD_DEEP_QUEUE, plans) as storm:
-            for plan in self.rounds(plans, default=12):
+            for plan in self.rounds(plans, default=16):
                 storm.fire(plan)
         self.assert_one_point_in_time(self.verify(storm))
 
