@@ -91,3 +91,19 @@ def test_make_teeth_with_a_bad_tier_is_one_line_and_exit_2():
                          cwd=teeth.REPO, timeout=120)  # fmt: skip
     assert run.returncode == 2
     assert "TEETH_TAGS: unknown tag 'nosuch'" in run.stderr
+
+
+def test_the_stock_build_is_never_a_fault_build(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path))
+    patched = tmp_path / "teeth" / "src" / "f-7.2.22"
+    stock_src = tmp_path / "teeth" / "qemu" / "src" / "1_7.2" / "qemu-7.2"
+    for tree in (patched, stock_src):
+        tree.mkdir(parents=True)
+        (tree / "VERSION").write_text("7.2.22\n")
+    # the fault build sorts first ("7.2.22-..." after "7.2+dfsg-..." only by luck of the characters)
+    for entry, source in (("0-fault", patched), ("1-stock", stock_src)):
+        (tmp_path / "teeth" / "qemu" / entry).mkdir(parents=True)
+        (tmp_path / "teeth" / "qemu" / entry / "manifest.json").write_text(json.dumps({"source": str(source)}))
+    assert teeth.stock_build("7.2.22") == tmp_path / "teeth" / "qemu" / "1-stock" / "bin" / "qemu-system-x86_64"

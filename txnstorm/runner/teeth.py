@@ -90,11 +90,15 @@ def source_trees() -> dict[str, Path]:
 
 
 def stock_build(version: str) -> Path | None:
-    """The unpatched build of ``version`` (its qemu-system-x86_64), if any."""
+    """The unpatched build of ``version`` (its qemu-system-x86_64), if any:
+    never a fault build, whose source is a patched copy under ``teeth/src``."""
+    patched = cache_root() / "teeth" / "src"
     for cache in build_caches():
         for manifest in sorted(cache.glob("*/manifest.json")):
             data = json.loads(manifest.read_text())
             source = Path(data.get("source", ""))
+            if source.is_relative_to(patched):
+                continue
             if (source / "VERSION").is_file() and (source / "VERSION").read_text().strip() == version:
                 return manifest.parent / "bin" / "qemu-system-x86_64"
     return None
@@ -187,7 +191,8 @@ def judge(fault: str, version: str, tier: TierResult, needs_kvm: bool = False) -
     if fault == "stock":
         return Row(fault, version, "NOT CLEAN" if hits else "clean", "; ".join(hits), seconds)
     if not hits and needs_kvm and accel != "kvm":
-        return Row(fault, version, f"missed: needs KVM ({accel or '?'})", "every test passed (README)", seconds)
+        why = f"every test passed; the fault's README says the {family(version)} family needs KVM"
+        return Row(fault, version, f"missed: needs KVM ({accel or '?'})", why, seconds)
     return Row(fault, version, "caught" if hits else "missed", "; ".join(hits) or "every test passed", seconds)
 
 
