@@ -198,17 +198,22 @@ class Storm:
         self.records.append(record)
         return record
 
+    SETTLE_S = 0.5  # how long after the actions the writers' counters are read again
+    PAUSE_NOTED_S = 0.0  # a longer wait for new writes after that is marked in the timeline
+
     def measure_overlap(self, before: dict[str, int]) -> Overlap:
-        """The storm's writes around the actions: counters now, and half a
-        second later; a disk with none by then is waited for (a guest with 64
-        writes in flight can pause a disk for a second while it takes the
-        other's completions), and none within 30 s is a stall (examined)."""
-        overlap = measure_overlap(self.vm, self.fio, before, settle_s=0.5)
+        """The storm's writes around the actions: counters now, and
+        ``SETTLE_S`` later; a disk with none by then is waited for (a guest
+        with 64 writes in flight can pause a disk for a second while it takes
+        the other's completions; a loaded host pauses NBD clients), and none
+        within 30 s is a stall (``still_writing``), not a missed overlap."""
+        overlap = measure_overlap(self.vm, self.fio, before, settle_s=self.SETTLE_S)
         if not any(overlap.later[d] <= overlap.after_actions[d] for d in self.disks):
             return overlap
         started = time.monotonic()
         later = self.still_writing()
-        self.timeline.mark(self.vm, "a disk paused after the actions", seconds=round(time.monotonic() - started, 2))
+        if (paused := time.monotonic() - started) > self.PAUSE_NOTED_S:
+            self.timeline.mark(self.vm, "a disk paused after the actions", seconds=round(paused, 2))
         return Overlap(before, overlap.after_actions, later, self.fio.is_running())
 
     def fire_with_abort(self, builder: PlanBuilder, atomic: bool = True) -> AbortedRound:
