@@ -47,6 +47,12 @@ class QemuDied(QemuFailure):
     kind = "QEMU crashed"
 
 
+class QemuRefusedCommandLine(TxnstormError):
+    """QEMU exited with an error status before its QMP greeting: it refused the
+    command line txnstorm built (features are probed first, so the suite's
+    fault: an ERROR, never a FAIL of that QEMU)."""
+
+
 class QemuHung(QemuFailure, DeadlineExceeded):
     """QEMU did not answer in time: a QMP command, an event, a job."""
 

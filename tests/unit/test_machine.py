@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.errors import QemuDied
+from txnstorm.errors import QemuDied, QemuFailure, QemuRefusedCommandLine
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.cmdline import BootFiles
 from txnstorm.vm.machine import Machine, Platform, crash_summary
@@ -43,6 +43,24 @@ def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fak
     assert not list(Path(tempfile.gettempdir()).glob("txnstorm-vm-*"))
     assert (tmp_path / "log" / "qemu-cmdline.txt").read_text().startswith(str(qemu))
     assert vm.died_at_shutdown() is not None, "an abort is a crash, not our kill"
+
+
+def test_qemu_refusing_the_command_line_is_the_suites_error_not_a_crash(tmp_path, fake_qemu):
+    """Exit status 1 before the QMP greeting (e.g. ``Bus 'scsi-io0-io1.0' not found``): txnstorm
+    built a command line this QEMU refuses (its features were probed), so ERROR, not FAIL."""
+    refusal = "qemu-system-x86_64: -device scsi-hd: Bus 'x.0' not found"
+    qemu = fake_qemu(tmp_path, f'#!/bin/sh\necho "{refusal}" >&2\nexit 1\n')
+    sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
+    images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
+    vm = Machine(Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg"), TWO_DISKS_ONE_IOTHREAD,
+                 tmp_path / "log", images)  # fmt: skip
+    with pytest.raises(QemuRefusedCommandLine) as refused:
+        vm.launch(start_timeout=10)
+    assert not isinstance(refused.value, QemuFailure)
+    assert str(refused.value) == (
+        f"QEMU refused txnstorm's command line (qemu-cmdline.txt): exited with status 1: {refusal}"
+    )
+    assert vm.rundir is None and vm.returncode == 1
 
 
 def test_children_die_with_their_parent(tmp_path):

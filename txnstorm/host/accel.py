@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnstorm.errors import QemuDied, TxnstormError, UserError
+from txnstorm.errors import QemuDied, QemuRefusedCommandLine, TxnstormError, UserError
 from txnstorm.host.assets import GuestImage
 from txnstorm.host.cachedir import cache_root
 from txnstorm.host.scratch import private_dir
@@ -71,7 +71,7 @@ def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> ProbeFai
         # The probe's log dir is temporary: evidence named in it is gone.
         reason = re.sub(r" \((?:QEMU )?backtrace: [^)]*\)", "", str(exc))
         reason = re.sub(r" \(console log: [^)]*\)", "", reason)
-        return ProbeFailure(reason, final=isinstance(exc, QemuDied))
+        return ProbeFailure(reason, final=isinstance(exc, (QemuDied, QemuRefusedCommandLine)))
 
 
 def _cached(cache: Path) -> AccelChoice | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from txnstorm.errors import DeadlineExceeded, QemuDied, QemuHung, QMPCommandError
+from txnstorm.errors import DeadlineExceeded, QemuDied, QemuHung, QemuRefusedCommandLine, QMPCommandError
 from txnstorm.host.scratch import make_private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm import process
@@ -145,13 +145,23 @@ class Machine:
         self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr, cwd=self.rundir, core_dumps=True)
         try:
             self.qmp.accept(timeout=start_timeout, alive=self.check_alive)
-        except (QemuDied, DeadlineExceeded):
+        except QemuDied as died:
+            raise self.refused_or(died) from None
+        except DeadlineExceeded:
             raise
         except Exception as exc:  # the QMP handshake broke: usually QEMU is dying
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(5)
             self.check_alive()
             raise QemuDied(f"QMP handshake with QEMU failed ({exc!r}) though QEMU still runs") from exc
+
+    def refused_or(self, died: QemuDied) -> Exception:
+        """Why QEMU is gone before its QMP greeting: an exit status (not a signal) there is its
+        refusal of the command line txnstorm built; a signal is a crash."""
+        if self.returncode is not None and self.returncode > 0:
+            text = str(died).removeprefix(f"{self.NAME} ")
+            return QemuRefusedCommandLine(f"{self.NAME} refused txnstorm's command line (qemu-cmdline.txt): {text}")
+        return died
 
     def exit_report(self) -> str:
         assert self._proc is not None

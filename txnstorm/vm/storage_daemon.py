@@ -144,7 +144,9 @@ class StorageDaemon(Machine):
         self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr, cwd=self.rundir, core_dumps=True)
         try:
             self.qmp.connect(timeout=start_timeout, alive=self.check_alive)
-        except (QemuDied, DeadlineExceeded):
+        except QemuDied as died:
+            raise self.refused_or(died) from None
+        except DeadlineExceeded:
             raise
         except Exception as exc:  # the QMP handshake broke: usually the daemon is dying
             with contextlib.suppress(subprocess.TimeoutExpired):
