@@ -129,6 +129,14 @@ class TransactionMatrix(TxnstormTest):
         """
         self.one_point_in_time_on("scsi-beside-blk")
 
+    def test_scsi_vq_mapping(self):
+        """The scsi controller's two request queues on two iothreads (iothread-vq-mapping of
+        virtio-scsi-pci, QEMU 10.0+; CANCEL before).
+
+        :avocado: tags=nightly,scsi,vq-mapping
+        """
+        self.one_point_in_time_on("scsi-vq-mapping")
+
 
 class TransactionMatrixControls(TxnstormTest):
     """
@@ -176,6 +184,10 @@ class TransactionMatrixControls(TxnstormTest):
         :avocado: tags=nightly,scsi
         """
         self.separate_commands_caught_on(TOPOLOGIES["scsi-beside-blk"])
+
+    def test_separate_commands_are_caught_with_scsi_vq_mapping(self):
+        """:avocado: tags=nightly,scsi,vq-mapping"""
+        self.separate_commands_caught_on(TOPOLOGIES["scsi-vq-mapping"])
 
     def test_bitmap_added_apart_from_its_full_backup_is_caught(self):
         """The full backup and its bitmap as two commands, the incremental

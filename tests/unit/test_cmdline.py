@@ -140,8 +140,10 @@ def test_vq_mapping_needs_json_device_syntax_and_its_iothreads():
 def test_a_qemu_without_vq_mapping_names_the_missing_property():
     from txnstorm.host.caps import Capabilities
 
-    caps = Capabilities("7.2.22", frozenset(), frozenset(), blk_props=frozenset({"iothread", "num-queues"}))
-    assert caps.missing(blk_props=("iothread-vq-mapping",)) == ["virtio-blk-pci property iothread-vq-mapping"]
+    caps = Capabilities("7.2.22", frozenset(), frozenset(), device_props={"virtio-blk-pci": frozenset({"iothread"})})
+    assert caps.missing(props={"virtio-blk-pci": ["iothread-vq-mapping"]}) == [
+        "virtio-blk-pci property iothread-vq-mapping"
+    ]
 
 
 def test_a_polling_iothread_keeps_its_options(tmp_path):

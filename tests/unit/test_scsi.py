@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from txnstorm.errors import TxnstormError
-from txnstorm.host.caps import Capabilities
+from txnstorm.host.caps import Capabilities, needs_of
 from txnstorm.oracles import stall
 from txnstorm.oracles.stall import QueueView, StallEvidence, parse_inflight
 from txnstorm.scenario import rounds
@@ -89,8 +89,10 @@ def test_a_scsi_disk_is_reached_through_its_controllers_request_queues():
     ("make", "message"),
     [
         (lambda: Disk("d", bus="ide"), "bus must be one of"),
-        (lambda: Disk("d", bus="scsi", iothread=None, num_queues=2, vq_mapping=("io0", "io1")),
-         "vq_mapping is for virtio-blk disks only"),
+        (lambda: Disk("d", bus="scsi", num_queues=2, vq_mapping=("io0", "io1")), "vq_mapping needs iothread=None"),
+        (lambda: Topology("t", (Disk("a", bus="scsi", iothread=None, num_queues=2, vq_mapping=("io0", "io1")),
+                                Disk("b", bus="scsi", iothread=None, num_queues=3, vq_mapping=("io0", "io1")))),
+         "must agree on num_queues"),
         (lambda: Disk("d", bus="scsi", num_queues=0), "num_queues must be at least 1"),
         (lambda: Topology("t", (Disk("a", bus="scsi"), Disk("b", bus="scsi", num_queues=2))),
          "must agree on num_queues"),
@@ -108,6 +110,36 @@ def test_disks_on_different_controllers_may_differ_in_queues():
 def test_device_arg_of_a_scsi_disk_names_its_target():
     arg = device_arg(Disk("d", bus="scsi"), scsi_id=3)
     assert arg.startswith("scsi-hd,id=d-dev,bus=scsi-io0.0,channel=0,scsi-id=3,")
+
+
+def test_scsi_vq_mapping_spreads_the_controllers_request_queues(tmp_path):
+    topology = TOPOLOGIES["scsi-vq-mapping"]
+    assert topology.iothreads == ["io0", "io1"] and list(topology.scsi_controllers) == ["scsi-io0-io1"]
+    controller, *disks = devices(args_of(topology, tmp_path))
+    assert json.loads(controller) == {  # a list property: JSON -device syntax
+        "driver": "virtio-scsi-pci", "id": "scsi-io0-io1", "num_queues": 2,
+        "iothread-vq-mapping": [{"iothread": "io0"}, {"iothread": "io1"}],
+    }  # fmt: skip
+    # QEMU creates JSON -devices after the key=value ones: the disks must follow their controller
+    assert json.loads(disks[1]) == {
+        "driver": "scsi-hd", "id": "disk1-dev", "bus": "scsi-io0-io1.0", "channel": 0, "scsi-id": 1, "lun": 0,
+        "drive": "disk1", "serial": "disk1",
+    }  # fmt: skip
+    assert topology.disks[0].virtqueues == (2, 3)
+
+
+def test_a_shape_names_what_it_needs_of_qemu():
+    assert needs_of(TOPOLOGIES["scsi-vq-mapping"]) == {
+        "aio": ["threads"], "devices": ["virtio-scsi-pci", "scsi-hd"],
+        "props": {"virtio-scsi-pci": ["iothread-vq-mapping"]},
+    }  # fmt: skip
+    assert needs_of(TOPOLOGIES["vq-mapping"])["props"] == {"virtio-blk-pci": ["iothread-vq-mapping"]}
+    assert needs_of(TOPOLOGIES["scsi-beside-blk"])["props"] == {}
+    caps = Capabilities("7.2.22", frozenset(), frozenset(), devices=frozenset({"virtio-scsi-pci", "scsi-hd"}),
+                        device_props={"virtio-scsi-pci": frozenset({"iothread", "num_queues"})})  # fmt: skip
+    assert caps.missing(props=needs_of(TOPOLOGIES["scsi-vq-mapping"])["props"]) == [
+        "virtio-scsi-pci property iothread-vq-mapping"
+    ]
 
 
 def test_a_qemu_without_virtio_scsi_names_the_missing_devices():

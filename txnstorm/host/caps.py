@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from txnstorm.host.scratch import make_private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm import process
 from txnstorm.vm.qmp import Monitor
+from txnstorm.vm.topology import Topology
+
+# The devices whose properties a topology may need (iothread-vq-mapping, ...).
+PROBED_DEVICES = ("virtio-blk-pci", "virtio-scsi-pci", "vhost-user-blk-pci")
 
 
 @dataclass(frozen=True)
@@ -29,16 +34,20 @@ class Capabilities:
     commands: frozenset[str]
     transaction_actions: frozenset[str]
     aio_modes: frozenset[str] = frozenset({"threads"})  # the file driver's aio= values this QEMU was built with
-    blk_props: frozenset[str] = frozenset()  # virtio-blk-pci's properties (device-list-properties)
     devices: frozenset[str] = frozenset()  # the device types this QEMU was built with (qom-list-types)
+    # {device type: its properties} (device-list-properties) for the PROBED_DEVICES this QEMU has
+    device_props: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def missing(
         self, commands: tuple[str, ...] = (), actions: tuple[str, ...] = (), aio: tuple[str, ...] = (),
-        blk_props: tuple[str, ...] = (), devices: tuple[str, ...] = (),
+        devices: tuple[str, ...] = (), props: Mapping[str, Sequence[str]] | None = None,
     ) -> list[str]:  # fmt: skip
+        """What of these this QEMU lacks, one phrase each; ``props``: {device type: properties}."""
         gone = [f"QMP command {c}" for c in commands if c not in self.commands]
         gone += [f"device {d}" for d in devices if d not in self.devices]
-        gone += [f"virtio-blk-pci property {p}" for p in blk_props if p not in self.blk_props]
+        for device, names in (props or {}).items():
+            have = self.device_props.get(device, frozenset())
+            gone += [f"{device} property {p}" for p in names if p not in have]
         gone += [f"transaction action {a}" for a in actions if a not in self.transaction_actions]
         gone += [f"aio={a} (built without it)" for a in aio if a not in self.aio_modes]
         return gone
@@ -48,6 +57,16 @@ class Capabilities:
             f"QEMU {self.version}: {len(self.commands)} QMP commands, "
             f"transaction actions: {', '.join(sorted(self.transaction_actions))}"
         )
+
+
+def needs_of(topology: Topology) -> dict[str, Any]:
+    """What ``topology``'s disks need of QEMU, as ``Capabilities.missing()`` keywords."""
+    mapped = {"virtio-scsi-pci" if d.controller else "virtio-blk-pci" for d in topology.disks if d.vq_mapping}
+    return {
+        "aio": sorted({d.aio for d in topology.disks}),
+        "devices": ["virtio-scsi-pci", "scsi-hd"] if topology.scsi_controllers else [],
+        "props": {device: ["iothread-vq-mapping"] for device in sorted(mapped)},
+    }
 
 
 def from_schema(version: str, schema: list[dict[str, Any]]) -> Capabilities:
@@ -78,7 +97,7 @@ def probe(sut: SystemUnderTest) -> Capabilities:
         data = json.loads(cache.read_text())
         return Capabilities(
             data["version"], frozenset(data["commands"]), frozenset(data["actions"]), frozenset(data["aio"]),
-            frozenset(data["blk_props"]), frozenset(data["devices"]),
+            frozenset(data["devices"]), {d: frozenset(p) for d, p in data["device_props"].items()},
         )  # fmt: skip
     except (OSError, ValueError, KeyError):
         pass
@@ -98,12 +117,15 @@ def probe(sut: SystemUnderTest) -> Capabilities:
             monitor.accept(timeout=30, alive=alive)
             version = monitor.cmd("query-version")["qemu"]
             schema = monitor.cmd("query-qmp-schema")
-            blk_props = frozenset(p["name"] for p in monitor.cmd("device-list-properties", typename="virtio-blk-pci"))
             devices = frozenset(t["name"] for t in monitor.cmd("qom-list-types", implements="device"))
+            device_props = {
+                d: frozenset(p["name"] for p in monitor.cmd("device-list-properties", typename=d))
+                for d in PROBED_DEVICES if d in devices
+            }  # fmt: skip
             monitor.cmd("quit")
             monitor.close()
         caps = replace(from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema),
-                       blk_props=blk_props, devices=devices)  # fmt: skip
+                       devices=devices, device_props=device_props)  # fmt: skip
     finally:
         if proc is not None:
             process.end(proc)
@@ -116,8 +138,8 @@ def probe(sut: SystemUnderTest) -> Capabilities:
                 "commands": sorted(caps.commands),
                 "actions": sorted(caps.transaction_actions),
                 "aio": sorted(caps.aio_modes),
-                "blk_props": sorted(caps.blk_props),
                 "devices": sorted(caps.devices),
+                "device_props": {d: sorted(p) for d, p in caps.device_props.items()},
             }  # fmt: skip
         )
     )

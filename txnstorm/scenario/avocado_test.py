@@ -18,7 +18,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +160,10 @@ class TxnstormTest(Test):
 
     def require(
         self, commands: Sequence[str] = (), actions: Sequence[str] = (), aio: Sequence[str] = (),
-        blk_props: Sequence[str] = (), devices: Sequence[str] = (),
+        devices: Sequence[str] = (), props: Mapping[str, Sequence[str]] | None = None,
     ) -> None:  # fmt: skip
         """CANCEL (not ERROR, not FAIL) when this QEMU lacks a feature the test needs."""
-        missing = self.caps.missing(tuple(commands), tuple(actions), tuple(aio), tuple(blk_props), tuple(devices))
+        missing = self.caps.missing(tuple(commands), tuple(actions), tuple(aio), tuple(devices), props)
         if missing:
             self.cancel(f"QEMU {self.caps.version} lacks {', '.join(missing)}")
 
@@ -199,11 +199,7 @@ class TxnstormTest(Test):
         without it CANCELs.  Leaving the block stops the storm and quits QEMU;
         NBD clients close after that (on 7.2 a disconnect from an iothread
         export aborts, KI-1)."""
-        self.require(
-            actions=[*action_types(plans), *also_actions], aio=sorted({d.aio for d in topology.disks}),
-            blk_props=["iothread-vq-mapping"] if any(d.vq_mapping for d in topology.disks) else [],
-            devices=["virtio-scsi-pci", "scsi-hd"] if topology.scsi_controllers else [],
-        )  # fmt: skip
+        self.require(actions=[*action_types(plans), *also_actions], **caps.needs_of(topology))
         witnesses = Witnesses.of(topology, nbd_stamps) if stamps or nbd_stamps else None
         storm: Storm | None = None
         try:

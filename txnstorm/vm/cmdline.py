@@ -53,9 +53,16 @@ def blockdev_args(disk: Disk, image: Path) -> list[str]:
 
 
 def scsi_controller_args(topology: Topology) -> list[str]:
-    """One virtio-scsi-pci per iothread that scsi disks name (on it, or in the main loop)."""
+    """One virtio-scsi-pci per iothread that scsi disks name (on it, or in the main loop), or per
+    iothread-vq-mapping they name."""
     args = []
     for controller, disks in topology.scsi_controllers.items():
+        if disks[0].vq_mapping:  # a list property: only JSON -device syntax can say it
+            args += ["-device", json.dumps({
+                "driver": "virtio-scsi-pci", "id": controller, "num_queues": disks[0].num_queues,
+                "iothread-vq-mapping": [{"iothread": t} for t in disks[0].vq_mapping],
+            })]  # fmt: skip
+            continue
         props = [f"virtio-scsi-pci,id={controller}"]
         if disks[0].iothread:
             props.append(f"iothread={disks[0].iothread}")
@@ -65,6 +72,11 @@ def scsi_controller_args(topology: Topology) -> list[str]:
 
 
 def scsi_device_arg(disk: Disk, scsi_id: int) -> str:
+    if disk.vq_mapping:  # QEMU creates JSON -devices after the others: its controller is one
+        return json.dumps({
+            "driver": "scsi-hd", "id": disk.qdev, "bus": f"{disk.controller}.0", "channel": 0, "scsi-id": scsi_id,
+            "lun": 0, "drive": disk.node, "serial": disk.serial, **({"share-rw": True} if disk.share_rw else {}),
+        })  # fmt: skip
     props = [f"scsi-hd,id={disk.qdev},bus={disk.controller}.0,channel=0,scsi-id={scsi_id},lun=0",
              f"drive={disk.node},serial={disk.serial}"]  # fmt: skip
     if disk.share_rw:

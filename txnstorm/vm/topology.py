@@ -14,7 +14,9 @@ A disk is a ``virtio-blk-pci`` device (``bus="virtio-blk"``) or a ``scsi-hd``
 (``bus="scsi"``) on a ``virtio-scsi-pci`` controller.  The machine has one
 controller per iothread its scsi disks name (id ``scsi-<iothread>``, or
 ``scsi-main`` for the main loop): the iothread belongs to the controller and
-every disk on it shares its request queues.
+every disk on it shares its request queues.  Scsi disks with a ``vq_mapping``
+(QEMU 10.0+) sit on a controller whose request queues are spread over those
+iothreads (id ``scsi-<io0>-<io1>...``).
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ class Disk:
     share_rw: bool = False  # needed when an NBD export writes the same node
     aio: str = "threads"  # the host AIO backend of the image's file node: threads, native, io_uring
     cache_direct: bool = False  # O_DIRECT on the image file (aio=native needs it)
-    # QEMU 9.0+: the device's queues spread round-robin over these iothreads (iothread-vq-mapping)
-    # instead of one ``iothread``.
+    # The device's queues spread round-robin over these iothreads (iothread-vq-mapping) instead of
+    # one ``iothread``: virtio-blk since QEMU 9.0, a scsi disk's controller (its request queues;
+    # the control and event queues stay in the main loop) since 10.0.
     vq_mapping: tuple[str, ...] = ()
     # "virtio-blk": a virtio-blk-pci device; "scsi": a scsi-hd on the virtio-scsi-pci controller of its
     # iothread (``num_queues`` is then the controller's request queues: its disks must agree).
@@ -56,8 +59,6 @@ class Disk:
             raise ValueError(f"disk {self.name}: aio must be one of {AIO_MODES}, not {self.aio!r}")
         if self.bus not in BUSES:
             raise ValueError(f"disk {self.name}: bus must be one of {BUSES}, not {self.bus!r}")
-        if self.bus == "scsi" and self.vq_mapping:
-            raise ValueError(f"disk {self.name}: vq_mapping is for virtio-blk disks only (not on scsi)")
         if self.num_queues < 1:
             raise ValueError(f"disk {self.name}: num_queues must be at least 1")
         if self.vq_mapping and (self.iothread or self.num_queues < len(self.vq_mapping)):
@@ -92,7 +93,7 @@ class Disk:
         """The qdev id of the virtio-scsi-pci controller a scsi disk sits on (None for virtio-blk)."""
         if self.bus != "scsi":
             return None
-        return f"scsi-{self.iothread or 'main'}"
+        return f"scsi-{'-'.join(self.vq_mapping) or self.iothread or 'main'}"
 
     @property
     def virtio_path(self) -> str:
@@ -130,7 +131,7 @@ class Topology:
         if len(set(names)) != len(names):
             raise ValueError(f"topology {self.name}: duplicate disk names {names}")
         for controller, disks in self.scsi_controllers.items():
-            if len({d.num_queues for d in disks}) != 1:
+            if len({d.num_queues for d in disks}) != 1:  # (vq_mapping agrees: it is in the id)
                 raise ValueError(
                     f"topology {self.name}: the scsi disks on {controller} ({', '.join(d.name for d in disks)}) "
                     "must agree on num_queues (the controller's request queues)"
@@ -213,6 +214,14 @@ TOPOLOGIES: dict[str, Topology] = {
         # virtio-blk (each on its own iothread: two kinds of dataplane drained by one transaction).
         Topology("scsi-two-disks-one-iothread", (Disk("disk0", bus="scsi"), Disk("disk1", bus="scsi"))),
         Topology("scsi-beside-blk", (Disk("disk0", bus="scsi", iothread="io0"), Disk("disk1", iothread="io1"))),
+        # QEMU 10.0+: the scsi controller's two request queues on two iothreads (iothread-vq-mapping).
+        Topology(
+            "scsi-vq-mapping",
+            tuple(
+                Disk(f"disk{i}", bus="scsi", iothread=None, num_queues=2, vq_mapping=("io0", "io1")) for i in range(2)
+            ),
+            smp=2,
+        ),
     )
 }
 
