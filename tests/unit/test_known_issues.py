@@ -160,6 +160,7 @@ def test_judge_names_another_listed_issue_that_struck_first():
         (json.dumps([entry(affects={"min": "8.0.0", "max_exclusive": "7.2.0"})]), "affects is empty"),
         (json.dumps([entry(), entry()]), "duplicate id(s) KI-1"),
         (json.dumps(["KI-1"]), "entry 0: an entry must be an object"),
+        (json.dumps([entry(kind="hang", signature="main thread in (bdrv_")]), "must be a regular expression"),
     ],
 )
 def test_a_bad_file_is_one_clear_error(tmp_path, text, complaint):
@@ -170,6 +171,25 @@ def test_a_bad_file_is_one_clear_error(tmp_path, text, complaint):
     assert complaint in str(info.value)
     assert str(path) in str(info.value)
     assert isinstance(info.value, UserError)
+
+
+def test_a_hang_is_matched_by_where_the_main_thread_waits():
+    """A hang's signature is a regular expression over the reason, which names the hung program's
+    main thread's innermost frames (``Machine.keep_backtrace``)."""
+    (issue,) = issues_of(entry(
+        id="KI-11", kind="hang", affects={"min": "10.0.13", "max_exclusive": "unknown"},
+        signature="^QEMU hung: .*qemu-storage-daemon main thread in bdrv_(drain_all_begin|do_drained_begin) ",
+    ))  # fmt: skip
+    reason = (
+        "QEMU hung: QMP transaction: no answer within 60 s (QEMU main thread in its main loop (idle); backtrace: "
+        "qemu-backtrace.txt) (qemu-storage-daemon main thread in {} <- qmp_transaction; backtrace: qemu-backtrace.txt)"
+    )
+    for frame in ("bdrv_drain_all_begin <- bdrv_drain_all", "bdrv_do_drained_begin <- drive_backup_action"):
+        assert ki.listed_failure(reason.format(frame), "10.2.2", [issue]) is issue
+    assert ki.listed_failure(reason.format("nbd_drained_poll"), "10.2.2", [issue]) is None
+    assert ki.listed_failure(reason.format("bdrv_drain_all_begin"), "7.2.22", [issue]) is None  # not affected
+    assert ki.match_crash("QEMU main thread in bdrv_drain_all_begin <-", [issue]) is None  # not the daemon's
+    assert ki.still_reproduces(issue, "10.2.2") == "known issue KI-11 (a hang), still reproduces on QEMU 10.2.2"
 
 
 def test_a_missing_file_is_one_clear_error(tmp_path):

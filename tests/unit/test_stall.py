@@ -106,7 +106,7 @@ def test_a_stall_issue_is_matched_by_the_stall_class_of_any_failure():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"kind": "hang"}, "kind must be one of crash, stall, not 'hang'"),
+        ({"kind": "freeze"}, "kind must be one of crash, stall, hang, not 'freeze'"),
         ({"signature": "stall class: lost"}, "a stall's signature must be one of"),
         ({"signature": "device stalled"}, "a stall's signature must be one of"),
     ],

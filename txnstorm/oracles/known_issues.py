@@ -17,7 +17,10 @@ Each entry::
   answers, matched by the evidence ``oracles/stall.py`` keeps before QEMU
   is killed: ``"stall class: ring-not-taken"`` (which side holds the
   requests; the classes are listed there).  Any test whose device stalls
-  is judged by it, not only the reproducer.
+  is judged by it, not only the reproducer;
+* ``hang``: a regular expression searched in a hang's reason, which names
+  where the hung process's main thread waits (``Machine.keep_backtrace``:
+  ``"qemu-storage-daemon main thread in bdrv_drain_all_begin <- ..."``).
 
 ``affects`` is the half-open range [min, max_exclusive) of QEMU versions the
 issue is listed for.  A bound may be ``"unknown"`` (nothing measured on that
@@ -55,7 +58,7 @@ DEFAULT_PATH = REPO / "known-issues.json"
 UNKNOWN = "unknown"
 FIELDS = ("id", "title", "affects", "signature", "reproducer", "rate", "seen")
 OPTIONAL_FIELDS = ("kind",)
-KINDS = ("crash", "stall")
+KINDS = ("crash", "stall", "hang")
 MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"
 _ID_RE = re.compile(r"^KI-\d+$")
 _VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
@@ -131,6 +134,10 @@ class KnownIssue:
     seen: str
     kind: str = "crash"
 
+    def matches(self, text: str) -> bool:
+        """The signature occurs in ``text`` (a hang's: as a regular expression)."""
+        return bool(re.search(self.signature, text)) if self.kind == "hang" else self.signature in text
+
 
 # -- loading -------------------------------------------------------------------
 def _bound(where: str, data: dict[str, Any], key: str) -> Version | None:
@@ -158,6 +165,11 @@ def _entry(where: str, raw: Any) -> KnownIssue:
     stall_classes = [STALL_PREFIX + c for c in STALL_CLASSES]
     if kind == "stall" and raw["signature"] not in stall_classes:
         raise KnownIssuesError(f"{where}: a stall's signature must be one of {', '.join(map(repr, stall_classes))}")
+    if kind == "hang":
+        try:
+            re.compile(raw["signature"])
+        except (re.error, TypeError) as exc:
+            raise KnownIssuesError(f"{where}: a hang's signature must be a regular expression ({exc})") from None
     for field in ("id", "title", "signature", "reproducer", "seen"):
         if not isinstance(raw[field], str) or not raw[field].strip():
             raise KnownIssuesError(f"{where}: {field} must be a non-empty string")
@@ -235,7 +247,7 @@ def match_crash(text: str, issues: Sequence[KnownIssue] | None = None) -> KnownI
     signature first, so the most specific one wins."""
     candidates = load() if issues is None else issues
     for issue in sorted(candidates, key=lambda k: len(k.signature), reverse=True):
-        if issue.signature in text:
+        if issue.matches(text):
             return issue
     return None
 
@@ -283,7 +295,8 @@ def _not_seen(issue: KnownIssue, v: str, tries: int) -> Verdict:
 
 
 def still_reproduces(issue: KnownIssue, version: str) -> str:
-    return f"known issue {issue.id}{' (a stall)' if issue.kind == 'stall' else ''}, still reproduces on QEMU {version}"
+    kind = f" (a {issue.kind})" if issue.kind != "crash" else ""
+    return f"known issue {issue.id}{kind}, still reproduces on QEMU {version}"
 
 
 def listed_failure(reason: str, version: Version | str, issues: Sequence[KnownIssue]) -> KnownIssue | None:
