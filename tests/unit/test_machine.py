@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.errors import QemuDied, QemuFailure, QemuRefusedCommandLine
+from txnstorm.errors import QemuDied, QemuFailure, QemuHung, QemuRefusedCommandLine
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.cmdline import BootFiles
-from txnstorm.vm.machine import Machine, Platform, crash_summary
+from txnstorm.vm.machine import Machine, Platform, crash_summary, main_thread_site
 from txnstorm.vm.process import describe_exit
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
@@ -109,3 +109,61 @@ def test_a_crash_core_becomes_a_backtrace_in_the_log_dir_and_leaves_nothing(tmp_
         vm.launch(start_timeout=10)
     assert "#0" in (tmp_path / "log" / "qemu-crash-backtrace.txt").read_text()
     assert vm.rundir is None and not list(Path(tempfile.gettempdir()).glob("txnstorm-vm-*")), "core left behind"
+
+
+# Excerpts of gdb's ``thread apply all bt`` of a hung qemu-storage-daemon 10.2.2 (tests/vhost_user_blk.py).
+HUNG_DAEMON = """\
+Thread 3 (Thread 0x7f8a302216c0 (LWP 2922) "qemu-storage-da"):
+#0  0x00007f8a3103a366 in __ppoll (fds=0x7f8a200034f0, nfds=1) at ../sysdeps/unix/sysv/linux/ppoll.c:42
+#3  0x000055711ef8c14b in aio_poll (ctx=<optimized out>, blocking=blocking@entry=true) at util/aio-posix.c:700
+#4  0x000055711ee67506 in iothread_run (opaque=opaque@entry=0x557137bd4dc0) at iothread.c:63
+
+Thread 1 (Thread 0x7f8a30b24b80 (LWP 2920) "qemu-storage-da"):
+#0  0x00007f8a3103a366 in __ppoll (fds=0x557137bd6c10, nfds=1) at ../sysdeps/unix/sysv/linux/ppoll.c:42
+#1  0x000055711efa0b9d in ppoll (__ss=0x0, __timeout=0x0) at /usr/include/x86_64-linux-gnu/bits/poll2.h:64
+#2  0x000055711ef8c9c1 in fdmon_poll_wait (ctx=0x557137bd37c0, timeout=-1) at util/fdmon-poll.c:84
+#3  0x000055711ef8c14b in aio_poll (ctx=<optimized out>, blocking=blocking@entry=true) at util/aio-posix.c:700
+#4  0x000055711ee9c88d in bdrv_drain_all_begin () at block/io.c:528
+#5  bdrv_drain_all_begin () at block/io.c:507
+#6  0x000055711ee9adc2 in bdrv_graph_wrlock_drained () at block/graph-lock.c:168
+#7  0x000055711ee8f057 in blk_insert_bs (blk=blk@entry=0x5571386e05e0) at block/block-backend.c:907
+#8  0x000055711ee754c7 in bdrv_open_inherit (filename=filename@entry=0x0) at block.c:4158
+#29 0x000055711ee55ff7 in main (argc=19, argv=<optimized out>) at storage-daemon/qemu-storage-daemon.c:434
+"""
+IDLE_QEMU = """\
+Thread 1 (Thread 0x7f (LWP 1) "qemu-system-x86"):
+#0  0x00007f in __ppoll (fds=0x55, nfds=12) at ppoll.c:42
+#1  0x000055 in qemu_poll_ns (fds=<optimized out>) at util/qemu-timer.c:347
+#2  0x000055 in os_host_main_loop_wait (timeout=1000) at util/main-loop.c:305
+#3  main_loop_wait (nonblocking=<optimized out>) at util/main-loop.c:592
+#4  0x000055 in qemu_main_loop () at system/runstate.c:903
+#5  0x000055 in qemu_default_main (opaque=0x0) at system/main.c:50
+#6  0x00007f in __libc_start_call_main (main=main@entry=0x55, argc=argc@entry=40) at libc_start_call_main.h:58
+#7  0x000055 in main (argc=<optimized out>) at system/main.c:93
+"""
+
+
+def test_a_hang_names_where_the_main_thread_waits():
+    """The innermost frames of the thread running ``main`` that are not polling or the main
+    loop's own (inlined frames once): what a hang's known issue is matched by."""
+    assert main_thread_site(HUNG_DAEMON) == "bdrv_drain_all_begin <- bdrv_graph_wrlock_drained <- blk_insert_bs"
+    assert main_thread_site(HUNG_DAEMON, depth=1) == "bdrv_drain_all_begin"
+    assert main_thread_site(IDLE_QEMU) == "its main loop (idle)"
+    assert main_thread_site("(gdb could not attach)") is None
+
+
+def test_a_hang_keeps_the_backtrace_with_the_site_in_the_reason(tmp_path, monkeypatch):
+    sut = SystemUnderTest(qemu=tmp_path / "q", qemu_img=tmp_path / "q", version="9.9.9")
+    vm = Machine(Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg"), TWO_DISKS_ONE_IOTHREAD,
+                 tmp_path, {})  # fmt: skip
+    trace = tmp_path / "qemu-backtrace.txt"
+    trace.write_text(HUNG_DAEMON)
+    monkeypatch.setattr(vm, "dump_backtrace", lambda: trace)
+    hang = QemuHung("QMP transaction: no answer within 60 s")
+    vm.keep_backtrace(hang)
+    assert str(hang) == (
+        "QMP transaction: no answer within 60 s (QEMU main thread in bdrv_drain_all_begin <- "
+        "bdrv_graph_wrlock_drained <- blk_insert_bs; backtrace: qemu-backtrace.txt)"
+    )
+    vm.keep_backtrace(hang)  # a second handler (serving, booted) names it no more
+    assert str(hang).count("backtrace:") == 1

@@ -179,9 +179,10 @@ def test_disks_by_serial_maps_serials_to_device_nodes():
 def test_disks_that_show_up_late_are_waited_for(monkeypatch):
     monkeypatch.setattr(rounds.time, "sleep", lambda s: None)
     answers = iter([{"disk1": "/dev/vda"}, {"disk1": "/dev/vda", "disk0": "/dev/sda"}])
-    booted = SimpleNamespace(guest=SimpleNamespace(disks_by_serial=lambda: next(answers)))
+    vm = SimpleNamespace(topology=TOPOLOGIES["scsi-beside-blk"])
+    booted = SimpleNamespace(vm=vm, guest=SimpleNamespace(disks_by_serial=lambda: next(answers)))
     assert rounds.guest_devices(booted, ["disk0", "disk1"]) == {"disk0": "/dev/sda", "disk1": "/dev/vda"}
-    never = SimpleNamespace(guest=SimpleNamespace(disks_by_serial=lambda: {"disk1": "/dev/vda"}))
+    never = SimpleNamespace(vm=vm, guest=SimpleNamespace(disks_by_serial=lambda: {"disk1": "/dev/vda"}))
     with pytest.raises(TxnstormError, match=r"no disk with serial \['disk0'\]"):
         rounds.guest_devices(never, ["disk0", "disk1"], timeout=0)
 

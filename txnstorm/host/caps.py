@@ -64,9 +64,25 @@ def needs_of(topology: Topology) -> dict[str, Any]:
     mapped = {"virtio-scsi-pci" if d.controller else "virtio-blk-pci" for d in topology.disks if d.vq_mapping}
     return {
         "aio": sorted({d.aio for d in topology.disks}),
-        "devices": ["virtio-scsi-pci", "scsi-hd"] if topology.scsi_controllers else [],
+        "devices": (["virtio-scsi-pci", "scsi-hd"] if topology.scsi_controllers else [])
+        + (["vhost-user-blk-pci"] if topology.on_daemon else []),
         "props": {device: ["iothread-vq-mapping"] for device in sorted(mapped)},
     }
+
+
+EXPORT_TYPES = frozenset({"nbd", "vhost-user-blk", "fuse", "vduse-blk"})  # BlockExportType's values so far
+
+
+def export_types(schema: list[dict[str, Any]]) -> frozenset[str]:
+    """The block export types a QEMU (qemu-storage-daemon) was built with: BlockExportType, known by
+    its values (always "nbd"; the others only when built with them)."""
+    for entry in schema:
+        if entry.get("meta-type") != "enum":
+            continue
+        values = {m["name"] if isinstance(m, dict) else m for m in entry.get("members", entry.get("values", []))}
+        if "nbd" in values and values <= EXPORT_TYPES:
+            return frozenset(values)
+    return frozenset()
 
 
 def from_schema(version: str, schema: list[dict[str, Any]]) -> Capabilities:

@@ -31,6 +31,7 @@ from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
 from txnstorm.oracles import known_issues
 from txnstorm.scenario.daemon_storm import DaemonStorm, nbd_witnesses
+from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
 from txnstorm.scenario.rounds import Finding
 from txnstorm.scenario.story import Storm, Witnesses, Workspace, rounds_of
 from txnstorm.transactions.plans import PlanBuilder, action_types
@@ -172,17 +173,21 @@ class TxnstormTest(Test):
         return Path(self.logdir)
 
     # -- verbs -------------------------------------------------------------
-    def create_images(self, topology: Topology) -> dict[str, Path]:
-        return {d.name: self.qemu_img.create(self.scratch / f"{d.name}.{d.fmt}", d.size, d.fmt) for d in topology.disks}
+    def create_images(self, topology: Topology, scratch: Path | None = None) -> dict[str, Path]:
+        """The images of ``topology``'s disks, in ``scratch`` (default: the test's)."""
+        scratch = scratch or self.scratch
+        return {d.name: self.qemu_img.create(scratch / f"{d.name}.{d.fmt}", d.size, d.fmt) for d in topology.disks}
 
     @contextlib.contextmanager
-    def boot(self, topology: Topology) -> Iterator[Booted]:
-        images = self.create_images(topology)
-        vm = Machine(self.platform, topology, self.logdir_path, images)
+    def boot(self, topology: Topology, daemon: StorageDaemon | None = None) -> Iterator[Booted]:
+        """Boot the guest on ``topology``; its vhost-user-blk disks are ``daemon``'s exports."""
+        if daemon is None:
+            vm = Machine(self.platform, topology, self.logdir_path, self.create_images(topology))
+        else:
+            vm = Machine(self.platform, topology, self.logdir_path, {}, daemon.vhost_export_sockets())
         self._machines.append(vm)  # before launch: tearDown kills it even mid-boot
         with booted(vm, self.guest_image) as b:
             self.log.info("booted %s in %.2f s", topology.name, b.boot_seconds)
-            b.vm.images = images
             yield b
 
     # -- the story: boot, storm, fire, verify ---------------------------------------
@@ -276,12 +281,16 @@ class StorageDaemonTest(TxnstormTest):
         self.whiteboard = json.dumps({**board, "qsd_path": str(self.daemon_binary)})
 
     def _require_daemon(self, daemon: StorageDaemon, plans: Sequence[PlanBuilder]) -> None:
-        """CANCEL when the daemon's own QMP schema lacks the plans' actions."""
+        """CANCEL when the daemon's own QMP schema lacks the plans' actions or the export type of a
+        disk (NBD always; vhost-user-blk only when built with it)."""
         version = daemon.cmd("query-version")["qemu"]
         text = f"{version['major']}.{version['minor']}.{version['micro']}"
         if text != self.sut.version:
             self.log.warning("%s is QEMU %s, the QEMU under test %s", daemon.daemon, text, self.sut.version)
-        missing = caps.from_schema(text, daemon.cmd("query-qmp-schema")).missing(actions=tuple(action_types(plans)))
+        schema = daemon.cmd("query-qmp-schema")
+        missing = caps.from_schema(text, schema).missing(actions=tuple(action_types(plans)))
+        if daemon.topology.on_daemon and "vhost-user-blk" not in caps.export_types(schema):
+            missing.append("export type vhost-user-blk")
         if missing:
             self.cancel(f"{storage_daemon.DAEMON_BINARY} {text} lacks {', '.join(missing)}")
 
@@ -299,8 +308,7 @@ class StorageDaemonTest(TxnstormTest):
         logdir, scratch = logdir or self.logdir_path, scratch or self.scratch
         logdir.mkdir(parents=True, exist_ok=True)
         scratch.mkdir(parents=True, exist_ok=True)
-        images = {d.name: self.qemu_img.create(scratch / f"{d.name}.{d.fmt}", d.size, d.fmt) for d in topology.disks}
-        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, images)
+        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, self.create_images(topology, scratch))
         self._machines.append(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: DaemonStorm | None = None
         try:
@@ -313,6 +321,40 @@ class StorageDaemonTest(TxnstormTest):
         finally:  # a failed storm's timeline is the evidence of when it went wrong
             if storm is not None:
                 storm.timeline.save(logdir / "timeline.json", daemon.write_samples)
+
+
+class GuestOnDaemonTest(StorageDaemonTest):
+    """:avocado: disable
+
+    A guest whose disks are the daemon's vhost-user-blk exports: CANCEL when
+    the QEMU has no daemon, no ``vhost-user-blk-pci``, or a daemon built
+    without vhost-user-blk exports.
+    """
+
+    NEEDS_GUEST = True
+
+    @contextlib.contextmanager
+    def guest_on_daemon_storm(self, topology: Topology, plans: Sequence[PlanBuilder]) -> Iterator[GuestOnDaemonStorm]:
+        """Start the daemon exporting ``topology``'s disks over vhost-user-blk (its logs in
+        ``daemon/``), boot the guest on them, storm every disk with fio and stamp the first and
+        last.  Leaving the block stops the storm, quits the guest's QEMU, then the daemon."""
+        self.require(actions=action_types(plans), **caps.needs_of(topology))
+        logdir = self.logdir_path / "daemon"
+        logdir.mkdir(parents=True, exist_ok=True)
+        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, self.create_images(topology))
+        self._machines.append(daemon)  # before launch: tearDown kills it by PID even mid-start
+        storm: GuestOnDaemonStorm | None = None
+        try:
+            with contextlib.ExitStack() as after_qemu, storage_daemon.serving(daemon):
+                self._require_daemon(daemon, plans)
+                with self.boot(topology, daemon) as booted:
+                    work = Workspace(self.scratch, self.qemu_img, self.seed)
+                    storm = GuestOnDaemonStorm(booted, daemon, work, Witnesses.of(topology, False), after_qemu)
+                    yield storm
+                    storm.stop()
+        finally:  # a failed storm's timeline is the evidence of when it went wrong
+            if storm is not None:
+                storm.timeline.save(self.logdir_path / "timeline.json", daemon.write_samples)
 
 
 # -- known issues ---------------------------------------------------------------
@@ -333,6 +375,8 @@ class KnownIssueTest(TxnstormTest):
         counts them) that ended in ``crash`` (None: QEMU survived them all)."""
         # Signatures on the exit report alone ("killed by SIGSEGV") are too
         # generic for every test: only reproducers that name them consult them.
+        if crash is not None:
+            self.log.info("%s: the trigger ended in: %s", self.ISSUE, crash)
         candidates = [i for i in self.issues if not i.signature.startswith("killed by ") or i.id in self.RELATED]
         verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates, tries=tries)
         board = json.loads(self.whiteboard or "{}")

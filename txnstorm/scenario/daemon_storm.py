@@ -11,10 +11,10 @@ on 7.2 a client leaving an export in an iothread aborts it (KI-1).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from txnstorm.errors import DeviceStalled
 from txnstorm.oracles.stamps import StampRegion
-from txnstorm.scenario.rounds import wait_until_writing
 from txnstorm.scenario.story import Storm, Witnesses, Workspace
 from txnstorm.vm.storage_daemon import StorageDaemon
 from txnstorm.vm.topology import Topology
@@ -28,6 +28,12 @@ def nbd_witnesses(topology: Topology) -> Witnesses:
     """The first and last disk, stamped by the host NBD writer at their end."""
     region = StampRegion.at_end(min(d.size_bytes for d in topology.disks))
     return Witnesses((topology.disks[0].name, topology.disks[-1].name), {"nbd": region})
+
+
+def keep_daemon_threads(storm: Storm, stalled: DeviceStalled, disks: Sequence[str]) -> None:
+    """A stall of the daemon: every thread's stack (gdb) into the log dir, named in the failure."""
+    storm.timeline.mark(storm.vm, "device stalled: daemon threads kept", disks=list(disks))
+    storm.vm.keep_backtrace(stalled)
 
 
 class DaemonStorm(Storm):
@@ -62,16 +68,9 @@ class DaemonStorm(Storm):
             depth=DEPTH,
         )  # fmt: skip
 
-    def still_writing(self) -> dict[str, int]:
-        """Every export answers new writes; if one stopped, the daemon's
-        threads are kept (gdb) before it goes: a stall of the daemon."""
-        try:
-            return wait_until_writing(self.vm, self.disks)
-        except DeviceStalled as stalled:
-            trace = self.vm.dump_backtrace()
-            if trace:
-                stalled.add_detail(f"backtrace: {trace.name}")
-            raise
+    def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
+        """An export stopped answering writes: the daemon's threads are kept (gdb) before it goes."""
+        keep_daemon_threads(self, stalled, disks)
 
     def stop(self) -> None:
         """Stop the stamp writer and the storm (connections stay open)."""

@@ -58,12 +58,13 @@ def guest_devices(booted: Booted, disks: Sequence[str], timeout: float = DISK_SC
     """{disk: /dev/vdX or /dev/sdX}, found by serial (never by name order).  SCSI disks may
     show up after the guest said ready (the kernel scans and probes them asynchronously):
     asked again until ``timeout``."""
+    serials = {d: booted.vm.topology.disk(d).serial for d in disks}
     deadline = time.monotonic() + timeout
     while True:
         by_serial = booted.guest.disks_by_serial()
-        missing = [d for d in disks if d not in by_serial]
+        missing = [serials[d] for d in disks if serials[d] not in by_serial]
         if not missing:
-            return {d: by_serial[d] for d in disks}
+            return {d: by_serial[serials[d]] for d in disks}
         if time.monotonic() > deadline:
             raise TxnstormError(f"guest has no disk with serial {missing} after {timeout:.0f} s (found {by_serial})")
         time.sleep(0.5)

@@ -95,10 +95,13 @@ class Storm:
     """fio on every disk, the stamp writers on the witnesses, and the rounds."""
 
     def __init__(
-        self, booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
-    ) -> None:
+        self, booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack,
+        rounds_at: Machine | None = None,
+    ) -> None:  # fmt: skip
+        """``rounds_at``: the process whose QMP the rounds fire at and whose images they capture, when
+        not the guest's QEMU (a qemu-storage-daemon serving the guest's disks)."""
         self.booted = booted
-        self._start_rounds(booted.vm, work, witnesses, after_qemu)
+        self._start_rounds(rounds_at or booted.vm, work, witnesses, after_qemu)
         self.fio = start_storm(booted, self.disks, size=witnesses.fio_size if witnesses else None)
         self.guest_writer = self.nbd_writer = None
         if witnesses:

@@ -68,9 +68,7 @@ def booted(vm: Machine, guest: GuestImage, ssh_deadline_s: float = 60.0) -> Iter
         failure = hang
         if not isinstance(hang, QemuFailure) and not vm.answers_qmp():
             failure = QemuHung(f"{hang}; QEMU does not answer QMP either")
-        trace = vm.dump_backtrace()
-        if trace:
-            failure.add_detail(f"QEMU backtrace: {trace.name}")
+        vm.keep_backtrace(failure)
         if failure is hang:
             raise
         raise failure from hang

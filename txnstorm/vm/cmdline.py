@@ -7,7 +7,7 @@ tested) without booting anything.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from txnstorm.vm.topology import Disk, Topology
@@ -31,10 +31,11 @@ class LaunchSpec:
     qmp_socket: Path
     console_log: Path
     ssh_port: int
-    images: dict[str, Path]  # disk name -> image file
+    images: dict[str, Path]  # disk name -> image file (disks on a daemon have none here)
     data_dir: Path | None = None
     trace: tuple[str, ...] = ()  # QEMU trace event patterns to enable (-trace enable=...)
     trace_log: Path | None = None  # where the log backend writes them (-D)
+    vhost_sockets: dict[str, Path] = field(default_factory=dict)  # vhost-user-blk disk -> its export's socket
 
 
 def cpu_model(accel: str) -> str:
@@ -84,6 +85,14 @@ def scsi_device_arg(disk: Disk, scsi_id: int) -> str:
     return ",".join(props)
 
 
+def vhost_user_blk_args(disk: Disk, socket: Path) -> list[str]:
+    """A vhost-user-blk-pci device on the daemon's export socket, in its fixed PCI slot."""
+    chardev = f"{disk.name}-vhost"
+    props = [f"vhost-user-blk-pci,id={disk.qdev},chardev={chardev},num-queues={disk.num_queues}",
+             f"addr={disk.pci_slot:#x}"]  # fmt: skip
+    return ["-chardev", f"socket,id={chardev},path={socket}", "-device", ",".join(props)]
+
+
 def device_arg(disk: Disk, scsi_id: int = 0) -> str:
     """The -device of ``disk``; ``scsi_id``: a scsi disk's target on its controller."""
     if disk.bus == "scsi":
@@ -107,9 +116,9 @@ def device_arg(disk: Disk, scsi_id: int = 0) -> str:
 def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
     if spec.accel not in ACCELS:
         raise ValueError(f"accel must be one of {ACCELS}, not {spec.accel!r}")
-    missing = [d.name for d in topology.disks if d.name not in spec.images]
+    missing = [d.name for d in topology.disks if d.name not in (spec.vhost_sockets if d.on_daemon else spec.images)]
     if missing:
-        raise ValueError(f"no image for disks {missing}")
+        raise ValueError(f"no image (or vhost-user socket) for disks {missing}")
     args = [
         str(qemu),
         "-name",
@@ -117,7 +126,9 @@ def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
         "-accel",
         spec.accel,
         "-machine",
-        "pc,dump-guest-core=off",  # a crash core without guest RAM: small
+        # dump-guest-core=off: a crash core without guest RAM, small.  A vhost-user back end maps the
+        # guest's RAM: shared memory (memfd, share=on) then.
+        "pc,dump-guest-core=off" + (",memory-backend=ram0" if topology.on_daemon else ""),
         "-cpu",
         cpu_model(spec.accel),
         "-m",
@@ -155,11 +166,16 @@ def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
         args += ["-trace", f"enable={pattern}"]
     if spec.trace and spec.trace_log:
         args += ["-D", str(spec.trace_log)]
-    for iothread in topology.iothreads:
+    for iothread in topology.machine_iothreads:
         args += ["-object", ",".join([f"iothread,id={iothread}", *topology.iothread_options])]
+    if topology.on_daemon:
+        args += ["-object", f"memory-backend-memfd,id=ram0,size={topology.memory_mb}M,share=on"]
     args += scsi_controller_args(topology)
     scsi_ids = {d.name: i for disks in topology.scsi_controllers.values() for i, d in enumerate(disks)}
     for disk in topology.disks:
+        if disk.on_daemon:
+            args += vhost_user_blk_args(disk, spec.vhost_sockets[disk.name])
+            continue
         args += blockdev_args(disk, spec.images[disk.name])
         args += ["-device", device_arg(disk, scsi_ids.get(disk.name, 0))]
     args += list(topology.extra_args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -23,7 +24,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from txnstorm.errors import DeadlineExceeded, QemuDied, QemuHung, QemuRefusedCommandLine, QMPCommandError
+from txnstorm.errors import (
+    DeadlineExceeded,
+    QemuDied,
+    QemuHung,
+    QemuRefusedCommandLine,
+    QMPCommandError,
+    TxnstormError,
+)
 from txnstorm.host.scratch import make_private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm import process
@@ -62,6 +70,31 @@ def crash_summary(stderr_text: str) -> str:
     return lines[-1] if lines else "(no stderr)"
 
 
+# Frames of a thread that waits for work (poll, futex, the main loop's own): not where it is stuck.
+_WAITING_FRAMES = re.compile(
+    r"^(\?\?|_*(GI_+)?p?poll|syscall|fdmon_\w+|aio_poll|qemu_poll_ns|g_main_\w+|glib_pollfds_poll|"
+    r"os_host_main_loop_wait|main_loop_wait|qemu_main_loop|qemu_default_main|main|qemu_futex_wait|"
+    r"qemu_event_wait|qemu_sem_\w+|qemu_cond_\w+|_*pthread_\w+|_*futex_\w+|_*lll_\w+|__libc_start\w*|_start)$"
+)
+_FRAME = re.compile(r"^#\d+\s+(?:0x[0-9a-f]+ in )?([\w.]+|\?\?) \(")
+
+
+def main_thread_site(backtrace: str, depth: int = 3) -> str | None:
+    """Where the main thread of a ``thread apply all bt`` waits: its innermost frames that are not
+    polling or the main loop's (``"bdrv_drain_all_begin <- bdrv_drain_all <- qmp_transaction"``);
+    ``"its main loop (idle)"`` when there are none; None when no thread runs ``main``."""
+    for block in re.split(r"\n(?=Thread \d+ )", backtrace):
+        names = [m.group(1) for line in block.splitlines() if (m := _FRAME.match(line.strip()))]
+        if "main" not in names:
+            continue
+        site: list[str] = []
+        for name in names:
+            if not _WAITING_FRAMES.match(name) and (not site or site[-1] != name):  # inlined frames repeat
+                site.append(name)
+        return " <- ".join(site[:depth]) if site else "its main loop (idle)"
+    return None
+
+
 @dataclass(frozen=True)
 class Platform:
     """What every machine of a run shares: the QEMU under test, the guest's
@@ -78,11 +111,16 @@ class Machine:
     NAME = "QEMU"  # how exit reports name the process (a subclass may run another QEMU program)
     PING_COMMAND = "query-status"  # what ``answers_qmp`` asks
 
-    def __init__(self, platform: Platform, topology: Topology, logdir: Path, images: dict[str, Path]) -> None:
+    def __init__(
+        self, platform: Platform, topology: Topology, logdir: Path, images: dict[str, Path],
+        vhost_sockets: dict[str, Path] | None = None,
+    ) -> None:  # fmt: skip
+        """``vhost_sockets``: where a qemu-storage-daemon exports the topology's vhost-user-blk disks."""
         self.sut, self.boot, self.accel = platform.sut, platform.boot, platform.accel
         self.topology = topology
         self.logdir = Path(logdir)
         self.images = dict(images)
+        self.vhost_sockets = dict(vhost_sockets or {})
         self.rundir: Path | None = None
         self.ssh_port = 0
         self.qmp: Monitor | None = None
@@ -132,6 +170,7 @@ class Machine:
             console_log=self.console_log,
             ssh_port=self.ssh_port,
             images=self.images,
+            vhost_sockets=self.vhost_sockets,
             data_dir=self.sut.data_dir,
             trace=trace_patterns(),
             trace_log=self.logdir / "qemu-trace.log",
@@ -269,6 +308,20 @@ class Machine:
             except subprocess.TimeoutExpired:
                 f.write(f"\n(gdb gave up after {timeout:.0f} s)\n")
         return out
+
+    def keep_backtrace(self, failure: TxnstormError) -> None:
+        """A hang: every thread's stack into the log dir before the process goes, named in
+        ``failure`` with where the main thread waits (how a hang's known issue is matched)."""
+        kept = getattr(failure, "backtraces_kept", set())
+        if self.NAME in kept:  # named once, by whichever handler saw the failure first
+            return
+        trace = self.dump_backtrace()
+        if trace is None:
+            return
+        failure.backtraces_kept = kept | {self.NAME}  # type: ignore[attr-defined]
+        site = main_thread_site(trace.read_text(errors="replace"))
+        where = f"{self.NAME} main thread in {site}; " if site else f"{self.NAME} "
+        failure.add_detail(f"{where}backtrace: {trace.name}")
 
     def kill(self) -> None:
         """Last resort (tearDown, any thread): ``shutdown(hard=True)``."""

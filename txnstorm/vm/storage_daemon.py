@@ -6,7 +6,9 @@ machine's disks), its iothreads (``--object iothread``), an NBD server on a
 unix socket in a private 0700 run dir (``--nbd-server``), one writable NBD
 export per disk in that disk's iothread (``--export type=nbd,iothread=``),
 and a QMP server socket beside it (``--chardev socket,server=on,wait=off``
-+ ``--monitor``) that transactions are fired at.
++ ``--monitor``) that transactions are fired at.  A ``vhost-user-blk`` disk
+is exported as such instead (``--export type=vhost-user-blk``, its socket in
+the run dir too) for a guest's ``vhost-user-blk-pci`` device to connect to.
 
 ``StorageDaemon`` is a ``Machine``: the same launch-or-clean-up, the one
 shutdown path (``quit``, SIGTERM, SIGKILL, always reaped), crash reports
@@ -80,10 +82,15 @@ class DaemonSpec:
     nbd_socket: Path
     images: dict[str, Path]
 
+    def vhost_socket(self, disk: str) -> Path:
+        """The socket of ``disk``'s vhost-user-blk export (beside the others)."""
+        return self.nbd_socket.parent / f"{disk}.vhost"
+
 
 def build_args(binary: Path, topology: Topology, spec: DaemonSpec) -> list[str]:
     """The daemon's command line: iothreads, images, NBD server, one
-    writable export per disk (named as the disk, in its iothread), QMP."""
+    writable export per disk (named as the disk, in its iothread; NBD, or
+    vhost-user-blk for a ``vhost-user-blk`` disk), QMP."""
     args = [str(binary)]
     for iothread in topology.iothreads:
         args += ["--object", f"iothread,id={iothread}"]
@@ -93,9 +100,15 @@ def build_args(binary: Path, topology: Topology, spec: DaemonSpec) -> list[str]:
             file_opts += ",cache.direct=on"
         args += ["--blockdev", file_opts]
         args += ["--blockdev", f"driver={disk.fmt},node-name={disk.node},file={disk.file_node}"]
-    args += ["--nbd-server", f"addr.type=unix,addr.path={_opt(spec.nbd_socket)}"]
+    if not all(d.on_daemon for d in topology.disks):
+        args += ["--nbd-server", f"addr.type=unix,addr.path={_opt(spec.nbd_socket)}"]
     for disk in topology.disks:
         export = f"type=nbd,id={disk.name},node-name={disk.node},name={disk.name},writable=on"
+        if disk.on_daemon:
+            export = (
+                f"type=vhost-user-blk,id={disk.name},node-name={disk.node},writable=on,"
+                f"addr.type=unix,addr.path={_opt(spec.vhost_socket(disk.name))},num-queues={disk.num_queues}"
+            )
         if disk.iothread:
             export += f",iothread={disk.iothread}"
         args += ["--export", export]
@@ -126,6 +139,12 @@ class StorageDaemon(Machine):
     def nbd_socket(self) -> Path:
         assert self.rundir is not None, "daemon not launched"
         return self.rundir / NBD_SOCKET
+
+    def vhost_export_sockets(self) -> dict[str, Path]:
+        """{disk: its vhost-user-blk export's socket} (for the guest's machine)."""
+        assert self.rundir is not None, "daemon not launched"
+        spec = DaemonSpec(self.rundir / QMP_SOCKET, self.rundir / NBD_SOCKET, self.images)
+        return {d.name: spec.vhost_socket(d.name) for d in self.topology.disks if d.on_daemon}
 
     def export_uri(self, disk: str) -> str:
         """The NBD URI of ``disk``'s export."""
@@ -183,9 +202,7 @@ def serving(daemon: StorageDaemon) -> Iterator[StorageDaemon]:
         daemon.launch()
         yield daemon
     except DeadlineExceeded as hang:
-        trace = daemon.dump_backtrace()
-        if trace:
-            hang.add_detail(f"{DAEMON_BINARY} backtrace: {trace.name}")
+        daemon.keep_backtrace(hang)
         raise
     finally:
         daemon.shutdown()

@@ -10,8 +10,14 @@ Naming convention (used by QMP actions and by the guest):
 * serial seen by the guest               = ``disk.name``
   (virtio-blk: ``/sys/block/vdX/serial``; scsi-hd: VPD page 0x80)
 
-A disk is a ``virtio-blk-pci`` device (``bus="virtio-blk"``) or a ``scsi-hd``
-(``bus="scsi"``) on a ``virtio-scsi-pci`` controller.  The machine has one
+A disk is a ``virtio-blk-pci`` device (``bus="virtio-blk"``), a ``scsi-hd``
+(``bus="scsi"``) on a ``virtio-scsi-pci`` controller, or a
+``vhost-user-blk-pci`` device (``bus="vhost-user-blk"``) whose image, nodes
+and iothread live in a qemu-storage-daemon that exports the disk over
+vhost-user-blk: the guest's requests reach the daemon's dataplane directly.
+The daemon answers every GET_ID with the fixed serial ``vhost_user_blk``, so
+the guest knows such a disk by its PCI slot (``pci_slot``; serial
+``pci-0000:00:SS.0``).  The machine has one
 controller per iothread its scsi disks name (id ``scsi-<iothread>``, or
 ``scsi-main`` for the main loop): the iothread belongs to the controller and
 every disk on it shares its request queues.  Scsi disks with a ``vq_mapping``
@@ -21,18 +27,23 @@ iothreads (id ``scsi-<io0>-<io1>...``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 AIO_MODES = ("threads", "native", "io_uring")
-BUSES = ("virtio-blk", "scsi")
+BUSES = ("virtio-blk", "scsi", "vhost-user-blk")
+FIRST_FIXED_PCI_SLOT = 0x10  # devices with a pci_slot sit from here; QEMU places the others from slot 1 up
+VHOST_USER_BLK_SERIAL = "vhost_user_blk"  # what qemu-storage-daemon's export answers to GET_ID, for every disk
 SCSI_CONTROL_QUEUE, SCSI_EVENT_QUEUE, SCSI_REQUEST_QUEUE0 = 0, 1, 2  # virtio-scsi's virtqueues
 
 # The guest's disks and their serials, as a shell loop head (busybox sh): the body sees ``$b`` (the
 # /sys/block dir), ``$n`` (vdX, sdX) and ``$s`` (the serial: virtio-blk's ``serial`` file, or a
-# scsi disk's VPD page 0x80 after its 4-byte header) and must end with ``done``.
+# scsi disk's VPD page 0x80 after its 4-byte header; for a vhost-user-blk disk ``pci-`` and its PCI
+# address) and must end with ``done``.
 GUEST_DISK_LOOP = (
     "for b in /sys/block/vd* /sys/block/sd*; do [ -e $b ] || continue; n=${b##*/};"
     " s=$(cat $b/serial 2>/dev/null || tail -c +5 $b/device/vpd_pg80 2>/dev/null);"
+    f' [ "$s" = {VHOST_USER_BLK_SERIAL} ] && s=pci-$(basename $(readlink -f $b/device/..));'
 )
 
 
@@ -53,12 +64,16 @@ class Disk:
     # "virtio-blk": a virtio-blk-pci device; "scsi": a scsi-hd on the virtio-scsi-pci controller of its
     # iothread (``num_queues`` is then the controller's request queues: its disks must agree).
     bus: str = "virtio-blk"
+    # vhost-user-blk: the device's slot on the guest's PCI bus (how the guest tells the disks apart).
+    pci_slot: int | None = None
 
     def __post_init__(self) -> None:
         if self.aio not in AIO_MODES:
             raise ValueError(f"disk {self.name}: aio must be one of {AIO_MODES}, not {self.aio!r}")
         if self.bus not in BUSES:
             raise ValueError(f"disk {self.name}: bus must be one of {BUSES}, not {self.bus!r}")
+        if self.bus == "vhost-user-blk" and (self.pci_slot is None or self.vq_mapping):
+            raise ValueError(f"disk {self.name}: a vhost-user-blk disk needs a pci_slot and no vq_mapping")
         if self.num_queues < 1:
             raise ValueError(f"disk {self.name}: num_queues must be at least 1")
         if self.vq_mapping and (self.iothread or self.num_queues < len(self.vq_mapping)):
@@ -86,7 +101,15 @@ class Disk:
 
     @property
     def serial(self) -> str:
+        """How the guest knows the disk (``GUEST_DISK_LOOP``'s ``$s``)."""
+        if self.bus == "vhost-user-blk":
+            return f"pci-0000:00:{self.pci_slot:02x}.0"
         return self.name
+
+    @property
+    def on_daemon(self) -> bool:
+        """The disk's image and nodes are a qemu-storage-daemon's, not the machine's."""
+        return self.bus == "vhost-user-blk"
 
     @property
     def controller(self) -> str | None:
@@ -114,6 +137,10 @@ class Disk:
         return tuple(range(first, first + self.num_queues))
 
 
+def iothreads_of(disks: Sequence[Disk]) -> list[str]:
+    return sorted({d.iothread for d in disks if d.iothread} | {t for d in disks for t in d.vq_mapping})
+
+
 @dataclass(frozen=True)
 class Topology:
     name: str
@@ -130,6 +157,12 @@ class Topology:
         names = [d.name for d in self.disks]
         if len(set(names)) != len(names):
             raise ValueError(f"topology {self.name}: duplicate disk names {names}")
+        slots = [d.pci_slot for d in self.disks if d.pci_slot is not None]
+        if len(set(slots)) != len(slots) or any(not FIRST_FIXED_PCI_SLOT <= slot < 0x20 for slot in slots):
+            raise ValueError(
+                f"topology {self.name}: pci_slots {slots} must differ and lie in "
+                f"{FIRST_FIXED_PCI_SLOT:#x}..0x1f (QEMU gives the other devices the slots below)"
+            )
         for controller, disks in self.scsi_controllers.items():
             if len({d.num_queues for d in disks}) != 1:  # (vq_mapping agrees: it is in the id)
                 raise ValueError(
@@ -150,7 +183,18 @@ class Topology:
 
     @property
     def iothreads(self) -> list[str]:
-        return sorted({d.iothread for d in self.disks if d.iothread} | {t for d in self.disks for t in d.vq_mapping})
+        """Every iothread the disks name (what a qemu-storage-daemon serving them all runs)."""
+        return iothreads_of(self.disks)
+
+    @property
+    def machine_iothreads(self) -> list[str]:
+        """The iothreads the guest's QEMU runs (a daemon's disks have theirs in the daemon)."""
+        return iothreads_of([d for d in self.disks if not d.on_daemon])
+
+    @property
+    def on_daemon(self) -> bool:
+        """Some disk is a qemu-storage-daemon's vhost-user-blk export (the guest's RAM must be shared)."""
+        return any(d.on_daemon for d in self.disks)
 
     def disk(self, name: str) -> Disk:
         for d in self.disks:

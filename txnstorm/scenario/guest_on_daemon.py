@@ -1,0 +1,72 @@
+"""A guest on the storage daemon: the guest's disks are qemu-storage-daemon
+vhost-user-blk exports, so fio in the guest writes straight into the
+daemon's dataplane (shared guest RAM, eventfds; the guest's own QEMU only
+forwards the device's configuration), and the rounds fire at the daemon's
+QMP and capture its images.
+
+The story is ``story.Storm``'s (fio on every disk, the guest stamp writer
+on the first and last, ``fire``, ``verify``) with the daemon as the process
+the rounds act on.  Unlike a virtio-blk guest under TCG, this guest races a
+QMP command well: the daemon's big lock is not its QEMU's, so a vCPU never
+waits for the command to end before it can kick or take a completion.
+
+The daemon keeps no statistics for a vhost-user-blk export, so the writes
+counted around each round are the guest's completed ones
+(``/sys/block/vdX/stat``, over SSH).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from txnstorm.errors import DeviceStalled, TxnstormError
+from txnstorm.scenario.daemon_storm import keep_daemon_threads
+from txnstorm.scenario.rounds import guest_devices
+from txnstorm.scenario.story import Storm, Witnesses, Workspace
+from txnstorm.vm.boot import Booted
+from txnstorm.vm.storage_daemon import StorageDaemon
+
+WRITES_COMPLETED = 4  # /sys/block/<dev>/stat: the field of write I/Os completed (Documentation/block/stat.rst)
+
+
+def parse_write_counts(stat_lines: str, disks: Sequence[str]) -> dict[str, int]:
+    """``/sys/block/<dev>/stat`` lines, one per disk in ``disks``' order -> {disk: writes completed}."""
+    lines = [line.split() for line in stat_lines.splitlines() if line.strip()]
+    if len(lines) != len(disks) or any(len(fields) <= WRITES_COMPLETED for fields in lines):
+        raise TxnstormError(f"guest block stats for {list(disks)} unreadable: {stat_lines!r}")
+    return {disk: int(fields[WRITES_COMPLETED]) for disk, fields in zip(disks, lines, strict=True)}
+
+
+class GuestWriteCounter:
+    """Writes the guest completed per disk (its QEMU must still run: a crash of the front end
+    surfaces as one)."""
+
+    def __init__(self, booted: Booted, devices: dict[str, str]) -> None:
+        self.vm, self.guest = booted.vm, booted.guest
+        self.disks = list(devices)
+        self.command = "cat " + " ".join(f"/sys/block/{devices[d].removeprefix('/dev/')}/stat" for d in self.disks)
+
+    def __call__(self) -> dict[str, int]:
+        self.vm.check_alive()
+        return parse_write_counts(self.guest.run(self.command, timeout=10).check().stdout, self.disks)
+
+
+class GuestOnDaemonStorm(Storm):
+    """fio and the guest stamp writer in a guest whose disks the daemon serves; rounds at the daemon."""
+
+    def __init__(
+        self, booted: Booted, daemon: StorageDaemon, work: Workspace, witnesses: Witnesses | None,
+        after_qemu: contextlib.ExitStack,
+    ) -> None:  # fmt: skip
+        daemon.write_counter = GuestWriteCounter(booted, guest_devices(booted, [d.name for d in daemon.topology.disks]))
+        super().__init__(booted, work, witnesses, after_qemu, rounds_at=daemon)
+        self.daemon = daemon
+
+    def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
+        """The daemon's threads (its dataplane holds the requests), and what the guest holds."""
+        keep_daemon_threads(self, stalled, disks)
+        try:
+            (self.vm.logdir / "guest-diagnosis.txt").write_text(self.fio.process.diagnose())
+        except TxnstormError as exc:
+            self.timeline.mark(self.vm, "device stalled: guest diagnosis failed", error=str(exc))
