@@ -21,36 +21,16 @@ Exit status: 1 stalled (reproduced), 0 no stall in N sections, 2 bad input.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
+from guest_lite import FIO, Guest, bad_input, newest_guest
 from qmp_lite import Qmp, end, launch
-
-FIO = (
-    "fio --name=storm --ioengine=libaio --direct=1 --rw=randwrite --bs=4k --iodepth=8 --time_based"
-    " --runtime=3600 --norandommap --randrepeat=0 --filename={dev} < /dev/null > /dev/null 2>&1 &"
-)
-
-
-def newest_guest() -> str | None:
-    root = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
-    found = sorted(glob.glob(f"{root}/txnstorm/guests/tiny-*/build-info.json"), key=os.path.getmtime)
-    return os.path.dirname(found[-1]) if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_ops(qmp: Qmp) -> dict[str, int]:
@@ -85,18 +65,6 @@ def show_queues(qmp: Qmp) -> None:
               f"signalled_used {s['signalled-used']}; ring {ring}")  # fmt: skip
 
 
-def bad_input(args: argparse.Namespace) -> str | None:
-    """What is wrong with the arguments, in one line (None: nothing), before anything boots."""
-    if not (args.qemu and args.qemu_img and args.guest and shutil.which("ssh")):
-        return "need --qemu, --qemu-img, --guest (run 'make guest') and ssh"
-    for option, path in (("--qemu", args.qemu), ("--qemu-img", args.qemu_img)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            return f"{option} {path}: not an executable file"
-    if not (Path(args.guest) / "build-info.json").is_file():
-        return f"{args.guest} is not a txnstorm guest dir (no build-info.json); run 'make guest'"
-    return None
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--qemu", default=shutil.which("qemu-system-x86_64"))
@@ -106,23 +74,13 @@ def main() -> int:
     p.add_argument("--accel", default="tcg", choices=("tcg", "kvm"))
     p.add_argument("--abort", action="store_true", help="failing transactions instead of stop/cont")
     args = p.parse_args()
-    problem = bad_input(args)
+    problem = bad_input({"--qemu": args.qemu, "--qemu-img": args.qemu_img}, args.guest)
     if problem:
         print(f"KI-7-reproduce.py: {problem}", file=sys.stderr)
         return 2
-    guest = Path(args.guest)
-    append = json.loads((guest / "build-info.json").read_text())["append"]
     with tempfile.TemporaryDirectory(prefix="ki7-") as tmp:
-        port = free_port()
-        known_hosts = Path(tmp, "known_hosts")
-        known_hosts.write_text(f"[127.0.0.1]:{port} {(guest / 'host_key.pub').read_text().split()[0]} "
-                               f"{(guest / 'host_key.pub').read_text().split()[1]}\n")  # fmt: skip
-        cmd = [args.qemu, "-accel", args.accel, "-machine", "pc", "-cpu", "max" if args.accel == "tcg" else "host",
-               "-m", "512", "-smp", "1", "-nodefaults", "-display", "none", "-no-reboot",
-               "-qmp", f"unix:{tmp}/qmp.sock,server=on,wait=off", "-serial", f"file:{tmp}/console.log",
-               "-kernel", str(guest / "vmlinux"), "-initrd", str(guest / "initramfs.cpio"), "-append", append,
-               "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
-               "-device", "virtio-net-pci,netdev=net0,romfile=", "-object", "iothread,id=io0"]  # fmt: skip
+        guest = Guest(args.guest, tmp, args.accel)
+        cmd = [args.qemu, *guest.args, "-qmp", f"unix:{tmp}/qmp.sock,server=on,wait=off", "-object", "iothread,id=io0"]
         for disk in ("disk0", "disk1"):
             subprocess.run([args.qemu_img, "create", "-q", "-f", "qcow2", f"{tmp}/{disk}.qcow2", "64M"], check=True)
             cmd += ["-blockdev", json.dumps({"driver": "qcow2", "node-name": disk,
@@ -131,18 +89,11 @@ def main() -> int:
         proc = launch(cmd, cwd=tmp)
         try:
             qmp = Qmp(f"{tmp}/qmp.sock", echo=False)
-            deadline = time.monotonic() + 300
-            while "txnstorm-guest: ready" not in Path(tmp, "console.log").read_text(errors="replace"):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    print("the guest did not boot (console.log):", Path(tmp, "console.log").read_text()[-500:])
-                    return 2
-                time.sleep(0.5)
-            ssh = ["ssh", "-i", str(guest / "id_ed25519"), "-p", str(port), "-o", f"UserKnownHostsFile={known_hosts}",
-                   "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "root@127.0.0.1"]  # fmt: skip
+            if not guest.wait_ready(proc):
+                return 2
             # /tmp/disk0 -> /dev/vdX by serial, then fio on each in the background
             links = "for s in /sys/block/vd*; do ln -sf /dev/${s##*/} /tmp/$(cat $s/serial); done; "
-            storms = " ".join(FIO.format(dev=f"/tmp/{d}") for d in ("disk0", "disk1"))
-            subprocess.run([*ssh, links + storms], check=True, timeout=60)
+            guest.ssh(links + " ".join(FIO.format(dev=f"/tmp/{d}") for d in ("disk0", "disk1")))
             if not writing(qmp, 60):
                 print("the storm never started writing")
                 return 2

@@ -1,6 +1,6 @@
 """A minimal QMP client and QEMU launcher for the standalone reproducers in
 this directory: Python 3 standard library only, so a maintainer can run them
-with nothing but QEMU (and, for KI-7, the txnstorm guest)."""
+with nothing but QEMU (and, for KI-7 and KI-11, the txnstorm guest: ``guest_lite.py``)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,14 @@ class Qmp:
             if self.echo:
                 print(f"-> {command} {json.dumps(arguments)}\n<- {json.dumps(reply)[:300]}")
             return reply
+
+    def cmd_within(self, seconds: float, command: str, **arguments: Any) -> dict[str, Any] | None:
+        """As ``cmd``, but raises TimeoutError when no answer comes within ``seconds`` (a hang)."""
+        self.sock.settimeout(seconds)
+        try:
+            return self.cmd(command, **arguments)
+        finally:
+            self.sock.settimeout(None)
 
     def close(self) -> None:
         self.sock.close()

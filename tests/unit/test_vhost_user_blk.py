@@ -70,6 +70,16 @@ def test_the_daemon_exports_vhost_disks_over_vhost_user_blk_and_needs_no_nbd_ser
     assert "--nbd-server" not in args
 
 
+def test_an_export_may_refuse_to_leave_its_iothread(tmp_path):
+    disk = Disk("disk0", bus="vhost-user-blk", iothread="io0", pci_slot=0x10, fixed_iothread=True)
+    args = daemon_args(
+        Path("qsd"), Topology("t", (disk,)), DaemonSpec(tmp_path / "q", tmp_path / "n", {"disk0": tmp_path})
+    )
+    assert args[args.index("--export") + 1].endswith(",iothread=io0,fixed-iothread=on")
+    with pytest.raises(ValueError, match="fixed_iothread needs an iothread"):
+        Disk("d", iothread=None, fixed_iothread=True)
+
+
 def test_the_guest_knows_a_vhost_disk_by_its_pci_slot():
     """The daemon answers every GET_ID with one fixed serial: the guest loop names such a disk by
     its PCI address, which the topology fixes."""

@@ -110,7 +110,7 @@ def build_args(binary: Path, topology: Topology, spec: DaemonSpec) -> list[str]:
                 f"addr.type=unix,addr.path={_opt(spec.vhost_socket(disk.name))},num-queues={disk.num_queues}"
             )
         if disk.iothread:
-            export += f",iothread={disk.iothread}"
+            export += f",iothread={disk.iothread}" + (",fixed-iothread=on" if disk.fixed_iothread else "")
         args += ["--export", export]
     args += ["--chardev", f"socket,id=qmp0,path={_opt(spec.qmp_socket)},server=on,wait=off"]
     args += ["--monitor", "chardev=qmp0"]

@@ -66,6 +66,8 @@ class Disk:
     bus: str = "virtio-blk"
     # vhost-user-blk: the device's slot on the guest's PCI bus (how the guest tells the disks apart).
     pci_slot: int | None = None
+    # A qemu-storage-daemon export of the disk refuses to leave its iothread (fixed-iothread=on).
+    fixed_iothread: bool = False
 
     def __post_init__(self) -> None:
         if self.aio not in AIO_MODES:
@@ -74,6 +76,8 @@ class Disk:
             raise ValueError(f"disk {self.name}: bus must be one of {BUSES}, not {self.bus!r}")
         if self.bus == "vhost-user-blk" and (self.pci_slot is None or self.vq_mapping):
             raise ValueError(f"disk {self.name}: a vhost-user-blk disk needs a pci_slot and no vq_mapping")
+        if self.fixed_iothread and not self.iothread:
+            raise ValueError(f"disk {self.name}: fixed_iothread needs an iothread")
         if self.num_queues < 1:
             raise ValueError(f"disk {self.name}: num_queues must be at least 1")
         if self.vq_mapping and (self.iothread or self.num_queues < len(self.vq_mapping)):
