@@ -127,11 +127,13 @@ class GuestOnDaemonKnownIssue(GuestOnDaemonTest, KnownIssueTest):
         raise NotImplementedError
 
     def fire_until_failure(self) -> None:
+        """Up to ``TRIES`` triggers (``-p tries=N``), until the daemon hangs, dies or stalls."""
+        tries = int(self.params.get("tries", default=self.TRIES))
         fired, failure = 0, None
         try:
             with self.guest_on_daemon_storm(self.TOPOLOGY, []) as storm:
                 storm.still_writing()
-                while fired < self.TRIES:
+                while fired < tries:
                     fired += 1
                     self.trigger(storm, fired)
                     storm.still_writing()
@@ -155,6 +157,7 @@ class GuestOnDaemonDrainHang(GuestOnDaemonKnownIssue):
     """
 
     ISSUE = "KI-11"
+    TRIES = 100  # at the measured 9 in 114, a miss is 0.03 %: then "no longer reproduces" is earned
 
     def test_drain_while_the_guest_writes(self):
         self.fire_until_failure()

@@ -173,12 +173,17 @@ def test_a_bad_file_is_one_clear_error(tmp_path, text, complaint):
     assert isinstance(info.value, UserError)
 
 
+KI11_SIGNATURE = (
+    "^(QEMU hung|device stalled): .*qemu-storage-daemon main thread in bdrv_(drain_all_begin|do_drained_begin) "
+)
+
+
 def test_a_hang_is_matched_by_where_the_main_thread_waits():
     """A hang's signature is a regular expression over the reason, which names the hung program's
     main thread's innermost frames (``Machine.keep_backtrace``)."""
     (issue,) = issues_of(entry(
         id="KI-11", kind="hang", affects={"min": "10.0.13", "max_exclusive": "unknown"},
-        signature="^QEMU hung: .*qemu-storage-daemon main thread in bdrv_(drain_all_begin|do_drained_begin) ",
+        signature=KI11_SIGNATURE,
     ))  # fmt: skip
     reason = (
         "QEMU hung: QMP transaction: no answer within 60 s (QEMU main thread in its main loop (idle); backtrace: "
@@ -187,6 +192,9 @@ def test_a_hang_is_matched_by_where_the_main_thread_waits():
     for frame in ("bdrv_drain_all_begin <- bdrv_drain_all", "bdrv_do_drained_begin <- drive_backup_action"):
         assert ki.listed_failure(reason.format(frame), "10.2.2", [issue]) is issue
     assert ki.listed_failure(reason.format("nbd_drained_poll"), "10.2.2", [issue]) is None
+    # the guest's writes stop with the daemon: the storm may see it first, as a device stall
+    stalled = "device stalled: storm wrote nothing to ['disk0'] within 30 s (qemu-storage-daemon main thread in {})"
+    assert ki.listed_failure(stalled.format("bdrv_drain_all_begin <- bdrv_graph_wrlock_drained"), "10.2.2", [issue])
     assert ki.listed_failure(reason.format("bdrv_drain_all_begin"), "7.2.22", [issue]) is None  # not affected
     assert ki.match_crash("QEMU main thread in bdrv_drain_all_begin <-", [issue]) is None  # not the daemon's
     assert ki.still_reproduces(issue, "10.2.2") == "known issue KI-11 (a hang), still reproduces on QEMU 10.2.2"

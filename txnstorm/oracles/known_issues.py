@@ -330,8 +330,8 @@ def judge(
         return Verdict("PASS", label, issue, tries=tries)
     matched = match_crash(crash, [issue, *(issues or [])])
     if matched is None:
-        return Verdict("FAIL", f"NEW failure on QEMU {v}: QEMU crashed with no known signature: {crash}", issue,
-                       tries=tries)  # fmt: skip
+        # ``crash`` is the failure's reason line: it names its kind (crashed, hung, device stalled)
+        return Verdict("FAIL", f"NEW failure on QEMU {v}, no known signature: {crash}", issue, tries=tries)
     if not affects(matched, version):
         return Verdict(
             "FAIL",
