@@ -79,7 +79,7 @@ def test_the_reason_names_no_file_of_the_deleted_probe_dir(tmp_path, monkeypatch
     failure = accel.probe_kvm(SimpleNamespace(), image, tmp_path)
     assert failure == ProbeFailure("QEMU killed by SIGABRT: kvm.c: Assertion failed", final=True)
     hang = DeadlineExceeded(f"guest console never showed 'ready' within 20 s (console log: {tmp_path}/console.log)")
-    hang.add_detail("QEMU backtrace: qemu-backtrace.txt")
+    hang.add_detail("QEMU main thread in its main loop (idle); backtrace: qemu-backtrace.txt")
     monkeypatch.setattr(boot, "booted", failing(hang))
     failure = accel.probe_kvm(SimpleNamespace(), image, tmp_path)
     assert failure == ProbeFailure("guest console never showed 'ready' within 20 s", final=False)

@@ -10,8 +10,9 @@ import pytest
 
 from txnstorm.errors import QemuDied, QemuFailure, QemuHung, QemuRefusedCommandLine
 from txnstorm.host.sut import SystemUnderTest
+from txnstorm.vm.backtrace import main_thread_site
 from txnstorm.vm.cmdline import BootFiles
-from txnstorm.vm.machine import Machine, Platform, crash_summary, main_thread_site
+from txnstorm.vm.machine import Machine, Platform, crash_summary
 from txnstorm.vm.process import describe_exit
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 

@@ -198,3 +198,32 @@ def test_the_picture_counts_from_the_storm_start_with_ticks_units_and_a_clear_le
     mark_colours = set(re.findall(r'stroke="(#[0-9a-f]+)" stroke-width="1.2"', svg))
     assert disk_colours and mark_colours and not disk_colours & mark_colours
     assert [nice_step(s) for s in (2.5, 47, 900)] == [0.5, 10, 200]
+
+
+IDLE_GUEST_QEMU = (
+    "Thread 1 (Thread 0x1 (LWP 7)):\n#0  0x1 in __ppoll (fds=0x5) at ppoll.c:42\n#1  0x2 in main (argc=3) at main.c:9\n"
+)
+HUNG_DAEMON = (
+    "Thread 1 (Thread 0x2 (LWP 8)):\n#0  0x1 in __ppoll (fds=0x5) at ppoll.c:42\n"
+    "#3  0x2 in aio_poll (ctx=0x1) at aio-posix.c:700\n#4  0x3 in bdrv_drain_all_begin () at io.c:528\n"
+    "#7  0x4 in qmp_transaction (actions=0x1) at blockdev.c:2260\n"
+    "#9  0x5 in main (argc=19) at qemu-storage-daemon.c:434\n"
+)
+
+
+def test_a_guest_on_the_daemon_shows_the_daemons_logs_and_its_busy_backtrace(tmp_path):
+    """tests/vhost_user_blk.py: the daemon's files are in daemon/; the hung one is the daemon, its
+    backtrace is shown, not the idle guest QEMU's."""
+    logdir = make_test_dir(tmp_path, "1-hang", {"qemu-backtrace.txt": IDLE_GUEST_QEMU, "qmp.log": "{}"})
+    (logdir / "daemon").mkdir()
+    for name, text in (("qemu-backtrace.txt", HUNG_DAEMON), ("qmp.log", "{}"), ("guest-diagnosis.txt", "")):
+        (logdir / "daemon" / name).write_text(text)
+    test = {"id": "1-tests/v.py:V.test_h", "name": "tests/v.py:V.test_h", "status": "FAIL", "logdir": str(logdir),
+            "time_elapsed": 90.0, "fail_reason": "QEMU hung: QMP transaction: no answer within 60 s",
+            "whiteboard": json.dumps({"seed": 1, "qemu": "10.2.2"})}  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"job_id": "j", "tests": [test]}))
+    failure = render_job(tmp_path).read_text().split('id="1-tests/v.py:V.test_h"')[1].split("</section>")[0]
+    backtrace = failure.split('class="backtrace"')[1].split("</pre>")[0]
+    assert "daemon/qemu-backtrace.txt:" in backtrace and "bdrv_drain_all_begin" in backtrace
+    for name in ("qmp.log", "daemon/qmp.log", "daemon/qemu-backtrace.txt", "daemon/guest-diagnosis.txt"):
+        assert f'href="test-results/1-hang/{name}"' in failure, name

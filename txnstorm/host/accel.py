@@ -69,7 +69,8 @@ def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> ProbeFai
             return None
     except TxnstormError as exc:
         # The probe's log dir is temporary: evidence named in it is gone.
-        reason = re.sub(r" \((?:QEMU )?backtrace: [^)]*\)", "", str(exc))
+        # (" (QEMU main thread in its main loop (idle); backtrace: qemu-backtrace.txt)")
+        reason = re.sub(r" \((?:QEMU )?(?:main thread in .*?; )?backtrace: [^)]*\)", "", str(exc))
         reason = re.sub(r" \(console log: [^)]*\)", "", reason)
         return ProbeFailure(reason, final=isinstance(exc, (QemuDied, QemuRefusedCommandLine)))
 

@@ -31,6 +31,7 @@ from markupsafe import Markup
 from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.runner import runs
+from txnstorm.vm.backtrace import IDLE_MAIN_LOOP, main_thread_site
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAILED = ("FAIL", "ERROR", "INTERRUPTED")
@@ -41,6 +42,8 @@ EVIDENCE_FILES = (
     "debug.log",
 )  # fmt: skip
 EVIDENCE_GLOBS = ("fio-*.json", "fio-*-hung.txt")
+PROCESS_DIRS = ("daemon",)  # another QEMU process's logs, beside the guest's (tests/vhost_user_blk.py)
+PROCESS_FILES = ("guest-diagnosis.txt",)
 BACKTRACE_LINES = 12
 
 
@@ -169,10 +172,13 @@ def _commit() -> str:
 
 
 def evidence_files(logdir: Path) -> list[Path]:
-    """The log files of a test dir that exist, in the order of EVIDENCE_FILES."""
+    """The log files of a test dir that exist, in the order of EVIDENCE_FILES; then those of the
+    other processes it ran (``daemon/``: a qemu-storage-daemon under a guest)."""
     found = [logdir / name for name in EVIDENCE_FILES if (logdir / name).is_file()]
     for pattern in EVIDENCE_GLOBS:
         found += sorted(logdir.glob(pattern))
+    for sub in PROCESS_DIRS:
+        found += [logdir / sub / name for name in (*EVIDENCE_FILES, *PROCESS_FILES) if (logdir / sub / name).is_file()]
     return found
 
 
@@ -185,12 +191,20 @@ def assertion_line(logdir: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def backtraces(logdir: Path) -> list[Path]:
+    """The backtraces a failure left, the one to show first: a crash's (the guest's QEMU, then
+    another process's), then a hang's whose main thread was not idle in its main loop."""
+    dirs = [logdir, *(logdir / sub for sub in PROCESS_DIRS)]
+    crashes = [d / "qemu-crash-backtrace.txt" for d in dirs if (d / "qemu-crash-backtrace.txt").is_file()]
+    hangs = [d / "qemu-backtrace.txt" for d in dirs if (d / "qemu-backtrace.txt").is_file()]
+    busy = sorted(hangs, key=lambda h: main_thread_site(h.read_text(errors="replace")) == IDLE_MAIN_LOOP)
+    return crashes + busy  # (sorted is stable: the guest's QEMU first among equals)
+
+
 def backtrace_excerpt(logdir: Path) -> str:
     """The first frames of the thread that crashed (or of thread 1 of a hang)."""
-    for name in ("qemu-crash-backtrace.txt", "qemu-backtrace.txt"):
-        path = logdir / name
-        if not path.is_file():
-            continue
+    for path in backtraces(logdir):
+        name = str(path.relative_to(logdir))
         lines = path.read_text(errors="replace").splitlines()
         start = next((i for i, ln in enumerate(lines) if ln.startswith("Thread 1 ")), None)
         if start is None:
@@ -215,7 +229,7 @@ def _logs(job_dir: Path, logdir: Path) -> list[tuple[str, str]]:
     def rel(path: Path) -> str:
         return str(path.relative_to(job_dir) if path.is_relative_to(job_dir) else path)
 
-    return [(p.name, rel(p)) for p in evidence_files(logdir)] + [("(the whole dir)", rel(logdir))]
+    return [(str(p.relative_to(logdir)), rel(p)) for p in evidence_files(logdir)] + [("(the whole dir)", rel(logdir))]
 
 
 def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -35,6 +34,7 @@ from txnstorm.errors import (
 from txnstorm.host.scratch import make_private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm import process
+from txnstorm.vm.backtrace import main_thread_site
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
 from txnstorm.vm.qmp import Monitor
 from txnstorm.vm.topology import Topology
@@ -68,31 +68,6 @@ def crash_summary(stderr_text: str) -> str:
         if "Assertion" in line or "assertion" in line:
             return line
     return lines[-1] if lines else "(no stderr)"
-
-
-# Frames of a thread that waits for work (poll, futex, the main loop's own): not where it is stuck.
-_WAITING_FRAMES = re.compile(
-    r"^(\?\?|_*(GI_+)?p?poll|syscall|fdmon_\w+|aio_poll|qemu_poll_ns|g_main_\w+|glib_pollfds_poll|"
-    r"os_host_main_loop_wait|main_loop_wait|qemu_main_loop|qemu_default_main|main|qemu_futex_wait|"
-    r"qemu_event_wait|qemu_sem_\w+|qemu_cond_\w+|_*pthread_\w+|_*futex_\w+|_*lll_\w+|__libc_start\w*|_start)$"
-)
-_FRAME = re.compile(r"^#\d+\s+(?:0x[0-9a-f]+ in )?([\w.]+|\?\?) \(")
-
-
-def main_thread_site(backtrace: str, depth: int = 3) -> str | None:
-    """Where the main thread of a ``thread apply all bt`` waits: its innermost frames that are not
-    polling or the main loop's (``"bdrv_drain_all_begin <- bdrv_drain_all <- qmp_transaction"``);
-    ``"its main loop (idle)"`` when there are none; None when no thread runs ``main``."""
-    for block in re.split(r"\n(?=Thread \d+ )", backtrace):
-        names = [m.group(1) for line in block.splitlines() if (m := _FRAME.match(line.strip()))]
-        if "main" not in names:
-            continue
-        site: list[str] = []
-        for name in names:
-            if not _WAITING_FRAMES.match(name) and (not site or site[-1] != name):  # inlined frames repeat
-                site.append(name)
-        return " <- ".join(site[:depth]) if site else "its main loop (idle)"
-    return None
 
 
 @dataclass(frozen=True)
