@@ -18,12 +18,11 @@ daemon beside it CANCELs.
 import time
 
 from txnstorm.errors import QemuDied
-from txnstorm.scenario.avocado_test import DaemonKnownIssueTest, StorageDaemonTest
+from txnstorm.scenario.avocado_test import DaemonKnownIssueTest, EveryPlanStory, StorageDaemonTest
 from txnstorm.transactions import actions as txn
 from txnstorm.transactions.plans import PLANS
 from txnstorm.vm.topology import Disk, Topology
 
-EVERY_PLAN = list(PLANS.values())
 THREE_EXPORTS_ONE_IOTHREAD = Topology(
     "qsd-3-exports-1-iothread", tuple(Disk(f"disk{i}", iothread="io0") for i in range(3))
 )
@@ -34,27 +33,15 @@ THREE_EXPORTS_ONE_IOTHREAD = Topology(
 THREE_EXPORTS_MAIN_LOOP = Topology("qsd-3-exports-main-loop", tuple(Disk(f"disk{i}", iothread=None) for i in range(3)))
 
 
-class DaemonStormStory(StorageDaemonTest):
-    """The story on one daemon topology: storm, fire every plan, verify.
+class DaemonStormStory(EveryPlanStory, StorageDaemonTest):
+    """The story on one daemon topology: storm, fire every plan, verify (the NBD stamps checked).
 
     :avocado: disable
     """
 
     timeout = 300
-
-    def one_point_in_time_on(self, topology: Topology) -> None:
-        with self.daemon_storm(topology, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan)
-        findings = self.verify(storm)
-        self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
-        self.assert_one_point_in_time(findings)
-
-    def separate_commands_caught_on(self, topology: Topology) -> None:
-        with self.daemon_storm(topology, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan, atomic=False)
-        self.assert_every_oracle_caught(self.verify(storm))
+    STAMPS = "nbd"
+    story_storm = StorageDaemonTest.daemon_storm
 
 
 class DaemonNbdStorm(DaemonStormStory):

@@ -17,13 +17,10 @@ daemon built without vhost-user-blk exports CANCELs.
 """
 
 from txnstorm.errors import DeviceStalled, QemuDied, QemuHung
-from txnstorm.scenario.avocado_test import GuestOnDaemonTest, KnownIssueTest
+from txnstorm.scenario.avocado_test import EveryPlanStory, GuestOnDaemonTest, KnownIssueTest
 from txnstorm.scenario.story import Storm
 from txnstorm.transactions import actions as txn
-from txnstorm.transactions.plans import PLANS
 from txnstorm.vm.topology import FIRST_FIXED_PCI_SLOT, Disk, Topology
-
-EVERY_PLAN = list(PLANS.values())
 
 
 def vhost_disks(iothread: str | None, count: int = 2) -> tuple[Disk, ...]:
@@ -40,27 +37,15 @@ VHOST_MAIN_LOOP = Topology("vhost-user-blk-main-loop", vhost_disks(None))
 VHOST_ONE_IOTHREAD = Topology("vhost-user-blk-one-iothread", vhost_disks("io0"))
 
 
-class GuestOnDaemonStory(GuestOnDaemonTest):
+class GuestOnDaemonStory(EveryPlanStory, GuestOnDaemonTest):
     """The story on one topology: boot on the daemon, storm, fire every plan, verify.
 
     :avocado: disable
     """
 
     timeout = 600
-
-    def one_point_in_time_on(self, topology: Topology) -> None:
-        with self.guest_on_daemon_storm(topology, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan)
-        findings = self.verify(storm)
-        self.assertTrue(any(f.oracle.startswith("cross-disk stamps/guest") for f in findings), "stamps unchecked")
-        self.assert_one_point_in_time(findings)
-
-    def separate_commands_caught_on(self, topology: Topology) -> None:
-        with self.guest_on_daemon_storm(topology, EVERY_PLAN) as storm:
-            for plan in self.rounds(EVERY_PLAN):
-                storm.fire(plan, atomic=False)
-        self.assert_every_oracle_caught(self.verify(storm))
+    STAMPS = "guest"
+    story_storm = GuestOnDaemonTest.guest_on_daemon_storm
 
 
 class GuestOnVhostUserBlk(GuestOnDaemonStory):

@@ -34,7 +34,7 @@ from txnstorm.scenario.daemon_storm import DaemonStorm, nbd_witnesses
 from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
 from txnstorm.scenario.rounds import Finding
 from txnstorm.scenario.story import Storm, Witnesses, Workspace, rounds_of
-from txnstorm.transactions.plans import PlanBuilder, action_types
+from txnstorm.transactions.plans import PLANS, PlanBuilder, action_types
 from txnstorm.vm import storage_daemon
 from txnstorm.vm.boot import Booted, booted
 from txnstorm.vm.machine import Machine, Platform
@@ -259,6 +259,34 @@ class TxnstormTest(Test):
             f"negative control: separate commands were NOT detected by {oracle_prefix!r} in "
             f"{len(missed)} of {len(mine)} rounds; the oracle is too weak:\n" + "\n".join(missed),
         )
+
+
+class EveryPlanStory:
+    """A mixin of a ``TxnstormTest`` whose storm is its own (``story_storm``): the story on one
+    topology with every plan, storm, fire, verify; and its control, the same plans as separate
+    commands, caught by every oracle.  ``STAMPS``: the stamp writer whose oracle must have run."""
+
+    STAMPS = ""
+
+    def story_storm(self, topology: Topology, plans: Sequence[PlanBuilder]) -> contextlib.AbstractContextManager[Storm]:
+        raise NotImplementedError
+
+    def one_point_in_time_on(self: Any, topology: Topology) -> None:
+        plans = list(PLANS.values())
+        with self.story_storm(topology, plans) as storm:
+            for plan in self.rounds(plans):
+                storm.fire(plan)
+        findings = self.verify(storm)
+        checked = any(f.oracle.startswith(f"cross-disk stamps/{self.STAMPS}") for f in findings)
+        self.assertTrue(checked, f"{self.STAMPS} stamps unchecked")
+        self.assert_one_point_in_time(findings)
+
+    def separate_commands_caught_on(self: Any, topology: Topology) -> None:
+        plans = list(PLANS.values())
+        with self.story_storm(topology, plans) as storm:
+            for plan in self.rounds(plans):
+                storm.fire(plan, atomic=False)
+        self.assert_every_oracle_caught(self.verify(storm))
 
 
 # -- qemu-storage-daemon --------------------------------------------------------
