@@ -53,64 +53,66 @@ def blockdev_args(disk: Disk, image: Path) -> list[str]:
     return ["-blockdev", json.dumps(file_node), "-blockdev", json.dumps(fmt_node)]
 
 
+def render_device(props: dict[str, object], as_json: bool) -> str:
+    """One ``-device``: ``driver,key=value,...`` (True as ``on``), or JSON when ``as_json``: the only
+    syntax for a list property (iothread-vq-mapping), and the one a device on a JSON controller
+    needs (QEMU creates JSON -devices after the key=value ones)."""
+    if as_json:
+        return json.dumps(props)
+    pairs = [f"{key}={'on' if value is True else value}" for key, value in props.items() if key != "driver"]
+    return ",".join([str(props["driver"]), *pairs])
+
+
+def vq_mapping(iothreads: tuple[str, ...]) -> dict[str, object]:
+    return {"iothread-vq-mapping": [{"iothread": t} for t in iothreads]} if iothreads else {}
+
+
 def scsi_controller_args(topology: Topology) -> list[str]:
     """One virtio-scsi-pci per iothread that scsi disks name (on it, or in the main loop), or per
     iothread-vq-mapping they name."""
     args = []
     for controller, disks in topology.scsi_controllers.items():
-        if disks[0].vq_mapping:  # a list property: only JSON -device syntax can say it
-            args += ["-device", json.dumps({
-                "driver": "virtio-scsi-pci", "id": controller, "num_queues": disks[0].num_queues,
-                "iothread-vq-mapping": [{"iothread": t} for t in disks[0].vq_mapping],
-            })]  # fmt: skip
-            continue
-        props = [f"virtio-scsi-pci,id={controller}"]
-        if disks[0].iothread:
-            props.append(f"iothread={disks[0].iothread}")
-        props.append(f"num_queues={disks[0].num_queues}")  # explicit: QEMU's default follows -smp
-        args += ["-device", ",".join(props)]
+        first = disks[0]
+        props: dict[str, object] = {"driver": "virtio-scsi-pci", "id": controller}
+        if first.iothread:
+            props["iothread"] = first.iothread
+        props["num_queues"] = first.num_queues  # explicit: QEMU's default follows -smp
+        props.update(vq_mapping(first.vq_mapping))
+        args += ["-device", render_device(props, as_json=bool(first.vq_mapping))]
     return args
 
 
 def scsi_device_arg(disk: Disk, scsi_id: int) -> str:
-    if disk.vq_mapping:  # QEMU creates JSON -devices after the others: its controller is one
-        return json.dumps({
-            "driver": "scsi-hd", "id": disk.qdev, "bus": f"{disk.controller}.0", "channel": 0, "scsi-id": scsi_id,
-            "lun": 0, "drive": disk.node, "serial": disk.serial, **({"share-rw": True} if disk.share_rw else {}),
-        })  # fmt: skip
-    props = [f"scsi-hd,id={disk.qdev},bus={disk.controller}.0,channel=0,scsi-id={scsi_id},lun=0",
-             f"drive={disk.node},serial={disk.serial}"]  # fmt: skip
+    props: dict[str, object] = {
+        "driver": "scsi-hd", "id": disk.qdev, "bus": f"{disk.controller}.0", "channel": 0, "scsi-id": scsi_id,
+        "lun": 0, "drive": disk.node, "serial": disk.serial,
+    }  # fmt: skip
     if disk.share_rw:
-        props.append("share-rw=on")
-    return ",".join(props)
+        props["share-rw"] = True
+    return render_device(props, as_json=bool(disk.vq_mapping))  # its controller is JSON
 
 
 def vhost_user_blk_args(disk: Disk, socket: Path) -> list[str]:
     """A vhost-user-blk-pci device on the daemon's export socket, in its fixed PCI slot."""
     chardev = f"{disk.name}-vhost"
-    props = [f"vhost-user-blk-pci,id={disk.qdev},chardev={chardev},num-queues={disk.num_queues}",
-             f"addr={disk.pci_slot:#x}"]  # fmt: skip
-    return ["-chardev", f"socket,id={chardev},path={socket}", "-device", ",".join(props)]
+    props = {"driver": "vhost-user-blk-pci", "id": disk.qdev, "chardev": chardev, "num-queues": disk.num_queues,
+             "addr": f"{disk.pci_slot:#x}"}  # fmt: skip
+    return ["-chardev", f"socket,id={chardev},path={socket}", "-device", render_device(props, as_json=False)]
 
 
 def device_arg(disk: Disk, scsi_id: int = 0) -> str:
     """The -device of ``disk``; ``scsi_id``: a scsi disk's target on its controller."""
     if disk.bus == "scsi":
         return scsi_device_arg(disk, scsi_id)
-    if disk.vq_mapping:  # a list property: only JSON -device syntax can say it
-        return json.dumps({
-            "driver": "virtio-blk-pci", "id": disk.qdev, "drive": disk.node, "serial": disk.serial,
-            "num-queues": disk.num_queues, "iothread-vq-mapping": [{"iothread": t} for t in disk.vq_mapping],
-            **({"share-rw": True} if disk.share_rw else {}),
-        })  # fmt: skip
-    props = [f"virtio-blk-pci,id={disk.qdev},drive={disk.node},serial={disk.serial}"]
+    props: dict[str, object] = {"driver": "virtio-blk-pci", "id": disk.qdev, "drive": disk.node, "serial": disk.serial}
     if disk.iothread:
-        props.append(f"iothread={disk.iothread}")
-    if disk.num_queues != 1:
-        props.append(f"num-queues={disk.num_queues}")
+        props["iothread"] = disk.iothread
+    if disk.num_queues != 1 or disk.vq_mapping:
+        props["num-queues"] = disk.num_queues
+    props.update(vq_mapping(disk.vq_mapping))
     if disk.share_rw:
-        props.append("share-rw=on")
-    return ",".join(props)
+        props["share-rw"] = True
+    return render_device(props, as_json=bool(disk.vq_mapping))
 
 
 def build_args(qemu: Path, topology: Topology, spec: LaunchSpec) -> list[str]:
