@@ -49,7 +49,6 @@ class DaemonStorm(Storm):
         self, daemon: StorageDaemon, work: Workspace, witnesses: Witnesses, after_daemon: contextlib.ExitStack
     ) -> None:
         self._start_rounds(daemon, work, witnesses, after_daemon)
-        self.daemon = daemon
         self.booted = self.guest_writer = self.nbd_writer = None
         storms = {
             disk: NbdStorm(daemon.export_uri(disk), witnesses.fio_size, daemon.logdir, disk, DEPTH, work.seed + i)

@@ -61,7 +61,6 @@ class GuestOnDaemonStorm(Storm):
     ) -> None:  # fmt: skip
         daemon.write_counter = GuestWriteCounter(booted, guest_devices(booted, [d.name for d in daemon.topology.disks]))
         super().__init__(booted, work, witnesses, after_qemu, rounds_at=daemon)
-        self.daemon = daemon
 
     def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
         """The daemon's threads (its dataplane holds the requests), and what the guest holds."""
