@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_stall import queue  # the quiet ring both files build their stalls on
 
 from txnstorm.errors import TxnstormError
 from txnstorm.host.caps import Capabilities, needs_of
@@ -230,11 +231,8 @@ def test_two_scsi_disks_on_one_controller_examine_it_once():
 
 
 def controller_queue(**overrides: object) -> QueueView:
-    base = {"queue": "scsi-io0/2", "num": 128, "last_avail_idx": 100, "inuse": 0, "used_idx": 100,
-            "signalled_used": 100, "avail_idx": 100, "avail_flags": 0, "used_flags": 0, "avail_event": 100,
-            "used_event": 100}  # fmt: skip
-    base.update(overrides)
-    return QueueView(**base)  # type: ignore[arg-type]
+    """test_stall's quiet queue, as a scsi controller's first request queue."""
+    return queue(**{"queue": "scsi-io0/2", "num": 128, **overrides})
 
 
 def test_the_controllers_queue_classes_a_scsi_stall():
