@@ -71,3 +71,33 @@ def test_a_storm_that_never_ends_is_a_device_stall_even_when_the_guest_cannot_sa
     assert isinstance(hung.value, DeviceStalled)
     assert "vda disk0 0 3" in hung.value.evidence, "the in-flight requests are kept"
     assert "== processes\n(no answer: guest command 'ps" in hung.value.evidence
+
+
+class RecordingGuest:
+    """A guest that answers every command and keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None):
+        from txnstorm.vm.ssh import Result
+
+        self.commands.append(command)
+        return Result(command, 0, "42\n", "")
+
+
+def test_a_stop_signals_the_command_it_started_never_every_process_of_its_name():
+    """fio runs a process per job; a SIGINT of its own reaching a job after fio's parent told it to
+    end can leave it waiting in io_getevents forever (issue #22): only the parent is signalled."""
+    from txnstorm.workload.fio import Detached
+
+    guest = RecordingGuest()
+    storm = Detached(guest, "storm", "fio job.fio")  # type: ignore[arg-type]
+    started = guest.commands[-1]
+    assert "echo $$ > /tmp/txnstorm/storm.pid; exec fio job.fio" in started, "the command records its own PID"
+    assert "rm -f /tmp/txnstorm/storm.rc /tmp/txnstorm/storm.pid" in started, "no stale PID from an earlier run"
+    storm.signal()
+    stop = guest.commands[-1]
+    assert "kill -INT $(cat /tmp/txnstorm/storm.pid)" in stop
+    assert "pidof" not in stop
+    assert storm.stop_requested

@@ -123,6 +123,13 @@ class Detached:
 
     Its wrapper writes the command's exit status to ``<base>.rc`` when it
     ends, so "finished" never depends on a PID check (a zombie looks alive).
+    The command itself writes its PID to ``<base>.pid`` (a shell that
+    ``exec``s it): ``signal`` reaches that one process, never every process
+    of the program's name.  fio runs each job in a process of its own; a
+    SIGINT that reaches a job process after its parent told it to end can
+    interrupt the job's last ``io_getevents`` with part of its completions
+    reaped, and fio 3.33 then waits for all of them again, forever (issue
+    #22).  fio's parent tells its jobs to end through shared memory.
     """
 
     def __init__(self, session: GuestSession, name: str, command: str) -> None:
@@ -130,9 +137,11 @@ class Detached:
         self.name = name
         self.base = f"{GUEST_DIR}/{name}"
         self.rc_file, self.log_file = f"{self.base}.rc", f"{self.base}.log"
-        inner = f"{command} > {self.log_file} 2>&1; echo $? > {self.rc_file}"
+        self.pid_file = f"{self.base}.pid"
+        program = f"echo $$ > {self.pid_file}; exec {command}"
+        inner = f"sh -c {shlex.quote(program)} > {self.log_file} 2>&1; echo $? > {self.rc_file}"
         started = session.run(
-            f"mkdir -p {GUEST_DIR}; rm -f {self.rc_file};"
+            f"mkdir -p {GUEST_DIR}; rm -f {self.rc_file} {self.pid_file};"
             f" setsid sh -c {shlex.quote(inner)} </dev/null >/dev/null 2>&1 & echo $!"
         ).check()
         self.pid = int(started.stdout.strip())
@@ -143,10 +152,17 @@ class Detached:
         probe = f"[ -e {self.rc_file} ] && echo done || {{ kill -0 {self.pid} 2>/dev/null && echo running; }}"
         return self.session.run(probe).stdout.strip() == "running"
 
-    def signal(self, program: str, sig: str = "INT") -> None:
-        """Ask the program to stop (fio and stampwriter report on SIGINT)."""
+    def signal(self, sig: str = "INT") -> None:
+        """Ask the command to stop (fio and stampwriter report on SIGINT): the
+        signal goes to the command's own process only (its PID file; waited
+        for a moment if the command has only just started)."""
         self.stop_requested = True
-        self.session.run(f"kill -{sig} $(pidof {program}) 2>/dev/null; true")
+        self.session.run(self.signal_command(sig))
+
+    def signal_command(self, sig: str = "INT") -> str:
+        pid = self.pid_file
+        wait = f"for i in 1 2 3 4 5 6 7 8 9 10; do [ -s {pid} ] && break; sleep 0.5; done"
+        return f"{wait}; kill -{sig} $(cat {pid}) 2>/dev/null; true"
 
     DIAGNOSIS = (
         # sysfs first: it answers even when a process is stuck in D state
@@ -206,7 +222,7 @@ class RunningStorm:
         return self.process.is_running()
 
     def stop(self) -> None:
-        self.process.signal("fio")
+        self.process.signal()
 
     def wait(self, timeout: float) -> FioResult:
         status, log = self.process.wait(timeout)
@@ -226,7 +242,7 @@ class RunningStamps:
 
     def stop(self, timeout: float = 30.0) -> int:
         """Stop the writer; return how many generations it wrote."""
-        self.process.signal(self.PROGRAM)
+        self.process.signal()
         status, log = self.process.wait(timeout)
         if status != 0 or not log.startswith("generations "):
             raise StormFailed(f"stamp writer exited {status}: {log.strip()[:300]}")
