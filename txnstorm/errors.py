@@ -75,6 +75,16 @@ class DeviceStalled(QemuFailure, DeadlineExceeded):
         return f"{text}; {self.stall.describe()}" if self.stall is not None else text
 
 
+class StormStuckInGuest(TxnstormError):
+    """A guest writer (fio, the stamp writer) did not end when told to, while
+    nothing was held outside its process: no request in flight in the guest's
+    block layer, none on QEMU's side.  The suite's (or the guest's) fault, an
+    ERROR: never a FAIL of the QEMU under test (issue #22: fio 3.33 waiting in
+    ``io_getevents`` for completions it had already reaped)."""
+
+    kind = "storm stuck in the guest"
+
+
 class QMPCommandError(QemuFailure):
     """QEMU answered a QMP command with an error."""
 

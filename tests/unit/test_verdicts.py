@@ -17,7 +17,7 @@ STORIES = '''
 import types
 
 from txnstorm.scenario.avocado_test import TxnstormTest, known_to_flake
-from txnstorm.errors import DeviceStalled, QemuDied, QemuHung, QMPCommandError
+from txnstorm.errors import DeviceStalled, QemuDied, QemuHung, QMPCommandError, StormStuckInGuest
 
 
 class Story(TxnstormTest):
@@ -41,6 +41,10 @@ class Story(TxnstormTest):
 
     def test_suite_fault(self):
         raise KeyError("a bug in txnstorm")
+
+    def test_storm_stuck_in_guest(self):
+        raise StormStuckInGuest("storm still running 60 s after it was told to end: nothing in flight in the "
+                                "guest's block layer (disk0 0) nor on QEMU's side (stall class: guest-idle)")
 
     @known_to_flake("the device stall of README's Known issues")
     def test_flaky(self):
@@ -113,6 +117,14 @@ def test_a_listed_issue_in_any_test_is_warn_on_versions_it_affects(job):
 
 def test_the_suites_own_fault_is_error(job):
     assert job["test_suite_fault"]["status"] == "ERROR"
+
+
+def test_a_storm_stuck_in_the_guest_is_error_not_a_fail_of_qemu(job):
+    """Issue #22: nothing held outside the guest's writer is the suite's problem."""
+    stuck = job["test_storm_stuck_in_guest"]
+    assert stuck["status"] == "ERROR"
+    assert "nothing in flight in the guest's block layer" in stuck["fail_reason"]
+    assert "failure" not in json.loads(stuck["whiteboard"] or "{}"), "not recorded as a failure of QEMU"
 
 
 def test_a_bad_seed_is_error_not_cancel(job):

@@ -38,6 +38,19 @@ The class (``signature``) says which side holds the requests:
     (a lost interrupt; ``used_event`` vs ``used.idx`` says if one was due).
 ``guest-idle``
     nobody holds a request: what waits is not this device.
+
+A writer that does not end when told to (the storm's fio, the stamp writer)
+while nothing is held outside the guest's process, neither by the device
+(QEMU's rings: ``guest-idle``; a daemon's vhost-user-blk export: its main
+thread idle) nor by the guest's block layer (no request in flight on any
+disk), is not a finding about QEMU: ``stuck_in_guest`` says what was seen
+(where each writer process sleeps, and for fio's ``io_getevents`` how many
+completions it waits for and how many its AIO ring holds) and the storm
+ends as the suite's ERROR (``StormStuckInGuest``).  Anything that points at
+QEMU keeps the FAIL: a request in flight in the guest, a queue QEMU holds
+or did not take, a completion the guest was due to be told of, a ring
+that could not be read, no view of QEMU's side at all, or writes that came
+back by themselves or after ``stop``/``cont``.
 """
 
 from __future__ import annotations
@@ -57,6 +70,8 @@ if TYPE_CHECKING:
     from txnstorm.vm.machine import Machine
 
 CLASSES = ("ring-not-taken", "taken-not-completed", "completed-not-seen", "guest-idle")
+IO_GETEVENTS = 208  # x86_64 syscall number, as /proc/<pid>/syscall names it
+AIO_RING_MAGIC = 0xA10A10A1  # struct aio_ring's magic (fs/aio.c): id, nr, head, tail, magic, ...
 SIGNATURE_PREFIX = "stall class: "  # a stall known issue's signature: this prefix and one of CLASSES
 VIRTIO_RING_F_EVENT_IDX = "VIRTIO_RING_F_EVENT_IDX"
 SETTLE_S = 3.0  # "un-stuck by nothing": writes after this much more waiting
@@ -317,3 +332,90 @@ def examine(vm: Machine, disks: Sequence[str], guest: GuestRun | None, logdir: P
             evidence.unstuck_by, evidence.write_ops_after["stop/cont"] = "stop/cont", resumed
     (logdir / "stall.json").write_text(json.dumps(evidence.as_dict(), indent=1) + "\n")
     return evidence
+
+
+# -- a writer stuck in the guest ---------------------------------------------------
+# Where each guest writer process sleeps: its syscall with arguments (io_getevents: ctx, min_nr,
+# nr, events, timeout), and in io_getevents the head of its AIO ring (the ring is mapped at ctx:
+# id, nr, head, tail, magic; tail - head completions wait there to be reaped).
+WRITER_WAITS = (
+    "for p in $(pidof fio stampwriter); do set -- $(cat /proc/$p/syscall 2>/dev/null); echo wait $p $*;"
+    ' [ "$1" = 208 ] && echo aio $p $(dd if=/proc/$p/mem bs=4096 skip=$(($2/4096)) count=1 2>/dev/null'
+    " | od -An -tx4 -N20); done; true"
+)
+
+
+@dataclass(frozen=True)
+class WriterWait:
+    """A guest writer process that did not end: the syscall it sleeps in and, in
+    ``io_getevents``, how many completions it waits for and how many its AIO ring holds."""
+
+    pid: int
+    syscall: int | None  # None: running, or not in a syscall
+    min_nr: int | None = None
+    ready: int | None = None  # completions in its AIO ring, not yet reaped
+
+    @property
+    def waits_for_more_than_can_come(self) -> bool:
+        """In io_getevents for more completions than its ring holds (with nothing in flight, none can come)."""
+        return self.syscall == IO_GETEVENTS and self.min_nr is not None and self.min_nr > (self.ready or 0)
+
+    def describe(self) -> str:
+        if self.syscall == IO_GETEVENTS:
+            ring = "its AIO ring unread" if self.ready is None else f"its AIO ring holds {self.ready}"
+            return f"process {self.pid} waits in io_getevents for {self.min_nr} completions, {ring}"
+        return f"process {self.pid} " + ("running" if self.syscall is None else f"in syscall {self.syscall}")
+
+
+def parse_writer_waits(text: str) -> list[WriterWait]:
+    """``WRITER_WAITS``' output -> one WriterWait per process."""
+    calls: dict[int, list[str]] = {}
+    rings: dict[int, list[int]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 2 or not fields[1].isdigit():
+            continue
+        if fields[0] == "wait":
+            calls[int(fields[1])] = fields[2:]
+        elif fields[0] == "aio" and len(fields) == 7:
+            try:
+                rings[int(fields[1])] = [int(word, 16) for word in fields[2:]]
+            except ValueError:
+                continue
+    waits = []
+    for pid, call in calls.items():
+        nr = int(call[0]) if call and call[0].lstrip("-").isdigit() and int(call[0]) >= 0 else None
+        min_nr = ready = None
+        if nr == IO_GETEVENTS and len(call) > 2:
+            min_nr = int(call[2], 16)
+            ring = rings.get(pid)
+            if ring and ring[4] == AIO_RING_MAGIC and ring[1]:
+                ready = (ring[3] - ring[2]) % ring[1]
+        waits.append(WriterWait(pid, nr, min_nr, ready))
+    return waits
+
+
+def nothing_held_by_qemu(evidence: StallEvidence | None) -> str | None:
+    """What QEMU's queues showed, if they held nothing of the stalled disks (``guest-idle``, every
+    queue read, nothing un-stuck by waiting or stop/cont); None when anything points at QEMU."""
+    if evidence is None or evidence.signature != "guest-idle" or evidence.unstuck_by is not None:
+        return None
+    mine = [q for q in evidence.queues if evidence._mine(q)]
+    if not mine or any(q.error for q in mine):
+        return None
+    return evidence.describe()
+
+
+def stuck_in_guest(
+    inflight: dict[str, tuple[int, int] | None], qemu_side: str | None, waits: Sequence[WriterWait]
+) -> str | None:
+    """Why a writer that did not end is the guest's, not QEMU's: nothing in flight in the guest's
+    block layer on any disk (``inflight``, every disk known) and ``qemu_side`` (what QEMU's side
+    showed holding nothing; None: not seen, or it holds something).  None: it stays a stall."""
+    if qemu_side is None or not inflight or any(v != (0, 0) for v in inflight.values()):
+        return None
+    idle = ", ".join(f"{d} 0" for d in inflight)
+    said = "; ".join(w.describe() for w in waits) or "where the writers wait not read"
+    if any(w.waits_for_more_than_can_come for w in waits):
+        said += " (waits for completions that cannot come: nothing is in flight)"
+    return f"nothing in flight in the guest's block layer ({idle}) nor on QEMU's side ({qemu_side}); {said}"

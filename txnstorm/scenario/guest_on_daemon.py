@@ -21,11 +21,14 @@ import contextlib
 from collections.abc import Sequence
 
 from txnstorm.errors import DeviceStalled, TxnstormError
+from txnstorm.oracles import stall
 from txnstorm.scenario.daemon_storm import keep_daemon_threads
 from txnstorm.scenario.rounds import guest_devices
 from txnstorm.scenario.story import Storm, Witnesses, Workspace
+from txnstorm.vm.backtrace import IDLE_MAIN_LOOP
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.storage_daemon import StorageDaemon
+from txnstorm.workload.fio import StormHung
 
 WRITES_COMPLETED = 4  # /sys/block/<dev>/stat: the field of write I/Os completed (Documentation/block/stat.rst)
 
@@ -61,6 +64,18 @@ class GuestOnDaemonStorm(Storm):
     ) -> None:  # fmt: skip
         daemon.write_counter = GuestWriteCounter(booted, guest_devices(booted, [d.name for d in daemon.topology.disks]))
         super().__init__(booted, work, witnesses, after_qemu, rounds_at=daemon)
+
+    def qemu_side_idle(self, hung: StormHung) -> str | None:
+        """The daemon answered QMP and its main thread was idle in its main loop (its backtrace)."""
+        site = getattr(hung, "main_thread_sites", {}).get(self.vm.NAME)
+        return f"{self.vm.NAME} answers QMP, main thread in {site}" if site == IDLE_MAIN_LOOP else None
+
+    def guest_inflight(self, hung: StormHung) -> dict[str, tuple[int, int] | None]:
+        """blk-mq's requests in flight per disk (the daemon's rings are not QEMU's to read here); a
+        vhost-user-blk disk is known by its PCI address."""
+        said = self.booted.guest.run(stall.GUEST_INFLIGHT, timeout=10).stdout
+        by_serial = stall.parse_inflight(said)
+        return {d: by_serial.get(self.vm.topology.disk(d).serial) for d in self.disks}
 
     def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
         """The daemon's threads (its dataplane holds the requests), and what the guest holds."""

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnstorm.errors import DeviceStalled, QMPCommandError, TxnstormError
+from txnstorm.errors import DeviceStalled, QMPCommandError, StormStuckInGuest, TxnstormError
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles import stall
 from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
@@ -177,6 +177,28 @@ class Storm:
         self.timeline.mark(self.vm, "device stalled: examined", signature=stalled.stall.signature,
                            unstuck_by=stalled.stall.unstuck_by)  # fmt: skip
 
+    def qemu_side_idle(self, hung: StormHung) -> str | None:
+        """What QEMU's side showed of the stalled disks, if it held nothing (its queues: ``guest-idle``)."""
+        return stall.nothing_held_by_qemu(hung.stall)
+
+    def guest_inflight(self, hung: StormHung) -> dict[str, tuple[int, int] | None]:
+        """The requests the guest's blk-mq held per disk when the stall was examined."""
+        held = hung.stall.guest_inflight if hung.stall is not None else {}
+        return {d: held.get(d) for d in self.disks}
+
+    def blame_the_guest_if_nothing_else(self, hung: StormHung) -> None:
+        """A writer that did not end while nothing was in flight in the guest's block layer and QEMU's
+        side held nothing: the suite's ERROR (StormStuckInGuest), never a FAIL of QEMU."""
+        try:
+            why = stall.stuck_in_guest(self.guest_inflight(hung), self.qemu_side_idle(hung), hung.writer_waits)
+        except TxnstormError as exc:  # the stall stays the verdict
+            self.timeline.mark(self.vm, "storm stuck: guest side not judged", error=str(exc))
+            return
+        if why is None:
+            return
+        self.timeline.mark(self.vm, "storm stuck in the guest", why=why)
+        raise StormStuckInGuest(f"{hung.args[0] if hung.args else hung}: {why}") from hung
+
     def fire(self, builder: PlanBuilder, atomic: bool = True, backup_disk: str | None = None) -> RoundRecord:
         """One round: at a seeded moment into the storm, fire the plan as one
         transaction (``atomic=False``: as separate commands, the control),
@@ -259,6 +281,7 @@ class Storm:
             result = finish_storm(self.fio, self.vm.logdir, timeout=60)
         except StormHung as hung:
             self.examine(hung, self.disks)
+            self.blame_the_guest_if_nothing_else(hung)
             raise
         self.timeline.mark(self.vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
 

@@ -295,6 +295,8 @@ class Machine:
             return
         failure.backtraces_kept = kept | {self.NAME}  # type: ignore[attr-defined]
         site = main_thread_site(trace.read_text(errors="replace"))
+        sites = getattr(failure, "main_thread_sites", {})
+        failure.main_thread_sites = {**sites, self.NAME: site}  # type: ignore[attr-defined]
         where = f"{self.NAME} main thread in {site}; " if site else f"{self.NAME} "
         failure.add_detail(f"{where}backtrace: {trace.name}")
 

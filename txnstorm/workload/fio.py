@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from txnstorm.errors import DeviceStalled, TxnstormError
+from txnstorm.oracles.stall import WRITER_WAITS, WriterWait, parse_writer_waits
 from txnstorm.vm.ssh import GuestSession
 from txnstorm.vm.topology import GUEST_DISK_LOOP
 
 GUEST_DIR = "/tmp/txnstorm"
+WAITS_TITLE = "where each writer waits (syscall and arguments; aio: id nr head tail magic of its AIO ring)"
 
 
 class StormFailed(TxnstormError):
@@ -30,6 +32,12 @@ class StormHung(DeviceStalled):
     def __init__(self, message: str, evidence: str) -> None:
         super().__init__(message)
         self.evidence = evidence
+
+    @property
+    def writer_waits(self) -> list[WriterWait]:
+        """Where the guest's writer processes sleep, from the evidence (empty: not read)."""
+        _, found, rest = self.evidence.partition(f"== {WAITS_TITLE}\n")
+        return parse_writer_waits(rest.split("\n== ", 1)[0]) if found else []
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,8 @@ class Detached:
         # which disk a stuck worker waits on: the block devices it holds open
         ("kernel stacks", "for p in $(pidof fio stampwriter); do echo == $p; cat /proc/$p/stack /proc/$p/wchan;"
          " echo; ls -l /proc/$p/fd 2>/dev/null | grep /dev/[sv]d; done"),
+        # where each writer sleeps: its syscall and arguments, io_getevents' AIO ring (what it waits for)
+        (WAITS_TITLE, WRITER_WAITS),
         ("processes", "ps -o pid,ppid,stat,args"),
         # what the guest kernel said (the console shows errors only): SCSI timeouts, aborts, resets
         ("kernel log", "dmesg | tail -n 60"),
