@@ -32,6 +32,11 @@ MAGIC = b"TXNSTAMP"
 VERSION = 1
 _HEAD = struct.Struct("<8sIIQQ")  # 32 bytes, followed by the crc32
 DEFAULT_SLOTS = 64  # 256 KiB at the end of each disk
+# Captures of A and B at two instants differ (a != b and a != b + 1) only if the writer completed
+# at least this many stamp writes between them (B(a), A(a+1), B(a+1) from A(a); at least the
+# last two).  A control round whose writer completed fewer from its first command to its last
+# could not have been caught: not judged, not a miss.
+WRITES_TO_DIFFER = 2
 
 
 class StampError(TxnstormError):

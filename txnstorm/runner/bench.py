@@ -153,7 +153,7 @@ def control_rounds(oracle_lines: list[str], events: list[dict[str, Any]]) -> lis
         label, oracle = line.split(": ")[:2]
         n = int(label.split()[1])
         judged = {n, n - 1} if oracle.startswith(SPANS_PREVIOUS_ROUND) else {n}
-        if judged & separate:
+        if judged & separate and ": not judged: " not in line:  # a round its writer was too slow to judge
             counted.append((oracle, "VIOLATION" in line))
     return counted
 

@@ -16,7 +16,7 @@ from typing import Any
 from txnstorm.errors import DeviceStalled, TxnstormError
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles.compare import compare_images
-from txnstorm.oracles.stamps import StampRegion, judge, read_region
+from txnstorm.oracles.stamps import WRITES_TO_DIFFER, CrossDiskVerdict, StampRegion, judge, read_region
 from txnstorm.transactions.actions import Fired
 from txnstorm.transactions.plans import ImageRef, Plan
 from txnstorm.vm.boot import Booted
@@ -130,6 +130,9 @@ class RoundRecord:
     fired: Fired
     overlap: Overlap
     delay_s: float
+    # A control round: stamp writes each writer completed from before its first command was sent to
+    # after its last was answered (a writer absent: not measured).
+    writer_progress: dict[str, int] = field(default_factory=dict)
 
 
 def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult:
@@ -173,9 +176,11 @@ class Finding:
     oracle: str
     ok: bool
     detail: str
+    judged: bool = True  # False: the round could not tell (a writer too slow to make captures differ)
 
     def describe(self) -> str:
-        return f"round {self.round_no}: {self.oracle}: {'ok' if self.ok else 'VIOLATION'}: {self.detail}"
+        state = "not judged" if not self.judged else "ok" if self.ok else "VIOLATION"
+        return f"round {self.round_no}: {self.oracle}: {state}: {self.detail}"
 
 
 def _materialize(qemu_img: QemuImg, ref: ImageRef, scratch: Path) -> Path:
@@ -185,6 +190,46 @@ def _materialize(qemu_img: QemuImg, ref: ImageRef, scratch: Path) -> Path:
     if not out.exists():
         qemu_img.extract_snapshot(ref.path, ref.fmt, ref.snapshot, out)
     return out
+
+
+def stamp_finding(round_no: int, oracle: str, verdict: CrossDiskVerdict, progress: int | None) -> Finding:
+    """A stamp oracle's verdict on a round; not judged when the captures agree and its writer
+    completed fewer than ``WRITES_TO_DIFFER`` writes while the round's commands ran (``progress``,
+    measured in control rounds only): no two captures could have differed."""
+    if verdict.consistent and progress is not None and progress < WRITES_TO_DIFFER:
+        why = (f"; the writer completed {progress} stamp writes from the first command to the last (fewer than "
+               f"{WRITES_TO_DIFFER}: no two captures could differ)")  # fmt: skip
+        return Finding(round_no, oracle, True, verdict.describe() + why, judged=False)
+    return Finding(round_no, oracle, verdict.consistent, verdict.describe())
+
+
+class ControlNotJudged(TxnstormError):
+    """A negative control whose oracle could judge too few rounds (its writer too slow: a loaded
+    host) to say anything: the suite's ERROR, neither a PASS nor a lost tooth."""
+
+
+def check_control(findings: Sequence[Finding], oracle_prefix: str) -> str:
+    """A negative control's verdict on one oracle: every round it could judge caught (a miss is an
+    AssertionError, FAIL: the oracle is too weak).  A round it could not judge (a stamp writer that
+    completed fewer than two writes from the first command to the last) is neither; fewer than half
+    the rounds judged proves nothing (ControlNotJudged, ERROR).  Returns the tally."""
+    mine = [f for f in findings if f.oracle.startswith(oracle_prefix)]
+    if not mine:
+        raise AssertionError(f"no {oracle_prefix!r} oracle ran: the control proves nothing")
+    judged = [f for f in mine if f.judged]
+    missed = [f.describe() for f in judged if f.ok]
+    if missed:
+        raise AssertionError(
+            f"negative control: separate commands were NOT detected by {oracle_prefix!r} in "
+            f"{len(missed)} of {len(judged)} judged rounds; the oracle is too weak:\n" + "\n".join(missed)
+        )
+    if len(judged) * 2 < len(mine):
+        raise ControlNotJudged(
+            f"negative control: {oracle_prefix!r} could judge only {len(judged)} of {len(mine)} rounds (caught all "
+            f"{len(judged)}); in the others the writer completed too few writes during the separate commands:\n"
+            + "\n".join(f.describe() for f in mine if not f.judged)
+        )
+    return f"{oracle_prefix} caught {len(judged)} of {len(mine)} rounds ({len(mine) - len(judged)} not judged)"
 
 
 def verify_rounds(
@@ -212,5 +257,5 @@ def verify_rounds(
             for writer, region in (regions or {}).items():
                 verdict = judge(*(read_region(qemu_img.binary, image, fmt, region) for image, fmt in images))
                 oracle = f"cross-disk stamps/{writer} ({stamp_pair.label})"
-                findings.append(Finding(record.round_no, oracle, verdict.consistent, verdict.describe()))
+                findings.append(stamp_finding(record.round_no, oracle, verdict, record.writer_progress.get(writer)))
     return findings

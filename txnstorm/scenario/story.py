@@ -208,20 +208,33 @@ class Storm:
         before = self.still_writing()
         mark = self.timeline.mark
         mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
+        progress: dict[str, int] = {}
         if atomic:
             fired = fire_transaction(self.vm, plan.actions)
         else:
+            writes_before = self.stamp_writes()
             fired = fire_separately(self.vm, plan.actions, CONTROL_GAP_S)
-        mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4))
+            writes_after = self.stamp_writes()
+            progress = {w: writes_after[w] - n for w, n in writes_before.items() if writes_after.get(w) is not None}
+        mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4),
+             **({"stamp_writes_during": progress} if progress else {}))  # fmt: skip
         wait_jobs(self.vm, plan.jobs)
         mark(self.vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
         overlap = self.measure_overlap(before)
         mark(self.vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
         self.states.update(plan.new_tops)
         self.bitmap_base = ctx.bitmap_base
-        record = RoundRecord(ctx.round_no, plan, fired, overlap, delay)
+        record = RoundRecord(ctx.round_no, plan, fired, overlap, delay, progress)
         self.records.append(record)
         return record
+
+    def stamp_writes(self) -> dict[str, int]:
+        """Stamp writes each writer whose progress the guest tells has completed so far (the guest
+        writer's; a control round's oracle is judged by what it wrote between the commands)."""
+        if self.guest_writer is None:
+            return {}
+        done = self.guest_writer.completed_writes()
+        return {} if done is None else {"guest": done}
 
     SETTLE_S = 0.5  # how long after the actions the writers' counters are read again
     PAUSE_NOTED_S = 0.0  # a longer wait for new writes after that is marked in the timeline

@@ -250,6 +250,21 @@ class RunningStamps:
     def __init__(self, session: GuestSession, dev_a: str, dev_b: str, offset: int, slots: int) -> None:
         self.process = Detached(session, "stamps", f"{self.PROGRAM} {dev_a} {dev_b} {offset} {slots} 86400")
 
+    def completed_writes(self) -> int | None:
+        """Stamp writes the writer has completed so far: its write syscalls (``syscw`` of
+        ``/proc/<pid>/io``; a pwrite counts once it returned, and with O_DIRECT it returns once the
+        device completed it); None when the guest does not say."""
+        pid = self.process.pid_file
+        try:
+            said = self.process.session.run(f"cat /proc/$(cat {pid})/io", timeout=10).stdout
+        except TxnstormError:
+            return None
+        for line in said.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "syscw" and value.strip().isdigit():
+                return int(value)
+        return None
+
     def stop(self, timeout: float = 30.0) -> int:
         """Stop the writer; return how many generations it wrote."""
         self.process.signal()
