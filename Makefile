@@ -107,7 +107,8 @@ qemu:
 bench: preflight
 	.venv/bin/python -m txnstorm.runner.bench
 
-# Leaks, false positives, interrupts and an injected hang (RUNS=20 INTERRUPTS=3).
+# Leaks, false positives, interrupts and an injected hang (RUNS=20 INTERRUPTS=3);
+# LOAD=N runs it all beside N CPU hogs (yes >/dev/null, ended by PID): a loaded CI runner.
 .PHONY: reliability
 reliability: preflight
-	.venv/bin/python -m txnstorm.runner.reliability --runs $(or $(RUNS),20) --interrupts $(or $(INTERRUPTS),3)
+	.venv/bin/python -m txnstorm.runner.reliability --runs $(or $(RUNS),20) --interrupts $(or $(INTERRUPTS),3) --load $(or $(LOAD),0)

@@ -35,3 +35,18 @@ def test_what_was_there_before_and_shared_caches_are_not_leaks(roots: tuple[Path
 
 def test_temp_roots_include_var_tmp_where_avocado_tests_put_sockets() -> None:
     assert Path("/var/tmp") in reliability.temp_roots()
+
+
+def test_load_hogs_are_started_and_ended_by_their_pids() -> None:
+    hogs = reliability.start_hogs(2)
+    try:
+        assert len({h.pid for h in hogs}) == 2 and all(h.poll() is None for h in hogs)
+    finally:
+        ended = reliability.end_hogs(hogs)
+    assert sorted(ended) == sorted(h.pid for h in hogs)
+    assert all(h.returncode is not None for h in hogs), "none left running"
+    assert reliability.end_hogs(hogs) == [], "ending them twice ends nothing else"
+
+
+def test_each_run_says_fail_error_and_warn_even_when_none() -> None:
+    assert reliability.describe_run({"PASS": 13, "WARN": 3}, 581.6) == "FAIL 0, ERROR 0, WARN 3 (PASS 13) in 582 s"

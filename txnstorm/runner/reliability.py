@@ -1,6 +1,6 @@
 """Reliability harness: does the suite leak, cry wolf, or hang?
 
-    python -m txnstorm.runner.reliability [--runs 20] [--interrupts 3]
+    python -m txnstorm.runner.reliability [--runs 20] [--interrupts 3] [--load N]
 
 Runs the quick tier ``--runs`` times in a row, then ``--interrupts`` more
 runs stopped by SIGINT at a random moment, then one boot with an injected
@@ -10,6 +10,12 @@ temp dirs (``txnstorm-*`` in /tmp, /var/tmp and $TMPDIR) and stray images
 there, after every run and against what was there before the first.  Also
 counts FAIL/ERROR other than declared known issues (WARN).  Prints the
 figures; exits 1 if anything leaked or a run failed.
+
+``--load N`` (``make reliability LOAD=N``) runs it all beside N CPU hogs
+(``yes >/dev/null``, started before the first run and ended by their PIDs
+after the last, also on Ctrl-C): a loaded CI runner, where a gate must stay
+green on a healthy QEMU (issue #22).  Each run prints its FAIL, ERROR and
+WARN counts, how long it took and what it left behind.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from txnstorm import REPO
@@ -109,6 +116,29 @@ def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, 
     return counts
 
 
+def start_hogs(n: int) -> list[subprocess.Popen[bytes]]:
+    """N CPU hogs (``yes >/dev/null``), each ended by its PID with ``end_hogs``."""
+    return [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL) for _ in range(n)]
+
+
+def end_hogs(hogs: list[subprocess.Popen[bytes]]) -> list[int]:
+    """End each hog by its PID; returns the PIDs of those that were still running (all, normally)."""
+    ended = []
+    for hog in hogs:
+        if hog.poll() is None:
+            hog.kill()
+            ended.append(hog.pid)
+        hog.wait()
+    return ended
+
+
+def describe_run(counts: dict[str, int], seconds: float) -> str:
+    """'FAIL 0, ERROR 0, WARN 3 (PASS 13) in 582 s' (and whatever else the job said)."""
+    main = ", ".join(f"{k} {counts.get(k, 0)}" for k in ("FAIL", "ERROR", "WARN"))
+    rest = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k not in ("FAIL", "ERROR", "WARN"))
+    return f"{main} ({rest}) in {seconds:.0f} s"
+
+
 def failures(counts: dict[str, int]) -> int:
     return counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("NO_RESULTS", 0)
 
@@ -135,13 +165,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--interrupts", type=int, default=3)
+    parser.add_argument("--load", type=int, default=0, help="CPU hogs (yes >/dev/null) beside the runs")
     args = parser.parse_args()
+    if args.load < 0 or args.runs < 0 or args.interrupts < 0:
+        parser.error("--runs, --interrupts and --load take a count (0 or more)")
     # A shell starting us in the background (no job control) ignores SIGINT
     # and children inherit that: the interrupts would silently do nothing.
     # A handled signal is reset to the default on exec; an ignored one is not.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = random.Random()
-    false_positives, totals = 0, {}
+    totals: dict[str, int] = {}
     leaked: dict[str, set[str]] = {}
     baseline = leftovers()
 
@@ -157,12 +190,40 @@ def main() -> int:
 
     (REPO / "results").mkdir(exist_ok=True)
     results = Path(tempfile.mkdtemp(prefix="reliability-", dir=REPO / "results"))
+    hogs = start_hogs(args.load)
+    if hogs:
+        print(f"load: {len(hogs)} CPU hogs (yes >/dev/null), PIDs {[h.pid for h in hogs]}", flush=True)
+    try:
+        false_positives, interrupted, hang_ok = runs(args, results, rng, totals, account)
+    finally:
+        ended = end_hogs(hogs)
+    if hogs:
+        print(f"load: ended {len(ended)} of {len(hogs)} CPU hogs by PID {ended}", flush=True)
+    if not any(results.glob("job-*")) and not (results / "hang").exists():
+        shutil.rmtree(results, ignore_errors=True)  # nothing failed: nothing to keep
+    load = f" beside {args.load} CPU hogs" if args.load else ""
+    print(f"quick-tier runs: {args.runs}{load}, test results {totals}, "
+          f"FAIL/ERROR (not known issues): {false_positives}")  # fmt: skip
+    print(f"runs stopped by SIGINT: {interrupted} of {args.interrupts}; injected hang named: {hang_ok}")
+    for kind in ("processes", "temp_dirs", "temp_images"):
+        print(f"left behind over all runs: {kind}: {len(leaked.get(kind, ()))}")
+    ok = not false_positives and hang_ok and interrupted == args.interrupts and not any(leaked.values())
+    return 0 if ok else 1
+
+
+def runs(
+    args: argparse.Namespace, results: Path, rng: random.Random, totals: dict[str, int],
+    account: Callable[[str], str],
+) -> tuple[int, int, bool]:  # fmt: skip
+    """The quick-tier runs, the interrupted ones and the injected hang: (FAIL/ERROR, runs stopped, hang named)."""
+    false_positives = 0
     for i in range(args.runs):
+        started = time.monotonic()
         counts = quick_run(results)
         false_positives += failures(counts)
         for k, v in counts.items():
             totals[k] = totals.get(k, 0) + v
-        print(account(f"run {i + 1}/{args.runs}: {counts}"), flush=True)
+        print(account(f"run {i + 1}/{args.runs}: {describe_run(counts, time.monotonic() - started)}"), flush=True)
     interrupted = 0
     for i in range(args.interrupts):
         when = rng.uniform(3, 40)
@@ -174,14 +235,7 @@ def main() -> int:
     print(account(f"injected hang named with a backtrace: {hang_ok}"), flush=True)
     if hang_ok:
         shutil.rmtree(results / "hang", ignore_errors=True)
-    if not any(results.glob("job-*")) and not (results / "hang").exists():
-        shutil.rmtree(results, ignore_errors=True)  # nothing failed: nothing to keep
-    print(f"quick-tier runs: {args.runs}, test results {totals}, FAIL/ERROR (not known issues): {false_positives}")
-    print(f"runs stopped by SIGINT: {interrupted} of {args.interrupts}; injected hang named: {hang_ok}")
-    for kind in ("processes", "temp_dirs", "temp_images"):
-        print(f"left behind over all runs: {kind}: {len(leaked.get(kind, ()))}")
-    ok = not false_positives and hang_ok and interrupted == args.interrupts and not any(leaked.values())
-    return 0 if ok else 1
+    return false_positives, interrupted, hang_ok
 
 
 if __name__ == "__main__":
