@@ -105,6 +105,10 @@ def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, 
         try:
             for test in json.loads((results / "latest" / "results.json").read_text())["tests"]:
                 counts[test["status"]] = counts.get(test["status"], 0) + 1
+                # a control's rounds its writer was too slow to judge (a loaded host), before the logs go
+                unjudged = json.loads(test.get("whiteboard") or "{}").get("not_judged", 0)
+                if unjudged:
+                    counts["checks not judged"] = counts.get("checks not judged", 0) + unjudged
         except (OSError, ValueError, KeyError):
             counts = {"NO_RESULTS": 1}
     for job in set(results.glob("job-*")) - before:
