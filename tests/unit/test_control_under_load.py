@@ -28,7 +28,7 @@ def test_a_round_too_slow_to_differ_is_not_judged(verdict, progress, ok, judged)
     assert (finding.ok, finding.judged) == (ok, judged)
     if not judged:
         assert finding.describe().startswith(f"round 3: {ORACLE}: not judged: newest generation on A = 40")
-        assert f"the writer completed {progress} stamp writes from the first command to the last" in finding.detail
+        assert f"completed at most {progress} stamp writes while the witnesses were captured" in finding.detail
 
 
 def detected(findings: list[Finding]) -> str:
@@ -81,3 +81,51 @@ def test_the_guest_writers_progress_is_its_write_syscalls():
     assert guest.commands[-1] == "cat /proc/$(cat /tmp/txnstorm/stamps.pid)/io"
     silent = RunningStamps(ProcIo("no such file\n"), "/dev/vda", "/dev/vdb", 0, 64)  # type: ignore[arg-type]
     assert silent.completed_writes() is None
+
+
+def test_the_window_is_the_commands_that_captured_the_witnesses():
+    """Samples: before the first command, then after each one's answer.  The frozen-bases plan
+    (backup of disk0, then a snapshot of each disk) captures the witnesses in commands 1 and 2:
+    what counts is from before command 1 to after command 2, not the backup's gap before it."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from txnstorm.scenario.story import Storm
+    from txnstorm.transactions import actions as txn
+    from txnstorm.transactions.plans import DiskState, Plan
+
+    bare = object.__new__(Storm)
+    bare.witnesses = SimpleNamespace(disks=("disk0", "disk1"))
+    bare.states = {d: DiskState(f"{d}-ovl1", Path(f"{d}.qcow2"), "qcow2") for d in ("disk0", "disk1")}
+    plan = Plan("snapshot-sync + drive-backup", [
+        txn.drive_backup("disk0-ovl1", Path("b.qcow2"), job_id="backup-disk0-r2"),
+        {"type": "blockdev-snapshot-sync", "data": {"node-name": "disk0-ovl1", "snapshot-file": "o0"}},
+        {"type": "blockdev-snapshot-sync", "data": {"node-name": "disk1-ovl1", "snapshot-file": "o1"}},
+    ])  # fmt: skip
+    samples = [{"guest": 100}, {"guest": 180}, {"guest": 181}, {"guest": 250}]
+    assert bare.writes_between_witness_captures(plan, samples) == {"guest": 250 - 180}
+    stalled = [{"guest": 100}, {"guest": 180}, {"guest": 180}, {"guest": 181}]
+    assert bare.writes_between_witness_captures(plan, stalled) == {"guest": 1}, "the backup's writes do not count"
+    no_snapshots = Plan("two backups", plan.actions[:1])
+    assert bare.writes_between_witness_captures(no_snapshots, samples[:2]) == {"guest": 80}, "else the whole round"
+    assert bare.writes_between_witness_captures(plan, [{}, {}, {}, {}]) == {}, "the guest did not say"
+
+
+def test_separate_commands_keep_their_gap_and_sample_after_each_answer():
+    from txnstorm.transactions.actions import fire_separately
+
+    class Vm:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def note(self, text: str) -> None:
+            pass
+
+        def cmd(self, name: str, **data: object) -> None:
+            self.sent.append(name)
+
+    vm, seen = Vm(), []
+    actions = [{"type": "a", "data": {}}, {"type": "b", "data": {}}]
+    fired = fire_separately(vm, actions, 0.05, after_each=lambda i: seen.append((i, list(vm.sent))))  # type: ignore[arg-type]
+    assert seen == [(0, ["a"]), (1, ["a", "b"])]
+    assert fired.done_at - fired.sent_at >= 0.05

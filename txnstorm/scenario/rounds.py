@@ -130,8 +130,9 @@ class RoundRecord:
     fired: Fired
     overlap: Overlap
     delay_s: float
-    # A control round: stamp writes each writer completed from before its first command was sent to
-    # after its last was answered (a writer absent: not measured).
+    # A control round: at most how many stamp writes each writer completed while the separate commands
+    # captured the two witnesses (from before the first of them was sent to after the second was
+    # answered; a writer absent: not measured).
     writer_progress: dict[str, int] = field(default_factory=dict)
 
 
@@ -194,11 +195,11 @@ def _materialize(qemu_img: QemuImg, ref: ImageRef, scratch: Path) -> Path:
 
 def stamp_finding(round_no: int, oracle: str, verdict: CrossDiskVerdict, progress: int | None) -> Finding:
     """A stamp oracle's verdict on a round; not judged when the captures agree and its writer
-    completed fewer than ``WRITES_TO_DIFFER`` writes while the round's commands ran (``progress``,
-    measured in control rounds only): no two captures could have differed."""
+    completed fewer than ``WRITES_TO_DIFFER`` writes while the witnesses were captured
+    (``progress``, measured in control rounds only): the captures could not have differed."""
     if verdict.consistent and progress is not None and progress < WRITES_TO_DIFFER:
-        why = (f"; the writer completed {progress} stamp writes from the first command to the last (fewer than "
-               f"{WRITES_TO_DIFFER}: no two captures could differ)")  # fmt: skip
+        why = (f"; the writer completed at most {progress} stamp writes while the witnesses were captured (fewer "
+               f"than {WRITES_TO_DIFFER}: the captures could not differ)")  # fmt: skip
         return Finding(round_no, oracle, True, verdict.describe() + why, judged=False)
     return Finding(round_no, oracle, verdict.consistent, verdict.describe())
 
@@ -211,7 +212,7 @@ class ControlNotJudged(TxnstormError):
 def check_control(findings: Sequence[Finding], oracle_prefix: str) -> str:
     """A negative control's verdict on one oracle: every round it could judge caught (a miss is an
     AssertionError, FAIL: the oracle is too weak).  A round it could not judge (a stamp writer that
-    completed fewer than two writes from the first command to the last) is neither; fewer than half
+    completed fewer than two writes while the witnesses were captured) is neither; fewer than half
     the rounds judged proves nothing (ControlNotJudged, ERROR).  Returns the tally."""
     mine = [f for f in findings if f.oracle.startswith(oracle_prefix)]
     if not mine:

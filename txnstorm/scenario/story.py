@@ -43,7 +43,7 @@ from txnstorm.scenario.rounds import (
     virtqueue_status,
     wait_until_writing,
 )
-from txnstorm.transactions.actions import fire_separately, fire_transaction, wait_jobs
+from txnstorm.transactions.actions import fire_separately, fire_transaction, snapshot_index, wait_jobs
 from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanBuilder, RoundContext
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.machine import Machine
@@ -212,10 +212,9 @@ class Storm:
         if atomic:
             fired = fire_transaction(self.vm, plan.actions)
         else:
-            writes_before = self.stamp_writes()
-            fired = fire_separately(self.vm, plan.actions, CONTROL_GAP_S)
-            writes_after = self.stamp_writes()
-            progress = {w: writes_after[w] - n for w, n in writes_before.items() if writes_after.get(w) is not None}
+            samples = [self.stamp_writes()]  # before the first command, then after each one's answer
+            fired = fire_separately(self.vm, plan.actions, CONTROL_GAP_S, lambda _: samples.append(self.stamp_writes()))
+            progress = self.writes_between_witness_captures(plan, samples)
         mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4),
              **({"stamp_writes_during": progress} if progress else {}))  # fmt: skip
         wait_jobs(self.vm, plan.jobs)
@@ -227,6 +226,19 @@ class Storm:
         record = RoundRecord(ctx.round_no, plan, fired, overlap, delay, progress)
         self.records.append(record)
         return record
+
+    def writes_between_witness_captures(self, plan: Plan, samples: Sequence[dict[str, int]]) -> dict[str, int]:
+        """At most how many stamp writes each writer completed between the separate commands that
+        captured the two witnesses (``samples``: its count before the first command and after each
+        one's answer): from before the first of the two was sent to after the second was answered;
+        over the whole round when the plan does not snapshot both witnesses."""
+        first, last = 0, len(samples) - 1
+        if self.witnesses is not None:
+            found = (snapshot_index(plan.actions, self.states[w].node) for w in self.witnesses.disks)
+            at = [i for i in found if i is not None]
+            if len(at) == 2:
+                first, last = min(at), max(at) + 1
+        return {w: samples[last][w] - n for w, n in samples[first].items() if samples[last].get(w) is not None}
 
     def stamp_writes(self) -> dict[str, int]:
         """Stamp writes each writer whose progress the guest tells has completed so far (the guest

@@ -9,7 +9,7 @@ commands with a gap: no such promise, which is what negative controls use.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,15 +127,35 @@ def fire_transaction(vm: Machine, actions: Sequence[Action]) -> Fired:
     return Fired("transaction", sent, time.monotonic(), tuple(actions))
 
 
-def fire_separately(vm: Machine, actions: Sequence[Action], gap_s: float) -> Fired:
-    """The negative control: the same actions, one command each, ``gap_s`` apart."""
+def fire_separately(
+    vm: Machine, actions: Sequence[Action], gap_s: float, after_each: Callable[[int], None] | None = None
+) -> Fired:
+    """The negative control: the same actions, one command each, ``gap_s`` apart (from one's answer
+    to the next one's sending; ``after_each(i)``, run once command ``i`` was answered, counts in the
+    gap and may only make it longer)."""
     vm.note(f"{len(actions)} actions as separate commands, {gap_s} s apart")
-    sent = time.monotonic()
+    sent = answered = time.monotonic()
     for i, action in enumerate(actions):
         if i:
-            time.sleep(gap_s)
+            time.sleep(max(0.0, gap_s - (time.monotonic() - answered)))
         vm.cmd(action["type"], **action["data"])
+        answered = time.monotonic()
+        if after_each is not None:
+            after_each(i)
     return Fired("separate", sent, time.monotonic(), tuple(actions))
+
+
+SNAPSHOT_NODE_KEYS = {"blockdev-snapshot-sync": "node-name", "blockdev-snapshot": "node",
+                      "blockdev-snapshot-internal-sync": "device"}  # fmt: skip
+
+
+def snapshot_index(actions: Sequence[Action], node: str) -> int | None:
+    """The index of the action that snapshots ``node`` (externally or internally), if any."""
+    for i, action in enumerate(actions):
+        key = SNAPSHOT_NODE_KEYS.get(action["type"])
+        if key is not None and action["data"].get(key) == node:
+            return i
+    return None
 
 
 def wait_jobs(vm: Machine, ids: Sequence[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
