@@ -76,7 +76,9 @@ def test_failures_come_first_with_what_triage_needs(tmp_path):
     assert "QEMU crashed: QEMU killed by SIGABRT" in failure
     assert "bdrv_do_drained_end: Assertion" in failure.split('class="assertion"')[1]
     replay = re.search(r'<code class="replay">(.*?)</code>', failure).group(1)
-    assert replay == "make replay-test TEST=tests/f.py:F.test_z SEED=42 QEMU=/usr/bin/qemu-system-x86_64"
+    assert replay == "make run TEST=tests/f.py:F.test_z SEED=42 QEMU=/usr/bin/qemu-system-x86_64 ACCEL=tcg"
+    bisect = re.search(r'<code class="bisect">(.*?)</code>', failure).group(1)
+    assert bisect.startswith("git bisect run /") and bisect.endswith("scripts/bisect-run tests/f.py:F.test_z 42")
     assert "stamps: VIOLATION: a=7 b=5" in failure.split('class="violations"')[1]
     assert "#6 bdrv_do_drained_end" in failure.split('class="backtrace"')[1]
     for name in (
