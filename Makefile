@@ -80,7 +80,7 @@ unit: setup
 # -tag = NOT, e.g. TAGS="quick,-control nbd" or TAGS=-nightly); empty = every
 # test.  TEST="name ...": only the tests these name (an id or a piece of one)
 # among those TAGS selects.  SHARD=i/N runs one deterministic shard of them
-# (README, "CI"); SEED=N gives every test that seed; FAILFAST=1 stops at the
+# (docs/running.md, "CI"); SEED=N gives every test that seed; FAILFAST=1 stops at the
 # first test that does not pass.  `scripts/txnstorm run` checks the QEMU, the
 # guest and the accelerator first, runs one Avocado job, writes the report and
 # exits 0 green, 1 FAIL, 2 bad input, 3 ERROR (make turns any into its 2).

@@ -5,6 +5,7 @@ import pytest
 
 from txnstorm.errors import UserError
 from txnstorm.oracles import known_issues as ki
+from txnstorm.oracles import known_issues
 
 KI1_LINE = (
     "qemu-system-x86_64: ../../blockdev-nbd.c:62: nbd_blockdev_client_closed: "
@@ -210,3 +211,12 @@ def test_get_names_the_known_ids():
     assert ki.get("KI-1", issues).title == "client disconnect aborts"
     with pytest.raises(ki.KnownIssuesError, match=r"no known issue 'KI-9' in the list \(KI-1\)"):
         ki.get("KI-9", issues)
+
+
+def test_the_known_issues_page_is_generated_from_the_json():
+    from txnstorm.runner import known_issues_doc
+
+    page = known_issues_doc.markdown(known_issues.load())
+    assert known_issues_doc.PAGE.read_text() == page, "stale: run scripts/txnstorm known-issues --write"
+    for issue in known_issues.load():
+        assert f"| {issue.id} |" in page

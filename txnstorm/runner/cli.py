@@ -20,6 +20,7 @@ and settings; every command below runs from the checkout as scripts/txnstorm COM
     txnstorm tags TAGS     check Avocado tag filters against the suite's tags
     txnstorm select --tags=T --shard=i/N [--test NAME]   the scenario tests a run would take
     txnstorm bisect-answer JOB [--issue KI-n]   0 good, 1 bad, 125 skip (git bisect run)
+    txnstorm known-issues [--write]   docs/known-issues.md, generated from known-issues.json
 """
 
 from __future__ import annotations
@@ -332,6 +333,20 @@ def _nightly_progress(version: str, iteration: int, deadline: float) -> Callable
     return said
 
 
+def cmd_known_issues(args: argparse.Namespace) -> int:
+    """docs/known-issues.md from known-issues.json: printed, or written with --write."""
+    from txnstorm.oracles import known_issues
+    from txnstorm.runner import known_issues_doc
+
+    page = known_issues_doc.markdown(known_issues.load())
+    if args.write:
+        known_issues_doc.PAGE.write_text(page)
+        _say(f"wrote {_near(known_issues_doc.PAGE)}")
+    else:
+        print(page, end="")
+    return 0
+
+
 def cmd_nightly(args: argparse.Namespace) -> int:
     budget = runs.parse_duration(args.duration)
     filters = runs.check_tags(args.tags, _scenario_files()) if args.tags else []
@@ -459,6 +474,9 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
+    ki = sub.add_parser("known-issues", help="docs/known-issues.md from known-issues.json (--write: update it)")
+    ki.add_argument("--write", action="store_true")
+    ki.set_defaults(func=cmd_known_issues)
     nt = sub.add_parser("nightly", help="iterate the suite until the time budget ends")
     nt.add_argument("--duration", required=True)
     nt.add_argument("--tags", default="")

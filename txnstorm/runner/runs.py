@@ -243,7 +243,7 @@ def accels_of(job_dir: Path) -> set[str]:
 
 
 # What a user must know about a run under TCG (doctor, the end of a run, the report's banner): measured
-# with make teeth (README, "What the suite is proven to catch").
+# with make teeth (docs/teeth.md).
 TCG_NOTE = (
     "under TCG (no KVM) a guest races a QMP command poorly: its kicks and interrupts wait for the lock the "
     "command holds. A virtio-blk dataplane that takes requests inside a drained section (bug class 1) is "
