@@ -5,7 +5,6 @@ import pytest
 
 from txnstorm.errors import UserError
 from txnstorm.oracles import known_issues as ki
-from txnstorm.oracles import known_issues
 
 KI1_LINE = (
     "qemu-system-x86_64: ../../blockdev-nbd.c:62: nbd_blockdev_client_closed: "
@@ -216,7 +215,7 @@ def test_get_names_the_known_ids():
 def test_the_known_issues_page_is_generated_from_the_json():
     from txnstorm.runner import known_issues_doc
 
-    page = known_issues_doc.markdown(known_issues.load())
+    page = known_issues_doc.markdown(ki.load())
     assert known_issues_doc.PAGE.read_text() == page, "stale: run scripts/txnstorm known-issues --write"
-    for issue in known_issues.load():
+    for issue in ki.load():
         assert f"| {issue.id} |" in page
