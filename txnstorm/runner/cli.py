@@ -141,7 +141,7 @@ def _doctor_checks() -> list[tuple[str, bool | str, str]]:
 def cmd_doctor(args: argparse.Namespace) -> int:
     checks = _doctor_checks()
     for item, ok, detail in checks:
-        print(f"{ok if ok == WARN else 'ok ' if ok else 'BAD'} {item:13} {detail}")
+        print(f"{ok if ok == WARN else 'ok' if ok else 'BAD':4} {item:13} {detail}")
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 
