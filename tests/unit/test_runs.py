@@ -247,3 +247,15 @@ def test_every_scenario_test_is_listed_with_its_tags():
     assert set(found) == set(runs.avocado_list(
         Path(sys.executable).parent / "avocado", [], runs.scenario_refs(), runs.REPO
     ))  # fmt: skip
+
+
+def test_the_tests_that_catch_soonest_run_first_in_every_shard():
+    every_test = [ref for ref, _tags in runs.scenario_tags(sorted((runs.REPO / "tests").glob("*.py")))]
+    assert all(ref in every_test for ref in runs.CATCHES_FIRST), "a renamed test"
+    everything = sorted(every_test)
+    whole = shard(everything, 1, 1)
+    assert whole[: len(runs.CATCHES_FIRST)] == list(runs.CATCHES_FIRST)
+    for i in (1, 2):
+        part = shard(everything, i, 2)
+        first = [t for t in runs.CATCHES_FIRST if t in part]
+        assert part[: len(first)] == first and sorted(part) == sorted(everything)[i - 1 :: 2]
