@@ -228,6 +228,8 @@ def _said_the_run(job_dir: Path, page: Path, seconds: float) -> int:
     """The closing lines of a run: totals, each failure's replay line, the TCG note, the exit status."""
     summary = runs.job_summary(job_dir)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
+    not_run = runs.not_run(job_dir)
+    counts += f", {not_run} not run (FAILFAST stopped the job)" if not_run else ""
     _say(f"{counts} in {seconds:.0f} s; report: {_near(page)}")
     for replay in runs.replays(job_dir):
         _say(f"{replay.status} {replay.test}\n          replay: {replay.command}")

@@ -334,7 +334,8 @@ def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) ->
         ("job", f"{data.get('job_id', '?')} ({job_dir})"),
         ("run", " ".join(asked) if about else "(not run by scripts/txnstorm run: no TAGS/SHARD recorded)"),
         ("duration", f"{float(seconds):.0f} s"),
-        ("totals", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))),
+        ("totals", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+         + (f", {runs.not_run(job_dir)} not run (FAILFAST stopped the job)" if runs.not_run(job_dir) else "")),
     ]  # fmt: skip
 
 

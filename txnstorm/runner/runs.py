@@ -419,6 +419,15 @@ def job_summary(job_dir: Path) -> JobSummary:
     return JobSummary(statuses, checks, tests)
 
 
+def not_run(job_dir: Path) -> int:
+    """Tests a job counted but never ran (Avocado's --failfast skips them without a result)."""
+    try:
+        data = json.loads((Path(job_dir) / "results.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return max(0, int(data.get("total") or 0) - len(data.get("tests", [])))
+
+
 def side_by_side(table: dict[str, dict[str, dict[str, int]]], versions: Sequence[str]) -> str:
     """A text table: one row per test, one column per QEMU, status counts per cell."""
     width = max([len(t) for t in table] + [20])
