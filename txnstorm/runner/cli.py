@@ -281,42 +281,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _built_qemus() -> list[str]:
-    """Every QEMU `make qemu` built, newest first."""
-    built = (cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
-    return [str(p) for p in sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)]
-
-
 def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
-    """The QEMUs a nightly compares.  ``--qemus`` (make's NIGHTLY_QEMUS): exactly those, each a
-    version that Debian's QEMU or a `make qemu` build has (7.2.22, 10.2.2), a binary or a build dir.
-    Otherwise the one under test (QEMU, or Debian's), plus every QEMU built by `make qemu` unless
-    --no-built.  One build per version, the newest: results and the grid are kept per version."""
+    """The QEMUs a nightly compares: ``--qemus`` (make's NIGHTLY_QEMUS) exactly, else the one under
+    test (QEMU, or Debian's) plus every QEMU built by `make qemu` unless --no-built."""
     words = (getattr(args, "qemus", "") or "").split()
     if words:
-        known = {}
-        for value in [sut.from_environment("QEMU") or "", *_built_qemus()]:
-            known.setdefault(sut.resolve(value).version, value)
-        wanted = []
-        for word in words:
-            if "/" in word or Path(word).exists():
-                wanted.append(word)
-            elif word in known:
-                wanted.append(known[word])
-            else:
-                raise UserError(
-                    f"NIGHTLY_QEMUS: no QEMU {word} here (have: {', '.join(known)}); name a version, a binary or a "
-                    "build dir, or build it: make qemu (docs/building-qemu.md)"
-                )
-    else:
-        wanted = [q for q in args.qemu if q] or [sut.from_environment("QEMU") or ""]
-        if not args.no_built:  # newest build first: an older build of the same version (other flags) is skipped
-            wanted += _built_qemus()
-    systems: dict[str, sut.SystemUnderTest] = {}
-    for value in wanted:
-        system = sut.resolve(value)
-        systems.setdefault(system.version, system)
-    return list(systems.values())
+        return runs.nightly_qemus(words)
+    wanted = [q for q in args.qemu if q] or [sut.from_environment("QEMU") or ""]
+    if not args.no_built:  # newest build first: an older build of the same version (other flags) is skipped
+        wanted += runs.built_qemus()
+    return runs.one_per_version(wanted)
 
 
 def _nightly_progress(version: str, iteration: int, deadline: float) -> Callable[[runs.TestLine], None]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
-from txnstorm.host import sut
+from txnstorm.host import cachedir, sut
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -505,6 +505,48 @@ def bisect_answer(job_dir: Path, issues: Sequence[str] = ()) -> BisectAnswer:
     if status == "WARN":
         return _known_issue_answer(test, said, issues)
     return BisectAnswer(BISECT_SKIP, f"{said} (not a verdict on QEMU)")
+
+
+# -- the nightly's QEMUs -------------------------------------------------------------
+def built_qemus() -> list[str]:
+    """Every QEMU `make qemu` built, newest first."""
+    built = (cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
+    return [str(p) for p in sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def one_per_version(values: Sequence[str]) -> list[sut.SystemUnderTest]:
+    """The QEMUs these name, the first of each version: results and the grid are kept per version."""
+    systems: dict[str, sut.SystemUnderTest] = {}
+    for value in values:
+        system = sut.resolve(value)
+        systems.setdefault(system.version, system)
+    return list(systems.values())
+
+
+def nightly_qemus(words: Sequence[str]) -> list[sut.SystemUnderTest]:
+    """NIGHTLY_QEMUS: each word a version that Debian's QEMU or a `make qemu` build has (7.2.22,
+    10.2.2; the newest build of it), a binary or a build dir."""
+    known: dict[str, str] = {}
+    for value in [sut.from_environment("QEMU") or "", *built_qemus()]:
+        known.setdefault(sut.resolve(value).version, value)
+    wanted = []
+    for word in words:
+        if "/" in word or Path(word).exists():
+            try:
+                wanted.append(str(sut.resolve(word).qemu))
+            except UserError as exc:
+                what = str(exc).split(": ", 1)[-1].split(";")[0]
+                raise UserError(
+                    f"NIGHTLY_QEMUS has {word}: {what}; name versions (7.2.22), QEMU binaries or build dirs"
+                ) from None
+        elif word in known:
+            wanted.append(known[word])
+        else:
+            raise UserError(
+                f"NIGHTLY_QEMUS: no QEMU {word} here (have: {', '.join(known)}); name a version, a binary or a "
+                "build dir, or build it: make qemu (docs/building-qemu.md)"
+            )
+    return one_per_version(wanted)
 
 
 # -- nightly budget ---------------------------------------------------------------
