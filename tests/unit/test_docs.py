@@ -26,3 +26,12 @@ def test_the_readme_is_a_guide_whose_first_screen_has_what_a_maintainer_types():
     first_screen = "\n".join(text.splitlines()[:30])
     for needed in ("make help", "make quick QEMU=", "FAILFAST=1", "TEST="):
         assert needed in first_screen, needed
+
+
+def test_the_gitlab_template_names_only_what_the_makefile_has():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "ci" / "check-template.py")], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0 and "0 problem(s)" in done.stdout, done.stdout + done.stderr
