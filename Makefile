@@ -1,8 +1,6 @@
 # txnstorm: `make check` (lint + unit + quick scenarios) and `make run` (the suite).
 # Both do their own set-up (Debian packages as root, venv, guest build).
-# Choose the QEMU under test with QEMU=/path/to/qemu-system-x86_64 or a build dir,
-# QEMU_IMG likewise (or QEMU's own QEMU_TEST_QEMU_BINARY / QEMU_TEST_QEMU_IMG),
-# ACCEL=auto|kvm|tcg.
+# `make help` lists the targets and settings.
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -12,12 +10,46 @@ TAGS    ?= quick
 DURATION ?= 10m
 export QEMU QEMU_IMG ACCEL QEMU_TEST_QEMU_BINARY QEMU_TEST_QEMU_IMG
 
-.PHONY: all inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth replay replay-test clean
+.PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth replay replay-test clean
 
 # One step at a time, in the order written: the input check always comes first.
 .NOTPARALLEL:
 
 all: check
+
+# The table `make help` prints: targets, then settings (kept in step with README.md's first screen).
+help:
+	@echo 'txnstorm: does a QMP transaction capture one point in time while guests and NBD clients write?'
+	@echo
+	@echo 'Targets (each does its own set-up; bad input is one line and exit 2, before anything slow):'
+	@echo '  make quick          the quick scenario tier (~5 min on 2 cores under TCG)'
+	@echo '  make run            every scenario test'
+	@echo '  make ci             every scenario test but those tagged flaky (what a pipeline runs)'
+	@echo '  make check          the project'"'"'s own tests: ruff, unit tests, then the quick tier'
+	@echo '  make nightly        iterate the suite with fresh seeds until DURATION ends, per QEMU'
+	@echo '  make replay         the replay line of each failure of the last run'
+	@echo '  make teeth          fault-injected QEMU builds: does the tier catch each bug class?'
+	@echo '  make qemu           build QEMU into the cache (QEMU_SRC=tree, or Debian'"'"'s source)'
+	@echo '  make bench          speed and strength, side by side (asserts nothing)'
+	@echo '  make reliability    repeated runs: leaks, false positives, Ctrl-C, an injected hang'
+	@echo '  make unit | lint | setup | guest | preflight | clean'
+	@echo '  scripts/txnstorm doctor | list | --help     host check, every test with tags and time, the CLI'
+	@echo
+	@echo 'Settings (make VAR=value; each is checked first):'
+	@echo '  QEMU=path           qemu-system-x86_64 or a QEMU build dir (default: Debian'"'"'s); or QEMU_TEST_QEMU_BINARY'
+	@echo '  QEMU_IMG=path       qemu-img (default: beside QEMU, else Debian'"'"'s); or QEMU_TEST_QEMU_IMG'
+	@echo '  ACCEL=auto|kvm|tcg  auto probes KVM and falls back to TCG, saying why'
+	@echo '  TEST="name ..."     only these tests: an id or a piece of one (test_multiqueue, Rollback)'
+	@echo '  TAGS="quick,-control nbd"   tag filters: comma = AND, space = OR, -tag = NOT'
+	@echo '  SEED=N              every test with this seed (a report prints it)'
+	@echo '  FAILFAST=1          stop at the first test that does not pass'
+	@echo '  SHARD=i/N           shard i of N of the selected tests (CI)'
+	@echo '  DURATION=2h         nightly budget; NIGHTLY_TAGS=..., NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build"'
+	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions'
+	@echo '  TXNSTORM_CACHE=dir  the guest and QEMU cache (default ~/.cache/txnstorm)'
+	@echo
+	@echo 'scripts/txnstorm run (what make quick/run/ci call) exits 0 green, 1 a finding about QEMU (FAIL),'
+	@echo '2 bad input, 3 the suite'"'"'s own trouble (ERROR); make reports each as its own exit 2.'
 
 # Every input (QEMU, QEMU_IMG, ACCEL, TAGS, NIGHTLY_TAGS, SHARD, DURATION,
 # SEED, the cache dir) checked in about a second, before set-up, lint, unit
@@ -25,7 +57,7 @@ all: check
 # Standard library only, so it runs before the venv exists.
 inputs:
 	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' TEETH_TAGS='$(TEETH_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
-	  PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
+	  FAILFAST='$(FAILFAST)' NIGHTLY_QEMUS='$(NIGHTLY_QEMUS)' PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
 
 setup:
 	@scripts/setup
@@ -46,12 +78,15 @@ unit: setup
 
 # Scenario tests.  TAGS: Avocado tag filters (comma = AND, space = OR,
 # -tag = NOT, e.g. TAGS="quick,-control nbd" or TAGS=-nightly); empty = every
-# test.  SHARD=i/N runs one deterministic shard of them (see README,
-# "Sharding"); SEED=N gives every test that seed.
-scenarios: inputs preflight
-	@refs="$$(scripts/txnstorm select --tags='$(TAGS)' --shard='$(or $(SHARD),1/1)')" && \
-	$(AVOCADO) run --job-results-dir $(RESULTS) $(if $(SEED),-p seed=$(SEED)) $$refs; rc=$$?; \
-	scripts/txnstorm report $(RESULTS)/latest; exit $$rc
+# test.  TEST="name ...": only the tests these name (an id or a piece of one)
+# among those TAGS selects.  SHARD=i/N runs one deterministic shard of them
+# (docs/running.md, "CI"); SEED=N gives every test that seed; FAILFAST=1 stops at the
+# first test that does not pass.  `scripts/txnstorm run` checks the QEMU, the
+# guest and the accelerator first, runs one Avocado job, writes the report and
+# exits 0 green, 1 FAIL, 2 bad input, 3 ERROR (make turns any into its 2).
+scenarios: inputs setup
+	@scripts/txnstorm run --tags='$(TAGS)' --shard='$(or $(SHARD),1/1)' $(if $(SEED),--seed='$(SEED)') \
+	  $(if $(filter-out 0,$(FAILFAST)),--failfast) $(foreach t,$(TEST),--test='$(t)')
 
 quick: TAGS = quick
 quick: scenarios
@@ -70,9 +105,10 @@ ci: TAGS = -flaky
 ci: scenarios
 
 # The nightly tier: iterate every test with fresh seeds until DURATION ends,
-# on the QEMU under test and on every QEMU built by `make qemu`, side by side.
+# on the QEMU under test and on every QEMU built by `make qemu`, side by side
+# (NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build": exactly those).
 nightly: inputs setup
-	@scripts/txnstorm nightly --duration='$(DURATION)' --tags='$(NIGHTLY_TAGS)' --preflight
+	@scripts/txnstorm nightly --duration='$(DURATION)' --tags='$(NIGHTLY_TAGS)' --qemus='$(NIGHTLY_QEMUS)' --preflight
 
 # Teeth: build QEMU with each fault of teeth/ injected (cached) and run
 # TEETH_TAGS (default quick) against each, beside the stock build: a table of
@@ -80,15 +116,15 @@ nightly: inputs setup
 teeth: inputs setup
 	@scripts/txnstorm teeth --tags='$(or $(TEETH_TAGS),quick)' --versions='$(TEETH_QEMUS)'
 
-# Replay: `make replay` prints the command for each failure of the last job;
-# `make replay-test TEST=tests/x.py:Class.test SEED=N` runs one test with its seed.
+# Replay: `make replay` prints the line replaying each failure of the last job on the QEMU (and
+# accelerator) it failed on: `make run TEST=tests/x.py:Class.test SEED=N QEMU=... ACCEL=...`.
+# `make replay-test` is the older name of `make run TEST=...`.
 replay: setup
 	@scripts/txnstorm replay $(or $(RESULTS_DIR),results/latest)
 
-replay-test: inputs
-	@[ -n "$(TEST)" ] || { echo "txnstorm: error: name the test: make replay-test TEST=tests/x.py:Class.test_method SEED=N" >&2; exit 2; }
-	@$(MAKE) --no-print-directory preflight
-	$(AVOCADO) run --job-results-dir $(RESULTS) $(if $(SEED),-p seed=$(SEED)) $(TEST)
+replay-test:
+	@[ -n "$(TEST)" ] || { echo "txnstorm: error: name the test: make run TEST=tests/x.py:Class.test_method SEED=N" >&2; exit 2; }
+	@$(MAKE) --no-print-directory run
 
 clean:
 	rm -rf results .pytest_cache .ruff_cache

@@ -1,6 +1,7 @@
 """Unit tests are hermetic: whatever the caller's shell or make exports
 (``QEMU``, ``QEMU_IMG``, ``ACCEL``, ``TXNSTORM_*``, QEMU's own
-``QEMU_TEST_*``) is not seen here, and each run has a temp dir of its own,
+``QEMU_TEST_*``, and make's ``MAKEFLAGS``, which carry a ``make unit QEMU=...``
+into every child make) is not seen here, and each run has a temp dir of its own,
 so two runs on one host never count or sweep each other's files."""
 
 import os
@@ -12,7 +13,9 @@ import pytest
 
 from txnstorm.host.images import QemuImg
 
-CALLER_VARS = ("QEMU", "QEMU_IMG", "ACCEL", "SEED", "TAGS", "SHARD", "DURATION")
+CALLER_VARS = ("QEMU", "QEMU_IMG", "ACCEL", "SEED", "TAGS", "SHARD", "DURATION", "TEST", "FAILFAST", "NIGHTLY_QEMUS",
+               # `make unit QEMU=/x` hands QEMU=/x to every child make through these
+               "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 CALLER_PREFIXES = ("TXNSTORM_", "QEMU_TEST_")
 
 

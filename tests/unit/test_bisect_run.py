@@ -86,3 +86,34 @@ def test_a_qemu_that_hangs_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
     assert rc == 1, said
     assert "FAIL: QEMU hung: " in said
     assert re.search(r"\(QEMU (main thread in [^;]+; )?backtrace: qemu-backtrace.txt\)", said), said
+
+
+@pytest.mark.parametrize(("args", "env", "says"), [
+    ([], {}, "name the test"),
+    (["no_such_test"], {}, "TEST='no_such_test' names no test"),
+    (["Rollback"], {}, "TEST='Rollback' names 2 tests"),
+    (["test_disconnect", "abc"], {}, "SEED must be a whole number, not 'abc'"),
+    (["test_disconnect", "1", "0"], {}, "N must be a positive number, not '0'"),
+    (["test_disconnect"], {"QEMU": "/nonexistent/qemu"}, "QEMU=/nonexistent/qemu: no such file"),
+])  # fmt: skip
+def test_a_usage_error_aborts_the_bisection_before_any_build(tmp_path, args, env, says):
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "bisect-run"), *args], cwd=tmp_path, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 128, proc
+    assert proc.stderr.count("\n") == 1 and says in proc.stderr and "aborting the bisection" in proc.stderr
+
+
+def test_git_bisect_run_stops_at_a_typo_instead_of_skipping_every_commit(tmp_path):
+    """What git itself does with bisect-run's 128: it aborts at the first commit it tests."""
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    for i in range(4):
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", f"c{i}"], check=True)
+    subprocess.run([*git, "bisect", "start", "HEAD", "HEAD~3"], check=True, capture_output=True)
+    proc = subprocess.run([*git, "bisect", "run", str(REPO / "scripts" / "bisect-run"), "no_such_test"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    log = subprocess.run([*git, "bisect", "log"], capture_output=True, text=True, check=False).stdout
+    assert proc.returncode != 0 and "skip" not in log, (proc.stdout + proc.stderr, log)
+    assert "TEST='no_such_test' names no test" in proc.stderr

@@ -63,3 +63,59 @@ def test_the_nightly_compares_one_build_per_version_the_newest(tmp_path, monkeyp
     assert [(s.version, s.qemu.parts[-3]) for s in systems] == [
         ("7.2.22", "usr"), ("10.2.2", "10.2.2-new"), ("10.0.13", "10.0.13-x")
     ]
+
+
+def test_run_with_a_mistyped_test_is_one_line_before_anything_slow(tmp_path):
+    import os
+
+    proc = run_cli("run", "--test", "no_such_test", env=dict(os.environ, QEMU=str(tmp_path / "not-checked-yet")))
+    assert proc.returncode == 2, proc
+    assert proc.stderr == "txnstorm: error: TEST='no_such_test' names no test; scripts/txnstorm list shows every test\n"
+    assert proc.stdout == ""
+
+
+def test_the_end_of_a_run_says_what_its_exit_status_means(tmp_path, capsys):
+    import json
+
+    from txnstorm.runner import cli
+
+    board = json.dumps({"seed": 9, "qemu_path": "/b/qemu-system-x86_64", "accel": "tcg"})
+    tests = [
+        {"id": f"{i}-tests/a.py:A.{name}", "name": f"tests/a.py:A.{name}", "status": status, "whiteboard": board}
+        for i, (name, status) in enumerate([("test_x", "FAIL"), ("test_y", "WARN")], 1)
+    ]
+    (tmp_path / "results.json").write_text(json.dumps({"tests": tests}))
+    assert cli._said_the_run(tmp_path, tmp_path / "report.html", 12.3) == 1
+    said = capsys.readouterr().out
+    assert "1 FAIL, 1 WARN in 12 s" in said
+    assert "replay: make run TEST=tests/a.py:A.test_x SEED=9 QEMU=/b/qemu-system-x86_64 ACCEL=tcg" in said
+    assert "note: under TCG (no KVM)" in said
+    assert said.rstrip().endswith("exit 1: a finding about the QEMU under test: a test FAILed (an oracle violation, "
+                                  "or QEMU crashed, hung, stalled a device or refused a command)")  # fmt: skip
+
+
+def test_nightly_qemus_are_chosen_by_version_or_path(tmp_path, monkeypatch):
+    import argparse
+    from pathlib import Path
+
+    import pytest
+
+    from txnstorm.errors import UserError
+    from txnstorm.host import sut
+    from txnstorm.runner import cli
+
+    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path))
+    binary = tmp_path / "qemu" / "10.2.2-x" / "bin" / "qemu-system-x86_64"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("")
+
+    def fake_resolve(value):
+        path = Path(value) if value else Path("/usr/bin/qemu-system-x86_64")
+        version = {"10.2.2-x": "10.2.2", "build": "11.0.50"}.get(path.parts[-3], "7.2.22")
+        return sut.SystemUnderTest(path, path.with_name("qemu-img"), version)
+
+    monkeypatch.setattr(sut, "resolve", fake_resolve)
+    chosen = cli._nightly_qemus(argparse.Namespace(qemus="10.2.2 /home/me/build/x/qemu-system-x86_64", qemu=[]))
+    assert [s.version for s in chosen] == ["10.2.2", "11.0.50"]
+    with pytest.raises(UserError, match=r"NIGHTLY_QEMUS: no QEMU 9\.9 here \(have: 7\.2\.22, 10\.2\.2\)"):
+        cli._nightly_qemus(argparse.Namespace(qemus="9.9", qemu=[]))

@@ -157,3 +157,10 @@ def test_the_ci_selection_leaves_out_only_flaky_tests():
     assert ci == everything - flaky
     # Today no test is flaky (the rollback stall became KI-7): make ci runs the whole suite.
     assert "tests/transaction_rollback.py:TransactionRollback.test_a_failing_action_rolls_back_every_action" in ci
+
+
+def test_a_nightly_qemu_that_is_not_here_is_one_line_before_anything_runs():
+    proc, seconds = make("inputs", "NIGHTLY_QEMUS=9.9.9")
+    assert proc.returncode == 2 and seconds < 10
+    (line,) = said(proc)
+    assert line.startswith("txnstorm: error: NIGHTLY_QEMUS: no QEMU 9.9.9 here")

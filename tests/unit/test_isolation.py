@@ -2,7 +2,10 @@
 
 import stat
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from txnstorm.host.scratch import make_private_dir
 
@@ -28,3 +31,20 @@ def test_no_private_key_is_tracked():
 def test_guest_network_is_restricted_and_ssh_loopback_only():
     source = (REPO / "txnstorm" / "vm" / "cmdline.py").read_text()
     assert "restrict=on" in source and "hostfwd=tcp:127.0.0.1:" in source
+
+
+def test_a_child_of_a_txnstorm_that_is_pid_1_runs(tmp_path):
+    """In a container txnstorm may be PID 1: its children's parent is 1 and that is no dead parent
+    (every QEMU used to exit 1 there, 'capability probe: QEMU exited with status 1')."""
+    script = (
+        "import os, subprocess, sys\n"
+        "from txnstorm.vm import process\n"
+        "child = process.spawn(['true'], subprocess.DEVNULL, subprocess.DEVNULL)\n"
+        "sys.exit(child.wait())\n"
+    )
+    unshare = ["unshare", "--pid", "--fork", "--mount-proc"]
+    probe = subprocess.run([*unshare, "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a PID namespace here: {probe.stderr.decode().strip()}")
+    done = subprocess.run([*unshare, sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -210,3 +210,12 @@ def test_get_names_the_known_ids():
     assert ki.get("KI-1", issues).title == "client disconnect aborts"
     with pytest.raises(ki.KnownIssuesError, match=r"no known issue 'KI-9' in the list \(KI-1\)"):
         ki.get("KI-9", issues)
+
+
+def test_the_known_issues_page_is_generated_from_the_json():
+    from txnstorm.runner import known_issues_doc
+
+    page = known_issues_doc.markdown(ki.load())
+    assert known_issues_doc.PAGE.read_text() == page, "stale: run scripts/txnstorm known-issues --write"
+    for issue in ki.load():
+        assert f"| {issue.id} |" in page

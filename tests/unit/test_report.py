@@ -76,7 +76,9 @@ def test_failures_come_first_with_what_triage_needs(tmp_path):
     assert "QEMU crashed: QEMU killed by SIGABRT" in failure
     assert "bdrv_do_drained_end: Assertion" in failure.split('class="assertion"')[1]
     replay = re.search(r'<code class="replay">(.*?)</code>', failure).group(1)
-    assert replay == "make replay-test TEST=tests/f.py:F.test_z SEED=42 QEMU=/usr/bin/qemu-system-x86_64"
+    assert replay == "make run TEST=tests/f.py:F.test_z SEED=42 QEMU=/usr/bin/qemu-system-x86_64 ACCEL=tcg"
+    bisect = re.search(r'<code class="bisect">(.*?)</code>', failure).group(1)
+    assert bisect.startswith("git bisect run /") and bisect.endswith("scripts/bisect-run tests/f.py:F.test_z 42")
     assert "stamps: VIOLATION: a=7 b=5" in failure.split('class="violations"')[1]
     assert "#6 bdrv_do_drained_end" in failure.split('class="backtrace"')[1]
     for name in (
@@ -227,3 +229,22 @@ def test_a_guest_on_the_daemon_shows_the_daemons_logs_and_its_busy_backtrace(tmp
     assert "daemon/qemu-backtrace.txt:" in backtrace and "bdrv_drain_all_begin" in backtrace
     for name in ("qmp.log", "daemon/qmp.log", "daemon/qemu-backtrace.txt", "daemon/guest-diagnosis.txt"):
         assert f'href="test-results/1-hang/{name}"' in failure, name
+
+
+def test_a_violated_pair_comes_with_the_qemu_img_compare_of_its_kept_images(tmp_path):
+    from txnstorm.runner.report import compare_commands
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for name in ("backup-r3.qcow2", "disk0.qcow2", "disk0@r5.qcow2"):
+        (scratch / name).write_text("")
+    violations = [
+        "round 3: backup == base: VIOLATION: backup-r3.qcow2 vs disk0.qcow2: first difference at offset 4096",
+        "round 5: backup == snapshot: VIOLATION: backup-r3.qcow2 vs disk0.qcow2@r5: first difference at offset 0",
+        "round 5: cross-disk stamps/guest (r5): VIOLATION: a=7 b=5",
+        "round 6: drive-backup == frozen base: VIOLATION: gone.qcow2 vs disk0.qcow2: first difference at offset 0",
+    ]
+    assert compare_commands(tmp_path, violations, "/q/qemu-img") == [
+        f"/q/qemu-img compare -f qcow2 -F qcow2 {scratch}/backup-r3.qcow2 {scratch}/disk0.qcow2",
+        f"/q/qemu-img compare -f qcow2 -F qcow2 {scratch}/backup-r3.qcow2 {scratch}/disk0@r5.qcow2",
+    ]

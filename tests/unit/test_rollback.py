@@ -22,3 +22,21 @@ def test_every_kind_of_leftover_is_named():
 
 def test_something_lost_is_named_too():
     assert state(bitmaps=("disk0/old",)).differences(state()) == ["dirty bitmap disk0/old vanished"]
+
+
+def test_a_running_jobs_nameless_bitmap_is_no_error_and_no_leftover():
+    """On a loaded host the control reads the graph while its backup still runs: QEMU lists the
+    job's own bitmap without a name (seen on 7.2.22, 'KeyError: name' ERRORed the control)."""
+    from txnstorm.oracles.rollback import graph_state
+
+    class Vm:
+        def cmd(self, command, **kw):
+            return {
+                "query-block": [{"qdev": "disk0-dev", "inserted": {"node-name": "disk0"}}],
+                "query-named-block-nodes": [{"node-name": "disk0", "dirty-bitmaps": [
+                    {"name": "bm", "granularity": 65536}, {"granularity": 65536, "busy": True}]}],
+                "query-jobs": [{"id": "backup-0"}],
+            }[command]  # fmt: skip
+
+    found = graph_state(Vm())
+    assert found.bitmaps == frozenset({"disk0/bm"}) and found.jobs == frozenset({"backup-0"})

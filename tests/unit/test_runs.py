@@ -1,4 +1,6 @@
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +56,7 @@ def test_replay_commands_carry_the_seed(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"tests": tests}))
     found = replays(tmp_path)
     assert [r.test for r in found] == ["tests/a.py:A.test_x", "tests/b.py:B.test_z"]
-    assert found[0].command == "make replay-test TEST=tests/a.py:A.test_x SEED=42"
+    assert found[0].command == "make run TEST=tests/a.py:A.test_x SEED=42"
     assert found[1].seed is None and "SEED" not in found[1].command
 
 
@@ -178,10 +180,82 @@ def test_a_runner_job_names_its_qemu_and_drops_qemus_own_names(tmp_path, monkeyp
     """Nightly and teeth run jobs one way: QEMU_TEST_* left in the environment would disagree with the
     QEMU the job is for (sut.resolve refuses that), so every test would ERROR."""
     seen = {}
+
+    class FakeJob:
+        stdout = [" (1/2) tests/a.py:A.test_x: STARTED\n", " (1/2) tests/a.py:A.test_x:  PASS (12.50 s)\n"]
+
+        def __init__(self, cmd, **kw):
+            seen.update(cmd=cmd, **kw)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    heard = []
     monkeypatch.setenv("QEMU_TEST_QEMU_BINARY", "/usr/bin/qemu-system-x86_64")
-    monkeypatch.setattr(runs.subprocess, "run", lambda cmd, **kw: seen.update(cmd=cmd, **kw))
-    latest = runs.run_avocado_job(tmp_path / "q", tmp_path / "i", ["quick"], tmp_path / "r", 90)
+    monkeypatch.setattr(runs.subprocess, "Popen", FakeJob)
+    latest = runs.run_avocado_job(tmp_path / "q", tmp_path / "i", ["quick"], tmp_path / "r", 90, on_test=heard.append)
+    assert heard == [runs.TestLine(1, 2, "tests/a.py:A.test_x", "PASS", 12.5)]
     assert latest == tmp_path / "r" / "latest"
     assert seen["env"]["QEMU"] == str(tmp_path / "q") and "QEMU_TEST_QEMU_BINARY" not in seen["env"]
     assert seen["cmd"][seen["cmd"].index("--job-timeout") :][:2] == ["--job-timeout", "90"]
     assert "--filter-by-tags=quick" in seen["cmd"] and "tests/transaction_rollback.py" in seen["cmd"]
+
+
+def test_a_replay_runs_on_the_qemu_img_and_accel_that_failed():
+    board = {"seed": 7, "qemu_path": "/home/me/qemu/build/qemu-system-x86_64", "accel": "kvm",
+             "qemu_img_path": "/opt/other/qemu-img"}  # fmt: skip
+    test = {"id": "4-tests/a.py:A.test_x", "whiteboard": json.dumps(board)}
+    assert runs.replay_command(test) == (
+        "make run TEST=tests/a.py:A.test_x SEED=7 QEMU=/home/me/qemu/build/qemu-system-x86_64 "
+        "QEMU_IMG=/opt/other/qemu-img ACCEL=kvm"
+    )
+    board["qemu_img_path"] = "/home/me/qemu/build/qemu-img"  # beside QEMU: found again without saying it
+    assert "QEMU_IMG" not in runs.replay_command({"id": "tests/a.py:A.test_x", "whiteboard": json.dumps(board)})
+
+
+SCENARIOS = ["tests/a.py:Alpha.test_one", "tests/a.py:Alpha.test_two", "tests/b.py:Beta.test_multiqueue"]
+
+
+def test_a_test_is_named_by_its_id_or_a_piece_of_it():
+    assert runs.pick_tests(SCENARIOS, ["tests/a.py:Alpha.test_one"]) == ["tests/a.py:Alpha.test_one"]
+    assert runs.pick_tests(SCENARIOS, ["multiqueue", "alpha"]) == [SCENARIOS[2], SCENARIOS[0], SCENARIOS[1]]
+    with pytest.raises(UserError, match="TEST='nosuch' names no test; scripts/txnstorm list"):
+        runs.pick_tests(SCENARIOS, ["nosuch"])
+    with pytest.raises(UserError, match="names 1 test\\(s\\) outside TAGS .*make run TEST="):
+        runs.pick_tests(SCENARIOS[:2], ["multiqueue"], SCENARIOS)
+
+
+@pytest.mark.parametrize(("statuses", "status"), [
+    ({"PASS": 3, "WARN": 1, "CANCEL": 2}, 0), ({"PASS": 3, "FAIL": 1, "ERROR": 1}, 1), ({"PASS": 1, "ERROR": 1}, 3),
+    ({"INTERRUPTED": 1}, 3), ({}, 3),
+])  # fmt: skip
+def test_a_runs_exit_status_says_what_it_means(statuses, status):
+    assert runs.job_exit_status(statuses) == status
+
+
+def test_duration_zero_says_it_is_no_time():
+    with pytest.raises(UserError, match="DURATION='0' is no time at all"):
+        parse_duration("0")
+
+
+def test_every_scenario_test_is_listed_with_its_tags():
+    found = dict(runs.scenario_tags(sorted((runs.REPO / "tests").glob("*.py"))))
+    assert "quick" in found["tests/transaction_matrix.py:TransactionMatrix.test_two_disks_one_iothread"]
+    assert set(found) == set(runs.avocado_list(
+        Path(sys.executable).parent / "avocado", [], runs.scenario_refs(), runs.REPO
+    ))  # fmt: skip
+
+
+def test_the_tests_that_catch_soonest_run_first_in_every_shard():
+    every_test = [ref for ref, _tags in runs.scenario_tags(sorted((runs.REPO / "tests").glob("*.py")))]
+    assert all(ref in every_test for ref in runs.CATCHES_FIRST), "a renamed test"
+    everything = sorted(every_test)
+    whole = shard(everything, 1, 1)
+    assert whole[: len(runs.CATCHES_FIRST)] == list(runs.CATCHES_FIRST)
+    for i in (1, 2):
+        part = shard(everything, i, 2)
+        first = [t for t in runs.CATCHES_FIRST if t in part]
+        assert part[: len(first)] == first and sorted(part) == sorted(everything)[i - 1 :: 2]

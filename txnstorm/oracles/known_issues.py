@@ -57,7 +57,7 @@ from txnstorm.oracles.stall import SIGNATURE_PREFIX as STALL_PREFIX
 DEFAULT_PATH = REPO / "known-issues.json"
 UNKNOWN = "unknown"
 FIELDS = ("id", "title", "affects", "signature", "reproducer", "rate", "seen")
-OPTIONAL_FIELDS = ("kind",)
+OPTIONAL_FIELDS = ("kind", "report")
 KINDS = ("crash", "stall", "hang")
 MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"
 _ID_RE = re.compile(r"^KI-\d+$")
@@ -133,6 +133,7 @@ class KnownIssue:
     rate: Rate
     seen: str
     kind: str = "crash"
+    report: str = ""  # its report for upstream (docs/findings/...), relative to the checkout
 
     def matches(self, text: str) -> bool:
         """The signature occurs in ``text`` (a hang's: as a regular expression)."""
@@ -193,8 +194,11 @@ def _entry(where: str, raw: Any) -> KnownIssue:
     rng = VersionRange(_bound(where, affects, "min"), _bound(where, affects, "max_exclusive"))
     if rng.min and rng.max_exclusive and _padded(rng.min) >= _padded(rng.max_exclusive):
         raise KnownIssuesError(f"{where}: affects is empty ({rng.describe()})")
+    report = raw.get("report", "")
+    if not isinstance(report, str) or (report and not (REPO / report).is_file()):
+        raise KnownIssuesError(f"{where}: report {report!r} is not a file of the checkout")
     return KnownIssue(
-        raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"], kind
+        raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"], kind, report
     )
 
 

@@ -49,7 +49,9 @@ def graph_state(vm: Machine) -> GraphState:
     for info in vm.cmd("query-named-block-nodes", flat=True):
         node = info["node-name"]
         nodes.add(node)
-        bitmaps |= {f"{node}/{b['name']}" for b in info.get("dirty-bitmaps", [])}
+        # A running backup job's own bitmap has no name (QMP leaves the key out): the job is in the
+        # state already; on a loaded host the control's backups still run when the graph is read.
+        bitmaps |= {f"{node}/{b['name']}" for b in info.get("dirty-bitmaps", []) if "name" in b}
         snapshots |= {f"{node}@{s['name']}" for s in info.get("image", {}).get("snapshots", [])}
     jobs = {job["id"] for job in vm.cmd("query-jobs")}
     return GraphState(roots, frozenset(nodes), frozenset(bitmaps), frozenset(snapshots), frozenset(jobs))

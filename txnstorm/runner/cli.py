@@ -1,21 +1,26 @@
-"""Command-line entry points (thin: the work is in the library).
+"""txnstorm: does a QMP transaction capture one point in time while guests and NBD clients write?
 
-    txnstorm preflight     check QEMU, qemu-img, guest cache and accel; one line each
-                           (--build-guest: build a missing or corrupt guest)
-    txnstorm guest         build the guest if missing or corrupt, print its dir
-    txnstorm accel [--reprobe]   the accelerator auto chooses (and when it was probed)
-    txnstorm boot [-n N]   boot the guest N times and print boot-to-SSH seconds
+Runs the scenario tests (real QEMU, real guest, fio write storms, QMP transactions, qemu-img compare and
+stamp oracles) against the QEMU you name with QEMU=/path/to/qemu-system-x86_64 or a build dir, and helps
+you act on what they find: the report, the replay line, git bisect.  `make help` shows the make targets
+and settings; every command below runs from the checkout as scripts/txnstorm COMMAND.
+
+    txnstorm run [--tags T] [--test NAME]... [--seed N] [--failfast]   run scenario tests, write the report
+    txnstorm list [--tags T]   every scenario test with its tags and typical time
     txnstorm doctor        check the host, one line per item with what to do
+    txnstorm replay DIR    print (or --run) the command replaying each failure on the QEMU that failed
+    txnstorm report [DIR]  write report.html (verdicts, known issues, timelines) into a job dir
+    txnstorm nightly --duration 2h [--tags ...] [--qemu Q]...   iterate the suite until the budget ends
+    txnstorm teeth [--tags quick] [--versions 10.2.2]   fault-injected builds vs a tier
+    txnstorm preflight     check QEMU, qemu-img, guest cache and accel (--build-guest: build the guest)
+    txnstorm guest         build the guest if missing or corrupt, print its dir
+    txnstorm accel [--reprobe]   the accelerator ACCEL=auto chooses (and when it was probed)
+    txnstorm boot [-n N]   boot the guest N times and print boot-to-SSH seconds
     txnstorm sweep         remove private temp dirs of runs that died
     txnstorm tags TAGS     check Avocado tag filters against the suite's tags
-    txnstorm select --tags=T --shard=i/N   the scenario tests to run (avocado list --json)
-    txnstorm replay DIR    print (or --run) the command replaying each failure
+    txnstorm select --tags=T --shard=i/N [--test NAME]   the scenario tests a run would take
     txnstorm bisect-answer JOB [--issue KI-n]   0 good, 1 bad, 125 skip (git bisect run)
-    txnstorm report [DIR]  write report.html (verdicts, known issues, timelines) into a job dir
-    txnstorm nightly --duration 2h [--tags ...]   iterate the suite until the budget ends
-    txnstorm teeth [--tags quick] [--versions 10.2.2]   fault-injected builds vs a tier
-
-User errors print one line and exit 2; Ctrl-C exits 130 after cleaning up.
+    txnstorm known-issues [--write]   docs/known-issues.md, generated from known-issues.json
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from txnstorm import REPO
-from txnstorm.errors import TxnstormError, UserError
+from txnstorm.errors import QemuFailure, TxnstormError, UserError
 from txnstorm.host import accel, assets, cachedir, caps, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
 from txnstorm.runner import junit, report, runs
@@ -89,9 +95,12 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _doctor_checks() -> list[tuple[str, bool, str]]:
-    """(item, ok, detail or what to do) for each thing a run needs."""
-    checks: list[tuple[str, bool, str]] = []
+WARN = "WARN"  # a doctor line that is no fault but limits what a run can show
+
+
+def _doctor_checks() -> list[tuple[str, bool | str, str]]:
+    """(item, ok (True, False or WARN), detail or what to do) for each thing a run needs."""
+    checks: list[tuple[str, bool | str, str]] = []
     system = None
     try:
         system = sut.resolve()
@@ -107,6 +116,8 @@ def _doctor_checks() -> list[tuple[str, bool, str]]:
     if system and image:
         choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=lambda _: None)
         checks.append(("accel", True, f"{choice.accel} ({choice.reason})"))
+        if choice.accel == "tcg":
+            checks.append(("accel", WARN, runs.TCG_NOTE))
         checks.append(("capabilities", True, caps.probe(system).describe()))
     setup = (REPO / "scripts" / "setup").read_text()
     wanted = setup.split("packages=(", 1)[1].split(")", 1)[0].split()
@@ -130,7 +141,7 @@ def _doctor_checks() -> list[tuple[str, bool, str]]:
 def cmd_doctor(args: argparse.Namespace) -> int:
     checks = _doctor_checks()
     for item, ok, detail in checks:
-        print(f"{'ok ' if ok else 'BAD'} {item:13} {detail}")
+        print(f"{ok if ok == WARN else 'ok' if ok else 'BAD':4} {item:13} {detail}")
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 
@@ -152,16 +163,89 @@ def cmd_tags(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_select(args: argparse.Namespace) -> int:
-    """The scenario tests a make target runs: tag filters, then one shard."""
-    filters = runs.check_tags(args.tags, _scenario_files())
-    index, count = runs.parse_shard(args.shard)
+def _selected(tags: str, names: list[str], shard: str) -> list[str]:
+    """The scenario tests of a run: tag filters, then the tests TEST names among them, then one shard.
+    Every mistake is one line (UserError) before anything slow."""
+    filters = runs.check_tags(tags, _scenario_files())
+    index, count = runs.parse_shard(shard, "--shard=")
     avocado = Path(sys.executable).parent / "avocado"
     refs = runs.avocado_list(avocado, filters, runs.scenario_refs(), cwd=TESTS_DIR.parent)
     if not refs:
-        raise UserError(f"TAGS={args.tags!r} selects no test; see the tags in README.md")
-    print(" ".join(runs.shard(refs, index, count)))
+        raise UserError(f"TAGS={tags!r} selects no test; scripts/txnstorm list shows every test and its tags")
+    words = [w for name in names for w in name.replace(",", " ").split()]
+    if words:
+        everything = runs.avocado_list(avocado, [], runs.scenario_refs(), cwd=TESTS_DIR.parent) if filters else refs
+        refs = runs.pick_tests(refs, words, everything)
+    return runs.shard(refs, index, count)
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """The scenario tests a make target runs: tag filters, TEST names, then one shard."""
+    print(" ".join(_selected(args.tags, args.test, args.shard)))
     return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Every scenario test (of --tags) with its tags and typical time: from this checkout's results/
+    where it has run here, else the figure measured on the reference host (TCG, 2 cores)."""
+    selected = set(_selected(args.tags, [], "1/1")) if args.tags else None
+    seen, shipped = runs.typical_seconds(REPO / "results"), runs.shipped_typical_seconds()
+    rows = [(ref, tags) for ref, tags in runs.scenario_tags(_scenario_files()) if selected is None or ref in selected]
+    for ref, tags in rows:
+        if ref in seen:
+            typical = f"{seen[ref]:5.0f} s"
+        elif ref in shipped:
+            typical = f"{shipped[ref]:5.0f} s*"
+        else:
+            typical = "    - "
+        print(f"{typical:8} {ref}  [{','.join(tags)}]")
+    print(f"{len(rows)} tests; typical time: median of this checkout's results/, "
+          "* measured on a 2-core TCG host (QEMU 7.2.22), - not measured")  # fmt: skip
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The scenario tests of --tags/--test/--shard against the QEMU under test: preflight (QEMU, guest,
+    accelerator), one Avocado job, the report; the exit status says what the run means."""
+    if args.seed and not args.seed.isdigit():
+        raise UserError(f"--seed={args.seed} is not a whole number; use the seed a report printed")
+    refs = _selected(args.tags, args.test, args.shard)  # bad input before anything slow
+    args.recipe, args.build_guest = "tiny", True
+    cmd_preflight(args)
+    latest, seconds = runs.run_scenarios(
+        refs, Path(args.results_dir).resolve(), seed=args.seed, failfast=args.failfast,
+        about={"tags": args.tags, "tests": args.test, "shard": args.shard, "failfast": args.failfast},
+    )  # fmt: skip
+    if latest is None:
+        _say(f"the Avocado job wrote no results in {args.results_dir} (the suite's trouble)")
+        return runs.EXIT_SUITE
+    junit.mark_known_issues(latest)
+    page = report.render_job(latest)
+    return _said_the_run(latest, page, seconds)
+
+
+def _said_the_run(job_dir: Path, page: Path, seconds: float) -> int:
+    """The closing lines of a run: totals, each failure's replay line, the TCG note, the exit status."""
+    summary = runs.job_summary(job_dir)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
+    not_run = runs.not_run(job_dir)
+    counts += f", {not_run} not run (FAILFAST stopped the job)" if not_run else ""
+    _say(f"{counts} in {seconds:.0f} s; report: {_near(page)}")
+    for replay in runs.replays(job_dir):
+        _say(f"{replay.status} {replay.test}\n          replay: {replay.command}")
+    if "tcg" in runs.accels_of(job_dir):
+        _say(f"note: {runs.TCG_NOTE}")
+    status = runs.job_exit_status(summary.statuses)
+    _say(f"exit {status}: {dict(runs.EXIT_STATUSES)[status]}")
+    return status
+
+
+def _near(path: Path) -> str:
+    """A path relative to the working dir when it is below it (what a user pastes)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -198,17 +282,45 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
-    """The QEMUs a nightly compares: the one under test (QEMU, or Debian's),
-    plus every QEMU built by `make qemu` unless --no-built."""
+    """The QEMUs a nightly compares: ``--qemus`` (make's NIGHTLY_QEMUS) exactly, else the one under
+    test (QEMU, or Debian's) plus every QEMU built by `make qemu` unless --no-built."""
+    words = (getattr(args, "qemus", "") or "").split()
+    if words:
+        return runs.nightly_qemus(words)
     wanted = [q for q in args.qemu if q] or [sut.from_environment("QEMU") or ""]
     if not args.no_built:  # newest build first: an older build of the same version (other flags) is skipped
-        built = (cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
-        wanted += [str(p) for p in sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)]
-    systems: dict[str, sut.SystemUnderTest] = {}
-    for value in wanted:
-        system = sut.resolve(value)
-        systems.setdefault(system.version, system)  # results and the grid are kept per version
-    return list(systems.values())
+        wanted += runs.built_qemus()
+    return runs.one_per_version(wanted)
+
+
+def _nightly_progress(version: str, iteration: int, deadline: float) -> Callable[[runs.TestLine], None]:
+    """One line per test as it ends, with when this job should end (the mean time of its tests so far)
+    and when the budget does."""
+    done: list[float] = []
+
+    def said(line: runs.TestLine) -> None:
+        done.append(line.seconds)
+        left = (line.total - line.index) * sum(done) / len(done)
+        eta = time.strftime("%H:%M", time.localtime(time.time() + min(left, max(0.0, deadline - time.monotonic()))))
+        budget = time.strftime("%H:%M", time.localtime(time.time() + max(0.0, deadline - time.monotonic())))
+        _say(f"QEMU {version} #{iteration} ({line.index}/{line.total}) {line.status} {line.seconds:.0f} s "
+             f"{line.test}; this pass ends ~{eta}, the budget at {budget}")  # fmt: skip
+
+    return said
+
+
+def cmd_known_issues(args: argparse.Namespace) -> int:
+    """docs/known-issues.md from known-issues.json: printed, or written with --write."""
+    from txnstorm.oracles import known_issues
+    from txnstorm.runner import known_issues_doc
+
+    page = known_issues_doc.markdown(known_issues.load())
+    if args.write:
+        known_issues_doc.PAGE.write_text(page)
+        _say(f"wrote {_near(known_issues_doc.PAGE)}")
+    else:
+        print(page, end="")
+    return 0
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
@@ -225,7 +337,10 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         iterations, system = job.iteration, systems[job.index]
         results_dir = Path(args.results_dir).resolve() / f"nightly-{system.version}"
         _say(f"nightly iteration {iterations}, QEMU {system.version}, {job.timeout_s / 60:.0f} min left")
-        latest = runs.run_avocado_job(system.qemu, system.qemu_img, filters, results_dir, job.timeout_s)
+        progress = _nightly_progress(system.version, iterations, time.monotonic() + job.timeout_s)
+        latest = runs.run_avocado_job(
+            system.qemu, system.qemu_img, filters, results_dir, job.timeout_s, on_test=progress
+        )
         junit.mark_known_issues(latest)
         report.render_job(latest)
         summary = runs.job_summary(latest)
@@ -269,8 +384,27 @@ def cmd_teeth(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="txnstorm", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="txnstorm", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status (of every command; `make` reports any of them as its own 2):\n"
+        + runs.exit_statuses_table(),
+    )  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    r = sub.add_parser("run", help="run scenario tests against the QEMU under test, write the report",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="exit status:\n" + runs.exit_statuses_table())  # fmt: skip
+    r.add_argument("--tags", default="", help="Avocado tag filters: comma = AND, space = OR, -tag = NOT")
+    r.add_argument("--test", action="append", default=[],
+                   help="a test by id or a piece of one (test_multiqueue, Rollback); repeatable")  # fmt: skip
+    r.add_argument("--shard", default="1/1", help="i/N: shard i of N (sorted, round-robin)")
+    r.add_argument("--seed", default="", help="every test with this seed (a report prints it)")
+    r.add_argument("--failfast", action="store_true", help="stop at the first test that does not pass")
+    r.add_argument("--results-dir", default="results")
+    r.set_defaults(func=cmd_run)
+    ls = sub.add_parser("list", help="every scenario test with its tags and typical time")
+    ls.add_argument("--tags", default="", help="only the tests of these tag filters")
+    ls.set_defaults(func=cmd_list)
     g = sub.add_parser("guest", help="build or verify the cached guest")
     g.add_argument("--recipe", default="tiny")
     g.add_argument("--verify-only", action="store_true", help="fail instead of building")
@@ -292,11 +426,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="remove temp dirs of dead runs")
     s.set_defaults(func=cmd_sweep)
     tg = sub.add_parser("tags", help="check tag filters, print avocado options")
-    tg.add_argument("tags")
+    tg.add_argument("tags", help="e.g. quick, 'quick,-control nbd' or -nightly")
     tg.set_defaults(func=cmd_tags)
     se = sub.add_parser("select", help="the scenario tests of TAGS (shard i of N), from `avocado list --json`")
     se.add_argument("--tags", default="", help="Avocado tag filters: comma = AND, space = OR, -tag = NOT")
     se.add_argument("--shard", default="1/1", help="i/N: shard i of N (sorted, round-robin)")
+    se.add_argument("--test", action="append", default=[], help="a test by id or a piece of one; repeatable")
     se.set_defaults(func=cmd_select)
     rp = sub.add_parser("replay", help="replay commands for the failures of a results dir")
     rp.add_argument("results", nargs="?", default="results/latest")
@@ -315,6 +450,9 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
+    ki = sub.add_parser("known-issues", help="docs/known-issues.md from known-issues.json (--write: update it)")
+    ki.add_argument("--write", action="store_true")
+    ki.set_defaults(func=cmd_known_issues)
     nt = sub.add_parser("nightly", help="iterate the suite until the time budget ends")
     nt.add_argument("--duration", required=True)
     nt.add_argument("--tags", default="")
@@ -322,6 +460,7 @@ def parser() -> argparse.ArgumentParser:
     nt.add_argument("--preflight", action="store_true", help="check QEMU, guest and accel first")
     nt.add_argument("--qemu", action="append", default=[], help="a QEMU binary or build dir (repeatable)")
     nt.add_argument("--no-built", action="store_true", help="leave out the QEMUs built by `make qemu`")
+    nt.add_argument("--qemus", default="", help="exactly these QEMUs: versions (7.2.22 10.2.2), binaries or build dirs")
     nt.set_defaults(func=cmd_nightly)
     return p
 
@@ -340,8 +479,15 @@ def require_checkout() -> None:
         )
 
 
+def _leading_not_tags(argv: list[str]) -> list[str]:
+    """``tags -nightly``: argparse would read ``-nightly`` as an option; a tag filter it is."""
+    if len(argv) >= 2 and argv[0] == "tags" and argv[1].startswith("-") and argv[1] not in ("-h", "--help"):
+        return [argv[0], "--", *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_leading_not_tags(sys.argv[1:] if argv is None else argv))
     try:
         require_checkout()
         status = args.func(args)
@@ -358,9 +504,12 @@ def main(argv: list[str] | None = None) -> int:
         # by SIGPIPE would; stdout goes to /dev/null so exit cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except TxnstormError as exc:
+    except QemuFailure as exc:  # met outside a test (boot, accel probe): a finding about that QEMU
         print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return runs.EXIT_FINDING
+    except TxnstormError as exc:  # the suite's own trouble (a guest build, the host)
+        print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return runs.EXIT_SUITE
 
 
 if __name__ == "__main__":

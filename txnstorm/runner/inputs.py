@@ -8,7 +8,8 @@ runs with the system ``python3`` before the virtualenv exists.
 Checked (from the environment, as make passes them): ``QEMU`` and
 ``QEMU_IMG`` (or QEMU's ``QEMU_TEST_QEMU_BINARY``, ``QEMU_TEST_QEMU_IMG``),
 ``ACCEL``, ``TAGS``, ``NIGHTLY_TAGS`` and ``TEETH_TAGS``, ``SHARD``, ``DURATION``, ``SEED``
-and ``TXNSTORM_SEED``, and that the cache dir can be written.
+and ``TXNSTORM_SEED``, ``FAILFAST``, the paths of ``NIGHTLY_QEMUS``, and that the cache dir can be
+written.  (``TEST`` needs Avocado's test list: ``scripts/txnstorm run`` checks it before preflight.)
 """
 
 from __future__ import annotations
@@ -51,7 +52,21 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
     for var in ("SEED", "TXNSTORM_SEED"):
         if env.get(var):
             found.append(lambda var=var: check_seed(var, env[var]))
+    if env.get("FAILFAST"):
+        found.append(lambda: check_switch("FAILFAST", env["FAILFAST"]))
+    if env.get("NIGHTLY_QEMUS", "").strip():
+        found.append(lambda: check_nightly_qemus(env["NIGHTLY_QEMUS"]))
     return found
+
+
+def check_switch(var: str, value: str) -> None:
+    if value.strip() not in ("0", "1"):
+        raise UserError(f"{var}={value} is not 0 or 1 (e.g. {var}=1)")
+
+
+def check_nightly_qemus(value: str) -> None:
+    """Each word a version of Debian's QEMU or a `make qemu` build, a binary or a build dir."""
+    runs.nightly_qemus(value.split())
 
 
 def problems(env: dict[str, str] | None = None) -> list[str]:

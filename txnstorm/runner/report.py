@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import platform
 import re
 import subprocess
@@ -30,6 +31,7 @@ from markupsafe import Markup
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
+from txnstorm.oracles import known_issues
 from txnstorm.runner import runs
 from txnstorm.vm.backtrace import IDLE_MAIN_LOOP, main_thread_site
 
@@ -223,6 +225,47 @@ def oracle_lines(logdir: Path, control: bool) -> list[str]:
     return [ln.replace(": VIOLATION:", ": caught (expected):") for ln in lines] if control else lines
 
 
+_PAIR_RE = re.compile(r"VIOLATION: (\S+) vs (\S+): first difference")
+
+
+def compare_commands(logdir: Path, violations: Sequence[str], qemu_img: str = "qemu-img") -> list[str]:
+    """``qemu-img compare`` of the kept images of each violated same-instant pair (oracle.log names them
+    as in the test's scratch dir; an internal snapshot ``disk.qcow2@snap`` was extracted to
+    ``disk@snap.qcow2``), so a maintainer re-checks the verdict by hand."""
+    scratch, commands = logdir / "scratch", []
+    for line in violations:
+        match = _PAIR_RE.search(line)
+        if not match:
+            continue
+        files = []
+        for name in match.groups():
+            image, _, snapshot = name.partition("@")
+            path = scratch / (f"{Path(image).stem}@{snapshot}.qcow2" if snapshot else image)
+            files.append(path)
+        if all(f.is_file() for f in files):
+            fmts = ["raw" if f.suffix == ".raw" else "qcow2" for f in files]
+            command = f"{qemu_img} compare -f {fmts[0]} -F {fmts[1]} {files[0]} {files[1]}"
+            if command not in commands:
+                commands.append(command)
+    return commands
+
+
+def known_issue_of(test: dict[str, Any]) -> dict[str, str] | None:
+    """The listed issue a WARN met: id, title and its report's path in the checkout (if it has one)."""
+    board = runs.whiteboard(test)
+    nested = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
+    failure = board.get("failure") if isinstance(board.get("failure"), dict) else {}
+    found = re.search(r"\bKI-\d+\b", str(test.get("fail_reason") or ""))
+    issue_id = nested.get("matched") or nested.get("issue") or failure.get("known_issue") or (found and found[0])
+    if not issue_id:
+        return None
+    try:
+        entry = known_issues.get(str(issue_id), known_issues.load())
+    except UserError:
+        return {"id": str(issue_id), "title": "", "report": "", "href": ""}
+    return {"id": entry.id, "title": entry.title, "report": entry.report, "href": ""}
+
+
 def _logs(job_dir: Path, logdir: Path) -> list[tuple[str, str]]:
     """(name, href relative to the job dir) for every log file, then the dir itself."""
 
@@ -240,6 +283,11 @@ def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:
     control = "control" in (test.get("tags") or {})
     failed = status in FAILED
     oracle = oracle_lines(logdir, control)
+    violations = [ln for ln in oracle if "VIOLATION" in ln] if failed else []
+    issue = known_issue_of(test) if status == "WARN" else None
+    if issue and issue["report"]:
+        report_path = REPO / issue["report"]
+        issue["href"] = os.path.relpath(report_path, job_dir)
     picture = ""
     if (logdir / "timeline.json").is_file():
         picture = svg_timeline(json.loads((logdir / "timeline.json").read_text()))
@@ -249,8 +297,12 @@ def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:
         "seconds": float(test.get("time_elapsed") or 0),
         "reason": _known_issue_label(test) if status == "WARN" else _reason(test) if failed else "",
         "assertion": assertion_line(logdir) if failed else "",
-        "replay": runs.replay_command(test, qemu=True) if failed else "",
-        "violations": [ln for ln in oracle if "VIOLATION" in ln][:10] if failed else [],
+        "replay": runs.replay_command(test) if failed else "",
+        "bisect": runs.bisect_command(test) if status == "FAIL" else "",
+        "violations": violations[:10],
+        "more_violations": max(0, len(violations) - 10),
+        "compare": compare_commands(logdir, violations, str(board.get("qemu_img_path") or "qemu-img"))[:3],
+        "issue": issue,
         "backtrace": backtrace_excerpt(logdir) if failed else "",
         "logs": _logs(job_dir, logdir) if logdir.is_dir() else [],
         "picture": Markup(picture),  # noqa: S704 - built by svg_timeline, which escapes every text it holds
@@ -270,11 +322,20 @@ def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) ->
     counts: dict[str, int] = {}
     for test in tests:
         counts[test.get("status", "?")] = counts.get(test.get("status", "?"), 0) + 1
+    about = runs.run_about(job_dir)
+    seconds = about.get("seconds") or data.get("time") or sum(float(t.get("time_elapsed") or 0) for t in tests)
+    asked = [f"TAGS={about.get('tags') or '(every test)'}", f"SHARD={about.get('shard') or '1/1'}"]
+    asked += [f"TEST={' '.join(map(str, about['tests']))}"] if about.get("tests") else []
+    asked += [f"SEED={about['seed']}"] if about.get("seed") else []
+    asked += ["FAILFAST=1"] if about.get("failfast") else []
     return [
         ("QEMU", "; ".join(f"{v} ({p})" if p else v for v, p in sorted(qemus.items())) or "?"),
         ("accelerator", "; ".join(sorted(accels)) or "?"), ("txnstorm", _commit()), ("host", platform.node()),
         ("job", f"{data.get('job_id', '?')} ({job_dir})"),
-        ("totals", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))),
+        ("run", " ".join(asked) if about else "(not run by scripts/txnstorm run: no TAGS/SHARD recorded)"),
+        ("duration", f"{float(seconds):.0f} s"),
+        ("totals", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+         + (f", {runs.not_run(job_dir)} not run (FAILFAST stopped the job)" if runs.not_run(job_dir) else "")),
     ]  # fmt: skip
 
 
@@ -302,6 +363,7 @@ def render_job(job_dir: Path) -> Path:
         css=_css(), job_id=str(data.get("job_id", "")), tests=views, header=_header(job_dir, data, tests),
         avocado_page="results.html" if (job_dir / "results.html").is_file() else "",
         failed=[v for v in views if v["status"] in FAILED], known=[v for v in views if v["status"] == "WARN"],
+        tcg_note=runs.TCG_NOTE if "tcg" in runs.accels_of(job_dir) else "",
         rest=[v for v in views if v["status"] not in FAILED and v["status"] != "WARN"],
     )  # fmt: skip
     out = job_dir / "report.html"

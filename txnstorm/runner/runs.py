@@ -14,13 +14,14 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
-from txnstorm.host import sut
+from txnstorm.host import cachedir, sut
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -28,34 +29,51 @@ _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 def parse_duration(text: str) -> int:
     """'2h', '10m', '1h30m', '90s' or plain seconds -> seconds (> 0)."""
     value = text.strip().lower()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
     match = _DURATION_RE.match(value)
-    if not value or not match or not any(match.groups()):
+    if value.isdigit():
+        total = int(value)
+    elif value and match and any(match.groups()):
+        hours, minutes, seconds = (int(g or 0) for g in match.groups())
+        total = hours * 3600 + minutes * 60 + seconds
+    else:
         raise UserError(f"DURATION={text!r} is not a duration; use e.g. 10m, 2h, 1h30m or 90s")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
     if total <= 0:
-        raise UserError(f"DURATION={text!r} must be longer than 0 s")
+        raise UserError(f"DURATION={text!r} is no time at all; give the nightly a budget, e.g. 10m, 2h or 1h30m")
     return total
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'2/4' -> (2, 4); shards count from 1."""
+def parse_shard(text: str, var: str = "SHARD=") -> tuple[int, int]:
+    """'2/4' -> (2, 4); shards count from 1.  ``var`` names the setting in a mistake's line as the
+    user wrote it (``SHARD=`` for make, ``--shard=`` for the CLI)."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match:
-        raise UserError(f"SHARD={text!r} is not i/N (e.g. SHARD=1/4)")
+        raise UserError(f"{var}{text!r} is not i/N (e.g. {var}1/4)")
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1 or not 1 <= index <= count:
-        raise UserError(f"SHARD={text!r}: need 1 <= i <= N")
+        raise UserError(f"{var}{text!r}: need 1 <= i <= N")
     return index, count
+
+
+# The tests that caught a fault class soonest in docs/teeth.md's table, first caught first: a FAIL
+# comes early, which FAILFAST=1 turns into a verdict in about a minute.  class 2: StoppedVmIsStill
+# (QEMU aborts, ~12 s); class 3: BackupOfBackupFilter (a refusal, ~8 s); classes 2 and 3: NbdAndGuestStorm
+# (round 1, ~24 s); class 1: the race (~100 s); class 3 again: the quick matrix test (round 4).
+CATCHES_FIRST = (
+    "tests/drain_stop_cont.py:StoppedVmIsStill.test_stopped_vm_writes_nothing_and_resumes",
+    "tests/transaction_known_issues.py:BackupOfBackupFilter.test_two_backups_of_one_node",
+    "tests/nbd_transaction.py:NbdAndGuestStorm.test_one_point_in_time_for_nbd_and_guest_writers",
+    "tests/transaction_matrix.py:TransactionMatrix.test_guest_races_the_transaction",
+    "tests/transaction_matrix.py:TransactionMatrix.test_two_disks_one_iothread",
+)
 
 
 def shard(test_ids: Sequence[str], index: int, count: int) -> list[str]:
     """Tests of shard ``index`` of ``count``: deterministic (sorted, then
-    round-robin) and complete (every test in exactly one shard)."""
-    ordered = sorted(set(test_ids))
-    return ordered[index - 1 :: count]
+    round-robin) and complete (every test in exactly one shard); within the
+    shard, the tests of CATCHES_FIRST run first."""
+    ordered = sorted(set(test_ids))[index - 1 :: count]
+    first = [t for t in CATCHES_FIRST if t in ordered]
+    return first + [t for t in ordered if t not in first]
 
 
 def parse_avocado_list_json(text: str) -> list[str]:
@@ -78,6 +96,54 @@ def avocado_list(avocado: Path, filters: Sequence[str], refs: Sequence[str], cwd
         return parse_avocado_list_json(out.read_text())
 
 
+def pick_tests(selected: Sequence[str], names: Sequence[str], everything: Sequence[str] = ()) -> list[str]:
+    """The tests ``names`` name, among ``selected`` (what TAGS selects), in the order given: each name is
+    an Avocado id (``tests/x.py:Class.test_y``) or a piece of one (``test_multiqueue``, ``nbd_transaction``,
+    ``Rollback``; case does not matter).  A name that matches nothing is one line, which says when it
+    does match tests outside TAGS (``everything``), since ``make quick TEST=...`` looks in the quick tier."""
+    picked: list[str] = []
+    for name in names:
+        exact = [ref for ref in selected if ref == name]
+        matches = exact or [ref for ref in selected if name.lower() in ref.lower()]
+        if not matches:
+            outside = [ref for ref in everything if name.lower() in ref.lower()]
+            hint = (
+                f"; it names {len(outside)} test(s) outside TAGS (e.g. {outside[0]}): use make run TEST=..."
+                if outside
+                else "; scripts/txnstorm list shows every test"
+            )
+            raise UserError(f"TEST={name!r} names no test{' of these TAGS' if outside else ''}{hint}")
+        picked += [ref for ref in matches if ref not in picked]
+    return picked
+
+
+# -- what a run means, as an exit status (scripts/txnstorm run) ---------------------
+EXIT_GREEN, EXIT_FINDING, EXIT_BAD_INPUT, EXIT_SUITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_STATUSES = (
+    (EXIT_GREEN, "green: every test PASSed, WARNed with a listed known issue, or was CANCELled (QEMU lacks a feature)"),
+    (EXIT_FINDING, "a finding about the QEMU under test: a test FAILed (an oracle violation, or QEMU crashed, "
+                   "hung, stalled a device or refused a command)"),
+    (EXIT_BAD_INPUT, "bad input: a setting or argument is wrong (one line says which); nothing ran"),
+    (EXIT_SUITE, "the suite's own trouble: a test ERRORed or was INTERRUPTED, set-up failed, or the job wrote no "
+                 "result; nothing is known against QEMU"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C): what the run started was ended"),
+)  # fmt: skip
+
+
+def job_exit_status(statuses: dict[str, int]) -> int:
+    """A job's exit status from its status counts: a FAIL is a finding whatever else happened; then
+    ERROR/INTERRUPTED (or no test at all) is the suite's trouble; else green."""
+    if statuses.get("FAIL"):
+        return EXIT_FINDING
+    if not statuses or any(statuses.get(s) for s in ("ERROR", "INTERRUPTED")):
+        return EXIT_SUITE
+    return EXIT_GREEN
+
+
+def exit_statuses_table() -> str:
+    return "\n".join(f"  {status:<4} {meaning}" for status, meaning in EXIT_STATUSES)
+
+
 @dataclass(frozen=True)
 class Replay:
     test: str
@@ -91,20 +157,160 @@ def scenario_refs() -> list[str]:
     return [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("*.py"))]
 
 
-def run_avocado_job(
-    qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None
-) -> Path:
+def run_avocado_job(  # noqa: PLR0913 - the job's five settings and its listener
+    qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None,
+    *, on_test: Callable[[TestLine], None] | None = None,
+) -> Path:  # fmt: skip
     """One Avocado job of the scenario tests (tag ``filters``) against ``qemu``; its results dir
     (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are dropped: they must not
-    disagree with ``qemu``."""
+    disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends."""
     avocado = Path(sys.executable).parent / "avocado"
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
     cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
     env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
     env.update(QEMU=str(qemu), QEMU_IMG=str(qemu_img))
-    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO, text=True) as job:
+        for line in job.stdout or ():
+            ended = parse_test_line(line)
+            if ended is not None and on_test is not None:
+                on_test(ended)
     return results_dir / "latest"
+
+
+@dataclass(frozen=True)
+class TestLine:
+    """One test's end as Avocado's human output says it: `` (03/16) tests/x.py:C.test_y:  PASS (12.34 s)``."""
+
+    index: int
+    total: int
+    test: str
+    status: str
+    seconds: float
+
+
+_TEST_LINE_RE = re.compile(r"^\s*\((\d+)/(\d+)\)\s+(\S+):\s+([A-Z]+)\b")
+_SECONDS_RE = re.compile(r"\((\d+(?:\.\d+)?) s\)\s*$")
+
+
+def parse_test_line(line: str) -> TestLine | None:
+    match = _TEST_LINE_RE.match(line)
+    if not match or match.group(4) == "STARTED":
+        return None
+    index, total, test, status = match.groups()
+    seconds = _SECONDS_RE.search(line)
+    return TestLine(int(index), int(total), test, status, float(seconds.group(1)) if seconds else 0.0)
+
+
+RUN_ABOUT = "txnstorm-run.json"  # what a run was asked (tags, tests, shard, seed, failfast), beside results.json
+
+
+def run_scenarios(
+    refs: Sequence[str], results_dir: Path, seed: str | None = None, failfast: bool = False,
+    about: dict[str, object] | None = None,
+) -> tuple[Path | None, float]:  # fmt: skip
+    """One Avocado job of ``refs`` against the QEMU of the environment, its output on the terminal;
+    (its results dir, seconds), or (None, seconds) when Avocado wrote no job (``latest`` did not move).
+    Ctrl-C lets Avocado end its tests (it kills their QEMUs) before it is passed on."""
+    avocado = Path(sys.executable).parent / "avocado"
+    cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
+    cmd += ["--failfast"] if failfast else []
+    cmd += ["-p", f"seed={seed}"] if seed else []
+    latest = results_dir / "latest"
+    before = os.readlink(latest) if latest.is_symlink() else None
+    started = time.monotonic()
+    proc = subprocess.Popen([*cmd, *refs], cwd=REPO)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        try:  # Avocado got the same SIGINT: let it end its tests and QEMUs
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait()
+        raise
+    seconds = time.monotonic() - started
+    if not latest.is_symlink() or os.readlink(latest) == before:
+        return None, seconds
+    job = latest.resolve()
+    wanted = {**(about or {}), "seed": seed, "refs": list(refs), "seconds": round(seconds, 1),
+              "command": shlex.join([*cmd, *refs])}  # fmt: skip
+    (job / RUN_ABOUT).write_text(json.dumps(wanted, indent=1))
+    return job, seconds
+
+
+def run_about(job_dir: Path) -> dict[str, object]:
+    """What ``run_scenarios`` recorded of a job ({} for a job it did not run)."""
+    try:
+        value = json.loads((Path(job_dir) / RUN_ABOUT).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def accels_of(job_dir: Path) -> set[str]:
+    """The accelerators a job's tests ran on (from their whiteboards)."""
+    try:
+        tests = json.loads((Path(job_dir) / "results.json").read_text()).get("tests", [])
+    except (OSError, ValueError):
+        return set()
+    return {str(whiteboard(t)["accel"]) for t in tests if whiteboard(t).get("accel")}
+
+
+# What a user must know about a run under TCG (doctor, the end of a run, the report's banner): measured
+# with make teeth (docs/teeth.md).
+TCG_NOTE = (
+    "under TCG (no KVM) a guest races a QMP command poorly: its kicks and interrupts wait for the lock the "
+    "command holds. A virtio-blk dataplane that takes requests inside a drained section (bug class 1) is "
+    "caught in about 95 % of quick-tier runs on QEMU 10.x but only in some on 7.2; before calling a QEMU "
+    "clean of class 1, run on a KVM host (ACCEL=kvm) or repeat the run (make nightly)"
+)
+
+
+# -- typical time per test (txnstorm list) --------------------------------------------
+SHIPPED_TIMES = REPO / "tests" / "typical-seconds.json"  # measured on the reference host (2 cores, TCG)
+
+
+def typical_seconds(results_root: Path, newest: int = 60) -> dict[str, float]:
+    """Median seconds per test over the newest job results below ``results_root``, of the runs that
+    PASSed or WARNed (a FAIL may have waited out a stall, an ERROR or CANCEL ended early)."""
+    jobs = sorted(Path(results_root).glob("**/results.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    times: dict[str, list[float]] = {}
+    for path in jobs[:newest]:
+        try:
+            tests = json.loads(path.read_text()).get("tests", [])
+        except (OSError, ValueError):
+            continue
+        for test in tests:
+            if test.get("status") in ("PASS", "WARN") and test.get("time_elapsed"):
+                ref = _strip_index(test.get("id", ""))
+                times.setdefault(ref, []).append(float(test["time_elapsed"]))
+    return {ref: sorted(t)[len(t) // 2] for ref, t in times.items()}
+
+
+def shipped_typical_seconds() -> dict[str, float]:
+    try:
+        value = json.loads(SHIPPED_TIMES.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in value.get("seconds", {}).items()}
+
+
+def scenario_tags(test_files: Sequence[Path]) -> list[tuple[str, list[str]]]:
+    """(Avocado id, sorted tags) of every scenario test, as ``avocado -V list`` reads them (its last
+    column; the tags of a class and its methods together)."""
+    avocado = Path(sys.executable).parent / "avocado"
+    refs = [str(p.relative_to(REPO)) for p in test_files]
+    proc = subprocess.run([str(avocado), "-V", "list", *refs], cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise UserError(f"avocado list failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-200:]}")
+    found = []
+    for line in proc.stdout.splitlines():
+        words = line.split()
+        if len(words) >= 4 and words[0] == "avocado-instrumented":
+            tags = words[4].split(",") if len(words) > 4 else []
+            found.append((words[1], sorted(tags)))
+    return sorted(found)
 
 
 def _strip_index(test_id: str) -> str:
@@ -112,16 +318,31 @@ def _strip_index(test_id: str) -> str:
     return re.sub(r"^\d+-", "", test_id, count=1)
 
 
-def replay_command(test: dict, qemu: bool = False) -> str:
-    """``make replay-test TEST=... SEED=...`` for one results.json test (with ``qemu``: and ``QEMU=``
-    the path the test ran, from its whiteboard)."""
+def replay_command(test: dict) -> str:
+    """``make run TEST=... SEED=... QEMU=... ACCEL=...`` for one results.json test: the QEMU it ran
+    (and its qemu-img, when that was not the one beside it) and the accelerator it ran on, from its
+    whiteboard, so the line pasted replays on the QEMU that failed, not on Debian's."""
     board = whiteboard(test)
-    words = ["make", "replay-test", f"TEST={_strip_index(test.get('id', test.get('name', '?')))}"]
+    words = ["make", "run", f"TEST={_strip_index(test.get('id', test.get('name', '?')))}"]
     if board.get("seed") is not None:
         words.append(f"SEED={board['seed']}")
-    if qemu and board.get("qemu_path"):
+    if board.get("qemu_path"):
         words.append(f"QEMU={board['qemu_path']}")
+        img = board.get("qemu_img_path")
+        if img and Path(img).parent != Path(board["qemu_path"]).parent:
+            words.append(f"QEMU_IMG={img}")
+    if board.get("accel") in ("kvm", "tcg"):
+        words.append(f"ACCEL={board['accel']}")
     return shlex.join(words)
+
+
+def bisect_command(test: dict) -> str:
+    """The ``git bisect run`` line for one test (run in the QEMU tree being bisected)."""
+    words = [str(REPO / "scripts" / "bisect-run"), _strip_index(test.get("id", test.get("name", "?")))]
+    seed = whiteboard(test).get("seed")
+    if seed is not None:
+        words.append(str(seed))
+    return "git bisect run " + shlex.join(words)
 
 
 def replays(results_dir: Path, only_failed: bool = True) -> list[Replay]:
@@ -196,6 +417,15 @@ def job_summary(job_dir: Path) -> JobSummary:
         if oracle_log.is_file():
             checks += sum(1 for line in oracle_log.read_text().splitlines() if line.startswith("round "))
     return JobSummary(statuses, checks, tests)
+
+
+def not_run(job_dir: Path) -> int:
+    """Tests a job counted but never ran (Avocado's --failfast skips them without a result)."""
+    try:
+        data = json.loads((Path(job_dir) / "results.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return max(0, int(data.get("total") or 0) - len(data.get("tests", [])))
 
 
 def side_by_side(table: dict[str, dict[str, dict[str, int]]], versions: Sequence[str]) -> str:
@@ -275,6 +505,48 @@ def bisect_answer(job_dir: Path, issues: Sequence[str] = ()) -> BisectAnswer:
     if status == "WARN":
         return _known_issue_answer(test, said, issues)
     return BisectAnswer(BISECT_SKIP, f"{said} (not a verdict on QEMU)")
+
+
+# -- the nightly's QEMUs -------------------------------------------------------------
+def built_qemus() -> list[str]:
+    """Every QEMU `make qemu` built, newest first."""
+    built = (cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
+    return [str(p) for p in sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def one_per_version(values: Sequence[str]) -> list[sut.SystemUnderTest]:
+    """The QEMUs these name, the first of each version: results and the grid are kept per version."""
+    systems: dict[str, sut.SystemUnderTest] = {}
+    for value in values:
+        system = sut.resolve(value)
+        systems.setdefault(system.version, system)
+    return list(systems.values())
+
+
+def nightly_qemus(words: Sequence[str]) -> list[sut.SystemUnderTest]:
+    """NIGHTLY_QEMUS: each word a version that Debian's QEMU or a `make qemu` build has (7.2.22,
+    10.2.2; the newest build of it), a binary or a build dir."""
+    known: dict[str, str] = {}
+    for value in [sut.from_environment("QEMU") or "", *built_qemus()]:
+        known.setdefault(sut.resolve(value).version, value)
+    wanted = []
+    for word in words:
+        if "/" in word or Path(word).exists():
+            try:
+                wanted.append(str(sut.resolve(word).qemu))
+            except UserError as exc:
+                what = str(exc).split(": ", 1)[-1].split(";")[0]
+                raise UserError(
+                    f"NIGHTLY_QEMUS has {word}: {what}; name versions (7.2.22), QEMU binaries or build dirs"
+                ) from None
+        elif word in known:
+            wanted.append(known[word])
+        else:
+            raise UserError(
+                f"NIGHTLY_QEMUS: no QEMU {word} here (have: {', '.join(known)}); name a version, a binary or a "
+                "build dir, or build it: make qemu (docs/building-qemu.md)"
+            )
+    return one_per_version(wanted)
 
 
 # -- nightly budget ---------------------------------------------------------------

@@ -130,7 +130,7 @@ class TxnstormTest(Test):
         self.log.info("seed %d (replay: avocado run ... -p seed=%d)", self.seed, self.seed)
         self.whiteboard = json.dumps({
             "seed": self.seed, "qemu": self.sut.version, "accel": accel_name,
-            "qemu_path": str(self.sut.qemu), "accel_reason": accel_reason,
+            "qemu_path": str(self.sut.qemu), "qemu_img_path": str(self.sut.qemu_img), "accel_reason": accel_reason,
         })  # fmt: skip
         self.qemu_img = QemuImg(self.sut.qemu_img)
         if self.NEEDS_GUEST:
@@ -238,9 +238,16 @@ class TxnstormTest(Test):
         return findings
 
     def assert_one_point_in_time(self, findings: list[Finding]) -> None:
-        bad = [f.describe() for f in findings if not f.ok]
+        """FAIL with one reason line (how many checks, which rounds, the first violation); the whole
+        list is in oracle.log and on the report."""
         self.assertTrue(findings, "no oracle ran")
-        self.assertFalse(bad, "transaction did not capture one point in time:\n" + "\n".join(bad))
+        bad = [f for f in findings if not f.ok]
+        if bad:
+            rounds = ", ".join(str(r) for r in sorted({f.round_no for f in bad}))
+            self.fail(
+                f"transaction did not capture one point in time: {len(bad)} of {len(findings)} checks violated "
+                f"(round {rounds}); first: {bad[0].describe()} (QEMU {self.sut.version})"
+            )
 
     def assert_every_oracle_caught(self, findings: list[Finding]) -> None:
         """A negative control of every oracle that ran."""

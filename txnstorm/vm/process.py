@@ -15,14 +15,15 @@ from typing import IO, Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(core_dumps: bool = False) -> None:  # runs in the child between fork and exec
+def _die_with_parent(parent: int, core_dumps: bool = False) -> None:  # runs in the child between fork and exec
     if core_dumps:  # as large as the hard limit allows (the soft one is often 0)
         hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
         resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # The parent may have died before prctl took effect.
-    if os.getppid() == 1:
+    # The parent may have died before prctl took effect: the child was re-parented.  (Not "our parent
+    # is PID 1": txnstorm itself may be PID 1, in a container.)
+    if os.getppid() != parent:
         os._exit(1)
 
 
@@ -44,7 +45,7 @@ def spawn(
         stderr=stderr,
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=functools.partial(_die_with_parent, core_dumps),  # noqa: PLW1509 - needed for PDEATHSIG
+        preexec_fn=functools.partial(_die_with_parent, os.getpid(), core_dumps),  # noqa: PLW1509 - needed for PDEATHSIG
     )
 
 

@@ -213,7 +213,7 @@ TWO_DISKS_ONE_IOTHREAD = Topology(
 )
 
 # A guest that races a QMP command under TCG (class 1 of teeth/, measured in the
-# README): while the command holds the big lock the guest gets no interrupts,
+# docs/teeth.md): while the command holds the big lock the guest gets no interrupts,
 # so it writes only from its free queue slots, and only without a kick (a kick
 # is an MMIO exit that waits for the lock).  An iothread that keeps polling its
 # rings (a long poll-max-ns that poll-shrink=1 never shrinks) spares the kick;
