@@ -84,9 +84,10 @@ def test_the_guest_writers_progress_is_its_write_syscalls():
 
 
 def test_the_window_is_the_commands_that_captured_the_witnesses():
-    """Samples: before the first command, then after each one's answer.  The frozen-bases plan
+    """Counts right before each command was sent and once it was answered.  The frozen-bases plan
     (backup of disk0, then a snapshot of each disk) captures the witnesses in commands 1 and 2:
-    what counts is from before command 1 to after command 2, not the backup's gap before it."""
+    what counts is from right before command 1 was sent to after command 2 was answered, not the
+    backup's gap before it (on a loaded host the guest may write only there)."""
     from pathlib import Path
     from types import SimpleNamespace
 
@@ -102,16 +103,17 @@ def test_the_window_is_the_commands_that_captured_the_witnesses():
         {"type": "blockdev-snapshot-sync", "data": {"node-name": "disk0-ovl1", "snapshot-file": "o0"}},
         {"type": "blockdev-snapshot-sync", "data": {"node-name": "disk1-ovl1", "snapshot-file": "o1"}},
     ])  # fmt: skip
-    samples = [{"guest": 100}, {"guest": 180}, {"guest": 181}, {"guest": 250}]
-    assert bare.writes_between_witness_captures(plan, samples) == {"guest": 250 - 180}
-    stalled = [{"guest": 100}, {"guest": 180}, {"guest": 180}, {"guest": 181}]
-    assert bare.writes_between_witness_captures(plan, stalled) == {"guest": 1}, "the backup's writes do not count"
+    before = [{"guest": 100}, {"guest": 180}, {"guest": 181}]
+    after = [{"guest": 101}, {"guest": 180}, {"guest": 250}]
+    assert bare.writes_between_witness_captures(plan, before, after) == {"guest": 250 - 180}
+    stalled_after = [{"guest": 101}, {"guest": 180}, {"guest": 181}]
+    assert bare.writes_between_witness_captures(plan, before, stalled_after) == {"guest": 1}, "not the gap before"
     no_snapshots = Plan("two backups", plan.actions[:1])
-    assert bare.writes_between_witness_captures(no_snapshots, samples[:2]) == {"guest": 80}, "else the whole round"
-    assert bare.writes_between_witness_captures(plan, [{}, {}, {}, {}]) == {}, "the guest did not say"
+    assert bare.writes_between_witness_captures(no_snapshots, before[:1], after[:1]) == {"guest": 1}, "else the round"
+    assert bare.writes_between_witness_captures(plan, [{}, {}, {}], [{}, {}, {}]) == {}, "the guest did not say"
 
 
-def test_separate_commands_keep_their_gap_and_sample_after_each_answer():
+def test_separate_commands_keep_their_gap_and_sample_around_each_command():
     from txnstorm.transactions.actions import fire_separately
 
     class Vm:
@@ -126,6 +128,10 @@ def test_separate_commands_keep_their_gap_and_sample_after_each_answer():
 
     vm, seen = Vm(), []
     actions = [{"type": "a", "data": {}}, {"type": "b", "data": {}}]
-    fired = fire_separately(vm, actions, 0.05, after_each=lambda i: seen.append((i, list(vm.sent))))  # type: ignore[arg-type]
-    assert seen == [(0, ["a"]), (1, ["a", "b"])]
+    fired = fire_separately(
+        vm, actions, 0.05,  # type: ignore[arg-type]
+        before_each=lambda i: seen.append(("before", i, list(vm.sent))),
+        after_each=lambda i: seen.append(("after", i, list(vm.sent))),
+    )  # fmt: skip
+    assert seen == [("before", 0, []), ("after", 0, ["a"]), ("before", 1, ["a"]), ("after", 1, ["a", "b"])]
     assert fired.done_at - fired.sent_at >= 0.05

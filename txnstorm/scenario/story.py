@@ -212,9 +212,14 @@ class Storm:
         if atomic:
             fired = fire_transaction(self.vm, plan.actions)
         else:
-            samples = [self.stamp_writes()]  # before the first command, then after each one's answer
-            fired = fire_separately(self.vm, plan.actions, CONTROL_GAP_S, lambda _: samples.append(self.stamp_writes()))
-            progress = self.writes_between_witness_captures(plan, samples)
+            before: list[dict[str, int]] = []  # each command's writer counts right before it was sent
+            after: list[dict[str, int]] = []  # and once it was answered
+            fired = fire_separately(
+                self.vm, plan.actions, CONTROL_GAP_S,
+                before_each=lambda _: before.append(self.stamp_writes()),
+                after_each=lambda _: after.append(self.stamp_writes()),
+            )  # fmt: skip
+            progress = self.writes_between_witness_captures(plan, before, after)
         mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4),
              **({"stamp_writes_during": progress} if progress else {}))  # fmt: skip
         wait_jobs(self.vm, plan.jobs)
@@ -227,18 +232,22 @@ class Storm:
         self.records.append(record)
         return record
 
-    def writes_between_witness_captures(self, plan: Plan, samples: Sequence[dict[str, int]]) -> dict[str, int]:
+    def writes_between_witness_captures(
+        self, plan: Plan, before: Sequence[dict[str, int]], after: Sequence[dict[str, int]]
+    ) -> dict[str, int]:
         """At most how many stamp writes each writer completed between the separate commands that
-        captured the two witnesses (``samples``: its count before the first command and after each
-        one's answer): from before the first of the two was sent to after the second was answered;
-        over the whole round when the plan does not snapshot both witnesses."""
-        first, last = 0, len(samples) - 1
+        captured the two witnesses (``before``/``after``: its count right before each command was
+        sent and once it was answered): from before the first of the two was sent to after the
+        second was answered; over the whole round when the plan does not snapshot both witnesses."""
+        first, last = 0, len(after) - 1
         if self.witnesses is not None:
             found = (snapshot_index(plan.actions, self.states[w].node) for w in self.witnesses.disks)
             at = [i for i in found if i is not None]
             if len(at) == 2:
-                first, last = min(at), max(at) + 1
-        return {w: samples[last][w] - n for w, n in samples[first].items() if samples[last].get(w) is not None}
+                first, last = min(at), max(at)
+        if not before or not after:
+            return {}
+        return {w: after[last][w] - n for w, n in before[first].items() if after[last].get(w) is not None}
 
     def stamp_writes(self) -> dict[str, int]:
         """Stamp writes each writer whose progress the guest tells has completed so far (the guest

@@ -128,16 +128,19 @@ def fire_transaction(vm: Machine, actions: Sequence[Action]) -> Fired:
 
 
 def fire_separately(
-    vm: Machine, actions: Sequence[Action], gap_s: float, after_each: Callable[[int], None] | None = None
-) -> Fired:
+    vm: Machine, actions: Sequence[Action], gap_s: float, before_each: Callable[[int], None] | None = None,
+    after_each: Callable[[int], None] | None = None,
+) -> Fired:  # fmt: skip
     """The negative control: the same actions, one command each, ``gap_s`` apart (from one's answer
-    to the next one's sending; ``after_each(i)``, run once command ``i`` was answered, counts in the
-    gap and may only make it longer)."""
+    to the next one's sending).  ``before_each(i)`` runs right before command ``i`` is sent,
+    ``after_each(i)`` once it was answered: both only make the gap longer."""
     vm.note(f"{len(actions)} actions as separate commands, {gap_s} s apart")
     sent = answered = time.monotonic()
     for i, action in enumerate(actions):
         if i:
             time.sleep(max(0.0, gap_s - (time.monotonic() - answered)))
+        if before_each is not None:
+            before_each(i)
         vm.cmd(action["type"], **action["data"])
         answered = time.monotonic()
         if after_each is not None:
