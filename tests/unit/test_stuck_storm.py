@@ -5,6 +5,7 @@ stall of QEMU (FAIL, or a listed issue's WARN) whenever anything points at QEMU.
 import types
 
 import pytest
+from test_stall import queue  # the quiet ring the stall tests build on
 
 from txnstorm.errors import DeviceStalled, QemuFailure, StormStuckInGuest
 from txnstorm.oracles import known_issues as ki
@@ -35,14 +36,6 @@ wait 121 230 0x0 0x0 0x7ffc02836750 0x0 0x0 0x0 0x7ffc02836710 0x545575
   121   120 S    fio --output-format=json
 """
 HUNG_MESSAGE = "storm still running 60 s after it was told to end (requests that never complete?)"
-
-
-def queue(**overrides: object) -> QueueView:
-    base = {"queue": "disk0/0", "num": 256, "last_avail_idx": 100, "inuse": 0, "used_idx": 100,
-            "signalled_used": 100, "avail_idx": 100, "avail_flags": 0, "used_flags": 0, "avail_event": 100,
-            "used_event": 100}  # fmt: skip
-    base.update(overrides)
-    return QueueView(**base)  # type: ignore[arg-type]
 
 
 def examined(*queues: QueueView, inflight=(0, 0), unstuck_by=None) -> StallEvidence:
