@@ -322,7 +322,7 @@ def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) ->
     counts: dict[str, int] = {}
     for test in tests:
         counts[test.get("status", "?")] = counts.get(test.get("status", "?"), 0) + 1
-    about = runs.run_about(job_dir)
+    about, not_run = runs.run_about(job_dir), runs.not_run(job_dir)
     seconds = about.get("seconds") or data.get("time") or sum(float(t.get("time_elapsed") or 0) for t in tests)
     asked = [f"TAGS={about.get('tags') or '(every test)'}", f"SHARD={about.get('shard') or '1/1'}"]
     asked += [f"TEST={' '.join(map(str, about['tests']))}"] if about.get("tests") else []
@@ -335,7 +335,7 @@ def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) ->
         ("run", " ".join(asked) if about else "(not run by scripts/txnstorm run: no TAGS/SHARD recorded)"),
         ("duration", f"{float(seconds):.0f} s"),
         ("totals", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-         + (f", {runs.not_run(job_dir)} not run (FAILFAST stopped the job)" if runs.not_run(job_dir) else "")),
+         + (f", {not_run} not run (FAILFAST stopped the job)" if not_run else "")),
     ]  # fmt: skip
 
 
