@@ -135,3 +135,62 @@ def test_separate_commands_keep_their_gap_and_sample_around_each_command():
     )  # fmt: skip
     assert seen == [("before", 0, []), ("after", 0, ["a"]), ("before", 1, ["a"]), ("after", 1, ["a", "b"])]
     assert fired.done_at - fired.sent_at >= 0.05
+
+
+def bitmap_round(gap_writes: int | None):
+    """Round 1 of the bitmap control: drive-backup full, then block-dirty-bitmap-add, apart."""
+    from types import SimpleNamespace
+
+    from txnstorm.scenario.rounds import RoundRecord
+    from txnstorm.transactions.plans import Plan
+
+    plan = Plan("drive-backup full + block-dirty-bitmap-add", [], gap_disk="disk0")
+    return RoundRecord(1, plan, SimpleNamespace(), SimpleNamespace(), 0.5, {}, gap_writes)  # type: ignore[arg-type]
+
+
+FULL_INCREMENTAL = "full + incremental backup == frozen base"
+
+
+@pytest.mark.parametrize(
+    ("gap_writes", "identical", "ok", "judged"),
+    [
+        (0, True, True, False),  # nothing written between backup and bitmap: nothing could be missing
+        (3, True, True, True),  # writes in the gap and still identical: a miss
+        (None, True, True, True),  # not measured (a transaction round)
+        (0, False, False, True),  # caught is caught
+    ],
+)  # fmt: skip
+def test_a_bitmap_round_with_no_write_in_its_gap_is_not_judged(gap_writes, identical, ok, judged):
+    from txnstorm.scenario.rounds import pair_finding
+
+    finding = pair_finding(2, FULL_INCREMENTAL, "a vs b: identical", identical, bitmap_round(gap_writes))
+    assert (finding.ok, finding.judged) == (ok, judged)
+    if not judged:
+        assert "round 1's disk0 completed no write between its separate commands" in finding.detail
+    assert pair_finding(2, FULL_INCREMENTAL, "x", identical, None).judged, "a pair with no gap round is judged"
+
+
+def test_the_bitmap_control_counts_the_gap_disks_writes_after_the_backup_before_the_bitmap():
+    """The gap disk is read once the first command (the full backup) was answered and right before
+    the last (the bitmap) is sent; the stamp window ignores that count."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from txnstorm.scenario.story import GAP, Storm
+    from txnstorm.transactions.plans import BitmapBase, bitmap_and_full_backup
+
+    ctx = SimpleNamespace(round_no=1, disks={"disk0": SimpleNamespace(node="disk0-ovl1")}, bitmap_base=None,
+                          path=lambda stem: Path(f"/s/{stem}-r1.qcow2"))  # fmt: skip
+    plan = bitmap_and_full_backup(ctx, "disk0")  # type: ignore[arg-type]
+    assert plan.gap_disk == "disk0" and ctx.bitmap_base == BitmapBase("disk0", "disk0-ovl1", "bm-r1",
+                                                                      Path("/s/disk0-full-r1.qcow2"), 1)  # fmt: skip
+    reads = iter([100, 107])
+    bare = object.__new__(Storm)
+    bare.guest_writer = None
+    bare.witnesses = None
+    bare.vm = SimpleNamespace(write_ops=lambda: {"disk0": next(reads), "disk1": 5})
+    seen = [("after", 0), ("before", 1)]
+    counts = {(edge, i): bare.control_counts(plan, i, first=edge == "after") for edge, i in seen}
+    assert counts == {("after", 0): {GAP: 100}, ("before", 1): {GAP: 107}}
+    assert bare.control_counts(plan, 0, first=False) == {}, "not before the first command"
+    assert bare.writes_between_witness_captures(plan, [{}, {GAP: 107}], [{GAP: 100}, {}]) == {}

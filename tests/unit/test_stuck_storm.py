@@ -9,7 +9,7 @@ from test_stall import queue  # the quiet ring the stall tests build on
 
 from txnstorm.errors import DeviceStalled, QemuFailure, StormStuckInGuest
 from txnstorm.oracles import known_issues as ki
-from txnstorm.oracles.stall import QueueView, StallEvidence, parse_writer_waits
+from txnstorm.oracles.stall import WRITER_WAITS, QueueView, StallEvidence, parse_writer_waits
 from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
 from txnstorm.scenario.rounds import Timeline
 from txnstorm.scenario.story import Storm
@@ -163,3 +163,53 @@ def test_a_daemon_that_holds_or_waits_keeps_the_stall(site, guest_said):
     failure = hung()
     failure.main_thread_sites = {"qemu-storage-daemon": site}
     on_daemon(guest_said).blame_the_guest_if_nothing_else(failure)
+
+
+class DaemonGuest(InflightGuest):
+    """A guest that answers the in-flight read and, separately, where its writers wait."""
+
+    def __init__(self, inflight: str, waits: str) -> None:
+        super().__init__(inflight)
+        self.waits = waits
+
+    def run(self, command: str, timeout: float = 60.0):
+        said = self.waits if command == WRITER_WAITS else self.said
+        return types.SimpleNamespace(stdout=said, stderr="", status=0)
+
+
+MID_STORM = "storm wrote nothing to ['disk0'] within 30 s"
+
+
+def test_a_mid_storm_stall_with_nothing_held_anywhere_is_the_suites_error_too():
+    """The quick tier's vhost-user-blk main-loop control once stalled mid-storm with the daemon idle
+    (2026-12-03, evidence of the guest's side not kept): with blk-mq empty it is the guest's, and
+    where its writers wait is read from the guest then and there."""
+    failure = DeviceStalled(MID_STORM)
+    failure.main_thread_sites = {"qemu-storage-daemon": IDLE_MAIN_LOOP}
+    guest = on_daemon("")
+    guest.booted = types.SimpleNamespace(guest=DaemonGuest(IDLE_VHOST_GUEST, "wait 77 208 0x7f 0x7 0x7 0x1 0x0\n"))
+    with pytest.raises(StormStuckInGuest) as stuck:
+        guest.blame_the_guest_if_nothing_else(failure)
+    assert str(stuck.value).startswith(MID_STORM + ": nothing in flight in the guest's block layer (disk0 0, disk1 0)")
+    assert "process 77 waits in io_getevents for 7 completions, its AIO ring unread" in str(stuck.value)
+
+
+def test_a_mid_storm_stall_with_writes_held_by_the_guest_still_matches_ki13(tmp_path):
+    """The reason line names what the guest's blk-mq holds; with writes held, KI-13's WARN on 7.2.22."""
+    failure = DeviceStalled(MID_STORM)
+    held = "vda pci-0000:00:10.0 0 5\nvdb pci-0000:00:11.0 0 0\n"
+    guest = on_daemon(held)
+    guest.booted = types.SimpleNamespace(guest=DaemonGuest(held, ""))
+    guest.fio = types.SimpleNamespace(process=types.SimpleNamespace(diagnose=lambda: "fio in io_getevents\n"))
+
+    def keep_backtrace(stalled: DeviceStalled) -> None:  # what Machine.keep_backtrace says of an idle daemon
+        stalled.main_thread_sites = {"qemu-storage-daemon": IDLE_MAIN_LOOP}
+        stalled.add_detail("qemu-storage-daemon main thread in its main loop (idle); backtrace: qemu-backtrace.txt")
+
+    guest.vm.keep_backtrace, guest.vm.logdir = keep_backtrace, tmp_path
+    guest.examine(failure, ["disk0"])
+    guest.blame_the_guest_if_nothing_else(failure)  # returns: the stall stays the verdict
+    assert failure.reason().endswith("(guest's blk-mq in flight: disk0 5, disk1 0)")
+    assert (tmp_path / "guest-diagnosis.txt").read_text() == "fio in io_getevents\n"
+    listed = ki.listed_failure(failure.reason(), "7.2.22", ki.load())
+    assert listed is not None and listed.id == "KI-13"

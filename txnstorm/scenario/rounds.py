@@ -134,6 +134,9 @@ class RoundRecord:
     # captured the two witnesses (from before the first of them was sent to after the second was
     # answered; a writer absent: not measured).
     writer_progress: dict[str, int] = field(default_factory=dict)
+    # A control round of a plan with a gap_disk: the writes that disk completed between the first
+    # command's answer and the last command's sending (None: not measured).
+    gap_writes: int | None = None
 
 
 def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult:
@@ -204,6 +207,17 @@ def stamp_finding(round_no: int, oracle: str, verdict: CrossDiskVerdict, progres
     return Finding(round_no, oracle, verdict.consistent, verdict.describe())
 
 
+def pair_finding(round_no: int, label: str, detail: str, identical: bool, gap: RoundRecord | None) -> Finding:
+    """A pair oracle's verdict on a round; not judged when the captures agree and the pair could
+    only differ through writes in an earlier control round's gap (``gap``: that round) that saw
+    none: the bitmap control whose guest wrote nothing between the full backup and the bitmap."""
+    if identical and gap is not None and gap.gap_writes == 0:
+        why = (f"; round {gap.round_no}'s {gap.plan.gap_disk} completed no write between its separate commands "
+               "(none could be missing)")  # fmt: skip
+        return Finding(round_no, label, True, detail + why, judged=False)
+    return Finding(round_no, label, identical, detail)
+
+
 class ControlNotJudged(TxnstormError):
     """A negative control whose oracle could judge too few rounds (its writer too slow: a loaded
     host) to say anything: the suite's ERROR, neither a PASS nor a lost tooth."""
@@ -212,7 +226,8 @@ class ControlNotJudged(TxnstormError):
 def check_control(findings: Sequence[Finding], oracle_prefix: str) -> str:
     """A negative control's verdict on one oracle: every round it could judge caught (a miss is an
     AssertionError, FAIL: the oracle is too weak).  A round it could not judge (a stamp writer that
-    completed fewer than two writes while the witnesses were captured) is neither; fewer than half
+    completed fewer than two writes while the witnesses were captured, a bitmap round whose disk
+    completed none between its commands) is neither; fewer than half
     the rounds judged proves nothing (ControlNotJudged, ERROR).  Returns the tally."""
     mine = [f for f in findings if f.oracle.startswith(oracle_prefix)]
     if not mine:
@@ -227,7 +242,7 @@ def check_control(findings: Sequence[Finding], oracle_prefix: str) -> str:
     if len(judged) * 2 < len(mine):
         raise ControlNotJudged(
             f"negative control: {oracle_prefix!r} could judge only {len(judged)} of {len(mine)} rounds (caught all "
-            f"{len(judged)}); in the others the writer completed too few writes during the separate commands:\n"
+            f"{len(judged)}); in the others too few writes completed during the separate commands:\n"
             + "\n".join(f.describe() for f in mine if not f.judged)
         )
     return f"{oracle_prefix} caught {len(judged)} of {len(mine)} rounds ({len(mine) - len(judged)} not judged)"
@@ -240,6 +255,7 @@ def verify_rounds(
     all images are closed and flushed).  ``regions``: one stamp region per
     stamp writer ("guest", "nbd"), each judged on every stamp pair."""
     findings = []
+    by_round = {record.round_no: record for record in records}
     for record in records:
         for pair in record.plan.pairs:
             a = _materialize(qemu_img, pair.a, scratch)
@@ -248,7 +264,8 @@ def verify_rounds(
             detail = f"{pair.a.describe()} vs {pair.b.describe()}: " + (
                 "identical" if result.identical else f"first difference at offset {result.first_difference}"
             )
-            findings.append(Finding(record.round_no, pair.label, result.identical, detail))
+            gap = by_round.get(pair.gap_round) if pair.gap_round is not None else None
+            findings.append(pair_finding(record.round_no, pair.label, detail, result.identical, gap))
         for stamp_pair in record.plan.stamp_pairs:
             # An extracted internal snapshot is a qcow2; a plain capture keeps its format.
             images = [

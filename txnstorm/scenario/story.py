@@ -53,6 +53,7 @@ from txnstorm.workload.fio import RunningStamps, StormHung
 from txnstorm.workload.nbd_stamps import NbdStampWriter
 
 CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
+GAP = "gap disk"  # a control's counts: the plan's gap disk's completed writes (not a stamp writer)
 DELAY_S = (0.05, 0.8)  # each round fires this far into the storm (seeded)
 
 
@@ -157,6 +158,7 @@ class Storm:
             return wait_until_writing(self.vm, self.disks)
         except DeviceStalled as stalled:
             self.examine(stalled, stalled.disks or self.disks)
+            self.blame_the_guest_if_nothing_else(stalled)
             raise
 
     def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
@@ -177,20 +179,30 @@ class Storm:
         self.timeline.mark(self.vm, "device stalled: examined", signature=stalled.stall.signature,
                            unstuck_by=stalled.stall.unstuck_by)  # fmt: skip
 
-    def qemu_side_idle(self, hung: StormHung) -> str | None:
+    def qemu_side_idle(self, hung: DeviceStalled) -> str | None:
         """What QEMU's side showed of the stalled disks, if it held nothing (its queues: ``guest-idle``)."""
         return stall.nothing_held_by_qemu(hung.stall)
 
-    def guest_inflight(self, hung: StormHung) -> dict[str, tuple[int, int] | None]:
+    def guest_inflight(self, hung: DeviceStalled) -> dict[str, tuple[int, int] | None]:
         """The requests the guest's blk-mq held per disk when the stall was examined."""
         held = hung.stall.guest_inflight if hung.stall is not None else {}
         return {d: held.get(d) for d in self.disks}
 
-    def blame_the_guest_if_nothing_else(self, hung: StormHung) -> None:
-        """A writer that did not end while nothing was in flight in the guest's block layer and QEMU's
-        side held nothing: the suite's ERROR (StormStuckInGuest), never a FAIL of QEMU."""
+    def writer_waits(self, stalled: DeviceStalled) -> list[stall.WriterWait]:
+        """Where the guest's writers sleep: kept with a storm that did not end, else read now."""
+        if isinstance(stalled, StormHung) or self.booted is None:
+            return stalled.writer_waits if isinstance(stalled, StormHung) else []
+        return stall.parse_writer_waits(self.booted.guest.run(stall.WRITER_WAITS, timeout=10).stdout)
+
+    def blame_the_guest_if_nothing_else(self, hung: DeviceStalled) -> None:
+        """A writer that did not end, or a storm that wrote nothing, while nothing was in flight in
+        the guest's block layer and QEMU's side held nothing: the suite's ERROR (StormStuckInGuest),
+        never a FAIL of QEMU."""
         try:
-            why = stall.stuck_in_guest(self.guest_inflight(hung), self.qemu_side_idle(hung), hung.writer_waits)
+            qemu_side = self.qemu_side_idle(hung)
+            if qemu_side is None:
+                return
+            why = stall.stuck_in_guest(self.guest_inflight(hung), qemu_side, self.writer_waits(hung))
         except TxnstormError as exc:  # the stall stays the verdict
             self.timeline.mark(self.vm, "storm stuck: guest side not judged", error=str(exc))
             return
@@ -209,6 +221,7 @@ class Storm:
         mark = self.timeline.mark
         mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
         progress: dict[str, int] = {}
+        gap_writes: int | None = None
         if atomic:
             fired = fire_transaction(self.vm, plan.actions)
         else:
@@ -216,19 +229,24 @@ class Storm:
             after: list[dict[str, int]] = []  # and once it was answered
             fired = fire_separately(
                 self.vm, plan.actions, CONTROL_GAP_S,
-                before_each=lambda _: before.append(self.stamp_writes()),
-                after_each=lambda _: after.append(self.stamp_writes()),
+                before_each=lambda i: before.append(self.control_counts(plan, i, first=False)),
+                after_each=lambda i: after.append(self.control_counts(plan, i, first=True)),
             )  # fmt: skip
             progress = self.writes_between_witness_captures(plan, before, after)
+            if plan.gap_disk is not None and len(plan.actions) > 1:
+                gap_writes = before[-1][GAP] - after[0][GAP]
+        said = {"stamp_writes_during": progress} if progress else {}
+        if gap_writes is not None:
+            said["gap_writes"] = {plan.gap_disk: gap_writes}
         mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4),
-             **({"stamp_writes_during": progress} if progress else {}))  # fmt: skip
+             **said)  # fmt: skip
         wait_jobs(self.vm, plan.jobs)
         mark(self.vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
         overlap = self.measure_overlap(before)
         mark(self.vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
         self.states.update(plan.new_tops)
         self.bitmap_base = ctx.bitmap_base
-        record = RoundRecord(ctx.round_no, plan, fired, overlap, delay, progress)
+        record = RoundRecord(ctx.round_no, plan, fired, overlap, delay, progress, gap_writes)
         self.records.append(record)
         return record
 
@@ -247,7 +265,17 @@ class Storm:
                 first, last = min(at), max(at)
         if not before or not after:
             return {}
-        return {w: after[last][w] - n for w, n in before[first].items() if after[last].get(w) is not None}
+        return {w: after[last][w] - n for w, n in before[first].items() if w != GAP and after[last].get(w) is not None}
+
+    def control_counts(self, plan: Plan, i: int, first: bool) -> dict[str, int]:
+        """Right before a control's command ``i`` is sent (``first=False``) or once it was answered:
+        the stamp writers' counts, and under ``GAP`` the plan's gap disk's completed writes (after
+        the first command, before the last: the gap a bitmap control needs writes in)."""
+        counts = self.stamp_writes()
+        edge = 0 if first else len(plan.actions) - 1
+        if plan.gap_disk is not None and i == edge:
+            counts[GAP] = self.vm.write_ops()[plan.gap_disk]
+        return counts
 
     def stamp_writes(self) -> dict[str, int]:
         """Stamp writes each writer whose progress the guest tells has completed so far (the guest

@@ -63,6 +63,9 @@ class Pair:
     label: str
     a: ImageRef
     b: ImageRef
+    # A pair that a control can only catch when that round's gap_disk wrote between its separate
+    # commands (full + incremental: writes after the full backup, before the bitmap existed).
+    gap_round: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class Plan:
     pairs: list[Pair] = field(default_factory=list)
     stamp_pairs: list[StampPair] = field(default_factory=list)
     new_tops: dict[str, DiskState] = field(default_factory=dict)  # disk -> state after the round
+    # Fired as separate commands (a control), a later pair can differ only if this disk completed
+    # writes between the first command's answer and the last one's sending (the bitmap round).
+    gap_disk: str | None = None
 
     @property
     def jobs(self) -> list[str]:
@@ -97,6 +103,7 @@ class BitmapBase:
     node: str
     bitmap: str
     full_backup: Path
+    round_no: int  # the round that created them
 
 
 @dataclass
@@ -242,12 +249,12 @@ def bitmap_and_full_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     The bitmap must account for every write after the full backup's point in
     time; the next round (``incremental_backup_and_snapshot``) checks it.
     """
-    plan = Plan("drive-backup full + block-dirty-bitmap-add", [])
+    plan = Plan("drive-backup full + block-dirty-bitmap-add", [], gap_disk=backup_disk)
     state = ctx.disks[backup_disk]
     full, bitmap = ctx.path(f"{backup_disk}-full"), f"bm-r{ctx.round_no}"
     plan.actions.append(drive_backup(state.node, full, job_id=f"full-{backup_disk}-r{ctx.round_no}"))
     plan.actions.append(dirty_bitmap_add(state.node, bitmap))
-    ctx.bitmap_base = BitmapBase(backup_disk, state.node, bitmap, full)
+    ctx.bitmap_base = BitmapBase(backup_disk, state.node, bitmap, full, ctx.round_no)
     return plan
 
 
@@ -265,7 +272,9 @@ def incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan
     plan.setup.append(_qcow2_node(target_node, incremental, backing_none=False))
     job = f"incr-{disk}-r{ctx.round_no}"
     plan.actions.append(blockdev_backup(base.node, target_node, job, sync="incremental", bitmap=base.bitmap))
-    plan.pairs.append(Pair("full + incremental backup == frozen base", ImageRef(incremental), ctx.disks[disk].ref()))
+    plan.pairs.append(Pair(
+        "full + incremental backup == frozen base", ImageRef(incremental), ctx.disks[disk].ref(), base.round_no
+    ))  # fmt: skip
     _snapshot_sync_every_disk(ctx, plan)
     return plan
 
