@@ -14,7 +14,7 @@ FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "findings"
 @pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="needs Debian's QEMU (make setup)")
 def test_ki5_standalone_reproducer_aborts_qemu():
     run = subprocess.run(
-        [sys.executable, str(FINDINGS / "KI-5-reproduce.py")], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, str(FINDINGS / "KI-5" / "reproduce.py")], capture_output=True, text=True, timeout=60, check=False
     )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "bdrv_do_drained_end: Assertion `bs->quiesce_counter > 0' failed" in run.stdout
@@ -25,7 +25,7 @@ def test_ki5_standalone_reproducer_aborts_qemu():
 def test_ki5_separate_commands_are_refused_not_fatal():
     """The report's control: without the transaction's rollback, QEMU refuses and survives."""
     run = subprocess.run(
-        [sys.executable, str(FINDINGS / "KI-5-reproduce.py"), "--separate"],
+        [sys.executable, str(FINDINGS / "KI-5" / "reproduce.py"), "--separate"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
@@ -35,6 +35,15 @@ def test_ki5_separate_commands_are_refused_not_fatal():
 def test_every_finding_names_its_known_issue():
     import json
 
-    ids = {e["id"] for e in json.loads((FINDINGS.parents[1] / "known-issues.json").read_text())}
-    for doc in FINDINGS.glob("*.md"):
-        assert doc.stem in ids, f"{doc.name}: no known issue {doc.stem} in known-issues.json"
+    entries = json.loads((FINDINGS.parents[1] / "known-issues.json").read_text())
+    ids = {e["id"] for e in entries}
+    folders = [d for d in FINDINGS.iterdir() if d.is_dir() and d.name != "lib"]
+    assert folders, "no finding folders"
+    for folder in folders:
+        assert folder.name in ids, f"{folder.name}: no known issue {folder.name} in known-issues.json"
+        assert (folder / "report.md").is_file() and (folder / "reproduce.py").is_file(), f"{folder.name}: incomplete"
+        report = f"docs/findings/{folder.name}/report.md"
+        assert any(e.get("report") == report for e in entries), f"no known issue links {report}"
+    for entry in entries:
+        if entry.get("report"):
+            assert (FINDINGS.parents[1] / entry["report"]).is_file(), f"{entry['id']}: {entry['report']} missing"

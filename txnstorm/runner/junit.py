@@ -5,7 +5,7 @@ its verdict ("WARN: known issue KI-5, still reproduces on QEMU 7.2.22") and
 the same line as ``<system-out>``; the suite's ``skipped`` count follows.
 Junit has no "warning" state: skipped with a message is the one a junit view
 shows as neither green nor red, which is what a known issue is.  The message
-names the issue too ("KI-5: <title>; report: docs/findings/KI-5.md").
+names the issue too ("KI-5: <title>; report: docs/findings/KI-5/report.md").
 
 A failed test case (``<failure>`` or ``<error>``) gets its seed, the line that
 replays it on the QEMU it failed on and, for a FAIL, the ``git bisect run``

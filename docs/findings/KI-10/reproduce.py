@@ -4,7 +4,7 @@ iothread; a drive-backup of that node (here in a transaction, or alone with
 --plain) aborts the daemon in bdrv_insert_node before any client connected.
 Needs only qemu-storage-daemon and qemu-img.  Python 3 standard library only.
 
-    docs/findings/KI-10-reproduce.py [QEMU_STORAGE_DAEMON [QEMU_IMG]] [--plain] [--main-loop] [--fixed-iothread]
+    docs/findings/KI-10/reproduce.py [QEMU_STORAGE_DAEMON [QEMU_IMG]] [--plain] [--main-loop] [--fixed-iothread]
 
 --main-loop exports the node in the daemon's main loop instead (the control:
 no iothread, no abort); --fixed-iothread exports it with fixed-iothread=on.
@@ -17,20 +17,29 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
-from qmp_lite import Qmp, aborted, end, launch
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))  # qmp_lite, guest_lite
+from qmp_lite import Qmp, aborted, end, launch  # noqa: E402
 
 
 def main() -> int:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return 0
+    unknown = [a for a in sys.argv[1:] if a.startswith("-") and a not in ("--plain", "--main-loop", "--fixed-iothread")]
+    if unknown:
+        print(f"KI-10/reproduce.py: unknown option {unknown[0]} (--help lists them)", file=sys.stderr)
+        return 2
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     qsd = args[0] if args else shutil.which("qemu-storage-daemon")
     qemu_img = args[1] if len(args) > 1 else shutil.which("qemu-img")
     if not qsd or not qemu_img:
-        print("usage: KI-10-reproduce.py [QEMU_STORAGE_DAEMON [QEMU_IMG]] (not on PATH)", file=sys.stderr)
+        print("usage: KI-10/reproduce.py [QEMU_STORAGE_DAEMON [QEMU_IMG]] (not on PATH)", file=sys.stderr)
         return 2
     for path in (qsd, qemu_img):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print(f"KI-10-reproduce.py: {path}: not an executable file", file=sys.stderr)
+            print(f"KI-10/reproduce.py: {path}: not an executable file", file=sys.stderr)
             return 2
     iothread = [] if "--main-loop" in sys.argv else [",iothread=io0"]
     if "--fixed-iothread" in sys.argv:

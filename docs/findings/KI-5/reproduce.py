@@ -4,7 +4,7 @@ the copy-before-write filter that the first action inserts; QEMU aborts in
 bdrv_do_drained_end.  Needs only qemu-system-x86_64 and qemu-img (no guest,
 no device: a bare -machine none).  Python 3 standard library only.
 
-    docs/findings/KI-5-reproduce.py [QEMU [QEMU_IMG]] [--separate]
+    docs/findings/KI-5/reproduce.py [QEMU [QEMU_IMG]] [--separate]
 
 Exit status: 1 if QEMU aborted (reproduced), 0 if it survived, 2 on bad input.
 With --separate, the two backups are sent as two commands instead (the
@@ -17,21 +17,30 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
-from qmp_lite import Qmp, aborted, end, launch
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))  # qmp_lite, guest_lite
+from qmp_lite import Qmp, aborted, end, launch  # noqa: E402
 
 
 def main() -> int:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return 0
+    unknown = [a for a in sys.argv[1:] if a.startswith("-") and a not in ("--separate",)]
+    if unknown:
+        print(f"KI-5/reproduce.py: unknown option {unknown[0]} (--help lists them)", file=sys.stderr)
+        return 2
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     separate = "--separate" in sys.argv
     qemu = args[0] if args else shutil.which("qemu-system-x86_64")
     qemu_img = args[1] if len(args) > 1 else shutil.which("qemu-img")
     if not qemu or not qemu_img:
-        print("usage: KI-5-reproduce.py [QEMU [QEMU_IMG]] (qemu-system-x86_64/qemu-img not on PATH)", file=sys.stderr)
+        print("usage: KI-5/reproduce.py [QEMU [QEMU_IMG]] (qemu-system-x86_64/qemu-img not on PATH)", file=sys.stderr)
         return 2
     for path in (qemu, qemu_img):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print(f"KI-5-reproduce.py: {path}: not an executable file", file=sys.stderr)
+            print(f"KI-5/reproduce.py: {path}: not an executable file", file=sys.stderr)
             return 2
     with tempfile.TemporaryDirectory(prefix="ki5-") as tmp:
         for name in ("disk0", "tgt"):

@@ -7,7 +7,7 @@ Needs qemu-system-x86_64, qemu-img, an ssh client and the txnstorm guest
 (``make guest`` builds it into ~/.cache/txnstorm/guests/tiny-*: kernel,
 initramfs with fio, per-build SSH keys).  Python 3 standard library only.
 
-    docs/findings/KI-7-reproduce.py [--qemu Q] [--qemu-img I] [--guest DIR]
+    docs/findings/KI-7/reproduce.py [--qemu Q] [--qemu-img I] [--guest DIR]
                                     [--sections N] [--accel tcg|kvm] [--abort]
 
 Each section: ``stop``, ``cont``, then both disks must complete new writes
@@ -28,9 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from guest_lite import FIO, Guest, bad_input, newest_guest
-from qmp_lite import Qmp, end, launch
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))  # qmp_lite, guest_lite
+from guest_lite import FIO, Guest, bad_input, newest_guest  # noqa: E402
+from qmp_lite import Qmp, end, launch  # noqa: E402
 
 
 def write_ops(qmp: Qmp) -> dict[str, int]:
@@ -76,7 +78,7 @@ def main() -> int:
     args = p.parse_args()
     problem = bad_input({"--qemu": args.qemu, "--qemu-img": args.qemu_img}, args.guest)
     if problem:
-        print(f"KI-7-reproduce.py: {problem}", file=sys.stderr)
+        print(f"KI-7/reproduce.py: {problem}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="ki7-") as tmp:
         guest = Guest(args.guest, tmp, args.accel)

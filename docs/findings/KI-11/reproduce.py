@@ -9,7 +9,7 @@ Needs qemu-storage-daemon, qemu-system-x86_64 (with vhost-user-blk-pci),
 qemu-img, an ssh client and the txnstorm guest (``make guest``).  Python 3
 standard library only.
 
-    docs/findings/KI-11-reproduce.py [--qsd D] [--qemu Q] [--qemu-img I] [--guest DIR]
+    docs/findings/KI-11/reproduce.py [--qsd D] [--qemu Q] [--qemu-img I] [--guest DIR]
                                      [--transactions N] [--accel tcg|kvm] [--main-loop] [--gdb]
 
 --main-loop exports the node in the daemon's main loop instead (the control:
@@ -26,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from guest_lite import FIO, Guest, bad_input, newest_guest
-from qmp_lite import Qmp, end, launch
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))  # qmp_lite, guest_lite
+from guest_lite import FIO, Guest, bad_input, newest_guest  # noqa: E402
+from qmp_lite import Qmp, end, launch  # noqa: E402
 
 ANSWER_S = 20.0  # a transaction not answered by then is a hang
 GDB = [
@@ -69,7 +71,7 @@ def main() -> int:
     args = p.parse_args()
     problem = bad_input({"--qsd": args.qsd, "--qemu": args.qemu, "--qemu-img": args.qemu_img}, args.guest)
     if problem:
-        print(f"KI-11-reproduce.py: {problem}", file=sys.stderr)
+        print(f"KI-11/reproduce.py: {problem}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="ki11-") as tmp:
         subprocess.run([args.qemu_img, "create", "-q", "-f", "qcow2", f"{tmp}/disk0.qcow2", "64M"], check=True)
