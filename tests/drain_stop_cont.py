@@ -16,8 +16,8 @@ reproduced in tests/nbd_known_issues.py).
 import time
 
 from txnstorm.oracles import drain
+from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.scenario.avocado_test import TxnstormTest
-from txnstorm.scenario.rounds import wait_until_writing
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload import nbd
 

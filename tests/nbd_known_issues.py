@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from txnstorm.oracles.stamps import StampRegion
 from txnstorm.scenario.avocado_test import KnownIssueTest
 from txnstorm.transactions import actions as txn
 from txnstorm.vm.boot import booted
@@ -30,6 +29,7 @@ from txnstorm.vm.machine import Machine
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload import nbd
 from txnstorm.workload.nbd_stamps import NbdStampWriter
+from txnstorm.workload.stamp_format import StampRegion
 
 ONE_DISK = Topology("nbd-export-in-iothread", (Disk("disk0", iothread="io0", share_rw=True),))
 TWO_DISKS = Topology(

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from txnstorm.host import accel
-from txnstorm.host.accel import ProbeFailure
+from txnstorm.vm import accel
+from txnstorm.vm.accel import ProbeFailure
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def test_bad_accel_is_one_line(tmp_path, monkeypatch):
     import os
 
     from txnstorm.errors import UserError
-    from txnstorm.host import accel
+    from txnstorm.vm import accel
 
     try:
         accel.choose("hvf", None, None)  # type: ignore[arg-type]

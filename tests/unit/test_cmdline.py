@@ -138,7 +138,7 @@ def test_vq_mapping_needs_json_device_syntax_and_its_iothreads():
 
 
 def test_a_qemu_without_vq_mapping_names_the_missing_property():
-    from txnstorm.host.caps import Capabilities
+    from txnstorm.vm.caps import Capabilities
 
     caps = Capabilities("7.2.22", frozenset(), frozenset(), device_props={"virtio-blk-pci": frozenset({"iothread"})})
     assert caps.missing(props={"virtio-blk-pci": ["iothread-vq-mapping"]}) == [

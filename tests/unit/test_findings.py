@@ -14,8 +14,9 @@ FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "findings"
 @pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="needs Debian's QEMU (make setup)")
 def test_ki5_standalone_reproducer_aborts_qemu():
     run = subprocess.run(
-        [sys.executable, str(FINDINGS / "KI-5" / "reproduce.py")], capture_output=True, text=True, timeout=60, check=False
-    )
+        [sys.executable, str(FINDINGS / "KI-5" / "reproduce.py")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
     assert run.returncode == 1, run.stdout + run.stderr
     assert "bdrv_do_drained_end: Assertion `bs->quiesce_counter > 0' failed" in run.stdout
     assert "REPRODUCED" in run.stdout

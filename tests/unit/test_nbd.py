@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 
 from txnstorm.errors import QMPCommandError
+from txnstorm.host.images import nbd_uri
 from txnstorm.host.sut import SystemUnderTest
-from txnstorm.oracles.stamps import StampRegion, judge
+from txnstorm.oracles.stamps import judge
 from txnstorm.vm.cmdline import BootFiles
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload import nbd
 from txnstorm.workload.nbd_stamps import NbdStampWriter, StampWriterFailed, parse_args
+from txnstorm.workload.stamp_format import StampRegion
 
 pytest.importorskip("nbd", reason="Debian's python3-libnbd is not installed (make setup)")
 
@@ -91,11 +93,11 @@ def test_read_only_export_refuses_writes_with_a_clear_error(vm):
 def test_unknown_export_and_dead_server_are_clear_errors(vm, tmp_path):
     sock = nbd.start_server(vm)
     with pytest.raises(nbd.NbdError, match="server has no export named 'nope'"):
-        nbd.NbdClient(nbd.uri(sock, "nope")).connect()
+        nbd.NbdClient(nbd_uri(sock, "nope")).connect()
     with pytest.raises(nbd.NbdError, match=r"NBD connect to .* failed"):
-        nbd.NbdClient(nbd.uri(tmp_path / "no.sock", "x")).connect()
+        nbd.NbdClient(nbd_uri(tmp_path / "no.sock", "x")).connect()
     with pytest.raises(nbd.NbdError, match="not connected"):
-        nbd.NbdClient(nbd.uri(sock, "x")).pread(1, 0)
+        nbd.NbdClient(nbd_uri(sock, "x")).pread(1, 0)
 
 
 def test_export_of_a_missing_node_names_it(vm):
@@ -167,7 +169,7 @@ def test_keep_open_holds_the_connections_until_closed(vm, tmp_path):
 
 def test_stamp_writer_that_cannot_connect_says_why(vm, tmp_path):
     sock = nbd.start_server(vm)
-    writer = NbdStampWriter(nbd.uri(sock, "a"), nbd.uri(sock, "b"), REGION, tmp_path)
+    writer = NbdStampWriter(nbd_uri(sock, "a"), nbd_uri(sock, "b"), REGION, tmp_path)
     with pytest.raises(StampWriterFailed, match="exited with status 1 while connecting: .*no export named 'a'"):
         writer.start()
 

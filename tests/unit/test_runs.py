@@ -88,7 +88,7 @@ def test_the_real_suite_has_the_tiers():
 
 
 def test_capabilities_from_a_schema():
-    from txnstorm.host.caps import from_schema
+    from txnstorm.vm.caps import from_schema
 
     schema = [
         {"name": "transaction", "meta-type": "command"},
@@ -106,7 +106,7 @@ def test_capabilities_from_a_schema():
 
 def test_aio_backends_from_a_schema():
     """BlockdevAioOptions lists io_uring only in a QEMU built with liburing (make qemu's 10.2.2 is not)."""
-    from txnstorm.host.caps import from_schema
+    from txnstorm.vm.caps import from_schema
 
     aio = {"name": "125", "meta-type": "enum", "members": [{"name": "threads"}, {"name": "native"}]}
     without = from_schema("10.2.2", [aio])

@@ -10,10 +10,10 @@ import pytest
 from test_stall import queue  # the quiet ring both files build their stalls on
 
 from txnstorm.errors import TxnstormError
-from txnstorm.host.caps import Capabilities, needs_of
 from txnstorm.oracles import stall
 from txnstorm.oracles.stall import QueueView, StallEvidence, parse_inflight
 from txnstorm.scenario import rounds
+from txnstorm.vm.caps import Capabilities, needs_of
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args, device_arg
 from txnstorm.vm.ssh import GuestSession
 from txnstorm.vm.topology import GUEST_DISK_LOOP, TOPOLOGIES, Disk, Topology

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.oracles.stamps import BLOCK, StampRegion, decode, encode, judge, newest_generation, read_region
+from txnstorm.oracles.stamps import judge, newest_generation, read_region
+from txnstorm.workload.stamp_format import BLOCK, StampRegion, decode, encode
 
 WRITER = Path(__file__).resolve().parents[2] / "guests" / "tiny" / "src" / "stampwriter.c"
 

@@ -9,13 +9,14 @@ from test_stall import queue  # the quiet ring the stall tests build on
 
 from txnstorm.errors import DeviceStalled, QemuFailure, StormStuckInGuest
 from txnstorm.oracles import known_issues as ki
-from txnstorm.oracles.stall import WRITER_WAITS, QueueView, StallEvidence, parse_writer_waits
+from txnstorm.oracles.stall import QueueView, StallEvidence
 from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
 from txnstorm.scenario.rounds import Timeline
 from txnstorm.scenario.story import Storm
 from txnstorm.vm.backtrace import IDLE_MAIN_LOOP
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload.fio import WAITS_TITLE, StormHung
+from txnstorm.workload.writer_waits import WRITER_WAITS, parse_writer_waits
 
 # Recorded on 7.2.22 (scripts/storm-stop-repro --throttle 20 --stop split: fio's parent, then its
 # job processes 0.2 s later): both jobs wait in io_getevents for 7 completions (min_nr 7, nr 7),

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from txnstorm.errors import TxnstormError
-from txnstorm.host.caps import Capabilities, export_types, needs_of
 from txnstorm.scenario.guest_on_daemon import parse_write_counts
 from txnstorm.scenario.rounds import guest_devices
+from txnstorm.vm.caps import Capabilities, export_types, needs_of
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
 from txnstorm.vm.storage_daemon import DaemonSpec
 from txnstorm.vm.storage_daemon import build_args as daemon_args

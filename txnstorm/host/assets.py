@@ -31,7 +31,6 @@ from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host.cachedir import writable_cache_root
 from txnstorm.host.scratch import make_private_dir, sweep_stale
-from txnstorm.vm.cmdline import BootFiles
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -39,6 +38,15 @@ REQUIRED = ("vmlinux", "id_ed25519", "id_ed25519.pub", "host_key.pub", "build-in
 INITRD_NAMES = ("initramfs.cpio", "initramfs.cpio.gz")
 GUESTS_DIR = REPO / "guests"
 PRUNE_AFTER_DAYS = 7
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    """What QEMU boots the guest from: its kernel, initrd and kernel command line."""
+
+    kernel: Path
+    initrd: Path
+    append: str
 
 
 class CacheProblem(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,3 +58,8 @@ class QemuImg:
         if proc.returncode != 0:
             raise QemuImgError(f"qemu-img convert -l snapshot.name={snapshot} {path} failed: {proc.stderr.strip()}")
         return out
+
+
+def nbd_uri(socket: Path, name: str) -> str:
+    """The NBD URI of export ``name`` on a unix socket (qemu-img and libnbd read it)."""
+    return f"nbd+unix:///{urllib.parse.quote(name, safe='')}?socket={socket}"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from txnstorm.errors import DeadlineExceeded, DeviceStalled
-from txnstorm.scenario.rounds import wait_until_writing
+from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.vm.machine import Machine
 from txnstorm.workload import nbd
 

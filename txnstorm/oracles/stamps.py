@@ -6,32 +6,19 @@ host).  A capture of both disks taken at one instant sees newest generations
 ``a`` on A and ``b`` on B with ``a == b`` or ``a == b + 1``; anything else
 means the two captures are from different instants.
 
-Stamp format (little-endian, one 4096-byte block; the C writer matches):
-
-    0  char[8] magic "TXNSTAMP"    16  u64 generation
-    8  u32     version (1)         24  u64 slot (block index in the region)
-   12  u32     disk id             32  u32 crc32 of bytes 0..31, rest zero
-
-Generation n lives in slot ``n % slots`` of the stamp region, so the newest
-generation is always present however long the writer ran.
+The stamp format is ``workload/stamp_format.py``'s (the writers own it).
 """
 
 from __future__ import annotations
 
-import struct
 import subprocess
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm.errors import TxnstormError
 from txnstorm.host.scratch import private_dir
+from txnstorm.workload.stamp_format import BLOCK, StampRegion, decode
 
-BLOCK = 4096
-MAGIC = b"TXNSTAMP"
-VERSION = 1
-_HEAD = struct.Struct("<8sIIQQ")  # 32 bytes, followed by the crc32
-DEFAULT_SLOTS = 64  # 256 KiB at the end of each disk
 # Captures of A and B at two instants differ (a != b and a != b + 1) only if the writer completed
 # at least this many stamp writes between them (B(a), A(a+1), B(a+1) from A(a); at least the
 # last two).  A control round whose writer completed fewer from its first command to its last
@@ -43,23 +30,6 @@ class StampError(TxnstormError):
     pass
 
 
-def encode(disk_id: int, generation: int, slots: int) -> bytes:
-    head = _HEAD.pack(MAGIC, VERSION, disk_id, generation, generation % slots)
-    return (head + struct.pack("<I", zlib.crc32(head))).ljust(BLOCK, b"\0")
-
-
-def decode(block: bytes) -> tuple[int, int] | None:
-    """(disk_id, generation) of a valid stamp block, else None."""
-    if len(block) < 36 or block[:8] != MAGIC:
-        return None
-    head = block[:32]
-    (crc,) = struct.unpack_from("<I", block, 32)
-    if zlib.crc32(head) != crc:
-        return None
-    _, version, disk_id, generation, _slot = _HEAD.unpack(head)
-    return (disk_id, generation) if version == VERSION else None
-
-
 def newest_generation(region: bytes, disk_id: int) -> tuple[int, int | None]:
     """(newest generation, its offset in the region); 0 when no stamp."""
     best, where = 0, None
@@ -68,20 +38,6 @@ def newest_generation(region: bytes, disk_id: int) -> tuple[int, int | None]:
         if stamp and stamp[0] == disk_id and stamp[1] > best:
             best, where = stamp[1], off
     return best, where
-
-
-@dataclass(frozen=True)
-class StampRegion:
-    offset: int  # bytes from the start of the disk
-    slots: int = DEFAULT_SLOTS
-
-    @classmethod
-    def at_end(cls, disk_bytes: int, slots: int = DEFAULT_SLOTS) -> StampRegion:
-        return cls(disk_bytes - slots * BLOCK, slots)
-
-    @property
-    def size(self) -> int:
-        return self.slots * BLOCK
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,12 @@ from typing import Any
 
 from txnstorm import REPO
 from txnstorm.errors import TxnstormError, UserError
-from txnstorm.host import accel, assets, sut
+from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import private_dir
-from txnstorm.scenario.rounds import start_storm, wait_until_writing
+from txnstorm.oracles.stall import wait_until_writing
+from txnstorm.scenario.rounds import start_storm
+from txnstorm.vm import accel
 from txnstorm.vm.boot import booted
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.topology import Disk, Topology

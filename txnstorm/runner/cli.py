@@ -38,9 +38,10 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import QemuFailure, TxnstormError, UserError
-from txnstorm.host import accel, assets, cachedir, caps, sut
+from txnstorm.host import assets, cachedir, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
 from txnstorm.runner import junit, report, runs
+from txnstorm.vm import accel, caps
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
 

@@ -22,8 +22,8 @@ from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
 from txnstorm.runner import runs
+from txnstorm.settings import ACCEL_CHOICES
 
-ACCEL_CHOICES = ("auto", "kvm", "tcg")
 TESTS_DIR = REPO / "tests"
 
 

@@ -26,7 +26,7 @@ from avocado import Test
 from avocado.core.exceptions import TestFail, TestWarn
 
 from txnstorm.errors import QemuFailure, UserError
-from txnstorm.host import accel, assets, caps, sut
+from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
 from txnstorm.oracles import known_issues
@@ -35,7 +35,7 @@ from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
 from txnstorm.scenario.rounds import Finding, check_control
 from txnstorm.scenario.story import Storm, Witnesses, Workspace, rounds_of
 from txnstorm.transactions.plans import PLANS, PlanBuilder, action_types
-from txnstorm.vm import storage_daemon
+from txnstorm.vm import accel, caps, storage_daemon
 from txnstorm.vm.boot import Booted, booted
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.storage_daemon import StorageDaemon

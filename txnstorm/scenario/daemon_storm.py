@@ -14,12 +14,12 @@ import contextlib
 from collections.abc import Sequence
 
 from txnstorm.errors import DeviceStalled
-from txnstorm.oracles.stamps import StampRegion
 from txnstorm.scenario.story import Storm, Witnesses, Workspace
 from txnstorm.vm.storage_daemon import StorageDaemon
 from txnstorm.vm.topology import Topology
 from txnstorm.workload.nbd_stamps import NbdStampWriter
 from txnstorm.workload.nbd_storm import NbdStorm, NbdStorms
+from txnstorm.workload.stamp_format import StampRegion
 
 DEPTH = 8  # writes in flight per export, as the guest's fio iodepth
 

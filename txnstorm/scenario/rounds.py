@@ -13,15 +13,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from txnstorm.errors import DeviceStalled, TxnstormError
+from txnstorm.errors import TxnstormError
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles.compare import compare_images
-from txnstorm.oracles.stamps import WRITES_TO_DIFFER, CrossDiskVerdict, StampRegion, judge, read_region
+from txnstorm.oracles.stamps import WRITES_TO_DIFFER, CrossDiskVerdict, judge, read_region
 from txnstorm.transactions.actions import Fired
 from txnstorm.transactions.plans import ImageRef, Plan
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.machine import Machine
 from txnstorm.workload.fio import FioJob, FioResult, RunningStorm, StormHung
+from txnstorm.workload.stamp_format import StampRegion
 
 
 class NoOverlap(TxnstormError):
@@ -80,22 +81,6 @@ def start_storm(
         iodepth=booted.vm.topology.storm_iodepth,
     )  # fmt: skip
     return RunningStorm(booted.guest, job)
-
-
-def wait_until_writing(vm: Machine, disks: Sequence[str], timeout: float = 30.0) -> dict[str, int]:
-    """Return write counters once every disk has completed new writes."""
-    first = vm.write_ops()
-    deadline = time.monotonic() + timeout
-    while True:
-        time.sleep(0.2)
-        now = vm.write_ops()
-        if all(now.get(d, 0) > first.get(d, 0) for d in disks):
-            return now
-        if time.monotonic() > deadline:
-            stalled = [d for d in disks if now.get(d, 0) <= first.get(d, 0)]
-            failure = DeviceStalled(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
-            failure.disks = tuple(stalled)
-            raise failure
 
 
 @dataclass(frozen=True)

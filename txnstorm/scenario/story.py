@@ -28,7 +28,7 @@ from txnstorm.errors import DeviceStalled, QMPCommandError, StormStuckInGuest, T
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles import stall
 from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
-from txnstorm.oracles.stamps import StampRegion
+from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.scenario.rounds import (
     Finding,
     Overlap,
@@ -41,7 +41,6 @@ from txnstorm.scenario.rounds import (
     start_storm,
     verify_rounds,
     virtqueue_status,
-    wait_until_writing,
 )
 from txnstorm.transactions.actions import fire_separately, fire_transaction, snapshot_index, wait_jobs
 from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanBuilder, RoundContext
@@ -51,6 +50,8 @@ from txnstorm.vm.topology import Topology
 from txnstorm.workload import nbd
 from txnstorm.workload.fio import RunningStamps, StormHung
 from txnstorm.workload.nbd_stamps import NbdStampWriter
+from txnstorm.workload.stamp_format import StampRegion
+from txnstorm.workload.writer_waits import WRITER_WAITS, WriterWait, parse_writer_waits
 
 CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
 GAP = "gap disk"  # a control's counts: the plan's gap disk's completed writes (not a stamp writer)
@@ -188,11 +189,11 @@ class Storm:
         held = hung.stall.guest_inflight if hung.stall is not None else {}
         return {d: held.get(d) for d in self.disks}
 
-    def writer_waits(self, stalled: DeviceStalled) -> list[stall.WriterWait]:
+    def writer_waits(self, stalled: DeviceStalled) -> list[WriterWait]:
         """Where the guest's writers sleep: kept with a storm that did not end, else read now."""
         if isinstance(stalled, StormHung) or self.booted is None:
             return stalled.writer_waits if isinstance(stalled, StormHung) else []
-        return stall.parse_writer_waits(self.booted.guest.run(stall.WRITER_WAITS, timeout=10).stdout)
+        return parse_writer_waits(self.booted.guest.run(WRITER_WAITS, timeout=10).stdout)
 
     def blame_the_guest_if_nothing_else(self, hung: DeviceStalled) -> None:
         """A writer that did not end, or a storm that wrote nothing, while nothing was in flight in

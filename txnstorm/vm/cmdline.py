@@ -10,16 +10,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from txnstorm.host.assets import BootFiles
 from txnstorm.vm.topology import Disk, Topology
 
 ACCELS = ("tcg", "kvm")
-
-
-@dataclass(frozen=True)
-class BootFiles:
-    kernel: Path
-    initrd: Path
-    append: str
 
 
 @dataclass(frozen=True)

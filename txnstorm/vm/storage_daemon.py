@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm.errors import DeadlineExceeded, QemuDied
+from txnstorm.host.images import nbd_uri
 from txnstorm.host.scratch import make_private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm import process
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.qmp import Monitor
 from txnstorm.vm.topology import Topology
-from txnstorm.workload.nbd import uri
 
 log = logging.getLogger("txnstorm.vm.storage_daemon")
 DAEMON_BINARY = "qemu-storage-daemon"
@@ -148,7 +148,7 @@ class StorageDaemon(Machine):
 
     def export_uri(self, disk: str) -> str:
         """The NBD URI of ``disk``'s export."""
-        return uri(self.nbd_socket, disk)
+        return nbd_uri(self.nbd_socket, disk)
 
     def _launch(self, start_timeout: float) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)

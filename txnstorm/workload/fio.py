@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from txnstorm.errors import DeviceStalled, TxnstormError
-from txnstorm.oracles.stall import WRITER_WAITS, WriterWait, parse_writer_waits
 from txnstorm.vm.ssh import GuestSession
 from txnstorm.vm.topology import GUEST_DISK_LOOP
+from txnstorm.workload.writer_waits import WRITER_WAITS, WriterWait, parse_writer_waits
 
 GUEST_DIR = "/tmp/txnstorm"
 WAITS_TITLE = "where each writer waits (syscall and arguments; aio: id nr head tail magic of its AIO ring)"

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
-import urllib.parse
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from txnstorm.errors import QMPCommandError, TxnstormError
+from txnstorm.host.images import nbd_uri
 from txnstorm.vm.machine import Machine
 
 SOCKET_NAME = "nbd.sock"
@@ -68,11 +68,6 @@ def start_server(vm: Machine) -> Path:
     return path
 
 
-def uri(socket: Path, name: str) -> str:
-    """The NBD URI of export ``name`` on a unix socket (libnbd and qemu-img read it)."""
-    return f"nbd+unix:///{urllib.parse.quote(name, safe='')}?socket={socket}"
-
-
 def export(vm: Machine, node: str, name: str, writable: bool) -> str:
     """``block-export-add type=nbd`` of ``node`` as ``name`` (also the export id).
 
@@ -87,7 +82,7 @@ def export(vm: Machine, node: str, name: str, writable: bool) -> str:
         if writable and "permission" in exc.desc.lower():
             hint = " (a node attached to a device needs share-rw=on on it: Disk(share_rw=True))"
         raise NbdError(f"exporting node {node!r} as {name!r} failed: {exc.desc}{hint}") from exc
-    link = uri(socket_path(vm), name)
+    link = nbd_uri(socket_path(vm), name)
     vm.note(f"NBD export {name} of node {node} ({'rw' if writable else 'ro'}): {link}")
     return link
 

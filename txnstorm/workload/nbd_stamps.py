@@ -28,9 +28,9 @@ from typing import Any, TextIO
 
 from txnstorm import REPO
 from txnstorm.errors import DeadlineExceeded, TxnstormError
-from txnstorm.oracles.stamps import BLOCK, StampRegion, encode
 from txnstorm.vm import process
 from txnstorm.workload.nbd import NbdClient, NbdError
+from txnstorm.workload.stamp_format import BLOCK, StampRegion, encode
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 READY = "nbd_stamps: connected"

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnstorm.oracles.stamps import BLOCK
 from txnstorm.workload.nbd import NbdClient, NbdError
 from txnstorm.workload.nbd_stamps import READY, STOP_SIGNALS, ChildWriter, stop_requested
+from txnstorm.workload.stamp_format import BLOCK
 
 COUNT_EVERY_S = 0.05
 

@@ -23,7 +23,7 @@ from txnstorm.host.assets import GuestImage
 from txnstorm.host.cachedir import cache_root
 from txnstorm.host.scratch import private_dir
 from txnstorm.host.sut import SystemUnderTest
-from txnstorm.runner.inputs import ACCEL_CHOICES
+from txnstorm.settings import ACCEL_CHOICES
 from txnstorm.vm.topology import Topology
 
 CHOICES = ACCEL_CHOICES
