@@ -17,7 +17,7 @@ import time
 
 from txnstorm.oracles import drain
 from txnstorm.oracles.stall import wait_until_writing
-from txnstorm.scenario.avocado_test import TxnstormTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload import nbd
 

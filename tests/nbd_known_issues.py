@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from txnstorm.scenario.avocado_test import KnownIssueTest
+from txnstorm.scenario.harness import KnownIssueTest
 from txnstorm.transactions import actions as txn
 from txnstorm.vm.boot import booted
 from txnstorm.vm.machine import Machine
@@ -131,7 +131,7 @@ class NbdWritesDuringSnapshot(KnownIssueTest):
         started = time.monotonic()
         try:
             vm = Machine(self.platform, TWO_DISKS, logdir, images)
-            self._machines.append(vm)  # tearDown kills it by PID should anything escape
+            self.kill_at_teardown(vm)  # tearDown kills it by PID should anything escape
             with booted(vm, self.guest_image):
                 nbd.start_server(vm)
                 links = [nbd.export(vm, vm.root_node(d.name), d.name, writable=True) for d in TWO_DISKS.disks]

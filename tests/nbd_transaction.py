@@ -15,7 +15,7 @@ included.  Exports in iothreads are the known issues KI-2/KI-3/KI-6
 (tests/nbd_known_issues.py).
 """
 
-from txnstorm.scenario.avocado_test import TxnstormTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.transactions.plans import PLANS
 from txnstorm.vm.topology import NBD_WITNESSES_MAIN_LOOP
 

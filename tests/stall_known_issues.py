@@ -20,7 +20,7 @@ import contextlib
 
 from txnstorm.errors import DeviceStalled, QMPCommandError
 from txnstorm.oracles.rollback import ABORT
-from txnstorm.scenario.avocado_test import KnownIssueTest
+from txnstorm.scenario.harness import KnownIssueTest
 from txnstorm.scenario.story import Storm
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 

@@ -18,7 +18,7 @@ daemon beside it CANCELs.
 import time
 
 from txnstorm.errors import QemuDied
-from txnstorm.scenario.avocado_test import DaemonKnownIssueTest, EveryPlanStory, StorageDaemonTest
+from txnstorm.scenario.harness import DaemonKnownIssueTest, EveryPlanStory, StorageDaemonTest
 from txnstorm.transactions import actions as txn
 from txnstorm.transactions.plans import PLANS
 from txnstorm.vm.topology import Disk, Topology

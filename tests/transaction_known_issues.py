@@ -8,7 +8,7 @@ the two backups must still be the same instant.
 """
 
 from txnstorm.errors import QemuDied
-from txnstorm.scenario.avocado_test import KnownIssueTest
+from txnstorm.scenario.harness import KnownIssueTest
 from txnstorm.scenario.rounds import RoundRecord, verify_rounds
 from txnstorm.transactions.actions import fire_transaction, wait_jobs
 from txnstorm.transactions.plans import DiskState, RoundContext, two_backups

@@ -10,7 +10,7 @@ consistent.  The controls fire the same plans as separate commands and must
 be caught by each oracle.
 """
 
-from txnstorm.scenario.avocado_test import TxnstormTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.transactions.plans import (
     PLANS,
     PlanBuilder,

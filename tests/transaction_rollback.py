@@ -16,7 +16,7 @@ must name what changed in every round; and with the guest stopped, the
 
 from txnstorm.errors import DeadlineExceeded
 from txnstorm.oracles.stall import wait_until_writing
-from txnstorm.scenario.avocado_test import TxnstormTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.scenario.story import Storm
 from txnstorm.transactions.plans import (
     bitmap_and_full_backup,

@@ -10,7 +10,7 @@ must see the oracle report a difference; if it cannot, the oracle is too
 weak and the positive test proves nothing.
 """
 
-from txnstorm.scenario.avocado_test import TxnstormTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.transactions.plans import snapshot_sync_and_drive_backup
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 

@@ -17,7 +17,7 @@ daemon built without vhost-user-blk exports CANCELs.
 """
 
 from txnstorm.errors import DeviceStalled, QemuDied, QemuHung
-from txnstorm.scenario.avocado_test import EveryPlanStory, GuestOnDaemonTest, KnownIssueTest
+from txnstorm.scenario.harness import EveryPlanStory, GuestOnDaemonTest, KnownIssueTest
 from txnstorm.scenario.story import Storm
 from txnstorm.transactions import actions as txn
 from txnstorm.vm.topology import FIRST_FIXED_PCI_SLOT, Disk, Topology

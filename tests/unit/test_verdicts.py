@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 STORIES = '''
 import types
 
-from txnstorm.scenario.avocado_test import TxnstormTest, known_to_flake
+from txnstorm.scenario.harness import TxnstormTest, known_to_flake
 from txnstorm.errors import DeviceStalled, QemuDied, QemuHung, QMPCommandError, StormStuckInGuest
 
 

@@ -77,9 +77,7 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
             reason = failure.reason()
             version = getattr(getattr(self, "sut", None), "version", "?")
             listed = known_issues.listed_failure(reason, version, known_issues.load()) if version != "?" else None
-            board = json.loads(self.whiteboard or "{}")
-            verdict = {"kind": failure.kind, "reason": reason, "known_issue": listed.id if listed else None}
-            self.whiteboard = json.dumps({**board, "failure": verdict})
+            self.record(failure={"kind": failure.kind, "reason": reason, "known_issue": listed.id if listed else None})
             if listed is not None:
                 # A listed issue on a version it affects: visible, but the job stays green.
                 raise TestWarn(f"{known_issues.still_reproduces(listed, version)}: {reason}") from failure
@@ -112,7 +110,7 @@ class TxnstormTest(Test):
 
     def setUp(self) -> None:
         sweep_stale()
-        self._machines: list[Machine] = []
+        self._to_kill: list[Machine] = []
         self.seed = self._seed()  # bad input first, before anything slow
         try:
             self.sut = sut.resolve(self.params.get("qemu", default=None), self.params.get("qemu_img", default=None))
@@ -128,10 +126,11 @@ class TxnstormTest(Test):
         accel_name, accel_reason = (self.accel.accel, self.accel.reason) if self.NEEDS_GUEST else ("none", "no guest")
         self.log.info("system under test: %s, accel %s (%s)", self.sut.describe(), accel_name, accel_reason)
         self.log.info("seed %d (replay: avocado run ... -p seed=%d)", self.seed, self.seed)
-        self.whiteboard = json.dumps({
-            "seed": self.seed, "qemu": self.sut.version, "accel": accel_name,
-            "qemu_path": str(self.sut.qemu), "qemu_img_path": str(self.sut.qemu_img), "accel_reason": accel_reason,
-        })  # fmt: skip
+        self.whiteboard = ""  # a fresh record per test
+        self.record(
+            seed=self.seed, qemu=self.sut.version, accel=accel_name, qemu_path=str(self.sut.qemu),
+            qemu_img_path=str(self.sut.qemu_img), accel_reason=accel_reason,
+        )  # fmt: skip
         self.qemu_img = QemuImg(self.sut.qemu_img)
         if self.NEEDS_GUEST:
             self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel)
@@ -139,7 +138,7 @@ class TxnstormTest(Test):
         self.scratch.mkdir(exist_ok=True)
 
     def tearDown(self) -> None:
-        for vm in getattr(self, "_machines", []):
+        for vm in getattr(self, "_to_kill", []):
             vm.kill()
         if not hasattr(self, "scratch"):
             return
@@ -147,6 +146,16 @@ class TxnstormTest(Test):
             shutil.rmtree(self.scratch, ignore_errors=True)
         else:
             self.log.info("images kept for diagnosis in %s", self.scratch)
+
+    def record(self, **facts: object) -> None:
+        """Add ``facts`` to the test's whiteboard (a JSON object in ``results.json``: what the report,
+        the replay line, junit and the reliability tally read); the one place that writes it."""
+        self.whiteboard = json.dumps({**json.loads(self.whiteboard or "{}"), **facts})
+
+    def kill_at_teardown(self, process: Machine) -> None:
+        """Hand a QEMU or daemon to tearDown, which kills it by PID if it is still running (call it
+        before launching: a test that fails mid-boot leaves nothing behind)."""
+        self._to_kill.append(process)
 
     def _seed(self) -> int:
         value = self.params.get("seed", default=os.environ.get("TXNSTORM_SEED"))
@@ -185,7 +194,7 @@ class TxnstormTest(Test):
             vm = Machine(self.platform, topology, self.logdir_path, self.create_images(topology))
         else:
             vm = Machine(self.platform, topology, self.logdir_path, {}, daemon.vhost_export_sockets())
-        self._machines.append(vm)  # before launch: tearDown kills it even mid-boot
+        self.kill_at_teardown(vm)  # before launch: tearDown kills it even mid-boot
         with booted(vm, self.guest_image) as b:
             self.log.info("booted %s in %.2f s", topology.name, b.boot_seconds)
             yield b
@@ -228,13 +237,11 @@ class TxnstormTest(Test):
         findings = storm.verify()
         for finding in findings:
             self.log.info("oracle: %s", finding.describe())
-        board = json.loads(self.whiteboard or "{}")
         violated = [f.round_no for f in findings if not f.ok]
-        self.whiteboard = json.dumps({
-            **board, "rounds": len(storm.records), "checks": len(findings),
-            "first_violation_round": min(violated) if violated else None,
-            "not_judged": sum(not f.judged for f in findings),
-        })  # fmt: skip
+        self.record(
+            rounds=len(storm.records), checks=len(findings), first_violation_round=min(violated) if violated else None,
+            not_judged=sum(not f.judged for f in findings),
+        )  # fmt: skip
         return findings
 
     def assert_one_point_in_time(self, findings: list[Finding]) -> None:
@@ -304,8 +311,7 @@ class StorageDaemonTest(TxnstormTest):
         self.daemon_binary = storage_daemon.find_daemon(self.sut.qemu)
         if self.daemon_binary is None:
             self.cancel(storage_daemon.missing_daemon(self.sut.qemu))
-        board = json.loads(self.whiteboard or "{}")
-        self.whiteboard = json.dumps({**board, "qsd_path": str(self.daemon_binary)})
+        self.record(qsd_path=str(self.daemon_binary))
 
     def _require_daemon(self, daemon: StorageDaemon, plans: Sequence[PlanBuilder]) -> None:
         """CANCEL when the daemon's own QMP schema lacks the plans' actions or the export type of a
@@ -336,7 +342,7 @@ class StorageDaemonTest(TxnstormTest):
         logdir.mkdir(parents=True, exist_ok=True)
         scratch.mkdir(parents=True, exist_ok=True)
         daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, self.create_images(topology, scratch))
-        self._machines.append(daemon)  # before launch: tearDown kills it by PID even mid-start
+        self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: DaemonStorm | None = None
         try:
             with contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
@@ -369,7 +375,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
         logdir = self.logdir_path / "daemon"
         logdir.mkdir(parents=True, exist_ok=True)
         daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, self.create_images(topology))
-        self._machines.append(daemon)  # before launch: tearDown kills it by PID even mid-start
+        self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: GuestOnDaemonStorm | None = None
         try:
             with contextlib.ExitStack() as after_qemu, storage_daemon.serving(daemon):
@@ -406,9 +412,7 @@ class KnownIssueTest(TxnstormTest):
             self.log.info("%s: the trigger ended in: %s", self.ISSUE, crash)
         candidates = [i for i in self.issues if not i.signature.startswith("killed by ") or i.id in self.RELATED]
         verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates, tries=tries)
-        board = json.loads(self.whiteboard or "{}")
-        board["known_issue"] = {**verdict.as_dict(), **facts}
-        self.whiteboard = json.dumps(board)
+        self.record(known_issue={**verdict.as_dict(), **facts})
         if verdict.status == "FAIL":
             self.fail(verdict.label)
         elif verdict.status == "WARN":
