@@ -63,6 +63,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from txnstorm.deadline import Deadline
 from txnstorm.errors import DeviceStalled, TxnstormError
 from txnstorm.vm.topology import GUEST_DISK_LOOP, SCSI_CONTROL_QUEUE
 from txnstorm.workload.writer_waits import WriterWait
@@ -294,9 +295,8 @@ def _guest(run: GuestRun | None, command: str, attempts: int = 2) -> str | None:
 
 # -- what un-sticks it ---------------------------------------------------------
 def _moved(vm: Machine, disks: Sequence[str], before: dict[str, int], within: float) -> dict[str, int] | None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
+    deadline = Deadline(within)
+    while deadline.sleep(0.25):
         now = vm.write_ops()
         if any(now.get(d, 0) > before.get(d, 0) for d in disks):
             return now
@@ -306,13 +306,13 @@ def _moved(vm: Machine, disks: Sequence[str], before: dict[str, int], within: fl
 def wait_until_writing(vm: Machine, disks: Sequence[str], timeout: float = 30.0) -> dict[str, int]:
     """Return write counters once every disk has completed new writes."""
     first = vm.write_ops()
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while True:
         time.sleep(0.2)
         now = vm.write_ops()
         if all(now.get(d, 0) > first.get(d, 0) for d in disks):
             return now
-        if time.monotonic() > deadline:
+        if deadline.passed():
             stalled = [d for d in disks if now.get(d, 0) <= first.get(d, 0)]
             failure = DeviceStalled(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
             failure.disks = tuple(stalled)

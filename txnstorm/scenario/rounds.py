@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from txnstorm.deadline import Deadline
 from txnstorm.errors import TxnstormError
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles.compare import compare_images
@@ -49,9 +50,8 @@ DISK_SCAN_S = 20.0  # how long the guest's disks may take to show up after boot
 
 def sample_writes(vm: Machine, seconds: float, every: float = 0.2) -> None:
     """Wait ``seconds`` while reading the write counters (for the timeline)."""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(every, left))
+    deadline = Deadline(seconds)
+    while deadline.sleep(every):
         vm.write_ops()
 
 
@@ -60,13 +60,13 @@ def guest_devices(booted: Booted, disks: Sequence[str], timeout: float = DISK_SC
     show up after the guest said ready (the kernel scans and probes them asynchronously):
     asked again until ``timeout``."""
     serials = {d: booted.vm.topology.disk(d).serial for d in disks}
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while True:
         by_serial = booted.guest.disks_by_serial()
         missing = [serials[d] for d in disks if serials[d] not in by_serial]
         if not missing:
             return {d: by_serial[serials[d]] for d in disks}
-        if time.monotonic() > deadline:
+        if deadline.passed():
             raise TxnstormError(f"guest has no disk with serial {missing} after {timeout:.0f} s (found {by_serial})")
         time.sleep(0.5)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from txnstorm.deadline import Deadline
 from txnstorm.errors import TxnstormError
 from txnstorm.vm.machine import Machine
 
@@ -164,9 +165,9 @@ def snapshot_index(actions: Sequence[Action], node: str) -> int | None:
 def wait_jobs(vm: Machine, ids: Sequence[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
     """Wait for BLOCK_JOB_COMPLETED of every job; a job error raises JobFailed."""
     done = {}
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     for job_id in ids:
-        remaining = max(0.1, deadline - time.monotonic())
+        remaining = deadline.remaining(at_least=0.1)
         event = vm.wait_event(
             "BLOCK_JOB_COMPLETED",
             match={"data": {"device": job_id}},

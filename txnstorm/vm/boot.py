@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from txnstorm.deadline import Deadline
 from txnstorm.errors import DeadlineExceeded, QemuFailure, QemuHung
 from txnstorm.host.assets import GuestImage
 from txnstorm.vm.machine import Machine
@@ -24,8 +25,8 @@ def wait_console(vm: Machine, marker: str, timeout: float) -> float:
     Connecting to the forwarded port earlier only reaches slirp, which
     accepts and then stalls the SSH banner: the marker is the honest signal.
     """
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
+    start, deadline = time.monotonic(), Deadline(timeout)
+    while not deadline.passed():
         vm.check_alive()
         try:
             if marker in vm.console_log.read_text(errors="replace"):
@@ -53,10 +54,10 @@ def booted(vm: Machine, guest: GuestImage, ssh_deadline_s: float = 60.0) -> Iter
     session: GuestSession | None = None
     try:
         vm.launch()
-        deadline = time.monotonic() + ssh_deadline_s
+        deadline = Deadline(ssh_deadline_s)
         wait_console(vm, READY_MARKER, ssh_deadline_s)
         session = GuestSession(vm.ssh_port, guest.private_key, guest.host_key)
-        session.wait_ready(max(5.0, deadline - time.monotonic()), alive=vm.check_alive)
+        session.wait_ready(deadline.remaining(at_least=5.0), alive=vm.check_alive)
         seconds = time.monotonic() - vm.launched_at
         vm.note(f"guest reachable over SSH after {seconds:.2f} s")
         log.info("guest up after %.2f s (accel %s)", seconds, vm.accel)

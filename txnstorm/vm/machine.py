@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from txnstorm.deadline import wait_until
 from txnstorm.errors import (
     DeadlineExceeded,
     QemuDied,
@@ -208,12 +209,7 @@ class Machine:
     def wait_for_death(self, seconds: float = DEATH_WAIT_S) -> str | None:
         """QEMU's crash report if it exits within ``seconds``, else None (a
         QMP socket can close before the dying QEMU is reaped)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if not self.is_running():
-                return self.exit_report()
-            time.sleep(0.05)
-        return None
+        return self.exit_report() if wait_until(lambda: not self.is_running(), seconds, step=0.05) else None
 
     def died_at_shutdown(self) -> str | None:
         """After shutdown: QEMU killed by a signal while quitting is a crash too."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from qemu.qmp import ConnectError, ExecuteError, QMPClient
 
+from txnstorm.deadline import Deadline
 from txnstorm.errors import QemuHung, QMPCommandError
 
 Event = dict[str, Any]
@@ -56,7 +57,7 @@ class Monitor:
     def accept(self, timeout: float, alive: Callable[[], None] | None = None) -> None:
         """Wait for QEMU to connect; ``alive`` raises if QEMU died meanwhile."""
         task = self._loop.create_task(self._client.accept())
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         try:
             while not task.done():
                 self._loop.run_until_complete(asyncio.wait({task}, timeout=0.1))
@@ -64,7 +65,7 @@ class Monitor:
                     break
                 if alive:
                     alive()
-                if time.monotonic() > deadline:
+                if deadline.passed():
                     raise QemuHung(f"QEMU did not connect to QMP within {timeout:.0f} s")
         finally:
             if not task.done():
@@ -77,7 +78,7 @@ class Monitor:
     def connect(self, timeout: float, alive: Callable[[], None] | None = None) -> None:
         """Connect to a QMP server socket once it accepts (it appears while the
         program starts); ``alive`` raises if the program died meanwhile."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while True:
             if alive:
                 alive()
@@ -87,7 +88,7 @@ class Monitor:
                     break
                 except ConnectError:
                     pass  # created but not yet listening
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise QemuHung(f"QMP socket {self.socket_path} did not accept a connection within {timeout:.0f} s")
             time.sleep(0.05)
         greeting = self._client.greeting
@@ -159,12 +160,12 @@ class Monitor:
         ``alive`` is called between polls so a dead QEMU surfaces as its own
         error, not as a deadline.
         """
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while True:
             for i, event in enumerate(self.events):
                 if event.get("event") == name and matches(event, match or {}):
                     return self.events.pop(i)
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 raise QemuHung(f"waited {timeout:.0f} s for {what or name}; it never came")
             if alive:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import paramiko
 
+from txnstorm.deadline import Deadline
 from txnstorm.errors import DeadlineExceeded, TxnstormError
 from txnstorm.vm.topology import GUEST_DISK_LOOP
 
@@ -81,9 +82,9 @@ class GuestSession:
 
     def wait_ready(self, deadline_s: float, alive: Callable[[], None] | None = None) -> float:
         """Connect and run ``true``; return seconds waited.  ``alive`` raises if QEMU died."""
-        start = time.monotonic()
+        start, deadline = time.monotonic(), Deadline(deadline_s)
         last_error: Exception | None = None
-        while time.monotonic() - start < deadline_s:
+        while not deadline.passed():
             if alive:
                 alive()
             try:
@@ -105,14 +106,14 @@ class GuestSession:
 
     def _open_channel(self, deadline_s: float = 10.0) -> paramiko.Channel:
         assert self._client is not None, "not connected"
-        start = time.monotonic()
+        deadline = Deadline(deadline_s)
         while True:
             try:
                 transport = self._client.get_transport()
                 assert transport is not None
                 return transport.open_session(timeout=5)
             except (paramiko.SSHException, EOFError, OSError):
-                if time.monotonic() - start > deadline_s:
+                if deadline.passed():
                     raise
                 time.sleep(0.1)
 
@@ -127,9 +128,9 @@ class GuestSession:
                 chan.sendall(stdin)
                 chan.shutdown_write()
             out, err = bytearray(), bytearray()
-            deadline = time.monotonic() + timeout
+            deadline = Deadline(timeout)
             while not (chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready()):
-                if time.monotonic() > deadline:
+                if deadline.passed():
                     raise DeadlineExceeded(f"guest command {command!r} still running after {timeout:.0f} s")
                 if chan.recv_ready():
                     out += chan.recv(65536)

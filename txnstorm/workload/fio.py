@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from txnstorm.deadline import Deadline
 from txnstorm.errors import DeviceStalled, TxnstormError
 from txnstorm.vm.ssh import GuestSession
 from txnstorm.vm.topology import GUEST_DISK_LOOP
@@ -204,9 +205,9 @@ class Detached:
 
     def wait(self, timeout: float) -> tuple[int, str]:
         """(exit status, log) once the command ended; StormHung if it does not."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while self.is_running():
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise StormHung(
                     f"{self.name} still running {timeout:.0f} s after it was told to end (requests that never "
                     "complete?)",

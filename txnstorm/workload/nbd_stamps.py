@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from txnstorm import REPO
+from txnstorm.deadline import Deadline
 from txnstorm.errors import DeadlineExceeded, TxnstormError
 from txnstorm.vm import process
 from txnstorm.workload.nbd import NbdClient, NbdError
@@ -49,14 +50,14 @@ def stop_requested() -> bool:
 
 def write_generations(a: NbdClient, b: NbdClient, region: StampRegion, seconds: float) -> int:
     """Stamp A(n), B(n) for n = 1, 2, ... until stopped or ``seconds`` passed."""
-    deadline = time.monotonic() + seconds
+    deadline = Deadline(seconds)
     gen = 0
     while not stop_requested():
         gen += 1
         offset = region.offset + (gen % region.slots) * BLOCK
         a.pwrite(encode(0, gen, region.slots), offset)
         b.pwrite(encode(1, gen, region.slots), offset)
-        if time.monotonic() >= deadline:
+        if deadline.passed():
             break
     return gen
 
@@ -131,10 +132,10 @@ class ChildWriter:
         """Spawn the writer and wait until its connections are up."""
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self._proc = process.spawn(self.command(), stdout=out, stderr=err, cwd=_REPO)
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while self.READY not in self._stderr():
             self._raise_if_exited("while connecting")
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise DeadlineExceeded(f"{self.LABEL} did not connect within {timeout:.0f} s")
             time.sleep(0.02)
         return self
@@ -167,10 +168,10 @@ class ChildWriter:
         assert self._proc is not None, "writer not started"
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while (count := self._reported()) is None:
             self._raise_if_exited("before reporting")
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise DeadlineExceeded(f"{self.LABEL} did not report within {timeout:.0f} s")
             time.sleep(0.02)
         if not self.keep_open:
