@@ -74,6 +74,12 @@ def load_faults(directory: Path = FAULTS_DIR) -> list[Fault]:
     return faults
 
 
+def shared_ccache() -> dict[str, str]:
+    """The teeth builds compile through the compiler cache of ``make qemu``'s builds: a fault's
+    tree differs from its stock tree by one patch, so only the patched files are compiled."""
+    return {"QEMU_CCACHE_DIR": str(cache_root() / "ccache")}
+
+
 def build_caches() -> list[Path]:
     """Where stock builds and their unpacked sources are: make qemu's cache,
     then the teeth cache (Debian 12's 7.2, fetched and built by teeth itself)."""
@@ -108,7 +114,7 @@ def fetch_debian12(log: Path) -> str | None:
     """Debian 12's QEMU 7.2 (the default QEMU under test) from source, built
     stock into the teeth cache (cached: a second run only verifies it).  The
     7.2 faults need its tree; make qemu's builds are 10.x.  None, or why not."""
-    env = {**os.environ, "TXNSTORM_CACHE": str(cache_root() / "teeth"), "QEMU_DEB_SUITE": "bookworm"}
+    env = {**os.environ, "TXNSTORM_CACHE": str(cache_root() / "teeth"), "QEMU_DEB_SUITE": "bookworm", **shared_ccache()}
     env.pop("QEMU_SRC", None)
     env.pop("QEMU_DEB_VERSION", None)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +148,7 @@ def patched_tree(tree: Path, fault: Fault, version: str) -> Path | str:
 
 def build(tree: Path, log: Path) -> Path | str:
     """scripts/build-qemu on ``tree`` into the teeth cache; the binary, or why the build failed."""
-    env = {**os.environ, "TXNSTORM_CACHE": str(cache_root() / "teeth"), "QEMU_SRC": str(tree)}
+    env = {**os.environ, "TXNSTORM_CACHE": str(cache_root() / "teeth"), "QEMU_SRC": str(tree), **shared_ccache()}
     with open(log, "w") as out:
         done = subprocess.run([str(REPO / "scripts" / "build-qemu")], env=env, stdout=out,
                               stderr=subprocess.STDOUT, check=False)  # fmt: skip
