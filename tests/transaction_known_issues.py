@@ -31,7 +31,8 @@ class BackupOfBackupFilter(KnownIssueTest):
         with self.boot(ONE_DISK) as booted:
             vm = booted.vm
             states = {"disk0": DiskState("disk0", vm.images["disk0"], "qcow2")}
-            plan = two_backups(RoundContext(1, self.scratch, states, self.qemu_img), "disk0")
+            plan = two_backups(RoundContext(1, self.scratch, states), "disk0")
+            plan.prepare_images(self.qemu_img)
             for command, args in plan.setup:
                 vm.cmd(command, **args)
             try:

@@ -13,7 +13,7 @@ be caught by each oracle.
 from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.transactions.plans import (
     PLANS,
-    PlanBuilder,
+    PlanKind,
     bitmap_and_full_backup,
     incremental_backup_and_snapshot,
     plans_for,
@@ -38,7 +38,7 @@ class TransactionMatrix(TxnstormTest):
                 storm.fire(plan)
         self.assert_one_point_in_time(self.verify(storm))
 
-    def plans_for(self, topology: Topology) -> list[PlanBuilder]:
+    def plans_for(self, topology: Topology) -> list[PlanKind]:
         names = plans_for({d.fmt for d in topology.disks})
         skipped = sorted(set(PLANS) - set(names))
         if skipped:

@@ -182,7 +182,7 @@ def test_the_bitmap_control_counts_the_gap_disks_writes_after_the_backup_before_
     ctx = SimpleNamespace(round_no=1, disks={"disk0": SimpleNamespace(node="disk0-ovl1")}, bitmap_base=None,
                           path=lambda stem: Path(f"/s/{stem}-r1.qcow2"))  # fmt: skip
     plan = bitmap_and_full_backup(ctx, "disk0")  # type: ignore[arg-type]
-    assert plan.gap_disk == "disk0" and ctx.bitmap_base == BitmapBase("disk0", "disk0-ovl1", "bm-r1",
+    assert plan.gap_disk == "disk0" and plan.hands_on == BitmapBase("disk0", "disk0-ovl1", "bm-r1",
                                                                       Path("/s/disk0-full-r1.qcow2"), 1)  # fmt: skip
     reads = iter([100, 107])
     bare = object.__new__(Storm)

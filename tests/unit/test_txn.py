@@ -28,7 +28,7 @@ def test_drive_backup_action_and_job_ids():
 
 def ctx_for(tmp_path, qemu_img, disks=("disk0", "disk1"), witnesses=None):
     states = {d: DiskState(d, qemu_img.create(tmp_path / f"{d}.qcow2", "4M"), "qcow2") for d in disks}
-    return RoundContext(1, tmp_path, states, qemu_img, witnesses)
+    return RoundContext(1, tmp_path, states, witnesses)
 
 
 def test_backup_is_listed_before_the_snapshot_it_is_compared_with(tmp_path, qemu_img):
@@ -52,6 +52,7 @@ def test_stamp_witnesses_are_frozen_first_and_last(tmp_path, qemu_img):
 
 
 def make_targets_qemu_would_create(plan, qemu_img):
+    plan.prepare_images(qemu_img)  # what the round engine creates
     for action in plan.actions:
         if action["type"] == "drive-backup":
             qemu_img.create(Path(action["data"]["target"]), "4M")
@@ -65,8 +66,13 @@ def test_the_rotation_gives_every_plan_an_oracle_and_unique_node_names(tmp_path,
     for round_no, name in enumerate(PLANS, start=1):
         ctx.round_no = round_no
         plan = PLANS[name](ctx, "disk0")
-        assert plan.pairs or ctx.bitmap_base, f"{name} has no oracle and hands nothing on"
+        assert plan.pairs or plan.hands_on, f"{name} has no oracle and hands nothing on"
+        assert not (plan.hands_on and PLANS[name].uses_bitmap_base), "a plan hands on or uses up, not both"
         make_targets_qemu_would_create(plan, qemu_img)
+        if plan.hands_on:
+            ctx.bitmap_base = plan.hands_on
+        elif PLANS[name].uses_bitmap_base:
+            ctx.bitmap_base = None
         added = [args["node-name"] for cmd, args in plan.setup if cmd == "blockdev-add"]
         assert len(added) == len(set(added))
         for cmd, args in plan.setup:
@@ -83,8 +89,9 @@ def test_incremental_backup_lands_on_the_full_backup_and_precedes_the_snapshots(
     # (and so hide) a write the bitmap missed (the bitmap control under load, issue #22)
     assert first.actions[1]["data"]["granularity"] == 4096
     make_targets_qemu_would_create(first, qemu_img)
-    ctx.round_no = 2
+    ctx.round_no, ctx.bitmap_base = 2, first.hands_on
     second = PLANS["incremental-backup+snapshot-sync"](ctx, "disk0")
+    second.prepare_images(qemu_img)
     backup = second.actions[0]
     assert backup["type"] == "blockdev-backup" and backup["data"]["sync"] == "incremental"
     assert backup["data"]["bitmap"] == first.actions[1]["data"]["name"]
@@ -95,6 +102,8 @@ def test_incremental_backup_lands_on_the_full_backup_and_precedes_the_snapshots(
 def test_blockdev_snapshot_overlays_name_their_backing_and_are_added_without_it(tmp_path, qemu_img):
     ctx = ctx_for(tmp_path, qemu_img)
     plan = PLANS["blockdev-snapshot+blockdev-backup"](ctx, "disk0")
+    assert not any(image.path.exists() for image in plan.images), "a builder declares images, it creates none"
+    plan.prepare_images(qemu_img)
     overlays = [args for cmd, args in plan.setup if args["node-name"].endswith("-ovl1")]
     assert all(args["backing"] is None for args in overlays)
     info = qemu_img.info(Path(overlays[0]["file"]["filename"]))
@@ -119,16 +128,28 @@ def test_second_backup_of_a_node_reads_through_the_first_ones_filter(tmp_path, q
 
 
 def test_declared_action_types_match_what_each_plan_fires(tmp_path, qemu_img):
-    from txnstorm.transactions.plans import ACTION_TYPES, bitmap_and_full_backup
+    from txnstorm.transactions.plans import bitmap_and_full_backup
 
     ctx = ctx_for(tmp_path, qemu_img)
-    for builder in [*PLANS.values(), two_backups]:
-        if builder is PLANS["incremental-backup+snapshot-sync"]:
-            make_targets_qemu_would_create(bitmap_and_full_backup(ctx, "disk0"), qemu_img)
-        plan = builder(ctx, "disk0")
+    for kind in [*PLANS.values(), two_backups]:
+        if kind.uses_bitmap_base:
+            base = bitmap_and_full_backup(ctx, "disk0")
+            make_targets_qemu_would_create(base, qemu_img)
+            ctx.bitmap_base = base.hands_on
+        plan = kind(ctx, "disk0")
         make_targets_qemu_would_create(plan, qemu_img)
-        assert sorted({a["type"] for a in plan.actions}) == sorted(ACTION_TYPES[builder]), builder.__name__
+        assert sorted({a["type"] for a in plan.actions}) == sorted(kind.action_types), kind.name
         ctx.round_no += 1
+
+
+def test_a_plan_kind_is_one_registry_entry():
+    from txnstorm.transactions.plans import action_types, internal_snapshot_and_drive_backup, plans_for
+
+    assert all(name == kind.name for name, kind in PLANS.items())
+    assert plans_for({"qcow2"}) == list(PLANS)
+    assert internal_snapshot_and_drive_backup.name not in plans_for({"qcow2", "raw"}), "internal snapshots: qcow2"
+    assert action_types([two_backups]) == ["blockdev-backup", "drive-backup"]
+    assert repr(two_backups) == "PlanKind(drive-backup+blockdev-backup)"
 
 
 def test_events_are_matched_member_by_member():

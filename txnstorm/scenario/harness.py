@@ -34,7 +34,7 @@ from txnstorm.scenario.daemon_storm import DaemonStorm, nbd_witnesses
 from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
 from txnstorm.scenario.rounds import Finding, check_control
 from txnstorm.scenario.story import Storm, Witnesses, Workspace, rounds_of
-from txnstorm.transactions.plans import PLANS, PlanBuilder, action_types
+from txnstorm.transactions.plans import PLANS, PlanKind, action_types
 from txnstorm.vm import accel, caps, storage_daemon
 from txnstorm.vm.boot import Booted, booted
 from txnstorm.vm.machine import Machine, Platform
@@ -202,7 +202,7 @@ class TxnstormTest(Test):
     # -- the story: boot, storm, fire, verify ---------------------------------------
     @contextlib.contextmanager
     def storm(
-        self, topology: Topology, plans: Sequence[PlanBuilder] = (), *, stamps: bool = True,
+        self, topology: Topology, plans: Sequence[PlanKind] = (), *, stamps: bool = True,
         nbd_stamps: bool = False, also_actions: Sequence[str] = (),
     ) -> Iterator[Storm]:  # fmt: skip
         """Boot ``topology`` and storm every disk with fio; with ``stamps``
@@ -225,7 +225,7 @@ class TxnstormTest(Test):
             if storm is not None:
                 storm.timeline.save(self.logdir_path / "timeline.json", storm.vm.write_samples)
 
-    def rounds(self, plans: Sequence[PlanBuilder], default: int | None = None) -> list[PlanBuilder]:
+    def rounds(self, plans: Sequence[PlanKind], default: int | None = None) -> list[PlanKind]:
         """The plans in turn, for as many rounds as the ``rounds`` parameter
         says (``-p rounds=N``), else ``default``, else one round per plan
         and at least 3."""
@@ -274,7 +274,7 @@ class EveryPlanStory:
 
     STAMPS = ""
 
-    def story_storm(self, topology: Topology, plans: Sequence[PlanBuilder]) -> contextlib.AbstractContextManager[Storm]:
+    def story_storm(self, topology: Topology, plans: Sequence[PlanKind]) -> contextlib.AbstractContextManager[Storm]:
         raise NotImplementedError
 
     def one_point_in_time_on(self: Any, topology: Topology) -> None:
@@ -313,7 +313,7 @@ class StorageDaemonTest(TxnstormTest):
             self.cancel(storage_daemon.missing_daemon(self.sut.qemu))
         self.record(qsd_path=str(self.daemon_binary))
 
-    def _require_daemon(self, daemon: StorageDaemon, plans: Sequence[PlanBuilder]) -> None:
+    def _require_daemon(self, daemon: StorageDaemon, plans: Sequence[PlanKind]) -> None:
         """CANCEL when the daemon's own QMP schema lacks the plans' actions or the export type of a
         disk (NBD always; vhost-user-blk only when built with it)."""
         version = daemon.cmd("query-version")["qemu"]
@@ -329,7 +329,7 @@ class StorageDaemonTest(TxnstormTest):
 
     @contextlib.contextmanager
     def daemon_storm(
-        self, topology: Topology, plans: Sequence[PlanBuilder], logdir: Path | None = None,
+        self, topology: Topology, plans: Sequence[PlanKind], logdir: Path | None = None,
         scratch: Path | None = None,
     ) -> Iterator[DaemonStorm]:  # fmt: skip
         """Start the daemon with ``topology``'s disks exported over NBD in
@@ -367,7 +367,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
     NEEDS_GUEST = True
 
     @contextlib.contextmanager
-    def guest_on_daemon_storm(self, topology: Topology, plans: Sequence[PlanBuilder]) -> Iterator[GuestOnDaemonStorm]:
+    def guest_on_daemon_storm(self, topology: Topology, plans: Sequence[PlanKind]) -> Iterator[GuestOnDaemonStorm]:
         """Start the daemon exporting ``topology``'s disks over vhost-user-blk (its logs in
         ``daemon/``), boot the guest on them, storm every disk with fio and stamp the first and
         last.  Leaving the block stops the storm, quits the guest's QEMU, then the daemon."""

@@ -43,7 +43,7 @@ from txnstorm.scenario.rounds import (
     virtqueue_status,
 )
 from txnstorm.transactions.actions import fire_separately, fire_transaction, snapshot_index, wait_jobs
-from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanBuilder, RoundContext
+from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanKind, RoundContext
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.machine import Machine
 from txnstorm.vm.topology import Topology
@@ -141,16 +141,21 @@ class Storm:
         return writer.start()
 
     # -- the rounds --------------------------------------------------------
-    def _next_round(self, builder: PlanBuilder, backup_disk: str) -> tuple[RoundContext, Plan, float]:
+    def _next_round(self, kind: PlanKind, backup_disk: str) -> tuple[RoundContext, Plan, float]:
         """The next round's context, its plan (whose nodes are added now) and its seeded delay."""
         self.round_no += 1
         ctx = RoundContext(
-            self.round_no, self.scratch, self.states, self.qemu_img,
-            self.witnesses.disks if self.witnesses else None, self.bitmap_base,
+            self.round_no, self.scratch, self.states, self.witnesses.disks if self.witnesses else None,
+            self.bitmap_base,
         )  # fmt: skip
-        plan = builder(ctx, backup_disk)
+        plan = kind(ctx, backup_disk)
+        plan.prepare_images(self.qemu_img)
         for command, args in plan.setup:
             self.vm.cmd(command, **args)
+        if plan.hands_on is not None:
+            self.bitmap_base = plan.hands_on
+        elif kind.uses_bitmap_base:
+            self.bitmap_base = None  # used up: the next incremental needs a bitmap round of its own
         return ctx, plan, round(self.rng.uniform(*DELAY_S), 3)
 
     def still_writing(self) -> dict[str, int]:
@@ -212,11 +217,11 @@ class Storm:
         self.timeline.mark(self.vm, "storm stuck in the guest", why=why)
         raise StormStuckInGuest(f"{hung.args[0] if hung.args else hung}: {why}") from hung
 
-    def fire(self, builder: PlanBuilder, atomic: bool = True, backup_disk: str | None = None) -> RoundRecord:
+    def fire(self, kind: PlanKind, atomic: bool = True, backup_disk: str | None = None) -> RoundRecord:
         """One round: at a seeded moment into the storm, fire the plan as one
         transaction (``atomic=False``: as separate commands, the control),
         wait for its jobs, prove the storm overlapped, adopt the new tops."""
-        ctx, plan, delay = self._next_round(builder, backup_disk or self.disks[0])
+        ctx, plan, delay = self._next_round(kind, backup_disk or self.disks[0])
         sample_writes(self.vm, delay)
         before = self.still_writing()
         mark = self.timeline.mark
@@ -246,7 +251,6 @@ class Storm:
         overlap = self.measure_overlap(before)
         mark(self.vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
         self.states.update(plan.new_tops)
-        self.bitmap_base = ctx.bitmap_base
         record = RoundRecord(ctx.round_no, plan, fired, overlap, delay, progress, gap_writes)
         self.records.append(record)
         return record
@@ -304,12 +308,12 @@ class Storm:
             self.timeline.mark(self.vm, "a disk paused after the actions", seconds=round(paused, 2))
         return Overlap(before, overlap.after_actions, later, self.fio.is_running())
 
-    def fire_with_abort(self, builder: PlanBuilder, atomic: bool = True) -> AbortedRound:
+    def fire_with_abort(self, kind: PlanKind, atomic: bool = True) -> AbortedRound:
         """All or nothing: the plan plus the ``abort`` action in one
         transaction, which QEMU must refuse leaving the graph as it was and
         every device writing (``atomic=False``: the actions alone as separate
         commands, the control, whose changes the graph check must name)."""
-        ctx, plan, delay = self._next_round(builder, self.disks[0])
+        ctx, plan, delay = self._next_round(kind, self.disks[0])
         before = graph_state(self.vm)
         sample_writes(self.vm, delay)
         self.still_writing()
@@ -361,6 +365,6 @@ class Storm:
         return findings
 
 
-def rounds_of(plans: Sequence[PlanBuilder], count: int) -> list[PlanBuilder]:
+def rounds_of(plans: Sequence[PlanKind], count: int) -> list[PlanKind]:
     """``count`` rounds, the plans in turn."""
     return [plans[i % len(plans)] for i in range(count)]

@@ -3,9 +3,16 @@
 A plan is built per round from the disks' current state (the node and image
 each device writes to now).  It lists the actions to fire (in one
 transaction, or separately for a negative control), the jobs to wait for,
-the node setup that must exist before firing (``blockdev-add`` of overlays
-and targets), and the oracles: pairs of captures that must be identical, and
-stamp pairs that must show one point in time.
+the images and nodes that must exist before firing (declared: the round
+engine creates the images, then runs the ``blockdev-add`` setup), and the
+oracles: pairs of captures that must be identical, and stamp pairs that must
+show one point in time.
+
+A plan *kind* is data: one ``PlanKind`` per kind (its name, builder, the
+action types it fires, whether it needs qcow2 disks), the rotation in
+``PLANS``.  A builder reads the round's context and returns a ``Plan``; it
+creates nothing, and what it hands to a later round (the bitmap base) is
+part of what it returns.
 
 Order matters for teeth: a backup of disk X is listed before X's snapshot (a
 backup listed after it would read the frozen base and agree by
@@ -77,10 +84,28 @@ class StampPair:
     b: ImageRef
 
 
+@dataclass(frozen=True)
+class NewImage:
+    """An image the round engine creates before the round: a qcow2 overlay of ``backing``, or an
+    empty qcow2 as large as ``size_of``'s virtual size."""
+
+    path: Path
+    backing: ImageRef | None = None
+    size_of: ImageRef | None = None
+
+    def create(self, qemu_img: QemuImg) -> Path:
+        if self.backing is not None:
+            return qemu_img.create_overlay(self.path, self.backing.path, self.backing.fmt)
+        if self.size_of is None:
+            raise ValueError(f"{self.path}: an image needs a backing file or a size")
+        return qemu_img.create(self.path, str(qemu_img.virtual_size(self.size_of.path, self.size_of.fmt)))
+
+
 @dataclass
 class Plan:
     name: str
     actions: list[Action]
+    images: list[NewImage] = field(default_factory=list)  # created before the setup commands
     setup: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # QMP commands before firing
     pairs: list[Pair] = field(default_factory=list)
     stamp_pairs: list[StampPair] = field(default_factory=list)
@@ -88,10 +113,16 @@ class Plan:
     # Fired as separate commands (a control), a later pair can differ only if this disk completed
     # writes between the first command's answer and the last one's sending (the bitmap round).
     gap_disk: str | None = None
+    hands_on: BitmapBase | None = None  # what the next round builds on (a bitmap and its full backup)
 
     @property
     def jobs(self) -> list[str]:
         return job_ids(self.actions)
+
+    def prepare_images(self, qemu_img: QemuImg) -> None:
+        """Create the images the plan declared (before its setup commands add them as nodes)."""
+        for image in self.images:
+            image.create(qemu_img)
 
 
 @dataclass(frozen=True)
@@ -111,15 +142,32 @@ class RoundContext:
     round_no: int
     scratch: Path
     disks: dict[str, DiskState]  # current state, in topology order
-    qemu_img: QemuImg
     witnesses: tuple[str, str] | None = None  # stamp disks A, B
-    bitmap_base: BitmapBase | None = None  # handed from a bitmap round to the incremental round after it
+    bitmap_base: BitmapBase | None = None  # what an earlier round handed on (Plan.hands_on)
 
     def path(self, stem: str) -> Path:
         return self.scratch / f"{stem}-r{self.round_no}.qcow2"
 
 
-PlanBuilder = Callable[[RoundContext, str], Plan]
+@dataclass(frozen=True)
+class PlanKind:
+    """One kind of round, as data: its name, its builder, the transaction action types it fires
+    (the capability check asks for them before boot), whether every disk must be qcow2 (internal
+    snapshots live inside qcow2), and whether it uses up the bitmap base an earlier round handed
+    on.  Calling a kind builds its plan for a round."""
+
+    name: str
+    build: Callable[[RoundContext, str], Plan]
+    action_types: tuple[str, ...]
+    needs_qcow2: bool = False
+    uses_bitmap_base: bool = False
+
+    def __call__(self, ctx: RoundContext, backup_disk: str) -> Plan:
+        return self.build(ctx, backup_disk)
+
+    def __repr__(self) -> str:
+        return f"PlanKind({self.name})"
+
 
 
 def _qcow2_node(node: str, path: Path, backing_none: bool) -> tuple[str, dict[str, Any]]:
@@ -158,7 +206,7 @@ def _snapshot_sync_every_disk(ctx: RoundContext, plan: Plan) -> None:
     _ordered_snapshots(ctx, plan, snap)
 
 
-def snapshot_sync_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+def _snapshot_sync_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     """drive-backup of one disk, then blockdev-snapshot-sync of every disk."""
     plan = Plan("blockdev-snapshot-sync + drive-backup", [])
     target = ctx.path(f"{backup_disk}-backup")
@@ -170,12 +218,11 @@ def snapshot_sync_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     return plan
 
 
-def snapshot_and_blockdev_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+def _snapshot_and_blockdev_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     """blockdev-backup into a pre-added target, blockdev-snapshot onto pre-added overlays."""
     plan = Plan("blockdev-snapshot + blockdev-backup", [])
-    size = _virtual_size(ctx, backup_disk)
     target, target_node = ctx.path(f"{backup_disk}-bdbackup"), f"{backup_disk}-tgt{ctx.round_no}"
-    ctx.qemu_img.create(target, size)
+    plan.images.append(NewImage(target, size_of=ctx.disks[backup_disk].ref()))
     plan.setup.append(_qcow2_node(target_node, target, backing_none=False))
     job = f"bdbackup-{backup_disk}-r{ctx.round_no}"
     plan.actions.append(blockdev_backup(ctx.disks[backup_disk].node, target_node, job))
@@ -184,7 +231,7 @@ def snapshot_and_blockdev_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     def snap(name: str) -> Action:
         state = ctx.disks[name]
         overlay, node = ctx.path(f"{name}-overlay"), f"{name}-ovl{ctx.round_no}"
-        ctx.qemu_img.create_overlay(overlay, state.image, state.fmt)
+        plan.images.append(NewImage(overlay, backing=state.ref()))
         plan.setup.append(_qcow2_node(node, overlay, backing_none=True))
         plan.new_tops[name] = DiskState(node, overlay, "qcow2")
         return blockdev_snapshot(state.node, node)
@@ -193,7 +240,7 @@ def snapshot_and_blockdev_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     return plan
 
 
-def internal_snapshot_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+def _internal_snapshot_and_drive_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     """An internal snapshot of every disk, the backed-up disk's followed by its drive-backup.
 
     Here the snapshot comes first: an internal snapshot leaves the node
@@ -221,19 +268,19 @@ def internal_snapshot_and_drive_backup(ctx: RoundContext, backup_disk: str) -> P
     return plan
 
 
-def two_backups(ctx: RoundContext, backup_disk: str) -> Plan:
+def _two_backups(ctx: RoundContext, backup_disk: str) -> Plan:
     """drive-backup and blockdev-backup of the same disk: the same instant twice.
 
     The second backup must read through the first one's filter (the node is
     no longer a root).  QEMU 7.2 aborts on this transaction (known issue
-    KI-3, bdrv_do_drained_end), so the plan is not in the matrix rotation;
+    KI-5, bdrv_do_drained_end), so the plan is not in the matrix rotation;
     tests/transaction_known_issues.py reproduces it.
     """
     plan = Plan("drive-backup + blockdev-backup", [])
     state = ctx.disks[backup_disk]
     first = ctx.path(f"{backup_disk}-backup")
     second, second_node = ctx.path(f"{backup_disk}-bdbackup"), f"{backup_disk}-tgt{ctx.round_no}"
-    ctx.qemu_img.create(second, _virtual_size(ctx, backup_disk))
+    plan.images.append(NewImage(second, size_of=state.ref()))
     plan.setup.append(_qcow2_node(second_node, second, backing_none=False))
     job = f"backup-{backup_disk}-r{ctx.round_no}"
     plan.actions.append(drive_backup(state.node, first, job_id=job))
@@ -243,7 +290,7 @@ def two_backups(ctx: RoundContext, backup_disk: str) -> Plan:
     return plan
 
 
-def bitmap_and_full_backup(ctx: RoundContext, backup_disk: str) -> Plan:
+def _bitmap_and_full_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     """Point 1: a full backup and a new dirty bitmap, in one transaction.
 
     The bitmap must account for every write after the full backup's point in
@@ -254,21 +301,20 @@ def bitmap_and_full_backup(ctx: RoundContext, backup_disk: str) -> Plan:
     full, bitmap = ctx.path(f"{backup_disk}-full"), f"bm-r{ctx.round_no}"
     plan.actions.append(drive_backup(state.node, full, job_id=f"full-{backup_disk}-r{ctx.round_no}"))
     plan.actions.append(dirty_bitmap_add(state.node, bitmap))
-    ctx.bitmap_base = BitmapBase(backup_disk, state.node, bitmap, full, ctx.round_no)
+    plan.hands_on = BitmapBase(backup_disk, state.node, bitmap, full, ctx.round_no)
     return plan
 
 
-def incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan:
+def _incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan:
     """Point 2: incremental backup by the bitmap (onto the full backup) and a
     snapshot of every disk.  full + incremental must equal the frozen base."""
     base = ctx.bitmap_base
     if base is None:
         raise ValueError("an incremental round must follow a bitmap + full backup round")
-    ctx.bitmap_base = None  # used up: the next incremental needs a bitmap round of its own
     disk = base.disk
     plan = Plan("blockdev-backup incremental + blockdev-snapshot-sync", [])
     incremental, target_node = ctx.path(f"{disk}-incremental"), f"{disk}-incr{ctx.round_no}"
-    ctx.qemu_img.create_overlay(incremental, base.full_backup, "qcow2")
+    plan.images.append(NewImage(incremental, backing=ImageRef(base.full_backup)))
     plan.setup.append(_qcow2_node(target_node, incremental, backing_none=False))
     job = f"incr-{disk}-r{ctx.round_no}"
     plan.actions.append(blockdev_backup(base.node, target_node, job, sync="incremental", bitmap=base.bitmap))
@@ -279,38 +325,42 @@ def incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Plan
     return plan
 
 
-def _virtual_size(ctx: RoundContext, disk: str) -> str:
-    return str(ctx.qemu_img.virtual_size(ctx.disks[disk].image, ctx.disks[disk].fmt))
+snapshot_sync_and_drive_backup = PlanKind(
+    "snapshot-sync+drive-backup", _snapshot_sync_and_drive_backup, ("drive-backup", "blockdev-snapshot-sync")
+)
+bitmap_and_full_backup = PlanKind(
+    "bitmap+full-backup", _bitmap_and_full_backup, ("drive-backup", "block-dirty-bitmap-add")
+)
+incremental_backup_and_snapshot = PlanKind(
+    "incremental-backup+snapshot-sync", _incremental_backup_and_snapshot, ("blockdev-backup", "blockdev-snapshot-sync"),
+    uses_bitmap_base=True,
+)  # fmt: skip
+snapshot_and_blockdev_backup = PlanKind(
+    "blockdev-snapshot+blockdev-backup", _snapshot_and_blockdev_backup, ("blockdev-backup", "blockdev-snapshot")
+)
+internal_snapshot_and_drive_backup = PlanKind(
+    "internal-snapshot+drive-backup", _internal_snapshot_and_drive_backup,
+    ("blockdev-snapshot-internal-sync", "drive-backup"), needs_qcow2=True,
+)  # fmt: skip
+# Not in the rotation: QEMU 7.2 aborts on it (KI-5); tests/transaction_known_issues.py reproduces it.
+two_backups = PlanKind("drive-backup+blockdev-backup", _two_backups, ("drive-backup", "blockdev-backup"))
+
+# The rotation, in order: bitmap+full-backup must be directly followed by
+# incremental+snapshot (which uses the bitmap base it hands on).
+PLANS: dict[str, PlanKind] = {
+    kind.name: kind
+    for kind in (
+        snapshot_sync_and_drive_backup, bitmap_and_full_backup, incremental_backup_and_snapshot,
+        snapshot_and_blockdev_backup, internal_snapshot_and_drive_backup,
+    )
+}  # fmt: skip
 
 
-# In rotation order: bitmap+full-backup must be directly followed by
-# incremental+snapshot (it hands its bitmap over as ``ctx.bitmap_base``).
-PLANS: dict[str, PlanBuilder] = {
-    "snapshot-sync+drive-backup": snapshot_sync_and_drive_backup,
-    "bitmap+full-backup": bitmap_and_full_backup,
-    "incremental-backup+snapshot-sync": incremental_backup_and_snapshot,
-    "blockdev-snapshot+blockdev-backup": snapshot_and_blockdev_backup,
-    "internal-snapshot+drive-backup": internal_snapshot_and_drive_backup,
-}
-
-
-ACTION_TYPES: dict[PlanBuilder, list[str]] = {
-    snapshot_sync_and_drive_backup: ["drive-backup", "blockdev-snapshot-sync"],
-    bitmap_and_full_backup: ["drive-backup", "block-dirty-bitmap-add"],
-    incremental_backup_and_snapshot: ["blockdev-backup", "blockdev-snapshot-sync"],
-    snapshot_and_blockdev_backup: ["blockdev-backup", "blockdev-snapshot"],
-    internal_snapshot_and_drive_backup: ["blockdev-snapshot-internal-sync", "drive-backup"],
-    two_backups: ["drive-backup", "blockdev-backup"],
-}
-NEEDS_QCOW2 = {"internal-snapshot+drive-backup"}  # internal snapshots live inside qcow2
-
-
-def action_types(builders: Iterable[PlanBuilder]) -> list[str]:
-    """The transaction action types these plans use (the capability check
-    before boot).  Declared by name: building a plan creates images."""
-    return sorted({t for builder in builders for t in ACTION_TYPES[builder]})
+def action_types(kinds: Iterable[PlanKind]) -> list[str]:
+    """The transaction action types these plans fire (the capability check before boot)."""
+    return sorted({t for kind in kinds for t in kind.action_types})
 
 
 def plans_for(formats: set[str]) -> list[str]:
     """The plans a topology with these disk formats supports."""
-    return [n for n in PLANS if n not in NEEDS_QCOW2 or formats == {"qcow2"}]
+    return [name for name, kind in PLANS.items() if not kind.needs_qcow2 or formats == {"qcow2"}]
