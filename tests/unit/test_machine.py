@@ -12,8 +12,9 @@ from txnstorm.errors import QemuDied, QemuFailure, QemuHung, QemuRefusedCommandL
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.backtrace import main_thread_site
 from txnstorm.vm.cmdline import BootFiles
-from txnstorm.vm.machine import Machine, Platform, crash_summary
+from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.process import describe_exit
+from txnstorm.vm.qemu_process import crash_summary
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
 

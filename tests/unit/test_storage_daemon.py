@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from txnstorm.errors import QemuDied
-from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.storage_daemon import (
     DAEMON_BINARY,
     DaemonSpec,
@@ -119,8 +118,7 @@ def daemon(tmp_path, qemu_img):
     if not binary:
         pytest.skip("qemu-storage-daemon not installed (Debian: qemu-system-common)")
     images = {d.name: qemu_img.create(tmp_path / f"{d.name}.qcow2", d.size) for d in TOPOLOGY.disks}
-    sut = SystemUnderTest(qemu=Path("/nonexistent/qemu-system-x86_64"), qemu_img=qemu_img.binary, version="0.0.0")
-    d = StorageDaemon(sut, Path(binary), TOPOLOGY, tmp_path / "log", images)
+    d = StorageDaemon(Path(binary), TOPOLOGY, tmp_path / "log", images)
     yield d
     d.kill()
 

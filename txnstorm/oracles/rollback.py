@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from txnstorm.transactions.actions import Action
-from txnstorm.vm.machine import Machine
+from txnstorm.vm.qemu_process import QemuProcess
 
 ABORT: Action = {"type": "abort", "data": {}}  # the action that always fails
 
@@ -43,7 +43,7 @@ class GraphState:
         return found
 
 
-def graph_state(vm: Machine) -> GraphState:
+def graph_state(vm: QemuProcess) -> GraphState:
     roots = {b["qdev"]: b["inserted"]["node-name"] for b in vm.cmd("query-block") if b.get("inserted")}
     nodes, bitmaps, snapshots = set(), set(), set()
     for info in vm.cmd("query-named-block-nodes", flat=True):

@@ -341,7 +341,7 @@ class StorageDaemonTest(TxnstormTest):
         logdir, scratch = logdir or self.logdir_path, scratch or self.scratch
         logdir.mkdir(parents=True, exist_ok=True)
         scratch.mkdir(parents=True, exist_ok=True)
-        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, self.create_images(topology, scratch))
+        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch))
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: DaemonStorm | None = None
         try:
@@ -374,7 +374,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
         self.require(actions=action_types(plans), **caps.needs_of(topology))
         logdir = self.logdir_path / "daemon"
         logdir.mkdir(parents=True, exist_ok=True)
-        daemon = StorageDaemon(self.sut, self.daemon_binary, topology, logdir, self.create_images(topology))
+        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology))
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: GuestOnDaemonStorm | None = None
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from txnstorm.deadline import Deadline
 from txnstorm.errors import TxnstormError
-from txnstorm.vm.machine import Machine
+from txnstorm.vm.qemu_process import QemuProcess
 
 Action = dict[str, Any]
 JOB_ACTIONS = {"drive-backup", "blockdev-backup"}
@@ -121,7 +121,7 @@ class Fired:
     actions: tuple[Action, ...]
 
 
-def fire_transaction(vm: Machine, actions: Sequence[Action]) -> Fired:
+def fire_transaction(vm: QemuProcess, actions: Sequence[Action]) -> Fired:
     vm.note(f"transaction of {len(actions)} actions")
     sent = time.monotonic()
     vm.cmd("transaction", actions=list(actions))
@@ -129,7 +129,7 @@ def fire_transaction(vm: Machine, actions: Sequence[Action]) -> Fired:
 
 
 def fire_separately(
-    vm: Machine, actions: Sequence[Action], gap_s: float, before_each: Callable[[int], None] | None = None,
+    vm: QemuProcess, actions: Sequence[Action], gap_s: float, before_each: Callable[[int], None] | None = None,
     after_each: Callable[[int], None] | None = None,
 ) -> Fired:  # fmt: skip
     """The negative control: the same actions, one command each, ``gap_s`` apart (from one's answer
@@ -162,7 +162,7 @@ def snapshot_index(actions: Sequence[Action], node: str) -> int | None:
     return None
 
 
-def wait_jobs(vm: Machine, ids: Sequence[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
+def wait_jobs(vm: QemuProcess, ids: Sequence[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
     """Wait for BLOCK_JOB_COMPLETED of every job; a job error raises JobFailed."""
     done = {}
     deadline = Deadline(timeout)

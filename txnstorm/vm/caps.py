@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from txnstorm.errors import TxnstormError
+from txnstorm.errors import QemuFailure, TxnstormError
 from txnstorm.host.cachedir import cache_root
-from txnstorm.host.scratch import make_private_dir
+from txnstorm.host.scratch import private_dir
 from txnstorm.host.sut import SystemUnderTest
-from txnstorm.vm import process
-from txnstorm.vm.qmp import Monitor
+from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
 from txnstorm.vm.topology import Topology
 
 # The devices whose properties a topology may need (iothread-vq-mapping, ...).
@@ -107,6 +105,14 @@ def _cache_file(sut: SystemUnderTest) -> Path:
     return cache_root() / "caps" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
 
 
+class SchemaProbe(QemuProcess):
+    """QEMU with no machine, stopped: only its QMP answers (the schema, devices, properties)."""
+
+    def _command_line(self, rundir: Path) -> list[str]:
+        args = [str(self.binary), "-machine", "none", "-nodefaults", "-display", "none", "-S"]
+        return args + ["-chardev", f"socket,id=qmp0,path={rundir / QMP_SOCKET}", "-mon", "chardev=qmp0,mode=control"]
+
+
 def probe(sut: SystemUnderTest) -> Capabilities:
     cache = _cache_file(sut)
     try:
@@ -117,35 +123,19 @@ def probe(sut: SystemUnderTest) -> Capabilities:
         )  # fmt: skip
     except (OSError, ValueError, KeyError):
         pass
-    tmp = make_private_dir("caps")
-    proc = None
     try:
-        monitor = Monitor(tmp / "qmp.sock", tmp / "qmp.log")
-        args = [str(sut.qemu), "-machine", "none", "-nodefaults", "-display", "none", "-S"]
-        args += ["-chardev", f"socket,id=qmp0,path={tmp / 'qmp.sock'}", "-mon", "chardev=qmp0,mode=control"]
-        with open(tmp / "stderr", "wb") as err:
-            proc = process.spawn(args, stdout=err, stderr=err)
-
-            def alive() -> None:
-                if proc.poll() is not None:
-                    raise TxnstormError(f"capability probe: QEMU {process.describe_exit(proc.returncode)}")
-
-            monitor.accept(timeout=30, alive=alive)
-            version = monitor.cmd("query-version")["qemu"]
-            schema = monitor.cmd("query-qmp-schema")
-            devices = frozenset(t["name"] for t in monitor.cmd("qom-list-types", implements="device"))
+        with private_dir("caps") as logdir, SchemaProbe(sut.qemu, logdir) as qemu:
+            version = qemu.cmd("query-version")["qemu"]
+            schema = qemu.cmd("query-qmp-schema")
+            devices = frozenset(t["name"] for t in qemu.cmd("qom-list-types", implements="device"))
             device_props = {
-                d: frozenset(p["name"] for p in monitor.cmd("device-list-properties", typename=d))
+                d: frozenset(p["name"] for p in qemu.cmd("device-list-properties", typename=d))
                 for d in PROBED_DEVICES if d in devices
             }  # fmt: skip
-            monitor.cmd("quit")
-            monitor.close()
-        caps = replace(from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema),
-                       devices=devices, device_props=device_props)  # fmt: skip
-    finally:
-        if proc is not None:
-            process.end(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
+    except QemuFailure as exc:  # QEMU that cannot answer its schema: nothing can be tested
+        raise TxnstormError(f"capability probe: {exc.reason()}") from exc
+    caps = replace(from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema),
+                   devices=devices, device_props=device_props)  # fmt: skip
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(
         json.dumps(

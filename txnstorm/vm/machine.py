@@ -1,51 +1,22 @@
-"""One QEMU process: launch from a topology, QMP, logs, shutdown, crash report.
-
-Modelled on python/qemu/machine: small verbs, everything logged.  The files a
-failure is diagnosed from always land in the log dir: ``qemu-cmdline.txt``,
-``qemu-stderr.log``, ``console.log`` and ``qmp.log``; after a crash also
-``qemu-crash-backtrace.txt`` (gdb on QEMU's core, every thread) when the
-kernel wrote one (``-machine dump-guest-core=off`` keeps it small; the core
-itself is kept only with ``TXNSTORM_KEEP_CORES=1``).
+"""The QEMU under test booting the txnstorm guest: a ``QemuProcess`` whose command line is a
+topology's (devices, iothreads, images, vhost-user-blk sockets), with the guest's serial console
+in ``console.log`` and SSH forwarded to a free local port; the disks' write counters and root
+nodes by device.  Set ``TXNSTORM_QEMU_TRACE`` (e.g. ``virtio_notify*,virtqueue_flush``) for QEMU
+trace events in ``qemu-trace.log``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import shlex
-import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
-from txnstorm.deadline import wait_until
-from txnstorm.errors import (
-    DeadlineExceeded,
-    QemuDied,
-    QemuHung,
-    QemuRefusedCommandLine,
-    QMPCommandError,
-    TxnstormError,
-)
-from txnstorm.host.scratch import make_private_dir
 from txnstorm.host.sut import SystemUnderTest
-from txnstorm.vm import process
-from txnstorm.vm.backtrace import main_thread_site
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
-from txnstorm.vm.qmp import Monitor
+from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
 from txnstorm.vm.topology import Topology
-
-log = logging.getLogger("txnstorm.vm.machine")
-PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often whether it still answers
-PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this
-QUIT_ANSWER_S = 5.0  # a QEMU that does not answer 'quit' by then is hung: SIGTERM, then SIGKILL
-DEATH_WAIT_S = 2.0  # an abort after its trigger shows up within this
-
 
 TRACE_ENV = "TXNSTORM_QEMU_TRACE"  # e.g. "virtio_notify*,virtqueue_flush": QEMU trace events, into qemu-trace.log
 
@@ -61,16 +32,6 @@ def free_local_port() -> int:
         return s.getsockname()[1]
 
 
-def crash_summary(stderr_text: str) -> str:
-    """The line of QEMU's stderr that says why it died (assertion first)."""
-    # QEMU also prints "Formatting '...'" for images it creates: never a reason.
-    lines = [line.strip() for line in stderr_text.splitlines() if line.strip() and not line.startswith("Formatting '")]
-    for line in lines:
-        if "Assertion" in line or "assertion" in line:
-            return line
-    return lines[-1] if lines else "(no stderr)"
-
-
 @dataclass(frozen=True)
 class Platform:
     """What every machine of a run shares: the QEMU under test, the guest's
@@ -81,68 +42,32 @@ class Platform:
     accel: str
 
 
-class Machine:
+class Machine(QemuProcess):
     """A QEMU process booting the txnstorm guest with a topology's disks."""
-
-    NAME = "QEMU"  # how exit reports name the process (a subclass may run another QEMU program)
-    PING_COMMAND = "query-status"  # what ``answers_qmp`` asks
 
     def __init__(
         self, platform: Platform, topology: Topology, logdir: Path, images: dict[str, Path],
         vhost_sockets: dict[str, Path] | None = None,
     ) -> None:  # fmt: skip
         """``vhost_sockets``: where a qemu-storage-daemon exports the topology's vhost-user-blk disks."""
+        super().__init__(platform.sut.qemu, logdir)
         self.sut, self.boot, self.accel = platform.sut, platform.boot, platform.accel
         self.topology = topology
-        self.logdir = Path(logdir)
         self.images = dict(images)
         self.vhost_sockets = dict(vhost_sockets or {})
-        self.rundir: Path | None = None
         self.ssh_port = 0
-        self.qmp: Monitor | None = None
-        self._proc = None
-        self._stderr = None
-        self._quitting = False
-        self._killed_by_us = False  # ended by SIGTERM/SIGKILL from us: not a crash
-        self.launched_at = 0.0
         self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
 
-    # -- paths -----------------------------------------------------------
     @property
     def console_log(self) -> Path:
         return self.logdir / "console.log"
 
-    @property
-    def stderr_log(self) -> Path:
-        return self.logdir / "qemu-stderr.log"
-
-    @property
-    def binary(self) -> Path:
-        """The program this process runs (gdb reads its symbols)."""
-        return self.sut.qemu
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    # -- lifecycle -------------------------------------------------------
-    def launch(self, start_timeout: float = 30.0) -> None:
-        """Start QEMU and accept its QMP connection; on any failure (or an
-        interrupt) QEMU is ended and everything launch made is cleaned."""
-        try:
-            self._launch(start_timeout)
-        except BaseException:
-            self.shutdown(hard=True)
-            raise
-
-    def _launch(self, start_timeout: float) -> None:
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        self.rundir = make_private_dir("vm")
+    def _command_line(self, rundir: Path) -> list[str]:
         self.ssh_port = free_local_port()
         spec = LaunchSpec(
             accel=self.accel,
             boot=self.boot,
-            qmp_socket=self.rundir / "qmp.sock",
+            qmp_socket=rundir / QMP_SOCKET,
             console_log=self.console_log,
             ssh_port=self.ssh_port,
             images=self.images,
@@ -151,229 +76,9 @@ class Machine:
             trace=trace_patterns(),
             trace_log=self.logdir / "qemu-trace.log",
         )
-        args = build_args(self.sut.qemu, self.topology, spec)
-        (self.logdir / "qemu-cmdline.txt").write_text(shlex.join(args) + "\n")
-        self.qmp = Monitor(spec.qmp_socket, self.logdir / "qmp.log")
-        self._stderr = open(self.stderr_log, "ab")  # noqa: SIM115 - closed in shutdown()
-        log.info("launching %s", shlex.join(args))
-        self.launched_at = time.monotonic()
-        self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr, cwd=self.rundir, core_dumps=True)
-        try:
-            self.qmp.accept(timeout=start_timeout, alive=self.check_alive)
-        except QemuDied as died:
-            raise self.refused_or(died) from None
-        except DeadlineExceeded:
-            raise
-        except Exception as exc:  # the QMP handshake broke: usually QEMU is dying
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(5)
-            self.check_alive()
-            raise QemuDied(f"QMP handshake with QEMU failed ({exc!r}) though QEMU still runs") from exc
+        return build_args(self.sut.qemu, self.topology, spec)
 
-    def refused_or(self, died: QemuDied) -> Exception:
-        """Why QEMU is gone before its QMP greeting: an exit status (not a signal) there is its
-        refusal of the command line txnstorm built; a signal is a crash."""
-        if self.returncode is not None and self.returncode > 0:
-            text = str(died).removeprefix(f"{self.NAME} ")
-            return QemuRefusedCommandLine(f"{self.NAME} refused txnstorm's command line (qemu-cmdline.txt): {text}")
-        return died
-
-    def exit_report(self) -> str:
-        assert self._proc is not None
-        stderr_text = self.stderr_log.read_text(errors="replace") if self.stderr_log.exists() else ""
-        report = f"{self.NAME} {process.describe_exit(self._proc.returncode)}: {crash_summary(stderr_text)}"
-        backtrace = self.crash_backtrace()
-        return f"{report} (backtrace: {backtrace.name})" if backtrace else report
-
-    def crash_backtrace(self, timeout: float = 120.0) -> Path | None:
-        """gdb's ``thread apply all bt`` from the core of a QEMU that died by a
-        signal, into the log dir (once); None when there is no core."""
-        out = self.logdir / "qemu-crash-backtrace.txt"
-        if out.exists():
-            return out
-        cores = sorted(self.rundir.glob("core*")) if self.rundir else []
-        if not cores or self.returncode is None or self.returncode >= 0 or not shutil.which("gdb"):
-            return None
-        with open(out, "w") as f:
-            try:
-                subprocess.run(
-                    ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", str(self.binary), str(cores[0])],
-                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired:
-                f.write(f"\n(gdb gave up after {timeout:.0f} s)\n")
-        if os.environ.get("TXNSTORM_KEEP_CORES") == "1":
-            shutil.move(cores[0], self.logdir / "qemu.core")
-        return out
-
-    def wait_for_death(self, seconds: float = DEATH_WAIT_S) -> str | None:
-        """QEMU's crash report if it exits within ``seconds``, else None (a
-        QMP socket can close before the dying QEMU is reaped)."""
-        return self.exit_report() if wait_until(lambda: not self.is_running(), seconds, step=0.05) else None
-
-    def died_at_shutdown(self) -> str | None:
-        """After shutdown: QEMU killed by a signal while quitting is a crash too."""
-        rc = self.returncode
-        return self.exit_report() if rc is not None and rc < 0 and not self._killed_by_us else None
-
-    def check_alive(self) -> None:
-        """Raise QemuDied (with signal and assertion text) if QEMU is gone."""
-        if self._proc is not None and self._proc.poll() is not None and not self._quitting:
-            raise QemuDied(self.exit_report())
-
-    @property
-    def returncode(self) -> int | None:
-        """QEMU's exit status once reaped (negative: killed by that signal)."""
-        return self._proc.returncode if self._proc else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def shutdown(self, timeout: float = 15.0, hard: bool = False) -> int | None:
-        """The one way QEMU ends: ``quit`` over QMP, then SIGTERM, then
-        SIGKILL (``hard``: SIGKILL at once, from any thread or event loop);
-        always reaped, the run dir cleaned, a core read.  Idempotent."""
-        if self._proc is None:
-            self._release()  # a launch that failed before QEMU started
-            return None
-        self._quitting = True
-        try:
-            if hard or not self._quit(timeout):
-                self._killed_by_us = self._proc.poll() is None
-            if hard and self._proc.poll() is None:
-                self._proc.kill()
-            rc = process.end(self._proc)
-        finally:
-            self._release()
-        return rc
-
-    def _quit(self, timeout: float) -> bool:
-        """True when QEMU is gone (or exits within ``timeout`` after ``quit``)."""
-        if self._proc is None or self._proc.poll() is not None:
-            return True
-        if self.qmp is None:
-            return False
-        try:
-            self.qmp.cmd("quit", _timeout=QUIT_ANSWER_S)
-        except Exception as exc:  # noqa: BLE001 - no answer (hung) or gone: escalate at once
-            log.info("quit over QMP failed (%s); SIGTERM/SIGKILL", exc)
-            return self._proc.poll() is not None
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("QEMU %d ignored quit; SIGTERM/SIGKILL", self._proc.pid)
-            return False
-        return True
-
-    def dump_backtrace(self, timeout: float = 60.0) -> Path | None:
-        """``thread apply all bt`` of the live QEMU into the log dir (for hangs)."""
-        if not self.is_running() or not shutil.which("gdb"):
-            return None
-        out = self.logdir / "qemu-backtrace.txt"
-        with open(out, "w") as f:
-            try:
-                subprocess.run(
-                    ["gdb", "-p", str(self.pid), "-batch", "-nx", "-ex", "thread apply all bt"],
-                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired:
-                f.write(f"\n(gdb gave up after {timeout:.0f} s)\n")
-        return out
-
-    def keep_backtrace(self, failure: TxnstormError) -> None:
-        """A hang: every thread's stack into the log dir before the process goes, named in
-        ``failure`` with where the main thread waits (how a hang's known issue is matched)."""
-        kept = getattr(failure, "backtraces_kept", set())
-        if self.NAME in kept:  # named once, by whichever handler saw the failure first
-            return
-        trace = self.dump_backtrace()
-        if trace is None:
-            return
-        failure.backtraces_kept = kept | {self.NAME}  # type: ignore[attr-defined]
-        site = main_thread_site(trace.read_text(errors="replace"))
-        sites = getattr(failure, "main_thread_sites", {})
-        failure.main_thread_sites = {**sites, self.NAME: site}  # type: ignore[attr-defined]
-        where = f"{self.NAME} main thread in {site}; " if site else f"{self.NAME} "
-        failure.add_detail(f"{where}backtrace: {trace.name}")
-
-    def kill(self) -> None:
-        """Last resort (tearDown, any thread): ``shutdown(hard=True)``."""
-        self.shutdown(hard=True)
-
-    def _release(self) -> None:
-        if self.qmp is not None:
-            self.qmp.close()
-            self.qmp = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-        if self.rundir is not None:
-            self.crash_backtrace()  # a core must not leave with the run dir unread
-            shutil.rmtree(self.rundir, ignore_errors=True)
-            self.rundir = None
-
-    def __enter__(self) -> Machine:
-        self.launch()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.shutdown()
-
-    # -- QMP verbs ---------------------------------------------------------
-    def cmd(self, name: str, /, **arguments: Any) -> Any:
-        assert self.qmp is not None, "machine not launched"
-        self.check_alive()
-        try:
-            return self.qmp.cmd(name, **arguments)
-        except QMPCommandError:
-            raise
-        except Exception:
-            # The QMP socket may close before QEMU can be reaped: give a dying
-            # QEMU a moment, so an abort is reported as one, not as "Disconnected".
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                if self._proc is not None:
-                    self._proc.wait(2)
-            self.check_alive()
-            raise
-
-    def answers_qmp(self, within: float = PING_ANSWER_S) -> bool:
-        """False if QEMU runs but does not answer ``PING_COMMAND`` in time (hung)."""
-        if self.qmp is None or not self.is_running():
-            return True  # nothing to ask; a dead QEMU is reported by check_alive
-        try:
-            self.qmp.cmd(self.PING_COMMAND, _timeout=within)
-        except QemuHung:
-            return False
-        except Exception:  # noqa: BLE001 - an error answer is still an answer
-            return True
-        return True
-
-    def wait_event(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        """Wait for an event; meanwhile QEMU must stay alive and keep
-        answering QMP (a hung main loop is named in seconds, not after the
-        whole wait)."""
-        assert self.qmp is not None
-        last_answer = time.monotonic()
-
-        def alive_and_answering() -> None:
-            nonlocal last_answer
-            self.check_alive()
-            if time.monotonic() - last_answer >= PING_EVERY_S:
-                if not self.answers_qmp():
-                    raise QemuHung(
-                        f"QMP {self.PING_COMMAND}: no answer within {PING_ANSWER_S:.0f} s "
-                        f"(while waiting for {kwargs.get('what') or name})"
-                    )
-                last_answer = time.monotonic()
-
-        return self.qmp.wait_event(name, alive=alive_and_answering, **kwargs)
-
-    def note(self, text: str) -> None:
-        if self.qmp is not None:
-            self.qmp.note(text)
-
+    # -- the guest's disks ---------------------------------------------------
     def disk_of(self, qdev: str) -> str | None:
         """The topology disk of a device as QMP names it: its id, or its
         virtio backend's QOM path (query-block and query-blockstats say either)."""

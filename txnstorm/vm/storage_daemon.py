@@ -10,24 +10,22 @@ and a QMP server socket beside it (``--chardev socket,server=on,wait=off``
 is exported as such instead (``--export type=vhost-user-blk``, its socket in
 the run dir too) for a guest's ``vhost-user-blk-pci`` device to connect to.
 
-``StorageDaemon`` is a ``Machine``: the same launch-or-clean-up, the one
-shutdown path (``quit``, SIGTERM, SIGKILL, always reaped), crash reports
-(signal, assertion line, gdb backtrace from its core), hang detection and
-QMP log; the files land under the machine's names in the test's log dir
-(``qemu-cmdline.txt``, ``qemu-stderr.log``, ``qmp.log``), so the report
-links them.  A crash or hang of the daemon is a ``QemuFailure``: a FAIL of
-that QEMU.  It has no guest: ``write_ops`` counts what the NBD clients
-storming its exports were answered (``NbdStorms``), since an export keeps
-no ``query-blockstats``.
+``StorageDaemon`` is a ``QemuProcess`` (``vm/qemu_process.py``): the same
+launch-or-clean-up, the one shutdown path (``quit``, SIGTERM, SIGKILL,
+always reaped), crash reports (signal, assertion line, gdb backtrace from
+its core), hang detection and QMP log; the files land under the same names
+in the test's log dir (``qemu-cmdline.txt``, ``qemu-stderr.log``,
+``qmp.log``), so the report links them; only its command line is its own.
+A crash or hang of the daemon is a ``QemuFailure``: a FAIL of that QEMU.
+It has no guest: ``write_ops`` counts what the NBD clients storming its
+exports were answered (``NbdStorms``), since an export keeps no
+``query-blockstats``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import shlex
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,16 +33,10 @@ from pathlib import Path
 
 from txnstorm.errors import DeadlineExceeded, QemuDied
 from txnstorm.host.images import nbd_uri
-from txnstorm.host.scratch import make_private_dir
-from txnstorm.host.sut import SystemUnderTest
-from txnstorm.vm import process
-from txnstorm.vm.machine import Machine, Platform
-from txnstorm.vm.qmp import Monitor
+from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
 from txnstorm.vm.topology import Topology
 
-log = logging.getLogger("txnstorm.vm.storage_daemon")
 DAEMON_BINARY = "qemu-storage-daemon"
-QMP_SOCKET = "qmp.sock"
 NBD_SOCKET = "nbd.sock"
 
 
@@ -117,23 +109,24 @@ def build_args(binary: Path, topology: Topology, spec: DaemonSpec) -> list[str]:
     return args
 
 
-class StorageDaemon(Machine):
-    """A qemu-storage-daemon process serving a topology's disks over NBD."""
+class StorageDaemon(QemuProcess):
+    """A qemu-storage-daemon process serving a topology's disks over NBD (or vhost-user-blk)."""
 
     NAME = DAEMON_BINARY
     PING_COMMAND = "query-version"  # the daemon has no query-status
+    QMP_LISTENS = False  # its --chardev socket is the server
+    RUNDIR_PREFIX = "qsd"
 
-    def __init__(
-        self, sut: SystemUnderTest, daemon: Path, topology: Topology, logdir: Path, images: dict[str, Path]
-    ) -> None:
-        # No guest: no boot files, no accelerator.
-        super().__init__(Platform(sut, None, "none"), topology, logdir, images)  # type: ignore[arg-type]
-        self.daemon = daemon
+    def __init__(self, daemon: Path, topology: Topology, logdir: Path, images: dict[str, Path]) -> None:
+        super().__init__(daemon, logdir)
+        self.topology = topology
+        self.images = dict(images)
         self.write_counter: Callable[[], dict[str, int]] | None = None  # set by the storm on its exports
+        self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
 
     @property
-    def binary(self) -> Path:
-        return self.daemon
+    def daemon(self) -> Path:
+        return self.binary
 
     @property
     def nbd_socket(self) -> Path:
@@ -150,32 +143,11 @@ class StorageDaemon(Machine):
         """The NBD URI of ``disk``'s export."""
         return nbd_uri(self.nbd_socket, disk)
 
-    def _launch(self, start_timeout: float) -> None:
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        self.rundir = make_private_dir("qsd")
-        spec = DaemonSpec(self.rundir / QMP_SOCKET, self.rundir / NBD_SOCKET, self.images)
-        args = build_args(self.daemon, self.topology, spec)
-        (self.logdir / "qemu-cmdline.txt").write_text(shlex.join(args) + "\n")
-        self.qmp = Monitor(spec.qmp_socket, self.logdir / "qmp.log", listen=False)
-        self._stderr = open(self.stderr_log, "ab")  # noqa: SIM115 - closed in shutdown()
-        log.info("launching %s", shlex.join(args))
-        self.launched_at = time.monotonic()
-        self._proc = process.spawn(args, stdout=self._stderr, stderr=self._stderr, cwd=self.rundir, core_dumps=True)
-        try:
-            self.qmp.connect(timeout=start_timeout, alive=self.check_alive)
-        except QemuDied as died:
-            raise self.refused_or(died) from None
-        except DeadlineExceeded:
-            raise
-        except Exception as exc:  # the QMP handshake broke: usually the daemon is dying
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(5)
-            self.check_alive()
-            raise QemuDied(f"QMP handshake with {self.NAME} failed ({exc!r}) though it still runs") from exc
-        self.note(f"{self.NAME} up: NBD server {spec.nbd_socket}, exports {[d.name for d in self.topology.disks]}")
+    def _command_line(self, rundir: Path) -> list[str]:
+        return build_args(self.daemon, self.topology, DaemonSpec(rundir / QMP_SOCKET, rundir / NBD_SOCKET, self.images))
 
-    def disk_of(self, qdev: str) -> str | None:
-        return None  # no devices
+    def _post_launch(self) -> None:
+        self.note(f"{self.NAME} up: NBD server {self.nbd_socket}, exports {[d.name for d in self.topology.disks]}")
 
     def root_node(self, disk: str) -> str:
         """The node ``disk``'s export writes to now (changes with snapshots)."""
