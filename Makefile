@@ -10,7 +10,7 @@ TAGS    ?= quick
 DURATION ?= 10m
 export QEMU QEMU_IMG ACCEL QEMU_TEST_QEMU_BINARY QEMU_TEST_QEMU_IMG
 
-.PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth replay replay-test clean
+.PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth validate replay replay-test clean
 
 # One step at a time, in the order written: the input check always comes first.
 .NOTPARALLEL:
@@ -29,6 +29,7 @@ help:
 	@echo '  make nightly        iterate the suite with fresh seeds until DURATION ends, per QEMU'
 	@echo '  make replay         the replay line of each failure of the last run'
 	@echo '  make teeth          fault-injected QEMU builds: does the tier catch each bug class?'
+	@echo '  make validate       a patch series vs its base: both built, the tier RUNS times each, verdicts with odds'
 	@echo '  make qemu           build QEMU into the cache (QEMU_SRC=tree, or Debian'"'"'s source)'
 	@echo '  make bench          speed and strength, side by side (asserts nothing)'
 	@echo '  make reliability    repeated runs: leaks, false positives, Ctrl-C, an injected hang'
@@ -46,6 +47,7 @@ help:
 	@echo '  SHARD=i/N           shard i of N of the selected tests (CI)'
 	@echo '  DURATION=2h         nightly budget; NIGHTLY_TAGS=..., NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build"'
 	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions'
+	@echo '  SERIES=dir|mbox BASE=10.2.2|tree RUNS=3   make validate: the series, its base, runs per side'
 	@echo '  TXNSTORM_CACHE=dir  the guest and QEMU cache (default ~/.cache/txnstorm)'
 	@echo
 	@echo 'scripts/txnstorm run (what make quick/run/ci call) exits 0 green, 1 a finding about QEMU (FAIL),'
@@ -115,6 +117,14 @@ nightly: inputs setup
 # fault x QEMU -> caught / missed.  TEETH_QEMUS="10.2.2" limits the versions.
 teeth: inputs setup
 	@scripts/txnstorm teeth --tags='$(or $(TEETH_TAGS),quick)' --versions='$(TEETH_QEMUS)'
+
+# Validate a patch series: SERIES (a dir of git format-patch files, an mbox from b4 am, or a patch)
+# applied onto BASE (a version `make qemu` built, e.g. 10.2.2, or a QEMU source tree), both built
+# (compiler cache shared), TAGS (default quick) run RUNS times on each side, interleaved with the same
+# seeds; a verdict per test (regression / fixed / unchanged) with the odds.  Exit 1 on a regression.
+validate: inputs setup
+	@scripts/txnstorm validate --series='$(SERIES)' --base='$(BASE)' --tags='$(TAGS)' --runs='$(or $(RUNS),3)' \
+	  $(if $(SEED),--seed='$(SEED)') $(foreach t,$(TEST),--test='$(t)')
 
 # Replay: `make replay` prints the line replaying each failure of the last job on the QEMU (and
 # accelerator) it failed on: `make run TEST=tests/x.py:Class.test SEED=N QEMU=... ACCEL=...`.

@@ -57,6 +57,12 @@ CASES = [
     ("bad shard", ["select", "--shard=5/4"], lambda t: {}, "--shard="),
     ("tags that select nothing", ["select", "--tags=-quick,-nightly,-known-issue"], lambda t: {}, "selects no test"),
     ("unreadable results dir", ["replay", "/nonexistent/results"], unreadable_results, "no results.json"),
+    ("validate: no series", ["validate", "--series=", "--base=10.2.2"], lambda t: {}, "name the series"),
+    ("validate: RUNS=0", ["validate", "--series=teeth", "--base=10.2.2", "--runs=0"], lambda t: {}, "RUNS=0"),
+    ("validate: base not built", ["validate", "--series=teeth/transaction-without-drain/10.patch", "--base=1.2.3"],
+     lambda t: {"TXNSTORM_CACHE": str(t)}, "BASE=1.2.3 is not built"),
+    ("validate: empty series", ["validate", "--series=docs/findings/lib", "--base=10.2.2"],
+     lambda t: {}, "no patches in it"),
 ]
 
 
@@ -75,3 +81,10 @@ def test_bad_input(tmp_path, what, args, setup, says):
     if says:
         assert says in lines[0]
     assert ours_in_tmp() <= before, "left a private temp dir behind"
+
+
+def test_validate_bad_input_leaves_no_results_dir(tmp_path):
+    for args in (["--series=docs/findings/lib", "--base=10.2.2"], ["--series=LICENSE", "--base=10.2.2"]):
+        proc = cli("validate", *args, f"--results-dir={tmp_path / 'results'}")
+        assert proc.returncode == 2, proc.stderr
+        assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir()), "left a results dir"

@@ -12,6 +12,7 @@ and settings; every command below runs from the checkout as scripts/txnstorm COM
     txnstorm report [DIR]  write report.html (verdicts, known issues, timelines) into a job dir
     txnstorm nightly --duration 2h [--tags ...] [--qemu Q]...   iterate the suite until the budget ends
     txnstorm teeth [--tags quick] [--versions 10.2.2]   fault-injected builds vs a tier
+    txnstorm validate --series DIR|MBOX --base 10.2.2|TREE [--tags T] [--runs N]   a patch series vs its base
     txnstorm preflight     check QEMU, qemu-img, guest cache and accel (--build-guest: build the guest)
     txnstorm guest         build the guest if missing or corrupt, print its dir
     txnstorm accel [--reprobe]   the accelerator ACCEL=auto chooses (and when it was probed)
@@ -384,6 +385,28 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """A patch series judged against its base: every input first (the series applied), then the
+    builds, then the tier RUNS times on each side; exit 1 on a regression."""
+    from txnstorm.runner import validate
+
+    if not args.series:
+        raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
+    if args.seed and not args.seed.isdigit():
+        raise UserError(f"SEED={args.seed} is not a whole number")
+    validate.check_runs(args.runs)  # bad input before the test list
+    refs = _selected(args.tags, args.test, "1/1")
+    stamp = time.strftime("%Y-%m-%dT%H.%M.%S")
+    results = Path(args.results_dir).resolve() / f"validate-{stamp}"
+    args.recipe, args.build_guest = "tiny", True
+    outcome = validate.validate(
+        Path(args.series), args.base, refs, args.runs, results, seed=int(args.seed) if args.seed else None,
+        say=_say, preflight=lambda: cmd_preflight(args),
+    )  # fmt: skip
+    _say(f"page: {_near(results / 'validate.html')}")
+    return validate.EXIT_REGRESSION if outcome.regressions else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="txnstorm", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
@@ -451,6 +474,15 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
+    va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")
+    va.add_argument("--series", required=True, help="a dir of git format-patch files, an mbox (b4 am) or a patch")
+    va.add_argument("--base", required=True, help="a version make qemu built (10.2.2) or a QEMU source tree")
+    va.add_argument("--tags", default="quick", help="the tier (Avocado tag filters)")
+    va.add_argument("--test", action="append", default=[], help="only these tests (an id or a piece of one)")
+    va.add_argument("--runs", default="3", help="runs per side")
+    va.add_argument("--seed", default="", help="the seed the runs' seeds come from")
+    va.add_argument("--results-dir", default="results")
+    va.set_defaults(func=cmd_validate)
     ki = sub.add_parser("known-issues", help="docs/known-issues.md from known-issues.json (--write: update it)")
     ki.add_argument("--write", action="store_true")
     ki.set_defaults(func=cmd_known_issues)

@@ -205,13 +205,14 @@ def parse_test_line(line: str) -> TestLine | None:
 RUN_ABOUT = "txnstorm-run.json"  # what a run was asked (tags, tests, shard, seed, failfast), beside results.json
 
 
-def run_scenarios(
-    refs: Sequence[str], results_dir: Path, seed: str | None = None, failfast: bool = False,
-    about: dict[str, object] | None = None,
+def run_scenarios(  # noqa: PLR0913 - the job's settings
+    refs: Sequence[str], results_dir: Path, *, seed: str | None = None, failfast: bool = False,
+    about: dict[str, object] | None = None, qemu: Path | None = None,
 ) -> tuple[Path | None, float]:  # fmt: skip
-    """One Avocado job of ``refs`` against the QEMU of the environment, its output on the terminal;
-    (its results dir, seconds), or (None, seconds) when Avocado wrote no job (``latest`` did not move).
-    Ctrl-C lets Avocado end its tests (it kills their QEMUs) before it is passed on."""
+    """One Avocado job of ``refs`` against the QEMU of the environment (or ``qemu``, with the qemu-img
+    beside it), its output on the terminal; (its results dir, seconds), or (None, seconds) when Avocado
+    wrote no job (``latest`` did not move).  Ctrl-C lets Avocado end its tests (it kills their QEMUs)
+    before it is passed on."""
     avocado = Path(sys.executable).parent / "avocado"
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--failfast"] if failfast else []
@@ -219,7 +220,11 @@ def run_scenarios(
     latest = results_dir / "latest"
     before = os.readlink(latest) if latest.is_symlink() else None
     started = time.monotonic()
-    proc = subprocess.Popen([*cmd, *refs], cwd=REPO)
+    env = None
+    if qemu is not None:  # QEMU's own names for the binaries must not disagree with it
+        env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
+        env.update(QEMU=str(qemu), QEMU_IMG=str(qemu.with_name("qemu-img")))
+    proc = subprocess.Popen([*cmd, *refs], cwd=REPO, env=env)
     try:
         proc.wait()
     except KeyboardInterrupt:

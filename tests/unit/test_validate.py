@@ -1,0 +1,236 @@
+"""make validate (issue #25): the series read and applied before any build, the verdicts with
+their odds, the runs interleaved with the same seeds on both sides, bad input as one line."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from txnstorm.errors import UserError
+from txnstorm.runner import validate as v
+
+PATCH = """From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001
+From: A Developer <dev@example.org>
+Subject: [PATCH 1/2] block: say hello
+
+---
+ hello.c | 2 +-
+ 1 file changed, 1 insertion(+), 1 deletion(-)
+
+diff --git a/hello.c b/hello.c
+--- a/hello.c
++++ b/hello.c
+@@ -1,4 +1,4 @@
+ int main(void)
+ {
+-    return 0;
++    return 1;
+ }
+--
+2.39.2
+"""
+SECOND = PATCH.replace("1/2] block: say hello", "2/2] block: say goodbye").replace(
+    "-    return 0;\n+    return 1;", "-    return 1;\n+    return 2;"
+)
+COVER = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
+From: A Developer <dev@example.org>
+Subject: [PATCH 0/2] block: greetings
+
+Two patches.
+"""
+
+
+def base_tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "qemu"
+    tree.mkdir()
+    (tree / "configure").write_text("#!/bin/sh\n")
+    (tree / "VERSION").write_text("10.2.2\n")
+    (tree / "hello.c").write_text("int main(void)\n{\n    return 0;\n}\n")
+    return tree
+
+
+def test_a_series_is_a_directory_of_format_patch_files_in_name_order(tmp_path):
+    series = tmp_path / "v3"
+    series.mkdir()
+    (series / "0002-b.patch").write_text(SECOND)
+    (series / "0001-a.patch").write_text(PATCH)
+    (series / "cover.txt").write_text(COVER)
+    assert [p.name for p in v.read_series(series, tmp_path / "split")] == ["0001-a.patch", "0002-b.patch"]
+
+
+def test_an_mbox_is_split_into_its_patches_without_the_cover_letter(tmp_path):
+    mbox = tmp_path / "v3.mbx"
+    mbox.write_text(COVER + "\n" + PATCH + "\n" + SECOND)
+    patches = v.read_series(mbox, tmp_path / "split")
+    assert [p.name for p in patches] == [
+        "0002-PATCH-1-2-block-say-hello.patch", "0003-PATCH-2-2-block-say-goodbye.patch"
+    ]  # fmt: skip
+    tree = base_tree(tmp_path)
+    applied = v.apply_series(tree, patches, tmp_path / "series-tree", "the base")
+    assert (applied / "hello.c").read_text().endswith("    return 2;\n}\n")
+    assert (tree / "hello.c").read_text().endswith("    return 0;\n}\n"), "the base tree is left as it was"
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda d: d / "missing", "no such file or directory"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "no patches in it"),
+        (lambda d: (d / "notes.txt").write_text("hello\n") and d / "notes.txt", "not a patch, an mbox nor"),
+        (lambda d: (d / "c.mbx").write_text(COVER) and d / "c.mbx", "an mbox with no patch in it"),
+    ],
+)  # fmt: skip
+def test_nothing_to_apply_is_one_line(tmp_path, make, said):
+    with pytest.raises(UserError, match=said):
+        v.read_series(make(tmp_path), tmp_path / "split")
+
+
+def test_a_patch_that_does_not_apply_is_named_and_leaves_no_tree(tmp_path):
+    tree = base_tree(tmp_path)
+    series = tmp_path / "v1"
+    series.mkdir()
+    (series / "0001-b.patch").write_text(SECOND)  # needs the first patch
+    with pytest.raises(UserError, match=r"^0001-b.patch does not apply to QEMU 10.2.2 \(make qemu\): "):
+        v.apply_series(tree, v.read_series(series, tmp_path / "s"), tmp_path / "out", "QEMU 10.2.2 (make qemu)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_fuzzy_hunk_does_not_apply(tmp_path):
+    """As git am: a hunk whose context no longer matches is refused, not applied somewhere near."""
+    tree = base_tree(tmp_path)
+    (tree / "hello.c").write_text("int main(void)\n{\n    return 0;\n}\n".replace("{", "{ /* changed */"))
+    (tmp_path / "p.patch").write_text(PATCH)
+    with pytest.raises(UserError, match="does not apply"):
+        v.apply_series(tree, [tmp_path / "p.patch"], tmp_path / "out", "b")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", ""])
+def test_runs_must_be_a_positive_number(value):
+    with pytest.raises(UserError, match=f"RUNS={value} is not a positive number"):
+        v.check_runs(value)
+
+
+def test_a_base_must_be_built_or_a_tree(tmp_path, monkeypatch):
+    monkeypatch.setattr(v.teeth, "stock_build", lambda version: None)
+    monkeypatch.setattr(v.teeth, "source_trees", lambda: {"10.2.2": tmp_path})
+    with pytest.raises(UserError, match=r"BASE=9.9.9 is not built \(built: 10.2.2\); build it first: make qemu"):
+        v.resolve_base("9.9.9")
+    with pytest.raises(UserError, match="neither a QEMU source tree nor a version"):
+        v.resolve_base("latest")
+    with pytest.raises(UserError, match="is not a QEMU source tree"):
+        v.resolve_base(str(tmp_path))
+    assert v.resolve_base(str(base_tree(tmp_path))).qemu is None, "a tree is built by validate"
+    with pytest.raises(UserError, match="name the base"):
+        v.resolve_base("")
+
+
+def test_fisher_tail_probabilities():
+    assert v.fisher_one_sided(3, 3, 0, 3) == pytest.approx(1 / 20)
+    assert v.fisher_one_sided(3, 5, 0, 5) == pytest.approx(10 / 120)
+    assert v.fisher_one_sided(5, 5, 0, 5) == pytest.approx(1 / 252)
+    assert v.fisher_one_sided(1, 3, 0, 3) == pytest.approx(0.5)
+    assert v.fisher_one_sided(0, 3, 0, 3) == 1.0
+
+
+def tally(runs=5, fails=0, reproduced=0, errors=0, cancels=0) -> v.Tally:
+    t = v.Tally()
+    for i in range(runs):
+        kinds = ["FAIL"] * fails + ["WARN"] * reproduced + ["ERROR"] * errors + ["CANCEL"] * cancels
+        status = kinds[i] if i < len(kinds) else "PASS"
+        t.add(status, f"oracle violation {i}", status == "WARN", 100 + i)
+    return t
+
+
+def test_a_series_that_fails_where_the_base_does_not_is_a_regression_with_its_odds():
+    verdict = v.compare("t", tally(fails=0), tally(fails=3))
+    assert verdict.kind == "regression"
+    assert verdict.line.startswith("series 3/5 FAIL, base 0/5; chance of a split this uneven by luck 8.3%")
+    assert "could be luck" in verdict.line, "above 5 %: it says so"
+    sure = v.compare("t", tally(fails=0), tally(fails=5))
+    assert sure.kind == "regression" and "could be luck" not in sure.line and sure.odds == pytest.approx(1 / 252)
+
+
+def test_fixed_only_when_a_miss_is_unlikely():
+    fixed = v.compare("t", tally(reproduced=5), tally())
+    assert fixed.kind == "fixed" and fixed.line == "not seen in 5 series runs; base 5/5; chance of a miss 0.40%"
+    likely = v.compare("t", tally(reproduced=4), tally())
+    assert likely.kind == "not-fixed" and "chance of a miss 2.38%: a miss is likely, not judged fixed" in likely.line
+    few = v.compare("t", tally(runs=3, reproduced=3), tally(runs=3))
+    assert few.kind == "not-fixed", "3 of 3 against 0 of 3 could be luck (5 %)"
+
+
+def test_unchanged_and_one_sided_errors_and_cancels_are_said_plainly():
+    assert v.compare("t", tally(fails=2), tally(fails=2)).kind == "unchanged"
+    assert v.compare("t", tally(reproduced=3), tally(reproduced=3)).kind == "unchanged"
+    error = v.compare("t", tally(), tally(errors=2))
+    assert error.kind == "error-on-one-side" and error.line.startswith("ERROR on the series only (2/5)")
+    cancel = v.compare("t", tally(cancels=5), tally())
+    assert cancel.kind == "cancel-on-one-side" and "CANCEL on the base only" in cancel.line
+    not_judged = v.compare("t", tally(reproduced=5), tally(errors=5))
+    assert not_judged.kind == "error-on-one-side", "a series that only ERRORed fixed nothing"
+
+
+def job(tmp_path: Path, name: str, tests: list[dict]) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "results.json").write_text(json.dumps({"tests": tests}))
+    return d
+
+
+def test_runs_alternate_sides_with_the_same_seed_and_are_tallied(tmp_path):
+    calls = []
+    outcomes = {"base": "PASS", "series": "FAIL"}
+
+    def run_job(refs, results, seed, qemu):
+        side = results.name.split("-")[0]
+        calls.append((side, seed, qemu.name))
+        return job(tmp_path, results.name, [
+            {"name": "tests/a.py:A.test_x", "status": outcomes[side], "fail_reason": "VIOLATION\nmore",
+             "whiteboard": "{}"},
+            {"name": "tests/a.py:A.test_ki", "status": "WARN", "whiteboard": json.dumps(
+                {"failure": {"known_issue": "KI-7"}} if side == "base" else {"known_issue": {"reproduced": False}})},
+        ]), 1.0  # fmt: skip
+
+    sides = [v.Side("base", Path("/b/qemu-base")), v.Side("series", Path("/s/qemu-series"))]
+    tallies = v.run_sides(sides, ["tests/a.py"], [11, 22], tmp_path / "r", run_job)
+    assert calls == [("base", "11", "qemu-base"), ("series", "11", "qemu-series"),
+                     ("base", "22", "qemu-base"), ("series", "22", "qemu-series")]  # fmt: skip
+    assert tallies["series"]["tests/a.py:A.test_x"].fails == 2
+    assert tallies["series"]["tests/a.py:A.test_x"].seeds == [11, 22]
+    assert tallies["base"]["tests/a.py:A.test_ki"].reproduced == 2
+    assert tallies["series"]["tests/a.py:A.test_ki"].reproduced == 0
+    verdicts = {x.test: x.kind for x in v.judge_all(tallies)}
+    assert verdicts == {"tests/a.py:A.test_x": "regression", "tests/a.py:A.test_ki": "not-fixed"}
+
+
+def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
+    """Every input, the series applied, a build per side (faked), the runs, the page, the exit."""
+    tree = base_tree(tmp_path)
+    series = tmp_path / "v1"
+    series.mkdir()
+    (series / "0001-a.patch").write_text(PATCH)
+    monkeypatch.setattr(v, "cache_root", lambda: tmp_path / "cache")
+    built = []
+
+    def build(source, log):
+        built.append(source)
+        return source / "bin" / "qemu-system-x86_64", 12.0, "10 hits, 1 misses"
+
+    monkeypatch.setattr(v, "build", build)
+
+    def run_job(refs, results, seed, qemu):
+        status = "FAIL" if "series" in results.name else "PASS"
+        return job(tmp_path, results.name, [{"name": "tests/a.py:A.test_x", "status": status,
+                                             "fail_reason": "<b>oracle</b>", "whiteboard": "{}"}]), 1.0  # fmt: skip
+
+    said = []
+    outcome = v.validate(series, str(tree), ["tests/a.py"], "3", tmp_path / "out", seed=7, say=said.append,
+                         run_job=run_job)  # fmt: skip
+    assert [p.name for p in built] == ["qemu", tree.name + "-" + v.series_digest([series / "0001-a.patch"])]
+    assert [x.kind for x in outcome.regressions] == ["regression"]
+    text = "\n".join(said)
+    assert "series 3/3 FAIL, base 0/3; chance of a split this uneven by luck 5.0%" in text
+    assert "replay on the series: make run TEST=tests/a.py:A.test_x SEED=" in text
+    page = (tmp_path / "out" / "validate.html").read_text()
+    assert "&lt;b&gt;oracle&lt;/b&gt;" in page and "<b>oracle</b>" not in page, "escaped"
+    assert json.loads((tmp_path / "out" / "validate.json").read_text())["verdicts"][0]["kind"] == "regression"

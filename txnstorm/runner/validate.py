@@ -1,0 +1,432 @@
+"""Patch-series validation: the series applied onto its base, both built, a tier run N times on
+each (interleaved, the same seeds on both sides), and a verdict per test with the odds.
+
+    make validate SERIES=~/mail/v3/ BASE=10.2.2 [TAGS=quick] [RUNS=3] [SEED=N]
+
+``SERIES`` is how maintainers hold a series: a directory of ``git format-patch`` files (``*.patch``,
+``*.diff``, applied in name order), an mbox (``b4 am`` writes one; each mail is a patch) or a single
+patch.  ``BASE`` is a QEMU ``make qemu`` built (its version, e.g. ``10.2.2``: its source tree is the
+base) or a QEMU source tree (built here too).  Every bad input is one line and exit 2 before any
+build: no such series, no patch in it, a patch that does not apply (named), a base that is not
+built, ``RUNS`` not a positive number.
+
+The series tree is a copy of the base's with the patches applied (``patch -p1 --fuzz=0``: as ``git am``,
+no fuzzy hunks), kept in ``$TXNSTORM_CACHE/validate/src/`` per base and series; both build through
+``scripts/build-qemu`` into ``$TXNSTORM_CACHE/validate/qemu/`` with the compiler cache ``make qemu``
+and ``make teeth`` share, so the series build recompiles what the series touched.
+
+Runs alternate base, series, base, series, ... (a loaded host hits both alike), run ``i`` with seed
+``s_i`` on both sides.  Per test (``compare``):
+
+* **regression**: the series FAILs in more runs than the base (``series 3/5, base 0/5``), with the
+  chance that a split at least this uneven comes by luck when both fail alike (Fisher's exact test,
+  one-sided); exit 1;
+* **fixed**: a FAIL or a known issue's reproduction on the base that the series never showed, with
+  the chance of that miss if the series still had it as often as the base (the same Fisher test:
+  every showing on the base's side by luck); "fixed" only when that chance is below 1 %
+  (``known_issues.MISS_CHANCE_FOR_FIXED``): base 5/5 and series 0/5 is 0.4 %, base 3/3 and series
+  0/3 is 5 %, "not seen on the series, a miss is likely";
+* **unchanged**, and tests that ERROR or CANCEL on one side only, said as such.
+
+The table is printed, written as ``validate.json`` and ``validate.html`` in the results dir, with the
+replay line of each regression on the series build and the way to bisect the series.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import mailbox
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from txnstorm import REPO
+from txnstorm.errors import UserError
+from txnstorm.host import sut
+from txnstorm.host.cachedir import cache_root
+from txnstorm.host.scratch import private_dir
+from txnstorm.oracles.known_issues import MISS_CHANCE_FOR_FIXED
+from txnstorm.runner import runs, teeth
+
+PATCH_SUFFIXES = (".patch", ".diff")
+LUCK = 0.05  # a regression whose split is likelier than this by luck says so (run more)
+EXIT_REGRESSION = 1
+
+
+# -- the series ---------------------------------------------------------------------
+def looks_like_a_patch(text: str) -> bool:
+    return bool(re.search(r"^(diff --git |--- \S)", text, re.MULTILINE)) and "\n+++ " in text
+
+
+def read_series(path: Path, into: Path) -> list[Path]:
+    """The series' patches in the order they apply; an mbox is split into ``into`` (one file per
+    mail).  UserError (one line) when there is nothing to apply."""
+    if not path.exists():
+        raise UserError(f"SERIES={path}: no such file or directory; give a directory of git format-patch "
+                        "files, an mbox (b4 am) or a patch")  # fmt: skip
+    if path.is_dir():
+        patches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in PATCH_SUFFIXES)
+        if not patches:
+            raise UserError(f"SERIES={path}: no patches in it (*.patch or *.diff files, as git format-patch writes)")
+        return patches
+    text = path.read_text(errors="replace")
+    if not text.startswith("From "):
+        if not looks_like_a_patch(text):
+            raise UserError(f"SERIES={path}: not a patch, an mbox nor a directory of patches")
+        return [path]
+    into.mkdir(parents=True, exist_ok=True)
+    patches = []
+    for number, message in enumerate(mailbox.mbox(path), start=1):
+        body = message.get_payload(decode=True)
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(message.get_payload())
+        if not looks_like_a_patch(text):
+            continue  # a cover letter
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", str(message.get("Subject", "")))[:50].strip("-") or "patch"
+        out = into / f"{number:04d}-{slug}.patch"
+        out.write_text(f"Subject: {message.get('Subject', '')}\n\n{text}")
+        patches.append(out)
+    if not patches:
+        raise UserError(f"SERIES={path}: an mbox with no patch in it (only cover letters?)")
+    return patches
+
+
+def series_digest(patches: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for patch in patches:
+        digest.update(patch.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def apply_series(base_tree: Path, patches: Sequence[Path], tree: Path, base_label: str) -> Path:
+    """``tree``: a copy of ``base_tree`` with ``patches`` applied in order (kept: a second run with
+    the same base and series reuses it).  UserError naming the first patch that does not apply."""
+    stamp = tree.with_name(tree.name + ".applied")
+    if stamp.is_file() and tree.is_dir():
+        return tree
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    # Hard links: instant and no space; patch(1) writes each file it changes anew (the base keeps its copy).
+    subprocess.run(["cp", "-al", str(base_tree), str(tree)], check=True)
+    for patch in patches:
+        done = subprocess.run(
+            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "-s", "-d", str(tree), "-i", str(patch)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            shutil.rmtree(tree, ignore_errors=True)
+            said = (done.stdout + done.stderr).strip().splitlines()
+            raise UserError(f"{patch.name} does not apply to {base_label}: {said[0] if said else 'patch failed'}")
+    stamp.write_text("\n".join(p.name for p in patches) + "\n")
+    return tree
+
+
+# -- the base -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Base:
+    label: str  # "QEMU 10.2.2 (make qemu)" or the tree's path
+    tree: Path
+    qemu: Path | None  # its build, when there is one already
+
+
+def resolve_base(value: str) -> Base:
+    """``BASE``: a version ``make qemu`` built (its tree and binary) or a QEMU source tree."""
+    if not value:
+        raise UserError("name the base: BASE=10.2.2 (a version make qemu built) or BASE=~/qemu (a source tree)")
+    path = Path(value).expanduser()
+    if path.is_dir():
+        if not (path / "configure").is_file() or not (path / "VERSION").is_file():
+            raise UserError(f"BASE={value} is not a QEMU source tree (no configure + VERSION)")
+        return Base(str(path.resolve()), path.resolve(), None)
+    if not re.fullmatch(r"\d+\.\d+\.\d+", value):
+        raise UserError(f"BASE={value}: neither a QEMU source tree nor a version such as 10.2.2")
+    qemu = teeth.stock_build(value)
+    built = sorted(teeth.source_trees())
+    if qemu is None:
+        raise UserError(f"BASE={value} is not built (built: {', '.join(built) or 'none'}); "
+                        f"build it first: make qemu QEMU_DEB_SUITE=sid (or QEMU_SRC=<tree>)")  # fmt: skip
+    source = Path(json.loads((qemu.parent.parent / "manifest.json").read_text()).get("source", ""))
+    if not (source / "configure").is_file():
+        raise UserError(f"BASE={value}: its source tree {source} is gone; rebuild it with make qemu")
+    return Base(f"QEMU {value} (make qemu)", source, qemu)
+
+
+def check_runs(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"RUNS={value} is not a positive number of runs per side (e.g. RUNS=3)")
+    return int(value)
+
+
+# -- the builds -----------------------------------------------------------------------
+def build(tree: Path, log: Path) -> tuple[Path, float, str]:
+    """``scripts/build-qemu`` on ``tree`` into the validate cache: (binary, seconds, compiler cache line)."""
+    env = {**_env_without_qemu(), "TXNSTORM_CACHE": str(cache_root() / "validate"), "QEMU_SRC": str(tree),
+           **teeth.shared_ccache()}  # fmt: skip
+    started = time.monotonic()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        done = subprocess.run([str(REPO / "scripts" / "build-qemu")], env=env, stdout=out,
+                              stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    seconds = time.monotonic() - started
+    said = log.read_text(errors="replace")
+    found = re.findall(r"^QEMU=(\S+)$", said, re.MULTILINE)
+    if done.returncode != 0 or not found:
+        raise UserError(f"the build of {tree} failed (exit {done.returncode}); log: {log}")
+    cache = re.findall(r"compiler cache: (\d+ hits, \d+ misses)", said)
+    return Path(found[-1]), seconds, cache[-1] if cache else ("up to date" if "up to date" in said else "")
+
+
+def _env_without_qemu() -> dict[str, str]:
+    drop = ("QEMU", "QEMU_IMG", "QEMU_SRC", *sut.ALIASES.values())
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+# -- the verdicts ---------------------------------------------------------------------
+@dataclass
+class Tally:
+    """One test's outcomes on one side: how many runs, and of them how many FAILed (with their
+    reasons), reproduced a known issue (WARN "still reproduces"), ERRORed or were CANCELled."""
+
+    runs: int = 0
+    fails: int = 0
+    reproduced: int = 0
+    errors: int = 0
+    cancels: int = 0
+    reasons: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # the seeds of the failing runs
+
+    def add(self, status: str, reason: str, known_issue_reproduced: bool, seed: int) -> None:
+        self.runs += 1
+        if status == "FAIL":
+            self.fails += 1
+            self.reasons.append(reason)
+            self.seeds.append(seed)
+        elif status == "WARN" and known_issue_reproduced:
+            self.reproduced += 1
+        elif status in ("ERROR", "INTERRUPTED"):
+            self.errors += 1
+        elif status in ("CANCEL", "SKIP"):
+            self.cancels += 1
+
+    @property
+    def shows(self) -> int:
+        """Runs that showed a bug: a FAIL or a known issue's reproduction."""
+        return self.fails + self.reproduced
+
+
+def fisher_one_sided(k_series: int, n_series: int, k_base: int, n_base: int) -> float:
+    """The chance that, of the ``k_series + k_base`` failing runs, at least ``k_series`` fall on the
+    series' ``n_series`` runs when both sides fail alike (hypergeometric tail)."""
+    total, failing = n_series + n_base, k_series + k_base
+    denominator = math.comb(total, failing)
+    return sum(
+        math.comb(n_series, x) * math.comb(n_base, failing - x) for x in range(k_series, min(n_series, failing) + 1)
+    ) / denominator
+
+
+@dataclass(frozen=True)
+class Verdict:
+    test: str
+    kind: str  # regression, fixed, not-fixed, unchanged, error-on-one-side, cancel-on-one-side
+    line: str
+    odds: float | None = None
+
+
+def compare(test: str, base: Tally, series: Tally) -> Verdict:
+    """One test's verdict, base vs series (the rules are in the module's docstring)."""
+    counts = f"series {series.fails}/{series.runs} FAIL, base {base.fails}/{base.runs}"
+    if series.runs and base.runs and series.fails * base.runs > base.fails * series.runs:
+        luck = fisher_one_sided(series.fails, series.runs, base.fails, base.runs)
+        caveat = "" if luck <= LUCK else "; could be luck: run more (RUNS=)"
+        why = f" ({series.reasons[0][:160]})" if series.reasons else ""
+        return Verdict(test, "regression", f"{counts}; chance of a split this uneven by luck {luck:.1%}{caveat}{why}",
+                       luck)  # fmt: skip
+    if base.shows and not series.shows and series.runs > series.errors + series.cancels:
+        clean = series.runs - series.errors - series.cancels
+        miss = fisher_one_sided(base.shows, base.runs, 0, clean)  # all of them on the base's side, by luck
+        seen = f"not seen in {clean} series runs; base {base.shows}/{base.runs}; chance of a miss {miss:.2%}"
+        if miss < MISS_CHANCE_FOR_FIXED:
+            return Verdict(test, "fixed", seen, miss)
+        return Verdict(test, "not-fixed", f"{seen}: a miss is likely, not judged fixed (run more: RUNS=)", miss)
+    for side, mine, other in (("series", series, base), ("base", base, series)):
+        if mine.errors and not other.errors:
+            return Verdict(test, "error-on-one-side", f"ERROR on the {side} only ({mine.errors}/{mine.runs}): "
+                                                      "the suite's trouble there, nothing judged")  # fmt: skip
+        if mine.cancels and not other.cancels:
+            return Verdict(test, "cancel-on-one-side", f"CANCEL on the {side} only ({mine.cancels}/{mine.runs}): "
+                                                       "that QEMU lacks a feature the test needs")  # fmt: skip
+    return Verdict(test, "unchanged", f"{counts}; known issue seen: series {series.reproduced}, base {base.reproduced}")
+
+
+# -- running ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Side:
+    name: str  # "base" or "series"
+    qemu: Path
+
+
+def tally_job(job: Path, seed: int, tallies: dict[str, Tally]) -> None:
+    """Add one job's outcomes (its results.json) to ``tallies`` by test name."""
+    try:
+        tests = json.loads((job / "results.json").read_text()).get("tests", [])
+    except (OSError, ValueError):
+        return
+    for test in tests:
+        board = runs.whiteboard(test)
+        known = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
+        failure = board.get("failure") if isinstance(board.get("failure"), dict) else {}
+        reproduced = test.get("status") == "WARN" and (
+            failure.get("known_issue") is not None or bool(known.get("reproduced"))
+        )
+        name = str(test.get("name", test.get("id", "?")))
+        reason = (test.get("fail_reason") or "").splitlines()[0] if test.get("fail_reason") else ""
+        tallies.setdefault(name, Tally()).add(str(test.get("status")), reason, reproduced, seed)
+
+
+def interleaved(count: int, seed: int | None) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randrange(1 << 32) for _ in range(count)]
+
+
+@dataclass
+class Outcome:
+    base: Base
+    series_patches: list[str]
+    qemus: dict[str, str]
+    builds: dict[str, dict[str, object]]
+    seeds: list[int]
+    verdicts: list[Verdict]
+    tallies: dict[str, dict[str, dict[str, object]]]
+
+    @property
+    def regressions(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.kind == "regression"]
+
+
+def run_sides(
+    sides: Sequence[Side], refs: Sequence[str], seeds: Sequence[int], results: Path,
+    run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios,
+) -> dict[str, dict[str, Tally]]:  # fmt: skip
+    """Each seed on every side in turn (base, series, base, series, ...): {side: {test: Tally}}."""
+    tallies: dict[str, dict[str, Tally]] = {side.name: {} for side in sides}
+    for i, seed in enumerate(seeds, start=1):
+        for side in sides:
+            job, _ = run_job(refs, results / f"{side.name}-{i}", seed=str(seed), qemu=side.qemu)
+            if job is not None:
+                tally_job(job, seed, tallies[side.name])
+    return tallies
+
+
+def judge_all(tallies: dict[str, dict[str, Tally]]) -> list[Verdict]:
+    names = sorted(set(tallies["base"]) | set(tallies["series"]))
+    order = {"regression": 0, "fixed": 1, "not-fixed": 2, "error-on-one-side": 3, "cancel-on-one-side": 4}
+    verdicts = [compare(n, tallies["base"].get(n, Tally()), tallies["series"].get(n, Tally())) for n in names]
+    return sorted(verdicts, key=lambda v: (order.get(v.kind, 9), v.test))
+
+
+def replay_line(verdict: Verdict, series: Tally, qemu: Path) -> str:
+    seed = series.seeds[0] if series.seeds else ""
+    return f"make run TEST={verdict.test} SEED={seed} QEMU={qemu}"
+
+
+def render_text(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
+    lines = [f"validate: base {outcome.base.label} vs the series ({len(outcome.series_patches)} patches), "
+             f"{len(outcome.seeds)} runs each, seeds {' '.join(map(str, outcome.seeds))}"]  # fmt: skip
+    for name, build in outcome.builds.items():
+        lines.append(f"  {name} build: {build.get('seconds', '-')} s ({build.get('cache') or 'already built'})")
+    for verdict in outcome.verdicts:
+        lines.append(f"{verdict.kind:>18}  {verdict.test}: {verdict.line}")
+        if verdict.kind == "regression":
+            series = tallies["series"].get(verdict.test, Tally())
+            replay = replay_line(verdict, series, Path(outcome.qemus["series"]))
+            lines.append(f"{'':>18}  replay on the series: {replay}")
+            lines.append(f"{'':>18}  which patch: apply the series to a QEMU checkout of the base (git am), then "
+                         f"git bisect start HEAD <base>; git bisect run {REPO}/scripts/bisect-run "
+                         f"{verdict.test} {series.seeds[0] if series.seeds else ''}")  # fmt: skip
+    regressions = len(outcome.regressions)
+    lines.append(f"validate: {regressions} regression(s), "
+                 f"{sum(v.kind == 'fixed' for v in outcome.verdicts)} fixed, "
+                 f"{sum(v.kind == 'unchanged' for v in outcome.verdicts)} unchanged")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+KIND_STYLE = {"regression": "#c62828", "fixed": "#2e7d32", "not-fixed": "#ef6c00",
+              "error-on-one-side": "#6a1b9a", "cancel-on-one-side": "#546e7a", "unchanged": "#333"}  # fmt: skip
+
+
+def render_html(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
+    esc = html.escape
+    rows = []
+    for verdict in outcome.verdicts:
+        base, series = tallies["base"].get(verdict.test, Tally()), tallies["series"].get(verdict.test, Tally())
+        extra = ""
+        if verdict.kind == "regression":
+            extra = f"<br><code>{esc(replay_line(verdict, series, Path(outcome.qemus['series'])))}</code>"
+        rows.append(
+            f"<tr><td style='color:{KIND_STYLE.get(verdict.kind, '#333')};font-weight:bold'>{esc(verdict.kind)}</td>"
+            f"<td><code>{esc(verdict.test)}</code></td><td>{base.fails}/{base.runs}</td>"
+            f"<td>{series.fails}/{series.runs}</td><td>{esc(verdict.line)}{extra}</td></tr>"
+        )
+    head = (f"base {esc(outcome.base.label)} vs the series ({len(outcome.series_patches)} patches: "
+            f"{esc(', '.join(outcome.series_patches))}); {len(outcome.seeds)} runs each, interleaved; seeds "
+            f"{esc(' '.join(map(str, outcome.seeds)))}")  # fmt: skip
+    regressions = len(outcome.regressions)
+    banner = (f"<p style='background:#ffebee;padding:8px'><b>{regressions} regression(s)</b></p>" if regressions
+              else "<p style='background:#e8f5e9;padding:8px'><b>no regression</b></p>")  # fmt: skip
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>txnstorm validate</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}</style></head><body>"
+        f"<h1>Patch series validation</h1><p>{head}</p>{banner}"
+        "<table><tr><th>verdict</th><th>test</th><th>base FAIL</th><th>series FAIL</th><th>why</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>\n"
+    )
+
+
+def validate(  # noqa: PLR0913 - the command's inputs
+    series_path: Path, base_value: str, refs: Sequence[str], runs_value: str, results: Path, *,
+    seed: int | None = None, say: Callable[[str], None] = print, preflight: Callable[[], object] = lambda: None,
+    run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios,
+) -> Outcome:  # fmt: skip
+    """The whole command: every input checked (and the series applied) before any build;
+    ``preflight`` (the guest and the accelerator) after the builds, before the runs."""
+    count = check_runs(runs_value)
+    base = resolve_base(base_value)
+    with private_dir("series") as split:  # bad input leaves nothing behind, not even the results dir
+        patches = read_series(series_path.expanduser().resolve(), split)
+        key = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', base.tree.name)}-{series_digest(patches)}"
+        tree = apply_series(base.tree, patches, cache_root() / "validate" / "src" / key, base.label)
+        (results / "series").mkdir(parents=True, exist_ok=True)
+        patches = [Path(shutil.copy(patch, results / "series" / patch.name)) for patch in patches]
+    say(f"validate: the series ({len(patches)} patches) applies to {base.label}: {tree}")
+    builds: dict[str, dict[str, object]] = {}
+    base_qemu = base.qemu
+    if base_qemu is None:
+        base_qemu, seconds, cache = build(base.tree, results / "build-base.log")
+        builds["base"] = {"seconds": round(seconds), "cache": cache}
+    series_qemu, seconds, cache = build(tree, results / "build-series.log")
+    builds["series"] = {"seconds": round(seconds), "cache": cache}
+    say(f"validate: series build {round(seconds)} s ({cache}): {series_qemu}")
+    preflight()
+    seeds = interleaved(count, seed)
+    sides = [Side("base", base_qemu), Side("series", series_qemu)]
+    tallies = run_sides(sides, refs, seeds, results, run_job)
+    as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
+    qemus = {side.name: str(side.qemu) for side in sides}
+    outcome = Outcome(base, [p.name for p in patches], qemus, builds, seeds, judge_all(tallies), as_data)
+    (results / "validate.json").write_text(json.dumps(
+        {**asdict(outcome), "base": asdict(outcome.base) | {"tree": str(base.tree), "qemu": str(base_qemu)}},
+        indent=1, default=str,
+    ))  # fmt: skip
+    (results / "validate.html").write_text(render_html(outcome, tallies))
+    say(render_text(outcome, tallies).rstrip())
+    return outcome
