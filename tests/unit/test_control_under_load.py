@@ -186,9 +186,9 @@ def test_the_bitmap_control_counts_the_gap_disks_writes_after_the_backup_before_
                                                                       Path("/s/disk0-full-r1.qcow2"), 1)  # fmt: skip
     reads = iter([100, 107])
     bare = object.__new__(Storm)
-    bare.guest_writer = None
-    bare.witnesses = None
-    bare.vm = SimpleNamespace(write_ops=lambda: {"disk0": next(reads), "disk1": 5})
+    bare.witnesses, bare.write_samples = None, []
+    bare.writers = SimpleNamespace(write_ops=lambda: {"disk0": next(reads), "disk1": 5}, stamp_writes=dict)
+    bare.vm = SimpleNamespace(launched_at=0.0)
     seen = [("after", 0), ("before", 1)]
     counts = {(edge, i): bare.control_counts(plan, i, first=edge == "after") for edge, i in seen}
     assert counts == {("after", 0): {GAP: 100}, ("before", 1): {GAP: 107}}

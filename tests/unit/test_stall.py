@@ -128,16 +128,18 @@ def test_a_failed_examination_leaves_the_stall_as_the_verdict(tmp_path):
     from txnstorm.errors import QMPCommandError
     from txnstorm.scenario.rounds import Timeline
     from txnstorm.scenario.story import Storm
+    from txnstorm.scenario.writers import GuestWriters
 
     def refuse(*_args, **_kwargs):
         raise QMPCommandError("x-query-virtio-queue-status", "GenericError", "no such queue")
 
     vm = SimpleNamespace(logdir=tmp_path, topology=SimpleNamespace(disks=()), cmd=refuse, write_ops=refuse,
                          note=lambda _text: None, launched_at=0.0)  # fmt: skip
-    storm = object.__new__(Storm)
-    storm.vm, storm.booted, storm.timeline = vm, SimpleNamespace(guest=None), Timeline()
+    storm, writers = object.__new__(Storm), object.__new__(GuestWriters)
+    storm.vm, storm.timeline, storm.writers = vm, Timeline(), writers
+    writers.vm, writers.booted = vm, SimpleNamespace(guest=None)
     stalled = DeviceStalled("storm wrote nothing to ['disk0'] within 30 s")
-    storm.examine(stalled, ["disk0"])
+    writers.examine(stalled, ["disk0"], storm.mark)
     assert stalled.stall is None
     assert stalled.reason() == "device stalled: storm wrote nothing to ['disk0'] within 30 s"
     assert any("examination failed" in e["what"] for e in storm.timeline.events)

@@ -10,9 +10,10 @@ from test_stall import queue  # the quiet ring the stall tests build on
 from txnstorm.errors import DeviceStalled, QemuFailure, StormStuckInGuest
 from txnstorm.oracles import known_issues as ki
 from txnstorm.oracles.stall import QueueView, StallEvidence
-from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
+from txnstorm.scenario.guest_on_daemon import DaemonGuestWriters
 from txnstorm.scenario.rounds import Timeline
 from txnstorm.scenario.story import Storm
+from txnstorm.scenario.writers import GuestWriters
 from txnstorm.vm.backtrace import IDLE_MAIN_LOOP
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload.fio import WAITS_TITLE, StormHung
@@ -61,11 +62,16 @@ class Notes:
         self.notes.append(text)
 
 
-def storm(cls: type = Storm) -> Storm:
-    bare = object.__new__(cls)
+def storm(writers: object | None = None) -> Storm:
+    """A rounds engine with only what judging a stall needs (no QEMU, no guest)."""
+    bare = object.__new__(Storm)
     bare.disks = ["disk0", "disk1"]
     bare.timeline = Timeline()
     bare.vm = Notes()
+    if writers is None:
+        writers = object.__new__(GuestWriters)
+        writers.disks, writers.booted = ["disk0", "disk1"], None
+    bare.writers = writers
     return bare
 
 
@@ -133,12 +139,14 @@ VHOST = Topology("vhost", (Disk("disk0", bus="vhost-user-blk", pci_slot=0x10),
                            Disk("disk1", bus="vhost-user-blk", pci_slot=0x11)))  # fmt: skip
 
 
-def on_daemon(guest_said: str) -> GuestOnDaemonStorm:
-    bare = storm(GuestOnDaemonStorm)
-    bare.vm.NAME = "qemu-storage-daemon"
-    bare.vm.topology = VHOST
-    bare.booted = types.SimpleNamespace(guest=InflightGuest(guest_said))
-    return bare
+def on_daemon(guest_said: str) -> Storm:
+    writers = object.__new__(DaemonGuestWriters)
+    writers.disks = ["disk0", "disk1"]
+    writers.daemon = Notes()
+    writers.daemon.NAME = "qemu-storage-daemon"
+    writers.daemon.topology = VHOST
+    writers.booted = types.SimpleNamespace(guest=InflightGuest(guest_said))
+    return storm(writers)
 
 
 IDLE_VHOST_GUEST = "vda pci-0000:00:10.0 0 0\nvdb pci-0000:00:11.0 0 0\n"
@@ -188,7 +196,8 @@ def test_a_mid_storm_stall_with_nothing_held_anywhere_is_the_suites_error_too():
     failure = DeviceStalled(MID_STORM)
     failure.main_thread_sites = {"qemu-storage-daemon": IDLE_MAIN_LOOP}
     guest = on_daemon("")
-    guest.booted = types.SimpleNamespace(guest=DaemonGuest(IDLE_VHOST_GUEST, "wait 77 208 0x7f 0x7 0x7 0x1 0x0\n"))
+    waits = "wait 77 208 0x7f 0x7 0x7 0x1 0x0\n"
+    guest.writers.booted = types.SimpleNamespace(guest=DaemonGuest(IDLE_VHOST_GUEST, waits))
     with pytest.raises(StormStuckInGuest) as stuck:
         guest.blame_the_guest_if_nothing_else(failure)
     assert str(stuck.value).startswith(MID_STORM + ": nothing in flight in the guest's block layer (disk0 0, disk1 0)")
@@ -200,15 +209,15 @@ def test_a_mid_storm_stall_with_writes_held_by_the_guest_still_matches_ki13(tmp_
     failure = DeviceStalled(MID_STORM)
     held = "vda pci-0000:00:10.0 0 5\nvdb pci-0000:00:11.0 0 0\n"
     guest = on_daemon(held)
-    guest.booted = types.SimpleNamespace(guest=DaemonGuest(held, ""))
-    guest.fio = types.SimpleNamespace(process=types.SimpleNamespace(diagnose=lambda: "fio in io_getevents\n"))
+    guest.writers.booted = types.SimpleNamespace(guest=DaemonGuest(held, ""))
+    guest.writers.fio = types.SimpleNamespace(process=types.SimpleNamespace(diagnose=lambda: "fio in io_getevents\n"))
 
     def keep_backtrace(stalled: DeviceStalled) -> None:  # what Machine.keep_backtrace says of an idle daemon
         stalled.main_thread_sites = {"qemu-storage-daemon": IDLE_MAIN_LOOP}
         stalled.add_detail("qemu-storage-daemon main thread in its main loop (idle); backtrace: qemu-backtrace.txt")
 
-    guest.vm.keep_backtrace, guest.vm.logdir = keep_backtrace, tmp_path
-    guest.examine(failure, ["disk0"])
+    guest.writers.daemon.keep_backtrace, guest.writers.daemon.logdir = keep_backtrace, tmp_path
+    guest.writers.examine(failure, ["disk0"], guest.mark)
     guest.blame_the_guest_if_nothing_else(failure)  # returns: the stall stays the verdict
     assert failure.reason().endswith("(guest's blk-mq in flight: disk0 5, disk1 0)")
     assert (tmp_path / "guest-diagnosis.txt").read_text() == "fio in io_getevents\n"

@@ -4,9 +4,9 @@ daemon's dataplane (shared guest RAM, eventfds; the guest's own QEMU only
 forwards the device's configuration), and the rounds fire at the daemon's
 QMP and capture its images.
 
-The story is ``story.Storm``'s (fio on every disk, the guest stamp writer
-on the first and last, ``fire``, ``verify``) with the daemon as the process
-the rounds act on.  Unlike a virtio-blk guest under TCG, this guest races a
+The story is ``story.Storm``'s (``fire``, ``verify``) with the daemon as
+the process the rounds act on, and ``DaemonGuestWriters`` (the guest's fio
+on every disk, its stamp writer on the first and last) writing.  Unlike a virtio-blk guest under TCG, this guest races a
 QMP command well: the daemon's big lock is not its QEMU's, so a vCPU never
 waits for the command to end before it can kick or take a completion.
 
@@ -24,7 +24,8 @@ from txnstorm.errors import DeviceStalled, TxnstormError
 from txnstorm.oracles import stall
 from txnstorm.scenario.daemon_storm import keep_daemon_threads
 from txnstorm.scenario.rounds import guest_devices
-from txnstorm.scenario.story import Storm, Witnesses, Workspace
+from txnstorm.scenario.story import Storm, Workspace
+from txnstorm.scenario.writers import GuestWriters, Mark, Witnesses
 from txnstorm.vm.backtrace import IDLE_MAIN_LOOP
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.storage_daemon import StorageDaemon
@@ -54,36 +55,50 @@ class GuestWriteCounter:
         return parse_write_counts(self.guest.run(self.command, timeout=10).check().stdout, self.disks)
 
 
-class GuestOnDaemonStorm(Storm):
-    """fio and the guest stamp writer in a guest whose disks the daemon serves; rounds at the daemon."""
+class DaemonGuestWriters(GuestWriters):
+    """The guest's fio and stamp writer on disks the daemon serves: counted by the guest, and a
+    stall is the daemon's (its threads) with what the guest holds."""
 
     def __init__(
-        self, booted: Booted, daemon: StorageDaemon, work: Workspace, witnesses: Witnesses | None,
-        after_qemu: contextlib.ExitStack,
+        self, booted: Booted, daemon: StorageDaemon, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
     ) -> None:  # fmt: skip
-        daemon.write_counter = GuestWriteCounter(booted, guest_devices(booted, [d.name for d in daemon.topology.disks]))
-        super().__init__(booted, work, witnesses, after_qemu, rounds_at=daemon)
+        self.daemon = daemon
+        self.counter = GuestWriteCounter(booted, guest_devices(booted, [d.name for d in daemon.topology.disks]))
+        super().__init__(booted, witnesses, after_qemu)
 
-    def qemu_side_idle(self, hung: DeviceStalled) -> str | None:
+    def write_ops(self) -> dict[str, int]:
+        """Writes the guest completed per disk (the daemon must still run: a crash surfaces here)."""
+        self.daemon.check_alive()
+        return self.counter()
+
+    def qemu_side_idle(self, stalled: DeviceStalled) -> str | None:
         """The daemon answered QMP and its main thread was idle in its main loop (its backtrace)."""
-        site = getattr(hung, "main_thread_sites", {}).get(self.vm.NAME)
-        return f"{self.vm.NAME} answers QMP, main thread in {site}" if site == IDLE_MAIN_LOOP else None
+        site = getattr(stalled, "main_thread_sites", {}).get(self.daemon.NAME)
+        return f"{self.daemon.NAME} answers QMP, main thread in {site}" if site == IDLE_MAIN_LOOP else None
 
-    def guest_inflight(self, hung: DeviceStalled) -> dict[str, tuple[int, int] | None]:
+    def guest_inflight(self, stalled: DeviceStalled) -> dict[str, tuple[int, int] | None]:
         """blk-mq's requests in flight per disk (the daemon's rings are not QEMU's to read here); a
         vhost-user-blk disk is known by its PCI address."""
         said = self.booted.guest.run(stall.GUEST_INFLIGHT, timeout=10).stdout
         by_serial = stall.parse_inflight(said)
-        return {d: by_serial.get(self.vm.topology.disk(d).serial) for d in self.disks}
+        return {d: by_serial.get(self.daemon.topology.disk(d).serial) for d in self.disks}
 
-    def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
+    def examine(self, stalled: DeviceStalled, disks: Sequence[str], mark: Mark) -> None:
         """The daemon's threads (its dataplane holds the requests), and what the guest holds."""
-        keep_daemon_threads(self, stalled, disks)
+        keep_daemon_threads(self.daemon, stalled, disks, mark)
         try:
-            (self.vm.logdir / "guest-diagnosis.txt").write_text(self.fio.process.diagnose())
+            (self.daemon.logdir / "guest-diagnosis.txt").write_text(self.fio.process.diagnose())
             held = self.guest_inflight(stalled)
         except TxnstormError as exc:
-            self.timeline.mark(self.vm, "device stalled: guest diagnosis failed", error=str(exc))
+            mark("device stalled: guest diagnosis failed", error=str(exc))
             return
         said = ", ".join(f"{d} {'unknown' if n is None else sum(n)}" for d, n in held.items())
         stalled.add_detail(f"guest's blk-mq in flight: {said}")  # KI-13 needs some; none: the guest's (ERROR)
+
+
+def guest_on_daemon_storm(
+    booted: Booted, daemon: StorageDaemon, work: Workspace, witnesses: Witnesses | None,
+    after_qemu: contextlib.ExitStack,
+) -> Storm:  # fmt: skip
+    """fio and the guest stamp writer in a guest whose disks ``daemon`` serves; rounds at the daemon."""
+    return Storm(daemon, DaemonGuestWriters(booted, daemon, witnesses, after_qemu), work, witnesses, after_qemu)

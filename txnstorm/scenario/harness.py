@@ -30,10 +30,11 @@ from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
 from txnstorm.oracles import known_issues
-from txnstorm.scenario.daemon_storm import DaemonStorm, nbd_witnesses
-from txnstorm.scenario.guest_on_daemon import GuestOnDaemonStorm
+from txnstorm.scenario.daemon_storm import daemon_storm, nbd_witnesses
+from txnstorm.scenario.guest_on_daemon import guest_on_daemon_storm
 from txnstorm.scenario.rounds import Finding, check_control
-from txnstorm.scenario.story import Storm, Witnesses, Workspace, rounds_of
+from txnstorm.scenario.story import Storm, Workspace, guest_storm, rounds_of
+from txnstorm.scenario.writers import Witnesses
 from txnstorm.transactions.plans import PLANS, PlanKind, action_types
 from txnstorm.vm import accel, caps, storage_daemon
 from txnstorm.vm.boot import Booted, booted
@@ -218,12 +219,12 @@ class TxnstormTest(Test):
         storm: Storm | None = None
         try:
             with contextlib.ExitStack() as after_qemu, self.boot(topology) as booted:
-                storm = Storm(booted, Workspace(self.scratch, self.qemu_img, self.seed), witnesses, after_qemu)
+                storm = guest_storm(booted, Workspace(self.scratch, self.qemu_img, self.seed), witnesses, after_qemu)
                 yield storm
                 storm.stop()
         finally:  # a failed storm's timeline is the evidence of when it went wrong
             if storm is not None:
-                storm.timeline.save(self.logdir_path / "timeline.json", storm.vm.write_samples)
+                storm.timeline.save(self.logdir_path / "timeline.json", storm.write_samples)
 
     def rounds(self, plans: Sequence[PlanKind], default: int | None = None) -> list[PlanKind]:
         """The plans in turn, for as many rounds as the ``rounds`` parameter
@@ -331,7 +332,7 @@ class StorageDaemonTest(TxnstormTest):
     def daemon_storm(
         self, topology: Topology, plans: Sequence[PlanKind], logdir: Path | None = None,
         scratch: Path | None = None,
-    ) -> Iterator[DaemonStorm]:  # fmt: skip
+    ) -> Iterator[Storm]:  # fmt: skip
         """Start the daemon with ``topology``'s disks exported over NBD in
         their iothreads; NBD clients storm every export and the host stamp
         writer stamps the first and last.  Leaving the block stops the
@@ -343,17 +344,17 @@ class StorageDaemonTest(TxnstormTest):
         scratch.mkdir(parents=True, exist_ok=True)
         daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch))
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
-        storm: DaemonStorm | None = None
+        storm: Storm | None = None
         try:
             with contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
                 self._require_daemon(daemon, plans)
                 work = Workspace(scratch, self.qemu_img, self.seed)
-                storm = DaemonStorm(daemon, work, nbd_witnesses(topology), after_daemon)
+                storm = daemon_storm(daemon, work, nbd_witnesses(topology), after_daemon)
                 yield storm
                 storm.stop()
         finally:  # a failed storm's timeline is the evidence of when it went wrong
             if storm is not None:
-                storm.timeline.save(logdir / "timeline.json", daemon.write_samples)
+                storm.timeline.save(logdir / "timeline.json", storm.write_samples)
 
 
 class GuestOnDaemonTest(StorageDaemonTest):
@@ -367,7 +368,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
     NEEDS_GUEST = True
 
     @contextlib.contextmanager
-    def guest_on_daemon_storm(self, topology: Topology, plans: Sequence[PlanKind]) -> Iterator[GuestOnDaemonStorm]:
+    def guest_on_daemon_storm(self, topology: Topology, plans: Sequence[PlanKind]) -> Iterator[Storm]:
         """Start the daemon exporting ``topology``'s disks over vhost-user-blk (its logs in
         ``daemon/``), boot the guest on them, storm every disk with fio and stamp the first and
         last.  Leaving the block stops the storm, quits the guest's QEMU, then the daemon."""
@@ -376,18 +377,18 @@ class GuestOnDaemonTest(StorageDaemonTest):
         logdir.mkdir(parents=True, exist_ok=True)
         daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology))
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
-        storm: GuestOnDaemonStorm | None = None
+        storm: Storm | None = None
         try:
             with contextlib.ExitStack() as after_qemu, storage_daemon.serving(daemon):
                 self._require_daemon(daemon, plans)
                 with self.boot(topology, daemon) as booted:
                     work = Workspace(self.scratch, self.qemu_img, self.seed)
-                    storm = GuestOnDaemonStorm(booted, daemon, work, Witnesses.of(topology, False), after_qemu)
+                    storm = guest_on_daemon_storm(booted, daemon, work, Witnesses.of(topology, False), after_qemu)
                     yield storm
                     storm.stop()
         finally:  # a failed storm's timeline is the evidence of when it went wrong
             if storm is not None:
-                storm.timeline.save(self.logdir_path / "timeline.json", daemon.write_samples)
+                storm.timeline.save(self.logdir_path / "timeline.json", storm.write_samples)
 
 
 # -- known issues ---------------------------------------------------------------

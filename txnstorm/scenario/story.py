@@ -12,12 +12,16 @@ separate commands); ``fire_with_abort`` is the all-or-nothing round (the
 plan plus a failing action).  The storm keeps what the rounds hand on: the
 disks' current nodes and images, and the full backup and bitmap an
 incremental round builds on.
+
+``Storm`` is the one rounds engine (prepare what a plan declared, fire,
+jobs, overlap, verify) for every kind of storm: what writes is a
+``Writers`` (``scenario/writers.py``), built by ``guest_storm`` here,
+``daemon_storm.daemon_storm`` and ``guest_on_daemon.guest_on_daemon_storm``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import time
 from collections.abc import Sequence
@@ -34,53 +38,20 @@ from txnstorm.scenario.rounds import (
     Overlap,
     RoundRecord,
     Timeline,
-    finish_storm,
-    guest_devices,
     measure_overlap,
     sample_writes,
-    start_storm,
     verify_rounds,
-    virtqueue_status,
 )
+from txnstorm.scenario.writers import GuestWriters, Witnesses, Writers
 from txnstorm.transactions.actions import fire_separately, fire_transaction, snapshot_index, wait_jobs
 from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanKind, RoundContext
 from txnstorm.vm.boot import Booted
-from txnstorm.vm.machine import Machine
-from txnstorm.vm.topology import Topology
-from txnstorm.workload import nbd
-from txnstorm.workload.fio import RunningStamps, StormHung
-from txnstorm.workload.nbd_stamps import NbdStampWriter
-from txnstorm.workload.stamp_format import StampRegion
-from txnstorm.workload.writer_waits import WRITER_WAITS, WriterWait, parse_writer_waits
+from txnstorm.vm.qemu_process import QemuProcess
+from txnstorm.workload.fio import StormHung
 
 CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
 GAP = "gap disk"  # a control's counts: the plan's gap disk's completed writes (not a stamp writer)
 DELAY_S = (0.05, 0.8)  # each round fires this far into the storm (seeded)
-
-
-@dataclass(frozen=True)
-class Witnesses:
-    """The two stamp disks (first and last) and each stamp writer's region."""
-
-    disks: tuple[str, str]
-    regions: dict[str, StampRegion]  # writer ("guest", "nbd") -> its region on both disks
-
-    @classmethod
-    def of(cls, topology: Topology, nbd_writer: bool) -> Witnesses | None:
-        """The guest writer always; with ``nbd_writer`` also the host NBD one."""
-        names = [d.name for d in topology.disks]
-        if len(names) < 2:
-            return None
-        end = StampRegion.at_end(min(d.size_bytes for d in topology.disks))
-        regions = {"guest": end}
-        if nbd_writer:
-            regions["nbd"] = StampRegion(end.offset - end.size, end.slots)
-        return cls((names[0], names[-1]), regions)
-
-    @property
-    def fio_size(self) -> int:
-        """fio keeps below every stamp region."""
-        return min(r.offset for r in self.regions.values())
 
 
 @dataclass(frozen=True)
@@ -94,35 +65,18 @@ class Workspace:
 
 
 class Storm:
-    """fio on every disk, the stamp writers on the witnesses, and the rounds."""
+    """The rounds engine: the rounds fire at ``vm`` (the guest's QEMU, or a qemu-storage-daemon) and
+    capture its images while ``writers`` write (``scenario/writers.py``: the guest's fio and stamp
+    writer, host NBD clients, or a guest on the daemon's exports)."""
 
     def __init__(
-        self, booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack,
-        rounds_at: Machine | None = None,
+        self, vm: QemuProcess, writers: Writers, work: Workspace, witnesses: Witnesses | None,
+        after_qemu: contextlib.ExitStack,
     ) -> None:  # fmt: skip
-        """``rounds_at``: the process whose QMP the rounds fire at and whose images they capture, when
-        not the guest's QEMU (a qemu-storage-daemon serving the guest's disks)."""
-        self.booted = booted
-        self._start_rounds(rounds_at or booted.vm, work, witnesses, after_qemu)
-        self.fio = start_storm(booted, self.disks, size=witnesses.fio_size if witnesses else None)
-        self.guest_writer = self.nbd_writer = None
-        if witnesses:
-            a, b = (guest_devices(booted, witnesses.disks)[w] for w in witnesses.disks)
-            region = witnesses.regions["guest"]
-            self.guest_writer = RunningStamps(booted.guest, a, b, region.offset, region.slots)
-            if "nbd" in witnesses.regions:
-                self.nbd_writer = self._start_nbd_writer(witnesses, booted.vm.logdir)
-        self.timeline.mark(
-            self.vm, "storm started", witnesses=witnesses.disks if witnesses else None,
-            stamp_writers=sorted(witnesses.regions) if witnesses else [],
-        )  # fmt: skip
-
-    def _start_rounds(
-        self, vm: Machine, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
-    ) -> None:
-        """What the rounds keep: the disks' current nodes and images, the
-        seeded timing, the timeline and the records (any storm, guest or not)."""
+        """What the rounds keep: the disks' current nodes and images, the seeded timing, the
+        timeline, the write counters read (``write_samples``) and the records."""
         self.vm = vm
+        self.writers = writers
         self.disks = [d.name for d in vm.topology.disks]
         self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
         self.after_qemu = after_qemu  # what must close only after QEMU quit (NBD clients: KI-1)
@@ -132,13 +86,18 @@ class Storm:
         self.states = {d.name: DiskState(d.node, vm.images[d.name], d.fmt) for d in vm.topology.disks}
         self.bitmap_base: BitmapBase | None = None
         self.round_no = 0
+        self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
+        self.mark("storm started", **writers.started())
 
-    def _start_nbd_writer(self, witnesses: Witnesses, logdir: Path) -> NbdStampWriter:
-        nbd.start_server(self.vm)
-        uris = [nbd.export(self.vm, self.vm.root_node(w), f"stamps-{w}", writable=True) for w in witnesses.disks]
-        writer = NbdStampWriter(*uris, witnesses.regions["nbd"], logdir, keep_open=True)
-        self.after_qemu.callback(writer.close)
-        return writer.start()
+    def mark(self, event: str, **data: object) -> None:
+        """An event on the timeline, at the rounds' process."""
+        self.timeline.mark(self.vm, event, **data)
+
+    def write_ops(self) -> dict[str, int]:
+        """Completed writes per disk as the writers count them (kept for the timeline)."""
+        counts = self.writers.write_ops()
+        self.write_samples.append({"t": round(time.monotonic() - self.vm.launched_at, 3), **counts})
+        return counts
 
     # -- the rounds --------------------------------------------------------
     def _next_round(self, kind: PlanKind, backup_disk: str) -> tuple[RoundContext, Plan, float]:
@@ -161,54 +120,21 @@ class Storm:
     def still_writing(self) -> dict[str, int]:
         """Every device completes writes; if one stopped, it is examined (``oracles/stall.py``)."""
         try:
-            return wait_until_writing(self.vm, self.disks)
+            return wait_until_writing(self, self.disks)
         except DeviceStalled as stalled:
-            self.examine(stalled, stalled.disks or self.disks)
+            self.writers.examine(stalled, stalled.disks or self.disks, self.mark)
             self.blame_the_guest_if_nothing_else(stalled)
             raise
-
-    def examine(self, stalled: DeviceStalled, disks: Sequence[str]) -> None:
-        """Name a stall before QEMU goes: both sides' views of the queues
-        (``stall.json``, ``virtqueues.json``) and what un-sticks it."""
-        self.timeline.mark(self.vm, "device stalled: examining", disks=list(disks))
-        (self.vm.logdir / "virtqueues.json").write_text(json.dumps(virtqueue_status(self.vm), indent=1) + "\n")
-
-        def in_guest(command: str) -> str:
-            out = self.booted.guest.run(command, timeout=10)
-            return out.stdout + out.stderr
-
-        try:
-            stalled.stall = stall.examine(self.vm, disks, in_guest, self.vm.logdir)
-        except TxnstormError as exc:  # the stall stays the verdict (a FAIL without a class), not the probe
-            self.timeline.mark(self.vm, "device stalled: examination failed", error=str(exc))
-            return
-        self.timeline.mark(self.vm, "device stalled: examined", signature=stalled.stall.signature,
-                           unstuck_by=stalled.stall.unstuck_by)  # fmt: skip
-
-    def qemu_side_idle(self, hung: DeviceStalled) -> str | None:
-        """What QEMU's side showed of the stalled disks, if it held nothing (its queues: ``guest-idle``)."""
-        return stall.nothing_held_by_qemu(hung.stall)
-
-    def guest_inflight(self, hung: DeviceStalled) -> dict[str, tuple[int, int] | None]:
-        """The requests the guest's blk-mq held per disk when the stall was examined."""
-        held = hung.stall.guest_inflight if hung.stall is not None else {}
-        return {d: held.get(d) for d in self.disks}
-
-    def writer_waits(self, stalled: DeviceStalled) -> list[WriterWait]:
-        """Where the guest's writers sleep: kept with a storm that did not end, else read now."""
-        if isinstance(stalled, StormHung) or self.booted is None:
-            return stalled.writer_waits if isinstance(stalled, StormHung) else []
-        return parse_writer_waits(self.booted.guest.run(WRITER_WAITS, timeout=10).stdout)
 
     def blame_the_guest_if_nothing_else(self, hung: DeviceStalled) -> None:
         """A writer that did not end, or a storm that wrote nothing, while nothing was in flight in
         the guest's block layer and QEMU's side held nothing: the suite's ERROR (StormStuckInGuest),
         never a FAIL of QEMU."""
         try:
-            qemu_side = self.qemu_side_idle(hung)
+            qemu_side = self.writers.qemu_side_idle(hung)
             if qemu_side is None:
                 return
-            why = stall.stuck_in_guest(self.guest_inflight(hung), qemu_side, self.writer_waits(hung))
+            why = stall.stuck_in_guest(self.writers.guest_inflight(hung), qemu_side, self.writers.writer_waits(hung))
         except TxnstormError as exc:  # the stall stays the verdict
             self.timeline.mark(self.vm, "storm stuck: guest side not judged", error=str(exc))
             return
@@ -222,7 +148,7 @@ class Storm:
         transaction (``atomic=False``: as separate commands, the control),
         wait for its jobs, prove the storm overlapped, adopt the new tops."""
         ctx, plan, delay = self._next_round(kind, backup_disk or self.disks[0])
-        sample_writes(self.vm, delay)
+        sample_writes(self, delay)
         before = self.still_writing()
         mark = self.timeline.mark
         mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
@@ -279,34 +205,28 @@ class Storm:
         counts = self.stamp_writes()
         edge = 0 if first else len(plan.actions) - 1
         if plan.gap_disk is not None and i == edge:
-            counts[GAP] = self.vm.write_ops()[plan.gap_disk]
+            counts[GAP] = self.write_ops()[plan.gap_disk]
         return counts
 
     def stamp_writes(self) -> dict[str, int]:
-        """Stamp writes each writer whose progress the guest tells has completed so far (the guest
-        writer's; a control round's oracle is judged by what it wrote between the commands)."""
-        if self.guest_writer is None:
-            return {}
-        done = self.guest_writer.completed_writes()
-        return {} if done is None else {"guest": done}
-
-    SETTLE_S = 0.5  # how long after the actions the writers' counters are read again
-    PAUSE_NOTED_S = 0.0  # a longer wait for new writes after that is marked in the timeline
+        """Stamp writes each writer whose progress is told has completed so far (a control round's
+        oracle is judged by what it wrote between the commands)."""
+        return self.writers.stamp_writes()
 
     def measure_overlap(self, before: dict[str, int]) -> Overlap:
         """The storm's writes around the actions: counters now, and
-        ``SETTLE_S`` later; a disk with none by then is waited for (a guest
+        the writers' ``SETTLE_S`` later; a disk with none by then is waited for (a guest
         with 64 writes in flight can pause a disk for a second while it takes
         the other's completions; a loaded host pauses NBD clients), and none
         within 30 s is a stall (``still_writing``), not a missed overlap."""
-        overlap = measure_overlap(self.vm, self.fio, before, settle_s=self.SETTLE_S)
+        overlap = measure_overlap(self, self.writers, before, settle_s=self.writers.SETTLE_S)
         if not any(overlap.later[d] <= overlap.after_actions[d] for d in self.disks):
             return overlap
         started = time.monotonic()
         later = self.still_writing()
-        if (paused := time.monotonic() - started) > self.PAUSE_NOTED_S:
+        if (paused := time.monotonic() - started) > self.writers.PAUSE_NOTED_S:
             self.timeline.mark(self.vm, "a disk paused after the actions", seconds=round(paused, 2))
-        return Overlap(before, overlap.after_actions, later, self.fio.is_running())
+        return Overlap(before, overlap.after_actions, later, self.writers.is_running())
 
     def fire_with_abort(self, kind: PlanKind, atomic: bool = True) -> AbortedRound:
         """All or nothing: the plan plus the ``abort`` action in one
@@ -315,7 +235,7 @@ class Storm:
         commands, the control, whose changes the graph check must name)."""
         ctx, plan, delay = self._next_round(kind, self.disks[0])
         before = graph_state(self.vm)
-        sample_writes(self.vm, delay)
+        sample_writes(self, delay)
         self.still_writing()
         self.timeline.mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
         answer = ""
@@ -339,18 +259,14 @@ class Storm:
 
     # -- the end -------------------------------------------------------------
     def stop(self) -> None:
-        """Stop the stamp writers and fio (whose result lands in the log dir)."""
-        try:  # a writer that never ends is a stall too: examined while QEMU runs
-            if self.guest_writer:
-                self.timeline.mark(self.vm, "guest stamp writer stopped", generations=self.guest_writer.stop())
-            if self.nbd_writer:
-                self.timeline.mark(self.vm, "NBD stamp writer stopped", generations=self.nbd_writer.stop())
-            result = finish_storm(self.fio, self.vm.logdir, timeout=60)
+        """Stop every writer (fio's result lands in the log dir); a writer that never ends is a
+        stall too, examined while QEMU runs."""
+        try:
+            self.writers.stop(self.mark)
         except StormHung as hung:
-            self.examine(hung, self.disks)
+            self.writers.examine(hung, self.disks, self.mark)
             self.blame_the_guest_if_nothing_else(hung)
             raise
-        self.timeline.mark(self.vm, "storm finished", write_ios={n: j.write_ios for n, j in result.jobs.items()})
 
     def verify(self) -> list[Finding]:
         """Once QEMU has quit (every image closed and flushed): each round's
@@ -368,3 +284,11 @@ class Storm:
 def rounds_of(plans: Sequence[PlanKind], count: int) -> list[PlanKind]:
     """``count`` rounds, the plans in turn."""
     return [plans[i % len(plans)] for i in range(count)]
+
+
+def guest_storm(
+    booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
+) -> Storm:
+    """fio on every disk of ``booted``, its stamp writers on the witnesses, the rounds at its QEMU."""
+    return Storm(booted.vm, GuestWriters(booted, witnesses, after_qemu), work, witnesses, after_qemu)
+

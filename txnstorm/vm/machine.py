@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +55,6 @@ class Machine(QemuProcess):
         self.images = dict(images)
         self.vhost_sockets = dict(vhost_sockets or {})
         self.ssh_port = 0
-        self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
 
     @property
     def console_log(self) -> Path:
@@ -101,5 +99,4 @@ class Machine(QemuProcess):
             disk = self.disk_of(entry.get("qdev", ""))
             if disk is not None:
                 counts[disk] = entry["stats"]["wr_operations"]
-        self.write_samples.append({"t": round(time.monotonic() - self.launched_at, 3), **counts})
         return counts

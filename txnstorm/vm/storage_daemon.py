@@ -17,17 +17,16 @@ its core), hang detection and QMP log; the files land under the same names
 in the test's log dir (``qemu-cmdline.txt``, ``qemu-stderr.log``,
 ``qmp.log``), so the report links them; only its command line is its own.
 A crash or hang of the daemon is a ``QemuFailure``: a FAIL of that QEMU.
-It has no guest: ``write_ops`` counts what the NBD clients storming its
-exports were answered (``NbdStorms``), since an export keeps no
-``query-blockstats``.
+It has no guest and keeps no ``query-blockstats`` for an export: what writes
+to it counts its own writes (``scenario/daemon_storm.NbdWriters``,
+``scenario/guest_on_daemon.DaemonGuestWriters``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +120,6 @@ class StorageDaemon(QemuProcess):
         super().__init__(daemon, logdir)
         self.topology = topology
         self.images = dict(images)
-        self.write_counter: Callable[[], dict[str, int]] | None = None  # set by the storm on its exports
-        self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
 
     @property
     def daemon(self) -> Path:
@@ -155,14 +152,6 @@ class StorageDaemon(QemuProcess):
             if export["id"] == disk:
                 return export["node-name"]
         raise KeyError(f"query-block-exports shows no export {disk}")
-
-    def write_ops(self) -> dict[str, int]:
-        """Writes per disk its NBD clients were answered (the daemon must
-        still run: a crash surfaces here as one)."""
-        self.check_alive()
-        counts = self.write_counter() if self.write_counter else {}
-        self.write_samples.append({"t": round(time.monotonic() - self.launched_at, 3), **counts})
-        return counts
 
 
 @contextlib.contextmanager
