@@ -13,12 +13,12 @@ from txnstorm.vm.accel import ProbeFailure
 
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(accel, "kvm_device_problem", lambda: None)
     qemu = tmp_path / "qemu-system-x86_64"
     qemu.write_text("")
     probes: list[str] = []
-    state = SimpleNamespace(sut=SimpleNamespace(qemu=qemu), image=SimpleNamespace(digest="d" * 64), probes=probes)
+    state = SimpleNamespace(sut=SimpleNamespace(qemu=qemu), image=SimpleNamespace(digest="d" * 64), probes=probes,
+                            cache=tmp_path / "cache")  # fmt: skip
     state.answer = None
 
     def probe(sut, image, logdir):
@@ -30,7 +30,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 
 
 def choose(host: SimpleNamespace, reprobe: bool = False) -> accel.AccelChoice:
-    return accel.choose("auto", host.sut, host.image, say=lambda _: None, reprobe=reprobe)
+    return accel.choose("auto", host.sut, host.image, say=lambda _: None, reprobe=reprobe, cache=host.cache)
 
 
 def test_a_probe_that_timed_out_is_kept_for_one_run_only(host, monkeypatch):

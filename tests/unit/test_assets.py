@@ -89,12 +89,11 @@ def test_corrupt_cache_is_rebuilt_with_a_message(tmp_path, monkeypatch):
         ' echo \'{"append": "console=ttyS0"}\' > build-info.json\n'
     )
     monkeypatch.setattr(assets, "GUESTS_DIR", tmp_path / "guests")
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
     said: list[str] = []
-    first = assets.ensure_guest("fake", say=said.append)
+    first = assets.ensure_guest("fake", say=said.append, cache=tmp_path / "cache")
     assert verify(first.directory)
     (first.directory / "initramfs.cpio").write_text("")
-    second = assets.ensure_guest("fake", say=said.append)
+    second = assets.ensure_guest("fake", say=said.append, cache=tmp_path / "cache")
     assert any("corrupt" in s and "initramfs.cpio" in s for s in said)
     assert verify(second.directory)
     leftovers = [p.name for p in (tmp_path / "cache" / "guests").iterdir()]
@@ -108,9 +107,8 @@ def test_failed_build_leaves_no_trusted_entry(tmp_path, monkeypatch):
         'mkdir -p "$1"; echo vmlinux > "$1/vmlinux"; echo "no kernel package" >&2; exit 3\n'
     )
     monkeypatch.setattr(assets, "GUESTS_DIR", tmp_path / "guests")
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
     with pytest.raises(assets.UserError, match="(?s)exit 3.*no kernel package"):
-        assets.ensure_guest("broken", say=lambda s: None)
+        assets.ensure_guest("broken", say=lambda s: None, cache=tmp_path / "cache")
     entries = [p.name for p in (tmp_path / "cache" / "guests").iterdir() if not p.name.startswith((".", "build-"))]
     assert entries == []
 
@@ -120,9 +118,8 @@ def test_unbuilt_guest_without_build_permission_is_a_user_error(tmp_path, monkey
     recipe.mkdir(parents=True)
     (recipe / "build.sh").write_text("exit 1\n")
     monkeypatch.setattr(assets, "GUESTS_DIR", tmp_path / "guests")
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
     with pytest.raises(assets.UserError, match="make guest"):
-        assets.ensure_guest("fake", allow_build=False)
+        assets.ensure_guest("fake", allow_build=False, cache=tmp_path / "cache")
 
 
 def test_a_recipe_that_uses_another_is_rebuilt_when_that_one_changes(tmp_path):

@@ -24,7 +24,7 @@ def test_bad_accel_is_one_line(tmp_path, monkeypatch):
     from txnstorm.vm import accel
 
     try:
-        accel.choose("hvf", None, None)  # type: ignore[arg-type]
+        accel.choose("hvf", None, None, cache=tmp_path)  # type: ignore[arg-type]
     except UserError as exc:
         assert "ACCEL=hvf" in str(exc)
     else:

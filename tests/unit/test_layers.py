@@ -60,3 +60,18 @@ def test_an_upward_import_inside_a_function_is_found(tmp_path, monkeypatch):
         assert "txnstorm.vm.probe:2 imports txnstorm.runner.inputs" in str(caught)
     else:
         raise AssertionError("the upward import was not seen")
+
+
+def test_no_module_below_the_scenario_layer_reads_the_environment():
+    """Settings are read once (``txnstorm/settings.py``) by the entry points and handed down.  A
+    child's environment passed on whole (``{**os.environ, ...}``) reads no setting."""
+    below = LAYERS[: LAYERS.index("scenario")]
+    readers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if LAYERS[layer_of(module)] not in below or module == "txnstorm.settings":
+            continue
+        text = path.read_text()
+        words = ("os.environ.get", "os.environ[", "os.getenv", "Settings.from_env", "cache_dir()")
+        readers += [f"{module}: {word}" for word in words if word in text]
+    assert not readers, "settings read below the scenario layer:\n" + "\n".join(readers)

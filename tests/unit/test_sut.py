@@ -58,16 +58,14 @@ def test_default_is_debian_qemu_on_path(qemu_img):
 
 def test_qemus_own_functional_test_names_are_aliases(tmp_path, monkeypatch, fake_qemu):
     from txnstorm.host import sut
+    from txnstorm.settings import Settings, named
 
     qemu = fake_qemu(tmp_path)
-    monkeypatch.setenv("QEMU_TEST_QEMU_BINARY", str(qemu))
-    assert sut.named_in_environment("QEMU") == ("QEMU_TEST_QEMU_BINARY", str(qemu))
-    monkeypatch.setenv("QEMU", str(qemu))
-    assert sut.named_in_environment("QEMU") == ("QEMU", str(qemu)), "the same value twice is fine"
-    monkeypatch.setenv("QEMU", "/elsewhere/qemu-system-x86_64")
+    env = {"QEMU_TEST_QEMU_BINARY": str(qemu)}
+    assert named(env, "QEMU") == ("QEMU_TEST_QEMU_BINARY", str(qemu))
+    assert Settings.from_env(env).qemu_var == "QEMU_TEST_QEMU_BINARY"
+    assert named({**env, "QEMU": str(qemu)}, "QEMU") == ("QEMU", str(qemu)), "the same value twice is fine"
     with pytest.raises(UserError, match="QEMU=/elsewhere/qemu-system-x86_64 and QEMU_TEST_QEMU_BINARY=.* disagree"):
-        sut.from_environment("QEMU")
-    monkeypatch.delenv("QEMU")
-    monkeypatch.setenv("QEMU_TEST_QEMU_IMG", str(tmp_path / "nope"))
+        Settings.from_env({**env, "QEMU": "/elsewhere/qemu-system-x86_64"})
     with pytest.raises(UserError, match="QEMU_TEST_QEMU_IMG=.*nope: no such file"):
-        sut.check_named()
+        sut.check_named(Settings.from_env({**env, "QEMU_TEST_QEMU_IMG": str(tmp_path / "nope")}))

@@ -214,13 +214,15 @@ def build(recipe_dir: Path, final: Path, digest: str, say: Callable[[str], None]
     return GuestImage(final, manifest)
 
 
-def ensure_guest(recipe: str = "tiny", allow_build: bool = True, say: Callable[[str], None] = print) -> GuestImage:
-    """The verified guest for ``recipe``; built (or rebuilt) when allowed."""
+def ensure_guest(
+    recipe: str = "tiny", allow_build: bool = True, say: Callable[[str], None] = print, *, cache: Path
+) -> GuestImage:
+    """The verified guest for ``recipe`` in the cache root ``cache``; built (or rebuilt) when allowed."""
     recipe_dir = GUESTS_DIR / recipe
     if not (recipe_dir / "build.sh").is_file():
         raise UserError(f"no guest recipe '{recipe}' (expected {recipe_dir}/build.sh)")
     digest = recipe_digest(recipe_dir)
-    root = writable_cache_root() / "guests"
+    root = writable_cache_root(cache) / "guests"
     final = root / f"{recipe}-{digest[:12]}"
     with _locked(root):
         try:

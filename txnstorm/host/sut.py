@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm.errors import UserError
+from txnstorm.settings import Settings
 
 SYSTEM_BINARY = "qemu-system-x86_64"
 IMG_BINARY = "qemu-img"
@@ -95,23 +96,6 @@ def _check_x86_64(qemu: Path) -> None:
         raise UserError(f"QEMU={qemu} does not emulate x86_64 PCs (no q35/pc machine); use a qemu-system-x86_64 binary")
 
 
-ALIASES = {"QEMU": "QEMU_TEST_QEMU_BINARY", "QEMU_IMG": "QEMU_TEST_QEMU_IMG"}
-
-
-def named_in_environment(var: str) -> tuple[str, str | None]:
-    """(the variable the user set, its value): ``QEMU`` or its alias
-    ``QEMU_TEST_QEMU_BINARY`` (likewise ``QEMU_IMG``); empty counts as unset;
-    two different values are an error."""
-    ours, theirs = os.environ.get(var) or None, os.environ.get(ALIASES[var]) or None
-    if ours and theirs and ours != theirs:
-        raise UserError(f"{var}={ours} and {ALIASES[var]}={theirs} disagree; set one of them")
-    return (ALIASES[var], theirs) if theirs and not ours else (var, ours)
-
-
-def from_environment(var: str) -> str | None:
-    return named_in_environment(var)[1]
-
-
 def _checked_system(value: str | None, var: str = "QEMU") -> tuple[Path, str]:
     """The qemu-system-x86_64 named by ``value`` (or on PATH) and its version."""
     system = _locate(var, value, SYSTEM_BINARY)
@@ -134,25 +118,20 @@ def _checked_img(value: str | None, sibling_dir: Path | None, var: str = "QEMU_I
     return img
 
 
-def check_named() -> None:
+def check_named(settings: Settings) -> None:
     """Check only what the user named (``QEMU``, ``QEMU_IMG`` or their
     aliases): Debian's defaults may not be installed yet, set-up does that."""
-    (qemu_var, qemu), (img_var, qemu_img) = named_in_environment("QEMU"), named_in_environment("QEMU_IMG")
-    system = _checked_system(qemu, qemu_var)[0] if qemu else None
-    if qemu_img:
-        _checked_img(qemu_img, None, img_var)
+    system = _checked_system(settings.qemu, settings.qemu_var)[0] if settings.qemu else None
+    if settings.qemu_img:
+        _checked_img(settings.qemu_img, None, settings.qemu_img_var)
     elif system and _find_in(system.parent, IMG_BINARY):
         _checked_img(None, system.parent)
 
 
 def resolve(qemu: str | None = None, qemu_img: str | None = None) -> SystemUnderTest:
-    """Find and check the QEMU under test; raise UserError with advice if wrong.
-
-    Arguments default to the environment (``QEMU``, ``QEMU_IMG`` or QEMU's
-    ``QEMU_TEST_QEMU_BINARY``, ``QEMU_TEST_QEMU_IMG``).
-    """
-    qemu = qemu if qemu is not None else from_environment("QEMU")
-    qemu_img = qemu_img if qemu_img is not None else from_environment("QEMU_IMG")
+    """Find and check the QEMU under test (``qemu``: a binary or build dir, None: Debian's on
+    PATH; ``qemu_img`` None: the one beside it, else Debian's); raise UserError with advice if
+    wrong.  The user's choice is ``Settings.qemu``/``qemu_img`` (``resolve_settings``)."""
     system, version = _checked_system(qemu)
     sibling_dir = system.parent
     img = _checked_img(qemu_img, sibling_dir)
@@ -164,3 +143,8 @@ def resolve(qemu: str | None = None, qemu_img: str | None = None) -> SystemUnder
             data_dir = candidate
             break
     return SystemUnderTest(qemu=system, qemu_img=img, version=version, qemu_io=qemu_io, data_dir=data_dir)
+
+
+def resolve_settings(settings: Settings) -> SystemUnderTest:
+    """The QEMU under test the user's settings name (``QEMU``, ``QEMU_IMG`` or their aliases)."""
+    return resolve(settings.qemu, settings.qemu_img)

@@ -33,6 +33,7 @@ from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import private_dir
 from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.scenario.rounds import start_storm
+from txnstorm.settings import Settings, cache_dir
 from txnstorm.vm import accel
 from txnstorm.vm.boot import booted
 from txnstorm.vm.machine import Machine, Platform
@@ -65,10 +66,10 @@ def _boot_times(
 def debian_guest(say: Callable[[str], None] = print) -> assets.GuestImage:
     """The plain Debian guest; built (first time only, a few minutes) when missing."""
     try:
-        return assets.ensure_guest(DEBIAN_RECIPE, allow_build=False, say=say)
+        return assets.ensure_guest(DEBIAN_RECIPE, allow_build=False, say=say, cache=cache_dir())
     except UserError:
         say(f"bench: building the plain Debian guest '{DEBIAN_RECIPE}' (bench-only asset, first time only) ...")
-        return assets.ensure_guest(DEBIAN_RECIPE, say=say)
+        return assets.ensure_guest(DEBIAN_RECIPE, say=say, cache=cache_dir())
 
 
 def debian_boot_time(system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, tmp: Path) -> float:
@@ -202,9 +203,9 @@ def _suite_figures(results: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    system = sut.resolve()
-    image = assets.ensure_guest(allow_build=False)
-    choice = accel.choose("auto", system, image, say=lambda _: None)
+    system = sut.resolve_settings(Settings.from_env())
+    image = assets.ensure_guest(allow_build=False, cache=cache_dir())
+    choice = accel.choose("auto", system, image, say=lambda _: None, cache=cache_dir())
     with private_dir("bench") as tmp:
         boots = _boot_times(system, image, choice.accel, 5, tmp)
         debian = _debian_boot(system, choice.accel, statistics.median(boots), tmp)

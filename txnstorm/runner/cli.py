@@ -42,6 +42,7 @@ from txnstorm.errors import QemuFailure, TxnstormError, UserError
 from txnstorm.host import assets, cachedir, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
 from txnstorm.runner import junit, report, runs
+from txnstorm.settings import Settings, cache_dir
 from txnstorm.vm import accel, caps
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
@@ -51,26 +52,26 @@ def _say(msg: str) -> None:
 
 
 def cmd_guest(args: argparse.Namespace) -> int:
-    image = assets.ensure_guest(args.recipe, allow_build=not args.verify_only, say=_say)
+    image = assets.ensure_guest(args.recipe, allow_build=not args.verify_only, say=_say, cache=cache_dir())
     _say(f"guest '{args.recipe}' ok: {image.directory}")
     return 0
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    system = sut.resolve()  # first: a wrong QEMU must not cost a guest build
+    system = sut.resolve_settings(Settings.from_env())  # first: a wrong QEMU must not cost a guest build
     _say(f"system under test: {system.describe()}")
-    image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say)
+    image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say, cache=cache_dir())
     _say(f"guest: {image.directory} (kernel {image.build_info.get('kernel_release', '?')})")
-    choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
+    choice = accel.choose(Settings.from_env().accel, system, image, say=_say, cache=cache_dir())
     _say(f"accel: {choice.accel} ({choice.reason})")
-    _say(f"capabilities: {caps.probe(system).describe()}")
+    _say(f"capabilities: {caps.probe(system, cache=cache_dir()).describe()}")
     return 0
 
 
 def cmd_accel(args: argparse.Namespace) -> int:
-    system = sut.resolve()
-    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say)
-    choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say, reprobe=args.reprobe)
+    system = sut.resolve_settings(Settings.from_env())
+    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=cache_dir())
+    choice = accel.choose(Settings.from_env().accel, system, image, say=_say, reprobe=args.reprobe, cache=cache_dir())
     _say(f"accel: {choice.accel} ({choice.reason})")
     return 0
 
@@ -80,9 +81,9 @@ def cmd_boot(args: argparse.Namespace) -> int:
     from txnstorm.vm.boot import booted
     from txnstorm.vm.machine import Machine, Platform
 
-    system = sut.resolve()
-    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say)
-    choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=_say)
+    system = sut.resolve_settings(Settings.from_env())
+    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=cache_dir())
+    choice = accel.choose(Settings.from_env().accel, system, image, say=_say, cache=cache_dir())
     topology = TWO_DISKS_ONE_IOTHREAD
     times = []
     with private_dir("boot") as tmp:
@@ -105,22 +106,22 @@ def _doctor_checks() -> list[tuple[str, bool | str, str]]:
     checks: list[tuple[str, bool | str, str]] = []
     system = None
     try:
-        system = sut.resolve()
+        system = sut.resolve_settings(Settings.from_env())
         checks.append(("QEMU", True, system.describe()))
     except UserError as exc:
         checks.append(("QEMU", False, str(exc)))
     image = None
     try:
-        image = assets.ensure_guest(allow_build=False, say=lambda _: None)
+        image = assets.ensure_guest(allow_build=False, say=lambda _: None, cache=cache_dir())
         checks.append(("guest", True, f"{image.directory} verified against its sha256 manifest"))
     except UserError as exc:
         checks.append(("guest", False, f"{exc} (make guest)"))
     if system and image:
-        choice = accel.choose(os.environ.get("ACCEL", "auto"), system, image, say=lambda _: None)
+        choice = accel.choose(Settings.from_env().accel, system, image, say=lambda _: None, cache=cache_dir())
         checks.append(("accel", True, f"{choice.accel} ({choice.reason})"))
         if choice.accel == "tcg":
             checks.append(("accel", WARN, runs.TCG_NOTE))
-        checks.append(("capabilities", True, caps.probe(system).describe()))
+        checks.append(("capabilities", True, caps.probe(system, cache=cache_dir()).describe()))
     setup = (REPO / "scripts" / "setup").read_text()
     wanted = setup.split("packages=(", 1)[1].split(")", 1)[0].split()
     missing = [
@@ -131,7 +132,7 @@ def _doctor_checks() -> list[tuple[str, bool | str, str]]:
     ]  # fmt: skip
     checks.append(("packages", not missing, f"missing: {' '.join(missing)} (make setup)" if missing else "all present"))
     try:
-        root = cachedir.writable_cache_root()
+        root = cachedir.writable_cache_root(cache_dir())
     except UserError as exc:
         checks.append(("cache", False, str(exc)))
         return checks
@@ -289,7 +290,7 @@ def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
     words = (getattr(args, "qemus", "") or "").split()
     if words:
         return runs.nightly_qemus(words)
-    wanted = [q for q in args.qemu if q] or [sut.from_environment("QEMU") or ""]
+    wanted = [q for q in args.qemu if q] or [Settings.from_env().qemu or ""]
     if not args.no_built:  # newest build first: an older build of the same version (other flags) is skipped
         wanted += runs.built_qemus()
     return runs.one_per_version(wanted)

@@ -22,7 +22,7 @@ from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
 from txnstorm.runner import runs
-from txnstorm.settings import ACCEL_CHOICES
+from txnstorm.settings import ACCEL_CHOICES, Settings, default_cache_dir
 
 TESTS_DIR = REPO / "tests"
 
@@ -39,7 +39,10 @@ def check_seed(var: str, value: str) -> None:
 
 def checks(env: dict[str, str]) -> list[Callable[[], object]]:
     """One callable per input that is set; each raises UserError if wrong."""
-    found: list[Callable[[], object]] = [sut.check_named, cachedir.writable_cache_root]
+    found: list[Callable[[], object]] = [
+        lambda: sut.check_named(Settings.from_env(env)),  # QEMU and its alias disagreeing is the first error
+        lambda: cachedir.writable_cache_root(default_cache_dir(env)),
+    ]
     if env.get("ACCEL"):
         found.append(lambda: check_accel(env["ACCEL"]))
     for var in ("TAGS", "NIGHTLY_TAGS", "TEETH_TAGS"):

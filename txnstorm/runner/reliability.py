@@ -151,13 +151,15 @@ def injected_hang(logdir: Path) -> bool:
     """A QMP wait forced to expire: the error must name it and keep a backtrace."""
     from txnstorm.errors import DeadlineExceeded
     from txnstorm.host import assets, sut
+    from txnstorm.settings import Settings, cache_dir
     from txnstorm.vm.boot import booted
     from txnstorm.vm.machine import Machine, Platform
     from txnstorm.vm.topology import Topology
 
     try:
-        guest = assets.ensure_guest(allow_build=False)
-        vm = Machine(Platform(sut.resolve(), guest.boot_files(), "tcg"), Topology("hang", ()), logdir, {})
+        guest = assets.ensure_guest(allow_build=False, cache=cache_dir())
+        platform = Platform(sut.resolve_settings(Settings.from_env()), guest.boot_files(), "tcg")
+        vm = Machine(platform, Topology("hang", ()), logdir, {})
         with booted(vm, guest) as b:
             b.vm.wait_event("NEVER_EMITTED", timeout=1.0, what="an event that never comes (injected hang)")
     except DeadlineExceeded as exc:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
-from txnstorm.host import cachedir, sut
+from txnstorm.host import sut
+from txnstorm.settings import ALIASES, Settings, cache_dir
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -168,7 +169,7 @@ def run_avocado_job(  # noqa: PLR0913 - the job's five settings and its listener
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
     cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
-    env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
+    env = {k: v for k, v in os.environ.items() if k not in ALIASES.values()}
     env.update(QEMU=str(qemu), QEMU_IMG=str(qemu_img))
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO, text=True) as job:
         for line in job.stdout or ():
@@ -222,7 +223,7 @@ def run_scenarios(  # noqa: PLR0913 - the job's settings
     started = time.monotonic()
     env = None
     if qemu is not None:  # QEMU's own names for the binaries must not disagree with it
-        env = {k: v for k, v in os.environ.items() if k not in sut.ALIASES.values()}
+        env = {k: v for k, v in os.environ.items() if k not in ALIASES.values()}
         env.update(QEMU=str(qemu), QEMU_IMG=str(qemu.with_name("qemu-img")))
     proc = subprocess.Popen([*cmd, *refs], cwd=REPO, env=env)
     try:
@@ -515,7 +516,7 @@ def bisect_answer(job_dir: Path, issues: Sequence[str] = ()) -> BisectAnswer:
 # -- the nightly's QEMUs -------------------------------------------------------------
 def built_qemus() -> list[str]:
     """Every QEMU `make qemu` built, newest first."""
-    built = (cachedir.cache_root() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
+    built = (cache_dir() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
     return [str(p) for p in sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
@@ -532,7 +533,7 @@ def nightly_qemus(words: Sequence[str]) -> list[sut.SystemUnderTest]:
     """NIGHTLY_QEMUS: each word a version that Debian's QEMU or a `make qemu` build has (7.2.22,
     10.2.2; the newest build of it), a binary or a build dir."""
     known: dict[str, str] = {}
-    for value in [sut.from_environment("QEMU") or "", *built_qemus()]:
+    for value in [Settings.from_env().qemu or "", *built_qemus()]:
         known.setdefault(sut.resolve(value).version, value)
     wanted = []
     for word in words:

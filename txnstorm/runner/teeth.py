@@ -26,8 +26,8 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
-from txnstorm.host.cachedir import cache_root
 from txnstorm.runner import runs
+from txnstorm.settings import cache_dir as cache_root
 
 FAULTS_DIR = REPO / "teeth"
 CAUGHT = ("FAIL", "ERROR")

@@ -51,11 +51,11 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
-from txnstorm.host import sut
-from txnstorm.host.cachedir import cache_root
 from txnstorm.host.scratch import private_dir
 from txnstorm.oracles.known_issues import MISS_CHANCE_FOR_FIXED
 from txnstorm.runner import runs, teeth
+from txnstorm.settings import ALIASES
+from txnstorm.settings import cache_dir as cache_root
 
 PATCH_SUFFIXES = (".patch", ".diff")
 LUCK = 0.05  # a regression whose split is likelier than this by luck says so (run more)
@@ -185,7 +185,7 @@ def build(tree: Path, log: Path) -> tuple[Path, float, str]:
 
 
 def _env_without_qemu() -> dict[str, str]:
-    drop = ("QEMU", "QEMU_IMG", "QEMU_SRC", *sut.ALIASES.values())
+    drop = ("QEMU", "QEMU_IMG", "QEMU_SRC", *ALIASES.values())
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 

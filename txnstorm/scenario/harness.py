@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import random
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +34,7 @@ from txnstorm.scenario.guest_on_daemon import guest_on_daemon_storm
 from txnstorm.scenario.rounds import Finding, check_control
 from txnstorm.scenario.story import Storm, Workspace, guest_storm, rounds_of
 from txnstorm.scenario.writers import Witnesses
+from txnstorm.settings import Settings
 from txnstorm.transactions.plans import PLANS, PlanKind, action_types
 from txnstorm.vm import accel, caps, storage_daemon
 from txnstorm.vm.boot import Booted, booted
@@ -112,14 +112,18 @@ class TxnstormTest(Test):
     def setUp(self) -> None:
         sweep_stale()
         self._to_kill: list[Machine] = []
-        self.seed = self._seed()  # bad input first, before anything slow
-        try:
-            self.sut = sut.resolve(self.params.get("qemu", default=None), self.params.get("qemu_img", default=None))
+        try:  # the user's settings, read once: Avocado's -p parameters win over the environment
+            self.settings = Settings.from_env()
+            self.seed = self._seed()  # bad input first, before anything slow
+            params = self.params
+            self.sut = sut.resolve(params.get("qemu", default=self.settings.qemu),
+                                   params.get("qemu_img", default=self.settings.qemu_img))  # fmt: skip
+            cache = self.settings.cache_dir
             if self.NEEDS_GUEST:
-                self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info)
-                requested = self.params.get("accel", default=os.environ.get("ACCEL", "auto"))
-                self.accel = accel.choose(requested, self.sut, self.guest_image, say=self.log.info)
-            self.caps = caps.probe(self.sut)
+                self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info, cache=cache)
+                requested = params.get("accel", default=self.settings.accel)
+                self.accel = accel.choose(requested, self.sut, self.guest_image, say=self.log.info, cache=cache)
+            self.caps = caps.probe(self.sut, cache=cache)
         except UserError as exc:
             # Not CANCEL: a missing guest or a wrong QEMU means nothing was
             # tested, which must never read as a clean run.
@@ -134,7 +138,8 @@ class TxnstormTest(Test):
         )  # fmt: skip
         self.qemu_img = QemuImg(self.sut.qemu_img)
         if self.NEEDS_GUEST:
-            self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel)
+            self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel,
+                                     self.settings.qemu_trace, self.settings.keep_cores)  # fmt: skip
         self.scratch = self.logdir_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
 
@@ -159,7 +164,7 @@ class TxnstormTest(Test):
         self._to_kill.append(process)
 
     def _seed(self) -> int:
-        value = self.params.get("seed", default=os.environ.get("TXNSTORM_SEED"))
+        value = self.params.get("seed", default=self.settings.seed)
         if value in (None, ""):
             return random.SystemRandom().randrange(1 << 32)
         try:
@@ -342,7 +347,8 @@ class StorageDaemonTest(TxnstormTest):
         logdir, scratch = logdir or self.logdir_path, scratch or self.scratch
         logdir.mkdir(parents=True, exist_ok=True)
         scratch.mkdir(parents=True, exist_ok=True)
-        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch))
+        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch),
+                               self.settings.keep_cores)  # fmt: skip
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: Storm | None = None
         try:
@@ -375,7 +381,8 @@ class GuestOnDaemonTest(StorageDaemonTest):
         self.require(actions=action_types(plans), **caps.needs_of(topology))
         logdir = self.logdir_path / "daemon"
         logdir.mkdir(parents=True, exist_ok=True)
-        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology))
+        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology),
+                               self.settings.keep_cores)  # fmt: skip
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         storm: Storm | None = None
         try:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from txnstorm.errors import QemuDied, QemuRefusedCommandLine, TxnstormError, UserError
 from txnstorm.host.assets import GuestImage
-from txnstorm.host.cachedir import cache_root
 from txnstorm.host.scratch import private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.settings import ACCEL_CHOICES
@@ -46,10 +45,10 @@ def kvm_device_problem(dev: str = "/dev/kvm") -> str | None:
     return None
 
 
-def _cache_file(sut: SystemUnderTest, image: GuestImage) -> Path:
+def _cache_file(sut: SystemUnderTest, image: GuestImage, cache: Path) -> Path:
     st = sut.qemu.stat()
     key = f"{sut.qemu}:{st.st_size}:{st.st_mtime_ns}:{image.digest}:{platform.release()}"
-    return cache_root() / "accel" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+    return cache / "accel" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
 
 
 @dataclass(frozen=True)
@@ -91,12 +90,14 @@ def _utc(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def choose(
+def choose(  # noqa: PLR0913 - the request, what it is probed with, and where verdicts are kept
     requested: str,
     sut: SystemUnderTest,
     image: GuestImage,
     say: Callable[[str], None] = print,
     reprobe: bool = False,
+    *,
+    cache: Path,
 ) -> AccelChoice:
     """The accelerator to use.  ``auto`` keeps a probe's verdict per QEMU
     binary, guest and host kernel, with the time it was taken; a probe that
@@ -117,10 +118,10 @@ def choose(
         choice = AccelChoice("tcg", f"KVM unusable: {problem}")
         say(f"accel auto: {choice.reason}; using TCG")
         return choice
-    cache = _cache_file(sut, image)
+    verdict = _cache_file(sut, image, cache)
     if reprobe:
-        cache.unlink(missing_ok=True)
-    elif cached := _cached(cache):
+        verdict.unlink(missing_ok=True)
+    elif cached := _cached(verdict):
         return cached
     with private_dir("kvm-probe") as logdir:
         failure = probe_kvm(sut, image, logdir)
@@ -134,6 +135,6 @@ def choose(
         # A busy host is not a broken KVM: keep it for one run's tests, not for good.
         record["expires_at"] = time.time() + TIMEOUT_KEPT_S
         say(f"accel auto: a probe that timed out is kept for {TIMEOUT_KEPT_S // 60} min only, then probed again")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(record) + "\n")
-    return _cached(cache) or choice
+    verdict.parent.mkdir(parents=True, exist_ok=True)
+    verdict.write_text(json.dumps(record) + "\n")
+    return _cached(verdict) or choice

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from txnstorm.errors import QemuFailure, TxnstormError
-from txnstorm.host.cachedir import cache_root
 from txnstorm.host.scratch import private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
@@ -99,10 +98,10 @@ def from_schema(version: str, schema: list[dict[str, Any]]) -> Capabilities:
     return Capabilities(version, commands, actions, aio)
 
 
-def _cache_file(sut: SystemUnderTest) -> Path:
+def _cache_file(sut: SystemUnderTest, cache: Path) -> Path:
     st = sut.qemu.stat()
     key = f"{sut.qemu}:{st.st_size}:{st.st_mtime_ns}"
-    return cache_root() / "caps" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+    return cache / "caps" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
 
 
 class SchemaProbe(QemuProcess):
@@ -113,8 +112,10 @@ class SchemaProbe(QemuProcess):
         return args + ["-chardev", f"socket,id=qmp0,path={rundir / QMP_SOCKET}", "-mon", "chardev=qmp0,mode=control"]
 
 
-def probe(sut: SystemUnderTest) -> Capabilities:
-    cache = _cache_file(sut)
+def probe(sut: SystemUnderTest, *, cache: Path) -> Capabilities:
+    """What the QEMU under test can do (its QMP schema, devices and their properties), kept in the
+    cache root ``cache`` per binary."""
+    cache = _cache_file(sut, cache)
     try:
         data = json.loads(cache.read_text())
         return Capabilities(

@@ -1,13 +1,12 @@
 """The QEMU under test booting the txnstorm guest: a ``QemuProcess`` whose command line is a
 topology's (devices, iothreads, images, vhost-user-blk sockets), with the guest's serial console
 in ``console.log`` and SSH forwarded to a free local port; the disks' write counters and root
-nodes by device.  Set ``TXNSTORM_QEMU_TRACE`` (e.g. ``virtio_notify*,virtqueue_flush``) for QEMU
-trace events in ``qemu-trace.log``.
+nodes by device.  ``Platform.trace`` (the setting ``TXNSTORM_QEMU_TRACE``, e.g.
+``virtio_notify*,virtqueue_flush``) writes QEMU trace events to ``qemu-trace.log``.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,6 @@ from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
 from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
 from txnstorm.vm.topology import Topology
-
-TRACE_ENV = "TXNSTORM_QEMU_TRACE"  # e.g. "virtio_notify*,virtqueue_flush": QEMU trace events, into qemu-trace.log
-
-
-def trace_patterns() -> tuple[str, ...]:
-    """The QEMU trace event patterns a user asked for (comma-separated in $TXNSTORM_QEMU_TRACE)."""
-    return tuple(p.strip() for p in os.environ.get(TRACE_ENV, "").split(",") if p.strip())
 
 
 def free_local_port() -> int:
@@ -34,11 +26,14 @@ def free_local_port() -> int:
 @dataclass(frozen=True)
 class Platform:
     """What every machine of a run shares: the QEMU under test, the guest's
-    boot files and the accelerator."""
+    boot files, the accelerator, the QEMU trace events asked for and whether a
+    crash's core is kept."""
 
     sut: SystemUnderTest
     boot: BootFiles
     accel: str
+    trace: tuple[str, ...] = ()
+    keep_cores: bool = False
 
 
 class Machine(QemuProcess):
@@ -49,7 +44,8 @@ class Machine(QemuProcess):
         vhost_sockets: dict[str, Path] | None = None,
     ) -> None:  # fmt: skip
         """``vhost_sockets``: where a qemu-storage-daemon exports the topology's vhost-user-blk disks."""
-        super().__init__(platform.sut.qemu, logdir)
+        super().__init__(platform.sut.qemu, logdir, platform.keep_cores)
+        self.trace = platform.trace
         self.sut, self.boot, self.accel = platform.sut, platform.boot, platform.accel
         self.topology = topology
         self.images = dict(images)
@@ -71,7 +67,7 @@ class Machine(QemuProcess):
             images=self.images,
             vhost_sockets=self.vhost_sockets,
             data_dir=self.sut.data_dir,
-            trace=trace_patterns(),
+            trace=self.trace,
             trace_log=self.logdir / "qemu-trace.log",
         )
         return build_args(self.sut.qemu, self.topology, spec)

@@ -11,14 +11,13 @@ an event, and the one shutdown path (``quit``, SIGTERM, SIGKILL, always reaped).
 
 What differs is two hooks: ``_command_line(rundir)`` (the program's arguments, its sockets in
 the private run dir) and ``_post_launch()``.  The core itself is kept only with
-``TXNSTORM_KEEP_CORES=1``.
+``keep_cores`` (the setting ``TXNSTORM_KEEP_CORES=1``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shlex
 import shutil
 import subprocess
@@ -60,9 +59,10 @@ class QemuProcess:
     QMP_LISTENS = True  # True: we listen and QEMU connects (-chardev socket without server); False: QEMU listens
     RUNDIR_PREFIX = "vm"  # the private run dir's name: its sockets, and a core if QEMU dumps one
 
-    def __init__(self, binary: Path, logdir: Path) -> None:
+    def __init__(self, binary: Path, logdir: Path, keep_cores: bool = False) -> None:
         self.binary = Path(binary)  # the program (gdb reads its symbols)
         self.logdir = Path(logdir)
+        self.keep_cores = keep_cores  # a crash's core moves into the log dir (it is large)
         self.rundir: Path | None = None
         self.qmp: Monitor | None = None
         self._proc: subprocess.Popen | None = None
@@ -154,7 +154,7 @@ class QemuProcess:
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
                 f.write(f"\n(gdb gave up after {timeout:.0f} s)\n")
-        if os.environ.get("TXNSTORM_KEEP_CORES") == "1":
+        if self.keep_cores:
             shutil.move(cores[0], self.logdir / "qemu.core")
         return out
 

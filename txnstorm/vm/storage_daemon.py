@@ -116,8 +116,10 @@ class StorageDaemon(QemuProcess):
     QMP_LISTENS = False  # its --chardev socket is the server
     RUNDIR_PREFIX = "qsd"
 
-    def __init__(self, daemon: Path, topology: Topology, logdir: Path, images: dict[str, Path]) -> None:
-        super().__init__(daemon, logdir)
+    def __init__(
+        self, daemon: Path, topology: Topology, logdir: Path, images: dict[str, Path], keep_cores: bool = False
+    ) -> None:
+        super().__init__(daemon, logdir, keep_cores)
         self.topology = topology
         self.images = dict(images)
 
