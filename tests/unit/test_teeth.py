@@ -71,6 +71,21 @@ def test_caught_missed_and_stock_rows():
     assert teeth.judge("nbd", "10.2.2", teeth.TierResult({})).outcome == "no result"
 
 
+def test_each_row_says_how_long_after_the_first_test_started_the_first_fail_came():
+    """make teeth's '1st FAIL' column (issue #23: the first verdict within a minute)."""
+    tests = [
+        {"name": "a", "status": "PASS", "actual_time_start": 1000.0, "actual_time_end": 1030.0},
+        {"name": "b", "status": "FAIL", "actual_time_start": 1030.0, "actual_time_end": 1072.5},
+        {"name": "c", "status": "ERROR", "actual_time_start": 1072.5, "actual_time_end": 1090.0},
+    ]
+    assert teeth.first_fail_after(tests) == 72.5
+    assert teeth.first_fail_after([{**t, "status": "PASS"} for t in tests]) is None
+    row = teeth.judge("nbd", "10.2.2", teeth.TierResult({"b": ("FAIL", "x")}, 90, "tcg", 72.5))
+    assert row.first_fail_s == 72.5 and "    72 s  b: FAIL x" in row.line()
+    missed = teeth.judge("nbd", "10.2.2", teeth.TierResult({"a": ("PASS", "")}, 9))
+    assert "       -  every test passed" in missed.line()
+
+
 def test_a_miss_where_the_fault_needs_kvm_is_said_not_counted():
     passed = {"tests/m.py:M.test_race": ("PASS", "")}
     on_tcg, on_kvm = teeth.TierResult(passed, 60, "tcg"), teeth.TierResult(passed, 60, "kvm")

@@ -378,7 +378,7 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
     results = Path(args.results_dir).resolve() / "teeth"
     rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say)
-    print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8}  detail")
+    print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())
     bad = [r for r in rows if r.outcome in ("missed", "NOT CLEAN", "build failed", "no result")]

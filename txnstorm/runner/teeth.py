@@ -50,9 +50,11 @@ class Row:
     outcome: str  # "caught", "missed", "clean", "NOT CLEAN", or why nothing ran
     detail: str  # the tests that caught it (with their reason), or what went wrong
     seconds: float = 0.0
+    first_fail_s: float | None = None  # from the first test's start to the end of the first catching test
 
     def line(self) -> str:
-        return f"{self.fault:32} {self.version:10} {self.outcome:24} {self.seconds:6.0f} s  {self.detail}"
+        first = f"{self.first_fail_s:6.0f} s" if self.first_fail_s is not None else f"{'-':>8}"
+        return f"{self.fault:32} {self.version:10} {self.outcome:24} {self.seconds:6.0f} s {first}  {self.detail}"
 
 
 def family(version: str) -> str:
@@ -163,6 +165,16 @@ class TierResult:
     verdicts: dict[str, tuple[str, str]]  # test -> (status, how it caught)
     seconds: float = 0.0
     accel: str = ""  # what the tests ran on (a fault that needs KVM is judged by it)
+    first_fail_s: float | None = None  # how long after the first test started the first FAIL (or ERROR) came
+
+
+def first_fail_after(tests: Sequence[dict]) -> float | None:
+    """Seconds from the first test's start to the end of the first test that caught (results.json's
+    wall-clock ``actual_time_*``); None when none caught."""
+    started = [t["actual_time_start"] for t in tests if isinstance(t.get("actual_time_start"), (int, float))]
+    ended = [t["actual_time_end"] for t in tests
+             if t.get("status") in CAUGHT and isinstance(t.get("actual_time_end"), (int, float))]  # fmt: skip
+    return round(min(ended) - min(started), 1) if started and ended else None
 
 
 def run_tier(qemu: Path, tags: Sequence[str], results: Path) -> TierResult:
@@ -175,7 +187,7 @@ def run_tier(qemu: Path, tags: Sequence[str], results: Path) -> TierResult:
     tests = data.get("tests", [])
     accel = next((a for t in tests if (a := runs.whiteboard(t).get("accel"))), "")
     verdicts = {t["name"]: (t["status"], first_detection(t)) for t in tests}
-    return TierResult(verdicts, float(data.get("time") or 0.0), accel)
+    return TierResult(verdicts, float(data.get("time") or 0.0), accel, first_fail_after(tests))
 
 
 def first_detection(test: dict) -> str:
@@ -189,17 +201,17 @@ def first_detection(test: dict) -> str:
 
 
 def judge(fault: str, version: str, tier: TierResult, needs_kvm: bool = False) -> Row:
-    verdicts, seconds, accel = tier.verdicts, tier.seconds, tier.accel
+    verdicts, seconds, accel, first = tier.verdicts, tier.seconds, tier.accel, tier.first_fail_s
     hits = [f"{name.split(':')[-1]}: {status} {reason}" for name, (status, reason) in verdicts.items()
             if status in CAUGHT]  # fmt: skip
     if not verdicts:
         return Row(fault, version, "no result", "the tier left no results.json", seconds)
     if fault == "stock":
-        return Row(fault, version, "NOT CLEAN" if hits else "clean", "; ".join(hits), seconds)
+        return Row(fault, version, "NOT CLEAN" if hits else "clean", "; ".join(hits), seconds, first)
     if not hits and needs_kvm and accel != "kvm":
         why = f"every test passed; the fault's README says the {family(version)} family needs KVM"
         return Row(fault, version, f"missed: needs KVM ({accel or '?'})", why, seconds)
-    return Row(fault, version, "caught" if hits else "missed", "; ".join(hits) or "every test passed", seconds)
+    return Row(fault, version, "caught" if hits else "missed", "; ".join(hits) or "every test passed", seconds, first)
 
 
 def no_source(unknown: Sequence[str], trees: dict[str, Path]) -> UserError:
