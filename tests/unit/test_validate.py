@@ -233,4 +233,5 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
     assert "replay on the series: make run TEST=tests/a.py:A.test_x SEED=" in text
     page = (tmp_path / "out" / "validate.html").read_text()
     assert "&lt;b&gt;oracle&lt;/b&gt;" in page and "<b>oracle</b>" not in page, "escaped"
+    assert "(1 patch: 0001-a.patch)" in page and "<td>FAIL 3/3</td>" in page
     assert json.loads((tmp_path / "out" / "validate.json").read_text())["verdicts"][0]["kind"] == "regression"

@@ -329,7 +329,8 @@ def judge_all(tallies: dict[str, dict[str, Tally]]) -> list[Verdict]:
     names = sorted(set(tallies["base"]) | set(tallies["series"]))
     order = {"regression": 0, "fixed": 1, "not-fixed": 2, "error-on-one-side": 3, "cancel-on-one-side": 4}
     verdicts = [compare(n, tallies["base"].get(n, Tally()), tallies["series"].get(n, Tally())) for n in names]
-    return sorted(verdicts, key=lambda v: (order.get(v.kind, 9), v.test))
+    # regressions strongest first (the least likely by luck), then the rest by kind and name
+    return sorted(verdicts, key=lambda v: (order.get(v.kind, 9), v.odds if v.kind == "regression" else 0, v.test))
 
 
 def replay_line(verdict: Verdict, series: Tally, qemu: Path) -> str:
@@ -337,8 +338,22 @@ def replay_line(verdict: Verdict, series: Tally, qemu: Path) -> str:
     return f"make run TEST={verdict.test} SEED={seed} QEMU={qemu}"
 
 
+def _patches(outcome: Outcome) -> str:
+    count = len(outcome.series_patches)
+    return f"{count} patch" if count == 1 else f"{count} patches"
+
+
+def side_counts(tally: Tally) -> str:
+    """One side's column: FAILs, known-issue reproductions, ERRORs and CANCELs of its runs."""
+    said = [f"FAIL {tally.fails}/{tally.runs}"]
+    said += [f"known issue {tally.reproduced}/{tally.runs}"] if tally.reproduced else []
+    said += [f"ERROR {tally.errors}"] if tally.errors else []
+    said += [f"CANCEL {tally.cancels}"] if tally.cancels else []
+    return ", ".join(said)
+
+
 def render_text(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
-    lines = [f"validate: base {outcome.base.label} vs the series ({len(outcome.series_patches)} patches), "
+    lines = [f"validate: base {outcome.base.label} vs the series ({_patches(outcome)}), "
              f"{len(outcome.seeds)} runs each, seeds {' '.join(map(str, outcome.seeds))}"]  # fmt: skip
     for name, build in outcome.builds.items():
         lines.append(f"  {name} build: {build.get('seconds', '-')} s ({build.get('cache') or 'already built'})")
@@ -370,12 +385,13 @@ def render_html(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
         extra = ""
         if verdict.kind == "regression":
             extra = f"<br><code>{esc(replay_line(verdict, series, Path(outcome.qemus['series'])))}</code>"
+        short = verdict.test.split(":", 1)[-1]
         rows.append(
             f"<tr><td style='color:{KIND_STYLE.get(verdict.kind, '#333')};font-weight:bold'>{esc(verdict.kind)}</td>"
-            f"<td><code>{esc(verdict.test)}</code></td><td>{base.fails}/{base.runs}</td>"
-            f"<td>{series.fails}/{series.runs}</td><td>{esc(verdict.line)}{extra}</td></tr>"
+            f"<td title='{esc(verdict.test)}'><code>{esc(short)}</code></td><td>{esc(side_counts(base))}</td>"
+            f"<td>{esc(side_counts(series))}</td><td>{esc(verdict.line)}{extra}</td></tr>"
         )
-    head = (f"base {esc(outcome.base.label)} vs the series ({len(outcome.series_patches)} patches: "
+    head = (f"base {esc(outcome.base.label)} vs the series ({_patches(outcome)}: "
             f"{esc(', '.join(outcome.series_patches))}); {len(outcome.seeds)} runs each, interleaved; seeds "
             f"{esc(' '.join(map(str, outcome.seeds)))}")  # fmt: skip
     regressions = len(outcome.regressions)
@@ -384,9 +400,10 @@ def render_html(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>txnstorm validate</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}</style></head><body>"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}"
+        "table{width:100%}code{word-break:break-all}td:nth-child(2){max-width:28em}</style></head><body>"
         f"<h1>Patch series validation</h1><p>{head}</p>{banner}"
-        "<table><tr><th>verdict</th><th>test</th><th>base FAIL</th><th>series FAIL</th><th>why</th></tr>"
+        "<table><tr><th>verdict</th><th>test</th><th>base</th><th>series</th><th>why</th></tr>"
         + "".join(rows)
         + "</table></body></html>\n"
     )
