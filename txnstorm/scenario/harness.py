@@ -333,6 +333,15 @@ class StorageDaemonTest(TxnstormTest):
         if missing:
             self.cancel(f"{storage_daemon.DAEMON_BINARY} {text} lacks {', '.join(missing)}")
 
+    def new_daemon(self, topology: Topology, logdir: Path, scratch: Path | None = None) -> StorageDaemon:
+        """A daemon (not launched) serving ``topology``'s new images (in ``scratch``, default the
+        test's), its logs in ``logdir``; handed to tearDown before it launches."""
+        logdir.mkdir(parents=True, exist_ok=True)
+        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch),
+                               self.settings.keep_cores)  # fmt: skip
+        self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
+        return daemon
+
     @contextlib.contextmanager
     def daemon_storm(
         self, topology: Topology, plans: Sequence[PlanKind], logdir: Path | None = None,
@@ -345,11 +354,8 @@ class StorageDaemonTest(TxnstormTest):
         ``logdir``, ``scratch``: where this daemon's logs and images go
         (default: the test's; a reproducer gives each daemon its own)."""
         logdir, scratch = logdir or self.logdir_path, scratch or self.scratch
-        logdir.mkdir(parents=True, exist_ok=True)
         scratch.mkdir(parents=True, exist_ok=True)
-        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch),
-                               self.settings.keep_cores)  # fmt: skip
-        self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
+        daemon = self.new_daemon(topology, logdir, scratch)
         storm: Storm | None = None
         try:
             with contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
@@ -379,11 +385,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
         ``daemon/``), boot the guest on them, storm every disk with fio and stamp the first and
         last.  Leaving the block stops the storm, quits the guest's QEMU, then the daemon."""
         self.require(actions=action_types(plans), **caps.needs_of(topology))
-        logdir = self.logdir_path / "daemon"
-        logdir.mkdir(parents=True, exist_ok=True)
-        daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology),
-                               self.settings.keep_cores)  # fmt: skip
-        self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
+        daemon = self.new_daemon(topology, self.logdir_path / "daemon")
         storm: Storm | None = None
         try:
             with contextlib.ExitStack() as after_qemu, storage_daemon.serving(daemon):
