@@ -44,6 +44,7 @@ help:
 	@echo '  TAGS="quick,-control nbd"   tag filters: comma = AND, space = OR, -tag = NOT'
 	@echo '  SEED=N              every test with this seed (a report prints it)'
 	@echo '  FAILFAST=1          stop at the first test that does not pass'
+	@echo '  JOBS=N|auto         scenario tests side by side (auto: one per 4 cores under TCG, per 2 with KVM)'
 	@echo '  SHARD=i/N           shard i of N of the selected tests (CI)'
 	@echo '  DURATION=2h         nightly budget; NIGHTLY_TAGS=..., NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build"'
 	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions'
@@ -59,7 +60,7 @@ help:
 # Standard library only, so it runs before the venv exists.
 inputs:
 	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' TEETH_TAGS='$(TEETH_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
-	  FAILFAST='$(FAILFAST)' NIGHTLY_QEMUS='$(NIGHTLY_QEMUS)' PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
+	  FAILFAST='$(FAILFAST)' JOBS='$(JOBS)' NIGHTLY_QEMUS='$(NIGHTLY_QEMUS)' PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
 
 setup:
 	@scripts/setup
@@ -88,7 +89,7 @@ unit: setup
 # exits 0 green, 1 FAIL, 2 bad input, 3 ERROR (make turns any into its 2).
 scenarios: inputs setup
 	@scripts/txnstorm run --tags='$(TAGS)' --shard='$(or $(SHARD),1/1)' $(if $(SEED),--seed='$(SEED)') \
-	  $(if $(filter-out 0,$(FAILFAST)),--failfast) $(foreach t,$(TEST),--test='$(t)')
+	  $(if $(filter-out 0,$(FAILFAST)),--failfast) $(if $(JOBS),--jobs='$(JOBS)') $(foreach t,$(TEST),--test='$(t)')
 
 quick: TAGS = quick
 quick: scenarios

@@ -169,3 +169,23 @@ def test_a_hang_keeps_the_backtrace_with_the_site_in_the_reason(tmp_path, monkey
     )
     vm.keep_backtrace(hang)  # a second handler (serving, booted) names it no more
     assert str(hang).count("backtrace:") == 1
+
+
+def test_a_taken_ssh_port_is_tried_again_with_another(tmp_path, fake_qemu):
+    """Tests side by side (JOBS > 1): the port picked free can be taken by another QEMU before this
+    one binds it; QEMU refuses the forwarding rule and the machine launches again, twice at most."""
+    count = tmp_path / "launches"
+    qemu = fake_qemu(tmp_path, textwrap.dedent(f"""\
+        #!/bin/sh
+        echo x >> {count}
+        echo "qemu-system-x86_64: -netdev user,id=n0: could not set up host forwarding rule 'tcp:127.0.0.1:1-:22'" >&2
+        exit 1
+    """))  # fmt: skip
+    sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
+    images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
+    vm = Machine(Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg"), TWO_DISKS_ONE_IOTHREAD,
+                 tmp_path / "log", images)  # fmt: skip
+    with pytest.raises(QemuRefusedCommandLine, match="host forwarding rule"):
+        vm.launch(start_timeout=10)
+    assert count.read_text().count("x") == Machine.PORT_TRIES
+    assert vm.rundir is None and vm.qmp is None, "every try cleaned up after itself"

@@ -65,6 +65,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     choice = accel.choose(Settings.from_env().accel, system, image, say=_say, cache=cache_dir())
     _say(f"accel: {choice.accel} ({choice.reason})")
     _say(f"capabilities: {caps.probe(system, cache=cache_dir()).describe()}")
+    args.accel_chosen = choice.accel
     return 0
 
 
@@ -212,12 +213,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     accelerator), one Avocado job, the report; the exit status says what the run means."""
     if args.seed and not args.seed.isdigit():
         raise UserError(f"--seed={args.seed} is not a whole number; use the seed a report printed")
+    jobs = runs.parse_jobs(args.jobs, "JOBS")
     refs = _selected(args.tags, args.test, args.shard)  # bad input before anything slow
     args.recipe, args.build_guest = "tiny", True
     cmd_preflight(args)
+    if jobs is None:
+        cores = os.cpu_count() or 1
+        jobs = runs.jobs_for(cores, args.accel_chosen)
+        _say(f"jobs: {jobs} test(s) side by side (JOBS=auto: {cores} cores, {args.accel_chosen})")
     latest, seconds = runs.run_scenarios(
-        refs, Path(args.results_dir).resolve(), seed=args.seed, failfast=args.failfast,
-        about={"tags": args.tags, "tests": args.test, "shard": args.shard, "failfast": args.failfast},
+        refs, Path(args.results_dir).resolve(), seed=args.seed, failfast=args.failfast, jobs=jobs,
+        about={"tags": args.tags, "tests": args.test, "shard": args.shard, "failfast": args.failfast, "jobs": jobs},
     )  # fmt: skip
     if latest is None:
         _say(f"the Avocado job wrote no results in {args.results_dir} (the suite's trouble)")
@@ -425,6 +431,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", default="1/1", help="i/N: shard i of N (sorted, round-robin)")
     r.add_argument("--seed", default="", help="every test with this seed (a report prints it)")
     r.add_argument("--failfast", action="store_true", help="stop at the first test that does not pass")
+    r.add_argument("--jobs", default="auto", help="tests side by side: a number, or auto (from cores and accel)")
     r.add_argument("--results-dir", default="results")
     r.set_defaults(func=cmd_run)
     ls = sub.add_parser("list", help="every scenario test with its tags and typical time")

@@ -8,7 +8,7 @@ runs with the system ``python3`` before the virtualenv exists.
 Checked (from the environment, as make passes them): ``QEMU`` and
 ``QEMU_IMG`` (or QEMU's ``QEMU_TEST_QEMU_BINARY``, ``QEMU_TEST_QEMU_IMG``),
 ``ACCEL``, ``TAGS``, ``NIGHTLY_TAGS`` and ``TEETH_TAGS``, ``SHARD``, ``DURATION``, ``SEED``
-and ``TXNSTORM_SEED``, ``FAILFAST``, the paths of ``NIGHTLY_QEMUS``, and that the cache dir can be
+and ``TXNSTORM_SEED``, ``FAILFAST``, ``JOBS``, the paths of ``NIGHTLY_QEMUS``, and that the cache dir can be
 written.  (``TEST`` needs Avocado's test list: ``scripts/txnstorm run`` checks it before preflight.)
 """
 
@@ -57,6 +57,8 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
             found.append(lambda var=var: check_seed(var, env[var]))
     if env.get("FAILFAST"):
         found.append(lambda: check_switch("FAILFAST", env["FAILFAST"]))
+    if env.get("JOBS"):
+        found.append(lambda: runs.parse_jobs(env["JOBS"]))
     if env.get("NIGHTLY_QEMUS", "").strip():
         found.append(lambda: check_nightly_qemus(env["NIGHTLY_QEMUS"]))
     return found

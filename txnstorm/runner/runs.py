@@ -206,9 +206,26 @@ def parse_test_line(line: str) -> TestLine | None:
 RUN_ABOUT = "txnstorm-run.json"  # what a run was asked (tags, tests, shard, seed, failfast), beside results.json
 
 
+def jobs_for(cores: int, accel: str) -> int:
+    """How many scenario tests run side by side by default: a TCG guest keeps a core and a third
+    busy (vCPU and iothread), a KVM guest well under one, and the host needs one for QMP, qemu-img
+    and SSH; so TCG takes a test per four cores, KVM one per two, and never fewer than one."""
+    per_test = 2 if accel == "kvm" else 4
+    return max(1, cores // per_test)
+
+
+def parse_jobs(value: str, var: str = "JOBS") -> int | None:
+    """``JOBS``: a positive number, or empty/``auto`` (None: ``jobs_for`` decides)."""
+    if value.strip().lower() in ("", "auto"):
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise UserError(f"{var}={value} is not a positive number of tests side by side (or auto)")
+    return int(value)
+
+
 def run_scenarios(  # noqa: PLR0913 - the job's settings
     refs: Sequence[str], results_dir: Path, *, seed: str | None = None, failfast: bool = False,
-    about: dict[str, object] | None = None, qemu: Path | None = None,
+    about: dict[str, object] | None = None, qemu: Path | None = None, jobs: int = 1,
 ) -> tuple[Path | None, float]:  # fmt: skip
     """One Avocado job of ``refs`` against the QEMU of the environment (or ``qemu``, with the qemu-img
     beside it), its output on the terminal; (its results dir, seconds), or (None, seconds) when Avocado
@@ -218,6 +235,7 @@ def run_scenarios(  # noqa: PLR0913 - the job's settings
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--failfast"] if failfast else []
     cmd += ["-p", f"seed={seed}"] if seed else []
+    cmd += ["--max-parallel-tasks", str(jobs)] if jobs > 1 else []
     latest = results_dir / "latest"
     before = os.readlink(latest) if latest.is_symlink() else None
     started = time.monotonic()

@@ -7,10 +7,12 @@ nodes by device.  ``Platform.trace`` (the setting ``TXNSTORM_QEMU_TRACE``, e.g.
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from txnstorm.errors import QemuRefusedCommandLine
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
 from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
@@ -21,6 +23,8 @@ def free_local_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+log = logging.getLogger("txnstorm.vm.machine")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,21 @@ class Machine(QemuProcess):
         self.images = dict(images)
         self.vhost_sockets = dict(vhost_sockets or {})
         self.ssh_port = 0
+
+    PORT_TRIES = 3  # SSH's local port: free when picked, taken by another test's QEMU by launch (JOBS > 1)
+
+    def launch(self, start_timeout: float = 30.0) -> None:
+        """As ``QemuProcess.launch``; a QEMU that could not forward SSH to the port picked (another
+        test side by side took it in between) is launched again with another port."""
+        for attempt in range(1, self.PORT_TRIES + 1):
+            try:
+                super().launch(start_timeout)
+                return
+            except QemuRefusedCommandLine as refused:
+                if "host forwarding rule" not in str(refused) or attempt == self.PORT_TRIES:
+                    raise
+                log.info("SSH port %d taken before QEMU bound it; launching again (%d of %d)", self.ssh_port,
+                         attempt + 1, self.PORT_TRIES)  # fmt: skip
 
     @property
     def console_log(self) -> Path:

@@ -99,6 +99,7 @@ class QemuProcess:
             raise
 
     def _launch(self, start_timeout: float) -> None:
+        self._quitting = self._killed_by_us = False  # a launch after a failed one starts afresh
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.rundir = make_private_dir(self.RUNDIR_PREFIX)
         args = self._command_line(self.rundir)
