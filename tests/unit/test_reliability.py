@@ -50,3 +50,14 @@ def test_load_hogs_are_started_and_ended_by_their_pids() -> None:
 
 def test_each_run_says_fail_error_and_warn_even_when_none() -> None:
     assert reliability.describe_run({"PASS": 13, "WARN": 3}, 581.6) == "FAIL 0, ERROR 0, WARN 3 (PASS 13) in 582 s"
+
+
+def test_a_warn_names_its_known_issue():
+    from txnstorm.runner.reliability import describe_run, warned_issue
+
+    assert warned_issue({"failure": {"kind": "QEMU crashed", "known_issue": "KI-5"}}) == "KI-5"
+    assert warned_issue({"known_issue": {"issue": "KI-1", "reproduced": True}}) == "KI-1"
+    assert warned_issue({"known_issue": {"issue": "KI-7", "reproduced": False}}) == "KI-7 not seen"
+    assert warned_issue({}) is None
+    said = describe_run({"PASS": 14, "WARN": 2, "WARN KI-1": 1, "WARN KI-5": 1}, 300)
+    assert said == "FAIL 0, ERROR 0, WARN 2 (PASS 14, WARN KI-1 1, WARN KI-5 1) in 300 s"

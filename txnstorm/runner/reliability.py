@@ -105,10 +105,12 @@ def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, 
         try:
             for test in json.loads((results / "latest" / "results.json").read_text())["tests"]:
                 counts[test["status"]] = counts.get(test["status"], 0) + 1
+                board = json.loads(test.get("whiteboard") or "{}")
                 # a control's rounds its writer was too slow to judge (a loaded host), before the logs go
-                unjudged = json.loads(test.get("whiteboard") or "{}").get("not_judged", 0)
-                if unjudged:
+                if unjudged := board.get("not_judged", 0):
                     counts["checks not judged"] = counts.get("checks not judged", 0) + unjudged
+                if test["status"] == "WARN" and (issue := warned_issue(board)):  # which known issue
+                    counts[f"WARN {issue}"] = counts.get(f"WARN {issue}", 0) + 1
         except (OSError, ValueError, KeyError):
             counts = {"NO_RESULTS": 1}
     for job in set(results.glob("job-*")) - before:
@@ -118,6 +120,16 @@ def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, 
         else:
             shutil.rmtree(job, ignore_errors=True)
     return counts
+
+
+def warned_issue(board: dict) -> str | None:
+    """The known issue a WARN names (a listed failure's, or a reproducer's verdict)."""
+    failure = board.get("failure") if isinstance(board.get("failure"), dict) else {}
+    known = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
+    issue = failure.get("known_issue") or known.get("issue")
+    if issue and known and not known.get("reproduced") and not failure:
+        return f"{issue} not seen"
+    return issue
 
 
 def start_hogs(n: int) -> list[subprocess.Popen[bytes]]:
