@@ -31,7 +31,7 @@ help:
 	@echo '  make teeth          fault-injected QEMU builds: does the tier catch each bug class?'
 	@echo '  make validate       a patch series vs its base: both built, the tier RUNS times each, verdicts with odds'
 	@echo '  make qemu           build QEMU into the cache (QEMU_SRC=tree, or Debian'"'"'s source)'
-	@echo '  make bench          speed and strength, side by side (asserts nothing)'
+	@echo '  make bench          speed and strength, side by side (asserts nothing); BASELINE=rev: round cadence vs rev'
 	@echo '  make reliability    repeated runs: leaks, false positives, Ctrl-C, an injected hang'
 	@echo '  make unit | lint | setup | guest | preflight | clean'
 	@echo '  scripts/txnstorm doctor | list | --help     host check, every test with tags and time, the CLI'
@@ -60,7 +60,7 @@ help:
 # Standard library only, so it runs before the venv exists.
 inputs:
 	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' TEETH_TAGS='$(TEETH_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
-	  FAILFAST='$(FAILFAST)' JOBS='$(JOBS)' NIGHTLY_QEMUS='$(NIGHTLY_QEMUS)' PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
+	  FAILFAST='$(FAILFAST)' JOBS='$(JOBS)' BASELINE='$(BASELINE)' NIGHTLY_QEMUS='$(NIGHTLY_QEMUS)' PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
 
 setup:
 	@scripts/setup
@@ -152,7 +152,7 @@ qemu:
 # Speed and strength, measured side by side in one run (prints ratios, asserts nothing).
 .PHONY: bench
 bench: preflight
-	.venv/bin/python -m txnstorm.runner.bench
+	.venv/bin/python -m txnstorm.runner.bench $(if $(BASELINE),--baseline='$(BASELINE)' --pairs='$(or $(PAIRS),2)')
 
 # Leaks, false positives, interrupts and an injected hang (RUNS=20 INTERRUPTS=3);
 # LOAD=N runs it all beside N CPU hogs (yes >/dev/null, ended by PID): a loaded CI runner.

@@ -11,10 +11,17 @@ Prints a table and writes bench.json; asserts nothing (no timed tests).
   its NBD export, as a ratio;
 * checks per minute and time to the first verified transaction, detection
   per negative control: from an Avocado run of the quick matrix tests.
+
+``make bench BASELINE=<rev>`` measures only the round cadence instead, side by side: the race
+test and ``test_two_disks_one_iothread`` run from a worktree of ``rev`` and from this tree in
+turn (``PAIRS`` times, the same seed for both of a pair), and prints each test's checks per
+minute and median round-to-round seconds on both sides with the ratio.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +209,100 @@ def _suite_figures(results: Path) -> dict[str, Any]:
     }
 
 
+# -- round cadence, this tree beside another revision (issue #23) ---------------------------
+CADENCE_TESTS = (
+    "tests/transaction_matrix.py:TransactionMatrix.test_guest_races_the_transaction",
+    "tests/transaction_matrix.py:TransactionMatrix.test_two_disks_one_iothread",
+)
+
+
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """A detached git worktree of ``rev`` of this checkout, removed afterwards."""
+    found = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=REPO, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    if found.returncode != 0:
+        raise UserError(f"BASELINE={rev} is not a revision of this checkout (git rev-parse: {found.stderr.strip()})")
+    with private_dir("baseline") as tmp:
+        tree = tmp / "tree"
+        subprocess.run(["git", "worktree", "add", "-q", "--detach", str(tree), found.stdout.strip()], cwd=REPO,
+                       check=True)  # fmt: skip
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+
+
+def round_starts(events: list[dict[str, Any]]) -> list[float]:
+    return [e["t"] for e in events if e.get("what", "").endswith(": firing")]
+
+
+def cadence_of(tree: Path, results: Path, seed: int) -> dict[str, dict[str, float]]:
+    """The cadence tests run from ``tree`` (its own code: PYTHONPATH) with ``seed``: per test, its
+    checks, seconds, checks per minute and the median seconds from one round's firing to the next."""
+    avocado = Path(sys.executable).parent / "avocado"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    subprocess.run(
+        [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results), "-p", f"seed={seed}",
+         *CADENCE_TESTS],
+        cwd=tree, env=env, check=False, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    figures = {}
+    for test in json.loads((results / "latest" / "results.json").read_text())["tests"]:
+        logdir = Path(test["logdir"])
+        checks = len((logdir / "oracle.log").read_text().splitlines()) if (logdir / "oracle.log").exists() else 0
+        timeline = json.loads((logdir / "timeline.json").read_text()) if (logdir / "timeline.json").exists() else {}
+        starts = round_starts(timeline.get("events", []))
+        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        seconds = float(test.get("time_elapsed") or 0.0)
+        figures[test["name"].split(":")[-1]] = {
+            "status": test["status"], "checks": checks, "seconds": round(seconds, 1),
+            "checks_per_min": round(checks / (seconds / 60), 1) if seconds else 0.0,
+            "round_to_round_s": round(statistics.median(gaps), 2) if gaps else 0.0,
+        }  # fmt: skip
+    return figures
+
+
+def side_by_side(baseline: str, pairs: int, results: Path, seed: int = 1) -> dict[str, Any]:
+    """The cadence tests, the baseline revision and this tree in turn (``pairs`` times each, the
+    same seed for both of a pair): the medians per test and this tree's ratio to the baseline."""
+    runs: dict[str, list[dict[str, dict[str, float]]]] = {"baseline": [], "this tree": []}
+    with worktree(baseline) as other:
+        for i in range(pairs):
+            for side, tree in (("baseline", other), ("this tree", REPO)):
+                runs[side].append(cadence_of(tree, results / f"{side.replace(' ', '-')}-{i}", seed + i))
+    table = {}
+    for test in sorted({t for run in runs["this tree"] for t in run}):
+        row = {}
+        for side, side_runs in runs.items():
+            per = [run[test] for run in side_runs if test in run]
+            row[side] = {k: statistics.median(r[k] for r in per) for k in ("checks_per_min", "round_to_round_s")}
+            row[side]["statuses"] = [r["status"] for r in per]
+        base = row["baseline"]["checks_per_min"]
+        row["checks_per_min_ratio"] = round(row["this tree"]["checks_per_min"] / base, 2) if base else None
+        table[test] = row
+    return {"baseline": baseline, "pairs": pairs, "tests": table}
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--baseline", default="", help="also run the cadence tests of this revision, side by side")
+    parser.add_argument("--pairs", type=int, default=2)
+    args = parser.parse_args()
+    if args.baseline:
+        with private_dir("bench") as tmp:
+            figures = side_by_side(args.baseline, args.pairs, tmp / "results")
+        out = REPO / "results" / "bench-cadence.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"txnstorm bench: round cadence, this tree vs {args.baseline} ({args.pairs} pairs, same seeds):")
+        for test, row in figures["tests"].items():
+            b, t = row["baseline"], row["this tree"]
+            print(f"  {test:40} checks/min {b['checks_per_min']:6} -> {t['checks_per_min']:6} "
+                  f"(x{row['checks_per_min_ratio']}); round to round {b['round_to_round_s']} -> "
+                  f"{t['round_to_round_s']} s; statuses {b['statuses']} / {t['statuses']}")  # fmt: skip
+        print(f"  results: {out}")
+        return 0
     system = sut.resolve_settings(Settings.from_env())
     image = assets.ensure_guest(allow_build=False, cache=cache_dir())
     choice = accel.choose("auto", system, image, say=lambda _: None, cache=cache_dir())

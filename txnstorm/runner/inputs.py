@@ -15,6 +15,7 @@ written.  (``TEST`` needs Avocado's test list: ``scripts/txnstorm run`` checks i
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -59,9 +60,19 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
         found.append(lambda: check_switch("FAILFAST", env["FAILFAST"]))
     if env.get("JOBS"):
         found.append(lambda: runs.parse_jobs(env["JOBS"]))
+    if env.get("BASELINE"):
+        found.append(lambda: check_revision("BASELINE", env["BASELINE"]))
     if env.get("NIGHTLY_QEMUS", "").strip():
         found.append(lambda: check_nightly_qemus(env["NIGHTLY_QEMUS"]))
     return found
+
+
+def check_revision(var: str, value: str) -> None:
+    """A revision of this checkout (``make bench BASELINE=main``)."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{value}^{{commit}}"], cwd=REPO,
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    if found.returncode != 0:
+        raise UserError(f"{var}={value} is not a revision of this checkout (e.g. {var}=main or a commit)")
 
 
 def check_switch(var: str, value: str) -> None:
