@@ -224,7 +224,7 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
                                              "fail_reason": "<b>oracle</b>", "whiteboard": "{}"}]), 1.0  # fmt: skip
 
     said = []
-    outcome = v.validate(series, str(tree), ["tests/a.py"], "3", tmp_path / "out", seed=7, say=said.append,
+    outcome = v.validate(str(series), str(tree), ["tests/a.py"], "3", tmp_path / "out", seed=7, say=said.append,
                          run_job=run_job)  # fmt: skip
     assert [p.name for p in built] == ["qemu", tree.name + "-" + v.series_digest([series / "0001-a.patch"])]
     assert [x.kind for x in outcome.regressions] == ["regression"]
@@ -235,3 +235,64 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
     assert "&lt;b&gt;oracle&lt;/b&gt;" in page and "<b>oracle</b>" not in page, "escaped"
     assert "(1 patch: 0001-a.patch)" in page and "<td>FAIL 3/3</td>" in page
     assert json.loads((tmp_path / "out" / "validate.json").read_text())["verdicts"][0]["kind"] == "regression"
+
+
+def git_checkout(tmp_path: Path) -> Path:
+    """A tiny 'QEMU checkout': a base commit and two commits of a series on top."""
+    import subprocess
+
+    repo = base_tree(tmp_path)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       check=True, capture_output=True)  # fmt: skip
+
+    git("init", "-q", "-b", "master")
+    git("add", ".")
+    git("commit", "-q", "-m", "base")
+    git("tag", "v1")
+    for value in ("1", "2"):
+        (repo / "hello.c").write_text(f"int main(void)\n{{\n    return {value};\n}}\n")
+        git("commit", "-q", "-am", f"block: return {value}")
+    return repo
+
+
+def test_a_range_of_a_git_checkout_is_built_from_worktrees_left_nowhere(tmp_path, monkeypatch):
+    import subprocess
+
+    repo = git_checkout(tmp_path)
+    monkeypatch.setattr(v, "cache_root", lambda: tmp_path / "cache")
+    built = []
+
+    def build(source, log):
+        built.append((source, (source / "hello.c").read_text().split("return ")[1][0]))
+        return source / "qemu-system-x86_64", 3.0, "hits"
+
+    monkeypatch.setattr(v, "build", build)
+
+    def run_job(refs, results, seed, qemu):
+        return job(tmp_path, results.name, [{"name": "t", "status": "PASS", "whiteboard": "{}"}]), 1.0
+
+    said = []
+    outcome = v.validate("v1..master", str(repo), ["t"], "1", tmp_path / "out", say=said.append, run_job=run_job)
+    assert [value for _, value in built] == ["0", "2"], "the base at v1, the series at master"
+    assert outcome.series_patches[0].endswith("block: return 1") and len(outcome.series_patches) == 2
+    assert "validate: 2 commits of" in said[0]
+    listed = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
+    assert len(listed.splitlines()) == 1, f"worktrees left in the checkout: {listed}"
+
+
+@pytest.mark.parametrize(
+    ("series", "says"),
+    [
+        ("v1..nosuch", "nosuch is not a revision of"),
+        ("master..v1", "no commit in it"),
+    ],
+)  # fmt: skip
+def test_a_bad_range_is_one_line(tmp_path, series, says):
+    repo = git_checkout(tmp_path)
+    with pytest.raises(UserError, match=says):
+        v.parse_range(series, str(repo))
+    with pytest.raises(UserError, match="BASE must be the QEMU git checkout"):
+        v.parse_range("v1..master", str(tmp_path / "elsewhere"))
+    assert v.parse_range(str(tmp_path), str(repo)) is None, "a path is a series, not a range"

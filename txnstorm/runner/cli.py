@@ -407,7 +407,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     results = Path(args.results_dir).resolve() / f"validate-{stamp}"
     args.recipe, args.build_guest = "tiny", True
     outcome = validate.validate(
-        Path(args.series), args.base, refs, args.runs, results, seed=int(args.seed) if args.seed else None,
+        args.series, args.base, refs, args.runs, results, seed=int(args.seed) if args.seed else None,
         say=_say, preflight=lambda: cmd_preflight(args),
     )  # fmt: skip
     _say(f"page: {_near(results / 'validate.html')}")
@@ -483,7 +483,8 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
     va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")
-    va.add_argument("--series", required=True, help="a dir of git format-patch files, an mbox (b4 am) or a patch")
+    va.add_argument("--series", required=True,
+                    help="a dir of git format-patch files, an mbox (b4 am), a patch, or REV..REV of --base's checkout")
     va.add_argument("--base", required=True, help="a version make qemu built (10.2.2) or a QEMU source tree")
     va.add_argument("--tags", default="quick", help="the tier (Avocado tag filters)")
     va.add_argument("--test", action="append", default=[], help="only these tests (an id or a piece of one)")

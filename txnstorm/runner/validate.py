@@ -5,8 +5,10 @@ each (interleaved, the same seeds on both sides), and a verdict per test with th
 
 ``SERIES`` is how maintainers hold a series: a directory of ``git format-patch`` files (``*.patch``,
 ``*.diff``, applied in name order), an mbox (``b4 am`` writes one; each mail is a patch) or a single
-patch.  ``BASE`` is a QEMU ``make qemu`` built (its version, e.g. ``10.2.2``: its source tree is the
-base) or a QEMU source tree (built here too).  Every bad input is one line and exit 2 before any
+patch; or, with ``BASE`` a QEMU git checkout, two of its revisions ``SERIES=BASE_REV..HEAD_REV``,
+built from detached worktrees (removed from the checkout afterwards).  ``BASE`` is a QEMU
+``make qemu`` built (its version, e.g. ``10.2.2``: its source tree is the base) or a QEMU source
+tree (built here too).  Every bad input is one line and exit 2 before any
 build: no such series, no patch in it, a patch that does not apply (named), a base that is not
 built, ``RUNS`` not a positive number.
 
@@ -34,6 +36,7 @@ replay line of each regression on the series build and the way to bisect the ser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
@@ -45,7 +48,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -409,37 +412,110 @@ def render_html(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Range:
+    """A series as two revisions of a QEMU git checkout (``SERIES=BASE..HEAD``, ``BASE=<checkout>``)."""
+
+    repo: Path
+    base: str  # full commit ids
+    head: str
+    log: list[str]  # "<short id> <subject>" of each commit in base..head
+
+    @property
+    def label(self) -> str:
+        return f"{self.repo} at {self.base[:12]}"
+
+
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+
+
+def parse_range(series: str, base_value: str) -> Range | None:
+    """``SERIES=A..B`` with ``BASE`` a QEMU git checkout (and no file called ``A..B``): the commits
+    of ``A..B`` are the series, built from worktrees of A and B.  None: not a range."""
+    if ".." not in series or Path(series).expanduser().exists():
+        return None
+    repo = Path(base_value).expanduser()
+    if not base_value or git(repo, "rev-parse", "--git-dir").returncode != 0:
+        raise UserError(f"SERIES={series} is a range of revisions: BASE must be the QEMU git checkout they are in")
+    first, _, last = series.partition("..")
+    ids = []
+    for rev in (first, last or "HEAD"):
+        found = git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+        if found.returncode != 0:
+            raise UserError(f"SERIES={series}: {rev} is not a revision of {repo}")
+        ids.append(found.stdout.strip())
+    log = git(repo, "log", "--reverse", "--format=%h %s", f"{ids[0]}..{ids[1]}").stdout.splitlines()
+    if not log:
+        raise UserError(f"SERIES={series}: no commit in it ({rev} is not ahead of {first})")
+    return Range(repo.resolve(), ids[0], ids[1], log)
+
+
+@contextlib.contextmanager
+def worktrees(span: Range) -> Iterator[tuple[Path, Path]]:
+    """Detached worktrees of the range's two ends (at fixed paths per commit: a build of the same
+    commit is reused), removed from the checkout afterwards."""
+    made = []
+    try:
+        for commit in (span.base, span.head):
+            tree = cache_root() / "validate" / "trees" / commit[:12]
+            if tree.exists():
+                git(span.repo, "worktree", "remove", "--force", str(tree))
+                shutil.rmtree(tree, ignore_errors=True)
+            git(span.repo, "worktree", "prune")
+            added = git(span.repo, "worktree", "add", "--detach", str(tree), commit)
+            if added.returncode != 0:
+                raise UserError(f"git worktree add of {commit[:12]} failed: {added.stderr.strip()[:200]}")
+            made.append(tree)
+        yield made[0], made[1]
+    finally:
+        for tree in made:
+            git(span.repo, "worktree", "remove", "--force", str(tree))
+
+
 def validate(  # noqa: PLR0913 - the command's inputs
-    series_path: Path, base_value: str, refs: Sequence[str], runs_value: str, results: Path, *,
+    series_value: str, base_value: str, refs: Sequence[str], runs_value: str, results: Path, *,
     seed: int | None = None, say: Callable[[str], None] = print, preflight: Callable[[], object] = lambda: None,
     run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios,
 ) -> Outcome:  # fmt: skip
     """The whole command: every input checked (and the series applied) before any build;
     ``preflight`` (the guest and the accelerator) after the builds, before the runs."""
     count = check_runs(runs_value)
-    base = resolve_base(base_value)
-    with private_dir("series") as split:  # bad input leaves nothing behind, not even the results dir
-        patches = read_series(series_path.expanduser().resolve(), split)
-        key = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', base.tree.name)}-{series_digest(patches)}"
-        tree = apply_series(base.tree, patches, cache_root() / "validate" / "src" / key, base.label)
-        (results / "series").mkdir(parents=True, exist_ok=True)
-        patches = [Path(shutil.copy(patch, results / "series" / patch.name)) for patch in patches]
-    say(f"validate: the series ({len(patches)} patches) applies to {base.label}: {tree}")
     builds: dict[str, dict[str, object]] = {}
-    base_qemu = base.qemu
-    if base_qemu is None:
-        base_qemu, seconds, cache = build(base.tree, results / "build-base.log")
-        builds["base"] = {"seconds": round(seconds), "cache": cache}
-    series_qemu, seconds, cache = build(tree, results / "build-series.log")
-    builds["series"] = {"seconds": round(seconds), "cache": cache}
-    say(f"validate: series build {round(seconds)} s ({cache}): {series_qemu}")
+    span = parse_range(series_value, base_value)
+    if span is not None:
+        base = Base(span.label, span.repo, None)
+        names = span.log
+        say(f"validate: {len(names)} commits of {span.repo}, {span.base[:12]}..{span.head[:12]}")
+        results.mkdir(parents=True, exist_ok=True)
+        with worktrees(span) as (base_tree, head_tree):
+            base_qemu, seconds, cache = build(base_tree, results / "build-base.log")
+            builds["base"] = {"seconds": round(seconds), "cache": cache}
+            series_qemu, seconds, cache = build(head_tree, results / "build-series.log")
+            builds["series"] = {"seconds": round(seconds), "cache": cache}
+    else:
+        base = resolve_base(base_value)
+        with private_dir("series") as split:  # bad input leaves nothing behind, not even the results dir
+            patches = read_series(Path(series_value).expanduser().resolve(), split)
+            key = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', base.tree.name)}-{series_digest(patches)}"
+            tree = apply_series(base.tree, patches, cache_root() / "validate" / "src" / key, base.label)
+            (results / "series").mkdir(parents=True, exist_ok=True)
+            names = [Path(shutil.copy(patch, results / "series" / patch.name)).name for patch in patches]
+        say(f"validate: the series ({len(names)} patches) applies to {base.label}: {tree}")
+        base_qemu = base.qemu
+        if base_qemu is None:
+            base_qemu, seconds, cache = build(base.tree, results / "build-base.log")
+            builds["base"] = {"seconds": round(seconds), "cache": cache}
+        series_qemu, seconds, cache = build(tree, results / "build-series.log")
+        builds["series"] = {"seconds": round(seconds), "cache": cache}
+    say(f"validate: series build {builds['series']['seconds']} s ({builds['series']['cache']}): {series_qemu}")
     preflight()
     seeds = interleaved(count, seed)
     sides = [Side("base", base_qemu), Side("series", series_qemu)]
     tallies = run_sides(sides, refs, seeds, results, run_job)
     as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
     qemus = {side.name: str(side.qemu) for side in sides}
-    outcome = Outcome(base, [p.name for p in patches], qemus, builds, seeds, judge_all(tallies), as_data)
+    outcome = Outcome(base, names, qemus, builds, seeds, judge_all(tallies), as_data)
     (results / "validate.json").write_text(json.dumps(
         {**asdict(outcome), "base": asdict(outcome.base) | {"tree": str(base.tree), "qemu": str(base_qemu)}},
         indent=1, default=str,
