@@ -12,36 +12,22 @@ error QEMU gives for the second one, without the transaction's abort path).
 """
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))  # qmp_lite, guest_lite
-from qmp_lite import Qmp, aborted, end, launch  # noqa: E402
+from qmp_lite import Qmp, aborted, binaries, end, launch  # noqa: E402
 
 
 def main() -> int:
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        return 0
-    unknown = [a for a in sys.argv[1:] if a.startswith("-") and a not in ("--separate",)]
-    if unknown:
-        print(f"KI-5/reproduce.py: unknown option {unknown[0]} (--help lists them)", file=sys.stderr)
-        return 2
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    separate = "--separate" in sys.argv
-    qemu = args[0] if args else shutil.which("qemu-system-x86_64")
-    qemu_img = args[1] if len(args) > 1 else shutil.which("qemu-img")
-    if not qemu or not qemu_img:
-        print("usage: KI-5/reproduce.py [QEMU [QEMU_IMG]] (qemu-system-x86_64/qemu-img not on PATH)", file=sys.stderr)
-        return 2
-    for path in (qemu, qemu_img):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print(f"KI-5/reproduce.py: {path}: not an executable file", file=sys.stderr)
-            return 2
+    given = binaries("KI-5/reproduce.py", __doc__ or "", ("--separate",), ("qemu-system-x86_64", "qemu-img"),
+                     sys.argv[1:])  # fmt: skip
+    if isinstance(given, int):
+        return given
+    qemu, qemu_img, flags = given
+    separate = "--separate" in flags
     with tempfile.TemporaryDirectory(prefix="ki5-") as tmp:
         for name in ("disk0", "tgt"):
             subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", f"{tmp}/{name}.qcow2", "64M"], check=True)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -93,3 +95,28 @@ def aborted(proc: subprocess.Popen[str], program: str, wait_s: float = 15.0) -> 
         return 1
     print(f"not reproduced: {program} exited {proc.returncode} when told to")
     return 0
+
+
+def binaries(
+    prog: str, doc: str, flags: tuple[str, ...], names: tuple[str, str], argv: list[str]
+) -> tuple[str, str, set[str]] | int:
+    """The command line of a reproducer taking ``[PROGRAM [QEMU_IMG]] [flags]``: (program,
+    qemu-img, the flags given), or the exit status when done (0 after --help, 2 on bad input)."""
+    if {"-h", "--help"} & set(argv):
+        print(doc)
+        return 0
+    unknown = [a for a in argv if a.startswith("-") and a not in flags]
+    if unknown:
+        print(f"{prog}: unknown option {unknown[0]} (--help lists them)", file=sys.stderr)
+        return 2
+    args = [a for a in argv if not a.startswith("-")]
+    program = args[0] if args else shutil.which(names[0])
+    qemu_img = args[1] if len(args) > 1 else shutil.which(names[1])
+    if not program or not qemu_img:
+        print(f"usage: {prog} [{names[0]} [{names[1]}]] ({names[0]}/{names[1]} not on PATH)", file=sys.stderr)
+        return 2
+    for path in (program, qemu_img):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            print(f"{prog}: {path}: not an executable file", file=sys.stderr)
+            return 2
+    return program, qemu_img, {a for a in argv if a in flags}
