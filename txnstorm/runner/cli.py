@@ -401,7 +401,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
     if args.seed and not args.seed.isdigit():
         raise UserError(f"SEED={args.seed} is not a whole number")
-    validate.check_runs(args.runs)  # bad input before the test list
+    validate.check_inputs(args.series, args.base, args.runs)  # bad input before the test list
     refs = _selected(args.tags, args.test, "1/1")
     stamp = time.strftime("%Y-%m-%dT%H.%M.%S")
     results = Path(args.results_dir).resolve() / f"validate-{stamp}"

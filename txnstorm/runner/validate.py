@@ -121,7 +121,7 @@ def apply_series(base_tree: Path, patches: Sequence[Path], tree: Path, base_labe
     subprocess.run(["cp", "-al", str(base_tree), str(tree)], check=True)
     for patch in patches:
         done = subprocess.run(
-            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "-s", "-d", str(tree), "-i", str(patch)],
+            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "-s", "-d", str(tree), "-i", str(patch.resolve())],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
@@ -473,6 +473,16 @@ def worktrees(span: Range) -> Iterator[tuple[Path, Path]]:
             git(span.repo, "worktree", "remove", "--force", str(tree))
 
 
+def check_inputs(series_value: str, base_value: str, runs_value: str) -> None:
+    """The cheap checks of every input (no copy, no build, no test list): RUNS, the range or the
+    base and the series' patches; UserError (one line) for the first that is wrong."""
+    check_runs(runs_value)
+    if parse_range(series_value, base_value) is None:
+        resolve_base(base_value)
+        with private_dir("series") as split:
+            read_series(Path(series_value).expanduser(), split)
+
+
 def validate(  # noqa: PLR0913 - the command's inputs
     series_value: str, base_value: str, refs: Sequence[str], runs_value: str, results: Path, *,
     seed: int | None = None, say: Callable[[str], None] = print, preflight: Callable[[], object] = lambda: None,
@@ -496,7 +506,7 @@ def validate(  # noqa: PLR0913 - the command's inputs
     else:
         base = resolve_base(base_value)
         with private_dir("series") as split:  # bad input leaves nothing behind, not even the results dir
-            patches = read_series(Path(series_value).expanduser().resolve(), split)
+            patches = read_series(Path(series_value).expanduser(), split)
             key = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', base.tree.name)}-{series_digest(patches)}"
             tree = apply_series(base.tree, patches, cache_root() / "validate" / "src" / key, base.label)
             (results / "series").mkdir(parents=True, exist_ok=True)
