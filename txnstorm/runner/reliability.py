@@ -111,6 +111,9 @@ def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, 
                     counts["checks not judged"] = counts.get("checks not judged", 0) + unjudged
                 if test["status"] == "WARN" and (issue := warned_issue(board)):  # which known issue
                     counts[f"WARN {issue}"] = counts.get(f"WARN {issue}", 0) + 1
+                    # the reason line is the evidence (a clean run's logs go): kept in the harness's output
+                    reason = " ".join(str(test.get("fail_reason") or "").split())[:600]
+                    print(f"  WARN {test.get('name', '?')}: {reason}", flush=True)
         except (OSError, ValueError, KeyError):
             counts = {"NO_RESULTS": 1}
     for job in set(results.glob("job-*")) - before:
