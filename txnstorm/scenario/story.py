@@ -136,11 +136,11 @@ class Storm:
                 return
             why = stall.stuck_in_guest(self.writers.guest_inflight(hung), qemu_side, self.writers.writer_waits(hung))
         except TxnstormError as exc:  # the stall stays the verdict
-            self.timeline.mark(self.vm, "storm stuck: guest side not judged", error=str(exc))
+            self.mark("storm stuck: guest side not judged", error=str(exc))
             return
         if why is None:
             return
-        self.timeline.mark(self.vm, "storm stuck in the guest", why=why)
+        self.mark("storm stuck in the guest", why=why)
         raise StormStuckInGuest(f"{hung.args[0] if hung.args else hung}: {why}") from hung
 
     def fire(self, kind: PlanKind, atomic: bool = True, backup_disk: str | None = None) -> RoundRecord:
@@ -150,8 +150,7 @@ class Storm:
         ctx, plan, delay = self._next_round(kind, backup_disk or self.disks[0])
         sample_writes(self, delay)
         before = self.still_writing()
-        mark = self.timeline.mark
-        mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
+        self.mark(f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
         progress: dict[str, int] = {}
         gap_writes: int | None = None
         if atomic:
@@ -170,12 +169,12 @@ class Storm:
         said = {"stamp_writes_during": progress} if progress else {}
         if gap_writes is not None:
             said["gap_writes"] = {plan.gap_disk: gap_writes}
-        mark(self.vm, f"round {ctx.round_no}: {fired.mode} answered", seconds=round(fired.done_at - fired.sent_at, 4),
-             **said)  # fmt: skip
+        seconds = round(fired.done_at - fired.sent_at, 4)
+        self.mark(f"round {ctx.round_no}: {fired.mode} answered", seconds=seconds, **said)
         wait_jobs(self.vm, plan.jobs)
-        mark(self.vm, f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
+        self.mark(f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
         overlap = self.measure_overlap(before)
-        mark(self.vm, f"round {ctx.round_no}: overlap measured", later=overlap.later)
+        self.mark(f"round {ctx.round_no}: overlap measured", later=overlap.later)
         self.states.update(plan.new_tops)
         record = RoundRecord(ctx.round_no, plan, fired, overlap, delay, progress, gap_writes)
         self.records.append(record)
@@ -225,7 +224,7 @@ class Storm:
         started = time.monotonic()
         later = self.still_writing()
         if (paused := time.monotonic() - started) > self.writers.PAUSE_NOTED_S:
-            self.timeline.mark(self.vm, "a disk paused after the actions", seconds=round(paused, 2))
+            self.mark("a disk paused after the actions", seconds=round(paused, 2))
         return Overlap(before, overlap.after_actions, later, self.writers.is_running())
 
     def fire_with_abort(self, kind: PlanKind, atomic: bool = True) -> AbortedRound:
@@ -237,7 +236,7 @@ class Storm:
         before = graph_state(self.vm)
         sample_writes(self, delay)
         self.still_writing()
-        self.timeline.mark(self.vm, f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
+        self.mark(f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
         answer = ""
         if atomic:
             try:
@@ -249,12 +248,12 @@ class Storm:
         else:
             fire_separately(self.vm, plan.actions, CONTROL_GAP_S)
         leftovers = before.differences(graph_state(self.vm))
-        self.timeline.mark(self.vm, f"round {ctx.round_no}: graph compared", leftovers=len(leftovers))
+        self.mark(f"round {ctx.round_no}: graph compared", leftovers=len(leftovers))
         if not atomic:
             wait_jobs(self.vm, plan.jobs)
             self.states.update(plan.new_tops)
         self.still_writing()  # no drained section left behind, no lost request
-        self.timeline.mark(self.vm, f"round {ctx.round_no}: devices write again")
+        self.mark(f"round {ctx.round_no}: devices write again")
         return AbortedRound(ctx.round_no, plan.name, answer, leftovers)
 
     # -- the end -------------------------------------------------------------
@@ -291,4 +290,3 @@ def guest_storm(
 ) -> Storm:
     """fio on every disk of ``booted``, its stamp writers on the witnesses, the rounds at its QEMU."""
     return Storm(booted.vm, GuestWriters(booted, witnesses, after_qemu), work, witnesses, after_qemu)
-
