@@ -58,21 +58,23 @@ def cmd_guest(args: argparse.Namespace) -> int:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    system = sut.resolve_settings(Settings.from_env())  # first: a wrong QEMU must not cost a guest build
+    settings = Settings.from_env()
+    system = sut.resolve_settings(settings)  # first: a wrong QEMU must not cost a guest build
     _say(f"system under test: {system.describe()}")
-    image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say, cache=cache_dir())
+    image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say, cache=settings.cache_dir)
     _say(f"guest: {image.directory} (kernel {image.build_info.get('kernel_release', '?')})")
-    choice = accel.choose(Settings.from_env().accel, system, image, say=_say, cache=cache_dir())
+    choice = accel.choose(settings.accel, system, image, say=_say, cache=settings.cache_dir)
     _say(f"accel: {choice.accel} ({choice.reason})")
-    _say(f"capabilities: {caps.probe(system, cache=cache_dir()).describe()}")
+    _say(f"capabilities: {caps.probe(system, cache=settings.cache_dir).describe()}")
     args.accel_chosen = choice.accel
     return 0
 
 
 def cmd_accel(args: argparse.Namespace) -> int:
-    system = sut.resolve_settings(Settings.from_env())
-    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=cache_dir())
-    choice = accel.choose(Settings.from_env().accel, system, image, say=_say, reprobe=args.reprobe, cache=cache_dir())
+    settings = Settings.from_env()
+    system = sut.resolve_settings(settings)
+    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=settings.cache_dir)
+    choice = accel.choose(settings.accel, system, image, say=_say, reprobe=args.reprobe, cache=settings.cache_dir)
     _say(f"accel: {choice.accel} ({choice.reason})")
     return 0
 
@@ -82,9 +84,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
     from txnstorm.vm.boot import booted
     from txnstorm.vm.machine import Machine, Platform
 
-    system = sut.resolve_settings(Settings.from_env())
-    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=cache_dir())
-    choice = accel.choose(Settings.from_env().accel, system, image, say=_say, cache=cache_dir())
+    settings = Settings.from_env()
+    system = sut.resolve_settings(settings)
+    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=settings.cache_dir)
+    choice = accel.choose(settings.accel, system, image, say=_say, cache=settings.cache_dir)
     topology = TWO_DISKS_ONE_IOTHREAD
     times = []
     with private_dir("boot") as tmp:
