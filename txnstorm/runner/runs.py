@@ -158,6 +158,14 @@ def scenario_refs() -> list[str]:
     return [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("*.py"))]
 
 
+def env_for(qemu: Path, qemu_img: Path) -> dict[str, str]:
+    """This environment with ``qemu`` and ``qemu_img`` as QEMU's and QEMU_IMG's; QEMU's own names
+    for the binaries (QEMU_TEST_*) are dropped: they must not disagree with them."""
+    env = {k: v for k, v in os.environ.items() if k not in ALIASES.values()}
+    env.update(QEMU=str(qemu), QEMU_IMG=str(qemu_img))
+    return env
+
+
 def run_avocado_job(  # noqa: PLR0913 - the job's five settings and its listener
     qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None,
     *, on_test: Callable[[TestLine], None] | None = None,
@@ -169,8 +177,7 @@ def run_avocado_job(  # noqa: PLR0913 - the job's five settings and its listener
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
     cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
-    env = {k: v for k, v in os.environ.items() if k not in ALIASES.values()}
-    env.update(QEMU=str(qemu), QEMU_IMG=str(qemu_img))
+    env = env_for(qemu, qemu_img)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO, text=True) as job:
         for line in job.stdout or ():
             ended = parse_test_line(line)
@@ -239,10 +246,7 @@ def run_scenarios(  # noqa: PLR0913 - the job's settings
     latest = results_dir / "latest"
     before = os.readlink(latest) if latest.is_symlink() else None
     started = time.monotonic()
-    env = None
-    if qemu is not None:  # QEMU's own names for the binaries must not disagree with it
-        env = {k: v for k, v in os.environ.items() if k not in ALIASES.values()}
-        env.update(QEMU=str(qemu), QEMU_IMG=str(qemu.with_name("qemu-img")))
+    env = env_for(qemu, qemu.with_name("qemu-img")) if qemu is not None else None
     proc = subprocess.Popen([*cmd, *refs], cwd=REPO, env=env)
     try:
         proc.wait()
