@@ -1,5 +1,5 @@
 """The runner as a new user meets it: bad input stops first (one line, exit
-2, in seconds), leading -tag filters work, a closed pipe is no traceback, and
+2, before anything else says a word), leading -tag filters work, a closed pipe is no traceback, and
 an installed copy of the package says it runs from the checkout."""
 
 import json
@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+def make(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run make in the repo; its own process group is killed if it overruns
     (a regression must not leave a recursive `make check` running)."""
-    start = time.monotonic()
     proc = subprocess.Popen(
         ["make", "--no-print-directory", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,
@@ -29,7 +27,7 @@ def make(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, 
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), time.monotonic() - start
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def said(proc: subprocess.CompletedProcess) -> list[str]:
@@ -54,22 +52,23 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("setting", "says"), BAD_INPUTS, ids=[b[0].split("=")[0] for b in BAD_INPUTS])
 def test_each_bad_input_is_one_line_and_exit_2_before_anything_runs(setting, says):
-    proc, seconds = make("inputs", setting)
+    proc = make("inputs", setting)
     assert proc.returncode == 2, proc
     assert said(proc) == [said(proc)[0]] and says in said(proc)[0], said(proc)
     assert said(proc)[0].startswith("txnstorm: error: ")
-    assert seconds < 10
 
 
 def test_make_check_with_a_wrong_qemu_stops_first():
-    proc, seconds = make("check", "QEMU=/nonexistent/qemu-system-x86_64", timeout=60)
-    assert proc.returncode == 2 and seconds < 20, (proc.returncode, seconds, said(proc)[-3:])
+    # "first" is what it said, not how long it took (no timed assertions: a loaded host is slow):
+    # set-up, lint and pytest would each have said something
+    proc = make("check", "QEMU=/nonexistent/qemu-system-x86_64", timeout=120)
+    assert proc.returncode == 2, (proc.returncode, said(proc)[-3:])
     assert said(proc) == ["txnstorm: error: QEMU=/nonexistent/qemu-system-x86_64: no such file; "
                           "set QEMU to a qemu-system-x86_64 binary or a QEMU build dir"]  # fmt: skip
 
 
 def test_a_leading_not_tag_works_alone():
-    proc, _ = make("inputs", "TAGS=-nightly", "NIGHTLY_TAGS=-nightly")
+    proc = make("inputs", "TAGS=-nightly", "NIGHTLY_TAGS=-nightly")
     assert proc.returncode == 0, said(proc)
     selected = subprocess.run(
         [sys.executable, "-m", "txnstorm.runner.cli", "select", "--tags=-nightly"], cwd=REPO, capture_output=True,
@@ -160,7 +159,7 @@ def test_the_ci_selection_leaves_out_only_flaky_tests():
 
 
 def test_a_nightly_qemu_that_is_not_here_is_one_line_before_anything_runs():
-    proc, seconds = make("inputs", "NIGHTLY_QEMUS=9.9.9")
-    assert proc.returncode == 2 and seconds < 10
+    proc = make("inputs", "NIGHTLY_QEMUS=9.9.9")
+    assert proc.returncode == 2
     (line,) = said(proc)
     assert line.startswith("txnstorm: error: NIGHTLY_QEMUS: no QEMU 9.9.9 here")

@@ -36,10 +36,9 @@ def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fak
     images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
     platform = Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg")
     vm = Machine(platform, TWO_DISKS_ONE_IOTHREAD, tmp_path / "log", images)
-    start = time.monotonic()
+    # QemuDied, not DeadlineExceeded: a crash must not be reported as a timeout
     with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
         vm.launch(start_timeout=10)
-    assert time.monotonic() - start < 9, "a crash must not be reported as a timeout"
     # launch cleaned up after itself: QEMU reaped, run dir (QMP socket) gone, no shutdown needed
     assert vm.rundir is None and vm.returncode == -6 and vm.qmp is None
     assert not list(Path(tempfile.gettempdir()).glob("txnstorm-vm-*"))
