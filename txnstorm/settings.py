@@ -15,6 +15,7 @@ before the virtualenv exists.
 ``TXNSTORM_CACHE``         the cache root (else ``$XDG_CACHE_HOME/txnstorm``, else ``~/.cache/txnstorm``)
 ``TXNSTORM_QEMU_TRACE``    QEMU trace event patterns, comma-separated, into ``qemu-trace.log``
 ``TXNSTORM_KEEP_CORES``    1: keep a crashed QEMU's core in the log dir beside its backtrace
+``TXNSTORM_QMP_ANSWER_S``  seconds a QMP command may take before QEMU is called hung (default 60)
 =========================  ==================================================================
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from txnstorm.errors import UserError
 
+QMP_ANSWER_S = 60.0  # a QEMU that answers no QMP command within this is hung (a FAIL of that QEMU)
 ACCEL_CHOICES = ("auto", "kvm", "tcg")  # ACCEL=: auto probes KVM with a real boot, then falls back to TCG
 ALIASES = {"QEMU": "QEMU_TEST_QEMU_BINARY", "QEMU_IMG": "QEMU_TEST_QEMU_IMG"}  # QEMU's functional tests' names
 
@@ -59,6 +61,7 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: default_cache_dir({}))
     qemu_trace: tuple[str, ...] = ()
     keep_cores: bool = False
+    qmp_answer_s: float = QMP_ANSWER_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,7 +73,22 @@ class Settings:
             cache_dir=default_cache_dir(env),
             qemu_trace=tuple(p.strip() for p in env.get("TXNSTORM_QEMU_TRACE", "").split(",") if p.strip()),
             keep_cores=env.get("TXNSTORM_KEEP_CORES") == "1",
+            qmp_answer_s=qmp_answer_seconds(env.get("TXNSTORM_QMP_ANSWER_S", "")),
         )  # fmt: skip
+
+
+def qmp_answer_seconds(value: str) -> float:
+    """``TXNSTORM_QMP_ANSWER_S``: empty is the default; else a number of seconds from 5 up."""
+    if not value.strip():
+        return QMP_ANSWER_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 5 <= seconds <= 3600:
+        raise UserError(f"TXNSTORM_QMP_ANSWER_S={value} is not a number of seconds from 5 to 3600 "
+                        f"(default {QMP_ANSWER_S:.0f}; e.g. TXNSTORM_QMP_ANSWER_S=120 on a very slow host)")
+    return seconds
 
 
 def cache_dir() -> Path:

@@ -54,6 +54,7 @@ CASES = [
     ("bad accelerator", ["preflight"], lambda t: {"ACCEL": "hvf"}, None),
     ("unknown tag", ["tags", "quick,nosuchtag"], lambda t: {}, "unknown tag"),
     ("bad duration", ["nightly", "--duration", "10x"], lambda t: {}, "DURATION"),
+    ("bad QMP answer window", ["preflight"], lambda t: {"TXNSTORM_QMP_ANSWER_S": "1"}, "TXNSTORM_QMP_ANSWER_S=1 "),
     ("bad shard", ["select", "--shard=5/4"], lambda t: {}, "--shard="),
     ("tags that select nothing", ["select", "--tags=-quick,-nightly,-known-issue"], lambda t: {}, "selects no test"),
     ("unreadable results dir", ["replay", "/nonexistent/results"], unreadable_results, "no results.json"),

@@ -69,3 +69,13 @@ def test_qemus_own_functional_test_names_are_aliases(tmp_path, monkeypatch, fake
         Settings.from_env({**env, "QEMU": "/elsewhere/qemu-system-x86_64"})
     with pytest.raises(UserError, match="QEMU_TEST_QEMU_IMG=.*nope: no such file"):
         sut.check_named(Settings.from_env({**env, "QEMU_TEST_QEMU_IMG": str(tmp_path / "nope")}))
+
+
+def test_the_qmp_answer_window_is_a_setting_with_a_default_and_bounds():
+    from txnstorm.settings import QMP_ANSWER_S, Settings
+
+    assert Settings.from_env({}).qmp_answer_s == QMP_ANSWER_S == 60.0
+    assert Settings.from_env({"TXNSTORM_QMP_ANSWER_S": "120"}).qmp_answer_s == 120.0
+    for wrong in ("1", "abc", "-5", "nan"):
+        with pytest.raises(UserError, match=f"TXNSTORM_QMP_ANSWER_S={wrong} is not a number of seconds"):
+            Settings.from_env({"TXNSTORM_QMP_ANSWER_S": wrong})

@@ -39,6 +39,7 @@ from txnstorm.transactions.plans import PLANS, PlanKind, action_types
 from txnstorm.vm import accel, caps, storage_daemon
 from txnstorm.vm.boot import Booted, booted
 from txnstorm.vm.machine import Machine, Platform
+from txnstorm.vm.qemu_process import Keeping
 from txnstorm.vm.storage_daemon import StorageDaemon
 from txnstorm.vm.topology import Topology
 
@@ -139,7 +140,8 @@ class TxnstormTest(Test):
         self.qemu_img = QemuImg(self.sut.qemu_img)
         if self.NEEDS_GUEST:
             self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel,
-                                     self.settings.qemu_trace, self.settings.keep_cores)  # fmt: skip
+                                     self.settings.qemu_trace, self.settings.keep_cores,
+                                     self.settings.qmp_answer_s)  # fmt: skip
         self.scratch = self.logdir_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
 
@@ -338,7 +340,7 @@ class StorageDaemonTest(TxnstormTest):
         test's), its logs in ``logdir``; handed to tearDown before it launches."""
         logdir.mkdir(parents=True, exist_ok=True)
         daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch),
-                               self.settings.keep_cores)  # fmt: skip
+                               Keeping(self.settings.keep_cores, self.settings.qmp_answer_s))  # fmt: skip
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         return daemon
 

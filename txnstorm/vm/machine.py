@@ -15,7 +15,7 @@ from pathlib import Path
 from txnstorm.errors import QemuRefusedCommandLine
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
-from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
+from txnstorm.vm.qemu_process import QMP_SOCKET, Keeping, QemuProcess
 from txnstorm.vm.topology import Topology
 
 
@@ -38,6 +38,7 @@ class Platform:
     accel: str
     trace: tuple[str, ...] = ()
     keep_cores: bool = False
+    qmp_answer_s: float = 60.0  # a QMP command unanswered this long: QEMU hung
 
 
 class Machine(QemuProcess):
@@ -48,7 +49,7 @@ class Machine(QemuProcess):
         vhost_sockets: dict[str, Path] | None = None,
     ) -> None:  # fmt: skip
         """``vhost_sockets``: where a qemu-storage-daemon exports the topology's vhost-user-blk disks."""
-        super().__init__(platform.sut.qemu, logdir, platform.keep_cores)
+        super().__init__(platform.sut.qemu, logdir, Keeping(platform.keep_cores, platform.qmp_answer_s))
         self.trace = platform.trace
         self.sut, self.boot, self.accel = platform.sut, platform.boot, platform.accel
         self.topology = topology

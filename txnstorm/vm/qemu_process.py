@@ -22,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -51,6 +52,15 @@ def crash_summary(stderr_text: str) -> str:
     return lines[-1] if lines else "(no stderr)"
 
 
+@dataclass(frozen=True)
+class Keeping:
+    """The user's say in how a QEMU process is watched: keep a crash's core
+    (``TXNSTORM_KEEP_CORES``), how long a QMP command may go unanswered (``TXNSTORM_QMP_ANSWER_S``)."""
+
+    cores: bool = False
+    qmp_answer_s: float = 60.0
+
+
 class QemuProcess:
     """A QEMU program under test, launched from ``_command_line`` with QMP on a unix socket."""
 
@@ -59,8 +69,9 @@ class QemuProcess:
     QMP_LISTENS = True  # True: we listen and QEMU connects (-chardev socket without server); False: QEMU listens
     RUNDIR_PREFIX = "vm"  # the private run dir's name: its sockets, and a core if QEMU dumps one
 
-    def __init__(self, binary: Path, logdir: Path, keep_cores: bool = False) -> None:
+    def __init__(self, binary: Path, logdir: Path, keep_cores: bool = False, qmp_answer_s: float = 60.0) -> None:
         self.binary = Path(binary)  # the program (gdb reads its symbols)
+        self.qmp_answer_s = qmp_answer_s  # no answer to a QMP command within this: hung
         self.logdir = Path(logdir)
         self.keep_cores = keep_cores  # a crash's core moves into the log dir (it is large)
         self.rundir: Path | None = None
@@ -104,7 +115,8 @@ class QemuProcess:
         self.rundir = make_private_dir(self.RUNDIR_PREFIX)
         args = self._command_line(self.rundir)
         (self.logdir / "qemu-cmdline.txt").write_text(shlex.join(args) + "\n")
-        self.qmp = Monitor(self.rundir / QMP_SOCKET, self.logdir / "qmp.log", listen=self.QMP_LISTENS)
+        self.qmp = Monitor(self.rundir / QMP_SOCKET, self.logdir / "qmp.log", self.qmp_answer_s,
+                           listen=self.QMP_LISTENS)
         self._stderr = open(self.stderr_log, "ab")  # noqa: SIM115 - closed in shutdown()
         log.info("launching %s", shlex.join(args))
         self.launched_at = time.monotonic()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from txnstorm.errors import DeadlineExceeded, QemuDied
 from txnstorm.host.images import nbd_uri
-from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
+from txnstorm.vm.qemu_process import QMP_SOCKET, Keeping, QemuProcess
 from txnstorm.vm.topology import Topology
 
 DAEMON_BINARY = "qemu-storage-daemon"
@@ -117,9 +117,9 @@ class StorageDaemon(QemuProcess):
     RUNDIR_PREFIX = "qsd"
 
     def __init__(
-        self, daemon: Path, topology: Topology, logdir: Path, images: dict[str, Path], keep_cores: bool = False
+        self, daemon: Path, topology: Topology, logdir: Path, images: dict[str, Path], keeping: Keeping | None = None
     ) -> None:
-        super().__init__(daemon, logdir, keep_cores)
+        super().__init__(daemon, logdir, keeping)
         self.topology = topology
         self.images = dict(images)
 
