@@ -188,3 +188,19 @@ def test_a_taken_ssh_port_is_tried_again_with_another(tmp_path, fake_qemu):
         vm.launch(start_timeout=10)
     assert count.read_text().count("x") == Machine.PORT_TRIES
     assert vm.rundir is None and vm.qmp is None, "every try cleaned up after itself"
+
+
+def test_the_users_keeping_reaches_every_qemu_process(tmp_path):
+    """TXNSTORM_KEEP_CORES and TXNSTORM_QMP_ANSWER_S, as the harness hands them down (a mix-up
+    once kept every crash's core and left the answer window at 60 s)."""
+    from txnstorm.vm.qemu_process import Keeping
+    from txnstorm.vm.storage_daemon import StorageDaemon
+
+    sut = SystemUnderTest(qemu=Path("/q"), qemu_img=Path("/i"), version="9.9.9")
+    boot = BootFiles(tmp_path / "k", tmp_path / "i", "")
+    vm = Machine(Platform(sut, boot, "tcg"), TWO_DISKS_ONE_IOTHREAD, tmp_path, {})
+    assert (vm.keep_cores, vm.qmp_answer_s) == (False, 60.0), "the defaults"
+    vm = Machine(Platform(sut, boot, "tcg", keep_cores=True, qmp_answer_s=10.0), TWO_DISKS_ONE_IOTHREAD, tmp_path, {})
+    assert (vm.keep_cores, vm.qmp_answer_s) == (True, 10.0)
+    daemon = StorageDaemon(Path("/qsd"), TWO_DISKS_ONE_IOTHREAD, tmp_path, {}, Keeping(cores=False, qmp_answer_s=7.0))
+    assert (daemon.keep_cores, daemon.qmp_answer_s) == (False, 7.0)

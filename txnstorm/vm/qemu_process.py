@@ -69,11 +69,12 @@ class QemuProcess:
     QMP_LISTENS = True  # True: we listen and QEMU connects (-chardev socket without server); False: QEMU listens
     RUNDIR_PREFIX = "vm"  # the private run dir's name: its sockets, and a core if QEMU dumps one
 
-    def __init__(self, binary: Path, logdir: Path, keep_cores: bool = False, qmp_answer_s: float = 60.0) -> None:
+    def __init__(self, binary: Path, logdir: Path, keeping: Keeping | None = None) -> None:
         self.binary = Path(binary)  # the program (gdb reads its symbols)
-        self.qmp_answer_s = qmp_answer_s  # no answer to a QMP command within this: hung
+        keeping = keeping or Keeping()
+        self.qmp_answer_s = keeping.qmp_answer_s  # no answer to a QMP command within this: hung
         self.logdir = Path(logdir)
-        self.keep_cores = keep_cores  # a crash's core moves into the log dir (it is large)
+        self.keep_cores = keeping.cores  # a crash's core moves into the log dir (it is large)
         self.rundir: Path | None = None
         self.qmp: Monitor | None = None
         self._proc: subprocess.Popen | None = None
