@@ -16,6 +16,8 @@ before the virtualenv exists.
 ``TXNSTORM_QEMU_TRACE``    QEMU trace event patterns, comma-separated, into ``qemu-trace.log``
 ``TXNSTORM_KEEP_CORES``    1: keep a crashed QEMU's core in the log dir beside its backtrace
 ``TXNSTORM_QMP_ANSWER_S``  seconds a QMP command may take before QEMU is called hung (default 60)
+``TXNSTORM_BOOT``          restore (default): load a saved guest of the same shape instead of booting
+                           it (``<cache>/boot-states``); cold: boot every guest
 =========================  ==================================================================
 """
 
@@ -62,6 +64,7 @@ class Settings:
     qemu_trace: tuple[str, ...] = ()
     keep_cores: bool = False
     qmp_answer_s: float = QMP_ANSWER_S
+    restore_guests: bool = True  # TXNSTORM_BOOT=restore (default) or cold
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +77,7 @@ class Settings:
             qemu_trace=tuple(p.strip() for p in env.get("TXNSTORM_QEMU_TRACE", "").split(",") if p.strip()),
             keep_cores=env.get("TXNSTORM_KEEP_CORES") == "1",
             qmp_answer_s=qmp_answer_seconds(env.get("TXNSTORM_QMP_ANSWER_S", "")),
+            restore_guests=boot_choice(env.get("TXNSTORM_BOOT", "")) == "restore",
         )  # fmt: skip
 
 
@@ -89,6 +93,18 @@ def qmp_answer_seconds(value: str) -> float:
         raise UserError(f"TXNSTORM_QMP_ANSWER_S={value} is not a number of seconds from 5 to 3600 "
                         f"(default {QMP_ANSWER_S:.0f}; e.g. TXNSTORM_QMP_ANSWER_S=120 on a very slow host)")
     return seconds
+
+
+BOOT_CHOICES = ("restore", "cold")
+
+
+def boot_choice(value: str) -> str:
+    """``TXNSTORM_BOOT``: restore (the default) or cold."""
+    choice = value.strip().lower() or "restore"
+    if choice not in BOOT_CHOICES:
+        raise UserError(f"TXNSTORM_BOOT={value} is not one of {', '.join(BOOT_CHOICES)} "
+                        "(restore: load a saved guest where one fits, the default; cold: boot every guest)")
+    return choice
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,8 @@
 
 Prints a table and writes bench.json; asserts nothing (no timed tests).
 
-* boot: boot-to-SSH of the tiny guest, median of N boots, beside ONE boot of
+* boot: boot-to-SSH of the tiny guest, median of N boots, beside the median of N restores of a
+  saved guest of the same shape (``vm/boot_states``, what the scenario tests do), and beside ONE boot of
   a plain debootstrapped Debian 12 (systemd, OpenSSH) on the same QEMU and
   kernel (``guests/debian-bench``: a bench-only asset, built the first time
   ``make bench`` needs it, then cached), as a ratio;
@@ -43,6 +44,7 @@ from txnstorm.scenario.rounds import start_storm
 from txnstorm.settings import Settings, cache_dir
 from txnstorm.vm import accel
 from txnstorm.vm.boot import booted
+from txnstorm.vm.boot_states import BootStates
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload import nbd
@@ -58,16 +60,18 @@ DEBIAN_SSH_DEADLINE_S = 300.0
 
 
 def _boot_times(
-    system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, n: int, tmp: Path
+    platform: Platform, image: assets.GuestImage, n: int, tmp: Path, states: BootStates | None = None
 ) -> list[float]:
-    img = QemuImg(system.qemu_img)
+    """Seconds to SSH of ``n`` guests: booted, or with ``states`` restored (a first, saving,
+    guest before them is not counted)."""
+    img = QemuImg(platform.sut.qemu_img)
     images = {d.name: img.create(tmp / f"{d.name}.qcow2", d.size) for d in BENCH_TOPOLOGY.disks}
     times = []
-    for i in range(n):
-        vm = Machine(Platform(system, image.boot_files(), accel_name), BENCH_TOPOLOGY, tmp / f"boot{i}", images)
-        with booted(vm, image) as b:
+    for i in range(n + (1 if states else 0)):
+        vm = Machine(platform, BENCH_TOPOLOGY, tmp / f"boot{i}", images)
+        with booted(vm, image, states=states) as b:
             times.append(b.boot_seconds)
-    return times
+    return times[-n:]
 
 
 def debian_guest(say: Callable[[str], None] = print) -> assets.GuestImage:
@@ -307,7 +311,9 @@ def main() -> int:
     image = assets.ensure_guest(allow_build=False, cache=cache_dir())
     choice = accel.choose("auto", system, image, say=lambda _: None, cache=cache_dir())
     with private_dir("bench") as tmp:
-        boots = _boot_times(system, image, choice.accel, 5, tmp)
+        platform = Platform(system, image.boot_files(), choice.accel)
+        boots = _boot_times(platform, image, 5, tmp)
+        restores = _boot_times(platform, image, 5, tmp, BootStates(tmp / "boot-states"))
         debian = _debian_boot(system, choice.accel, statistics.median(boots), tmp)
         storm = _storm_iops(system, image, choice.accel, tmp)
         suite = _suite_figures(tmp / "results")
@@ -315,6 +321,7 @@ def main() -> int:
         "qemu": system.version,
         "accel": choice.accel,
         "boot_to_ssh_s": {"median": round(statistics.median(boots), 2), "all": [round(b, 2) for b in boots]},
+        "restore_to_ssh_s": {"median": round(statistics.median(restores), 2), "all": [round(r, 2) for r in restores]},
         "boot_to_ssh_debian": debian,
         "storm": storm,
         "suite": suite,
@@ -324,6 +331,9 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"txnstorm bench (QEMU {system.version}, {choice.accel}):")
     print(f"  boot to SSH, median of 5         {result['boot_to_ssh_s']['median']} s  {result['boot_to_ssh_s']['all']}")
+    restored = result["restore_to_ssh_s"]
+    print(f"  restore to SSH, median of 5      {restored['median']} s  {restored['all']}  (a saved guest, "
+          f"TXNSTORM_BOOT=restore: {round(result['boot_to_ssh_s']['median'] / restored['median'], 1)}x)")
     if debian["seconds"] is not None:
         print(f"  boot to SSH, plain Debian: {debian['seconds']} s; tiny guest is {debian['tiny_faster_by']}× faster")
     else:

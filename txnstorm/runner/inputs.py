@@ -8,9 +8,9 @@ runs with the system ``python3`` before the virtualenv exists.
 Checked (from the environment, as make passes them): ``QEMU`` and
 ``QEMU_IMG`` (or QEMU's ``QEMU_TEST_QEMU_BINARY``, ``QEMU_TEST_QEMU_IMG``),
 ``ACCEL``, ``TAGS``, ``NIGHTLY_TAGS`` and ``TEETH_TAGS``, ``SHARD``, ``DURATION``, ``SEED``
-and ``TXNSTORM_SEED``, ``TXNSTORM_QMP_ANSWER_S``, ``FAILFAST``, ``JOBS``, the paths of ``NIGHTLY_QEMUS``,
-and that the cache dir can be written.  (``TEST`` needs Avocado's test list: ``scripts/txnstorm run``
-checks it before preflight.)
+and ``TXNSTORM_SEED``, ``TXNSTORM_QMP_ANSWER_S``, ``TXNSTORM_BOOT``, ``FAILFAST``, ``JOBS``, the paths of
+``NIGHTLY_QEMUS``, and that the cache dir can be written.  (``TEST`` needs Avocado's test list:
+``scripts/txnstorm run`` checks it before preflight.)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
 from txnstorm.runner import runs
-from txnstorm.settings import ACCEL_CHOICES, Settings, default_cache_dir, qmp_answer_seconds
+from txnstorm.settings import ACCEL_CHOICES, Settings, boot_choice, default_cache_dir, qmp_answer_seconds
 
 TESTS_DIR = REPO / "tests"
 
@@ -63,6 +63,8 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
         found.append(lambda: runs.parse_jobs(env["JOBS"]))
     if env.get("TXNSTORM_QMP_ANSWER_S"):
         found.append(lambda: qmp_answer_seconds(env["TXNSTORM_QMP_ANSWER_S"]))
+    if env.get("TXNSTORM_BOOT"):
+        found.append(lambda: boot_choice(env["TXNSTORM_BOOT"]))
     if env.get("BASELINE"):
         found.append(lambda: check_revision("BASELINE", env["BASELINE"]))
     if env.get("NIGHTLY_QEMUS", "").strip():

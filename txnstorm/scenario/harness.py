@@ -38,6 +38,7 @@ from txnstorm.settings import Settings
 from txnstorm.transactions.plans import PLANS, PlanKind, action_types
 from txnstorm.vm import accel, caps, storage_daemon
 from txnstorm.vm.boot import Booted, booted
+from txnstorm.vm.boot_states import BootStates
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.qemu_process import Keeping
 from txnstorm.vm.storage_daemon import StorageDaemon
@@ -144,6 +145,8 @@ class TxnstormTest(Test):
                                      self.settings.qmp_answer_s)  # fmt: skip
         self.scratch = self.logdir_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
+        # saved guests of the same shape load instead of booting (TXNSTORM_BOOT=cold: never)
+        self.boot_states = BootStates(self.settings.cache_dir / "boot-states") if self.settings.restore_guests else None
 
     def tearDown(self) -> None:
         for vm in getattr(self, "_to_kill", []):
@@ -203,8 +206,8 @@ class TxnstormTest(Test):
         else:
             vm = Machine(self.platform, topology, self.logdir_path, {}, daemon.vhost_export_sockets())
         self.kill_at_teardown(vm)  # before launch: tearDown kills it even mid-boot
-        with booted(vm, self.guest_image) as b:
-            self.log.info("booted %s in %.2f s", topology.name, b.boot_seconds)
+        with booted(vm, self.guest_image, states=self.boot_states) as b:
+            self.log.info("%s %s in %.2f s", b.how, topology.name, b.boot_seconds)
             yield b
 
     # -- the story: boot, storm, fire, verify ---------------------------------------

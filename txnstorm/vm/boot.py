@@ -7,10 +7,12 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from txnstorm.deadline import Deadline
-from txnstorm.errors import DeadlineExceeded, QemuFailure, QemuHung
+from txnstorm.errors import DeadlineExceeded, QemuFailure, QemuHung, TxnstormError
 from txnstorm.host.assets import GuestImage
+from txnstorm.vm.boot_states import LOAD_S, STATE, BootStates, StateUnusable, zstd
 from txnstorm.vm.machine import Machine
 from txnstorm.vm.ssh import GuestSession
 
@@ -44,24 +46,25 @@ class Booted:
     vm: Machine
     guest: GuestSession
     boot_seconds: float  # QEMU start to first successful SSH command
+    how: str = "booted"  # "booted" (cold), or "restored" (a saved guest of this shape, boot_states)
 
 
 @contextlib.contextmanager
-def booted(vm: Machine, guest: GuestImage, ssh_deadline_s: float = 60.0) -> Iterator[Booted]:
+def booted(
+    vm: Machine, guest: GuestImage, ssh_deadline_s: float = 60.0, states: BootStates | None = None
+) -> Iterator[Booted]:
     """Launch ``vm``, wait for SSH to ``guest`` (its keys); always shut QEMU
-    down and close SSH.  Register ``vm`` for a last-resort kill before this
-    (a test's tearDown can then end it even when the boot is interrupted)."""
+    down and close SSH.  With ``states``, a saved guest of this shape is loaded instead of a
+    boot (the first of a shape boots and is saved; see ``boot_states``).  Register ``vm`` for a
+    last-resort kill before this (a test's tearDown can then end it even when the boot is
+    interrupted)."""
     session: GuestSession | None = None
     try:
-        vm.launch()
-        deadline = Deadline(ssh_deadline_s)
-        wait_console(vm, READY_MARKER, ssh_deadline_s)
-        session = GuestSession(vm.ssh_port, guest.private_key, guest.host_key)
-        session.wait_ready(deadline.remaining(at_least=5.0), alive=vm.check_alive)
+        session, how = bring_up(vm, guest, ssh_deadline_s, states)
         seconds = time.monotonic() - vm.launched_at
-        vm.note(f"guest reachable over SSH after {seconds:.2f} s")
-        log.info("guest up after %.2f s (accel %s)", seconds, vm.accel)
-        yield Booted(vm, session, seconds)
+        vm.note(f"guest reachable over SSH after {seconds:.2f} s ({how})")
+        log.info("guest up after %.2f s (accel %s, %s)", seconds, vm.accel, how)
+        yield Booted(vm, session, seconds, how)
     except DeadlineExceeded as hang:
         # A hang: keep every QEMU thread's stack before QEMU is killed.  A
         # guest that never came up is the suite's problem (ERROR) unless QEMU
@@ -77,3 +80,63 @@ def booted(vm: Machine, guest: GuestImage, ssh_deadline_s: float = 60.0) -> Iter
         if session is not None:
             session.close()
         vm.shutdown()
+
+
+def cold_boot(vm: Machine, guest: GuestImage, ssh_deadline_s: float) -> GuestSession:
+    vm.launch()
+    deadline = Deadline(ssh_deadline_s)
+    wait_console(vm, READY_MARKER, ssh_deadline_s)
+    session = GuestSession(vm.ssh_port, guest.private_key, guest.host_key)
+    session.wait_ready(deadline.remaining(at_least=5.0), alive=vm.check_alive)
+    return session
+
+
+def restore(vm: Machine, guest: GuestImage, states: BootStates, state: Path) -> GuestSession:
+    states.load(vm, state)
+    session = GuestSession(vm.ssh_port, guest.private_key, guest.host_key)
+    try:
+        session.wait_ready(LOAD_S, alive=vm.check_alive)
+        # The saved guest's page cache knew other images (their first sectors), and its clock
+        # stopped when it was saved.
+        session.run(f"echo 3 > /proc/sys/vm/drop_caches; date -s @{int(time.time())} >/dev/null || true",
+                    timeout=10).check()  # fmt: skip
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def bring_up(
+    vm: Machine, guest: GuestImage, ssh_deadline_s: float, states: BootStates | None
+) -> tuple[GuestSession, str]:
+    """The guest up and answering SSH: restored when ``states`` has (or can now save) its
+    shape, else booted.  A boot's failure is the test's; a restore's only costs a cold boot."""
+    if states is not None and zstd() is None:
+        log.info("zstd is not installed: every guest boots cold (make setup installs it)")
+        states = None
+    key = states.key(vm, guest) if states is not None else None
+    if states is None or key is None:
+        return cold_boot(vm, guest, ssh_deadline_s), "booted"
+    try:
+        state = states.verified(key)
+    except StateUnusable as unusable:
+        log.info("%s; booting and saving it again", unusable)
+        state = None
+    if state is None:
+        session = cold_boot(vm, guest, ssh_deadline_s)
+        session.close()
+        try:
+            states.save(vm, key)
+        except TxnstormError as exc:
+            log.info("the booted guest could not be saved (%s); booting it again", exc)
+            vm.shutdown()
+            return cold_boot(vm, guest, ssh_deadline_s), "booted (not saved)"
+        vm.shutdown()
+        state = states.entry(key) / STATE
+    try:
+        return restore(vm, guest, states, state), "restored"
+    except TxnstormError as exc:
+        log.info("the saved guest %s did not load (%s); removed, booting cold", key, exc)
+        vm.shutdown(hard=True)
+        states.forget(key)
+        return cold_boot(vm, guest, ssh_deadline_s), "booted (restore failed)"

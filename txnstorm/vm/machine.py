@@ -56,6 +56,7 @@ class Machine(QemuProcess):
         self.images = dict(images)
         self.vhost_sockets = dict(vhost_sockets or {})
         self.ssh_port = 0
+        self.incoming = False  # True: launched paused for a saved state (``-incoming defer``), not booted
 
     PORT_TRIES = 3  # SSH's local port: free when picked, taken by another test's QEMU by launch (JOBS > 1)
 
@@ -90,6 +91,16 @@ class Machine(QemuProcess):
             trace=self.trace,
             trace_log=self.logdir / "qemu-trace.log",
         )
+        return build_args(self.sut.qemu, self.topology, spec) + (["-incoming", "defer"] if self.incoming else [])
+
+    def shape(self) -> list[str]:
+        """The command line without what differs from run to run (sockets, logs, image paths, the SSH
+        port, trace events): two machines of one shape are one guest, whose saved state either can load."""
+        spec = LaunchSpec(
+            accel=self.accel, boot=self.boot, qmp_socket=Path("QMP"), console_log=Path("CONSOLE"), ssh_port=0,
+            images={name: Path(f"IMAGE-{name}") for name in self.images}, vhost_sockets={},
+            data_dir=self.sut.data_dir,
+        )  # fmt: skip
         return build_args(self.sut.qemu, self.topology, spec)
 
     # -- the guest's disks ---------------------------------------------------
