@@ -2,7 +2,9 @@
 answers 1 (bad) for a QEMU that aborts and for one that hangs mid-storm, and
 0 (good) for a healthy one.  The failing QEMUs are the real binary behind a
 wrapper that injects the failure 2 s after the guest says it is ready (in the
-storm, however slow the host is; two `make unit` at once are slow).
+storm, however slow the host is; two `make unit` at once are slow).  Those two boot cold
+(``TXNSTORM_BOOT=cold``): the wrapper watches a boot's console, and a wrapper in a temp dir is a
+new QEMU each run, whose saved guest would only fill the cache.
 
 Real QEMU, real guest (built by bisect-run's preflight if missing), ~2 min.
 """
@@ -74,7 +76,7 @@ def test_a_healthy_qemu_is_good(tmp_path, jobs_removed_on_pass):
 
 
 def test_a_qemu_that_aborts_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
-    rc, said = bisect_run(qemu_that(tmp_path, "ABRT", 2), tmp_path)
+    rc, said = bisect_run(qemu_that(tmp_path, "ABRT", 2), tmp_path, TXNSTORM_BOOT="cold")
     jobs_removed_on_pass.append(said)
     assert rc == 1, said
     assert "FAIL: QEMU crashed: QEMU killed by SIGABRT" in said
@@ -82,7 +84,7 @@ def test_a_qemu_that_aborts_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
 
 def test_a_qemu_that_hangs_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
     # a 10 s QMP answer window (default 60): the same verdict, 50 s sooner (what a user can set too)
-    rc, said = bisect_run(qemu_that(tmp_path, "STOP", 2), tmp_path, TXNSTORM_QMP_ANSWER_S="10")
+    rc, said = bisect_run(qemu_that(tmp_path, "STOP", 2), tmp_path, TXNSTORM_QMP_ANSWER_S="10", TXNSTORM_BOOT="cold")
     jobs_removed_on_pass.append(said)
     assert rc == 1, said
     assert "FAIL: QEMU hung: " in said and "no answer within 10 s" in said

@@ -208,6 +208,7 @@ class TxnstormTest(Test):
         self.kill_at_teardown(vm)  # before launch: tearDown kills it even mid-boot
         with booted(vm, self.guest_image, states=self.boot_states) as b:
             self.log.info("%s %s in %.2f s", b.how, topology.name, b.boot_seconds)
+            self.record(guest_boot=b.how)  # "restored": its QEMU loaded a saved guest (TXNSTORM_BOOT=cold: never)
             yield b
 
     # -- the story: boot, storm, fire, verify ---------------------------------------

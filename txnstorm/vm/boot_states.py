@@ -47,7 +47,7 @@ MANIFEST = "manifest.json"
 SAVE_S = 60.0  # migrate to the file (a 512 MiB guest: ~0.6 s quiet)
 LOAD_S = 10.0  # migrate-incoming until the guest runs, and then SSH (quiet: 0.2 + 0.4 s); a stream QEMU
 # cannot read leaves 7.2 waiting in "inmigrate" with no status at all: this bounds that too
-KEEP = 64  # states kept (~20 MB each); the least recently used go first
+KEEP = 40  # states kept (~20 MB each: under 1 GB); the least recently used go first
 
 
 class StateUnusable(TxnstormError):
