@@ -43,10 +43,8 @@ class NbdWriters:
     the NBD stamp writer on the witnesses; counted by the clients (an export keeps no
     ``query-blockstats``).  Every client stays connected until the daemon has quit (KI-1)."""
 
-    # After a round every export must answer new writes: waited for at once
-    # (``Storm.measure_overlap``); a loaded host can pause the clients for
-    # seconds, so only a pause over 2 s is marked.
-    SETTLE_S = 0.0
+    # After a round every export must answer new writes (``Storm.writing_again``); a loaded host
+    # can pause the clients for seconds, so only a pause over 2 s is marked.
     PAUSE_NOTED_S = 2.0
 
     def __init__(

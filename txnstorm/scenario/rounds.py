@@ -48,13 +48,6 @@ class Timeline:
 DISK_SCAN_S = 20.0  # how long the guest's disks may take to show up after boot
 
 
-def sample_writes(vm: Machine, seconds: float, every: float = 0.2) -> None:
-    """Wait ``seconds`` while reading the write counters (for the timeline)."""
-    deadline = Deadline(seconds)
-    while deadline.sleep(every):
-        vm.write_ops()
-
-
 def guest_devices(booted: Booted, disks: Sequence[str], timeout: float = DISK_SCAN_S) -> dict[str, str]:
     """{disk: /dev/vdX or /dev/sdX}, found by serial (never by name order).  SCSI disks may
     show up after the guest said ready (the kernel scans and probes them asynchronously):
@@ -99,13 +92,6 @@ class Overlap:
                 f"storm did not overlap the actions: fio running after={self.fio_running_after}, "
                 f"no writes after the actions on {idle} (counters {asdict(self)})"
             )
-
-
-def measure_overlap(vm: Machine, storm: RunningStorm, before: dict[str, int], settle_s: float = 1.0) -> Overlap:
-    after = vm.write_ops()
-    sample_writes(vm, settle_s)
-    later = vm.write_ops()
-    return Overlap(before, after, later, storm.is_running())
 
 
 @dataclass(frozen=True)

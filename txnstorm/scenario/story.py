@@ -25,7 +25,7 @@ import contextlib
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from txnstorm.errors import DeviceStalled, QMPCommandError, StormStuckInGuest, TxnstormError
@@ -38,8 +38,6 @@ from txnstorm.scenario.rounds import (
     Overlap,
     RoundRecord,
     Timeline,
-    measure_overlap,
-    sample_writes,
     verify_rounds,
 )
 from txnstorm.scenario.writers import GuestWriters, Witnesses, Writers
@@ -87,6 +85,7 @@ class Storm:
         self.bitmap_base: BitmapBase | None = None
         self.round_no = 0
         self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
+        self.last_counts: dict[str, int] | None = None  # the last reading a round took
         self.mark("storm started", **writers.started())
 
     def mark(self, event: str, **data: object) -> None:
@@ -148,35 +147,39 @@ class Storm:
         transaction (``atomic=False``: as separate commands, the control),
         wait for its jobs, prove the storm overlapped, adopt the new tops."""
         ctx, plan, delay = self._next_round(kind, backup_disk or self.disks[0])
-        sample_writes(self, delay)
-        before = self.still_writing()
+        time.sleep(delay)  # the seeded moment; no counter reads meanwhile (each takes QEMU's big lock)
+        before = self.writing_again()
         self.mark(f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, write_ops=before)
         progress: dict[str, int] = {}
         gap_writes: int | None = None
         if atomic:
             fired = fire_transaction(self.vm, plan.actions)
         else:
-            before: list[dict[str, int]] = []  # each command's writer counts right before it was sent
-            after: list[dict[str, int]] = []  # and once it was answered
+            # (not ``before``: that is the round's write counters, which its overlap record keeps)
+            sent: list[dict[str, int]] = []  # each command's writer counts right before it was sent
+            answered: list[dict[str, int]] = []  # and once it was answered
             fired = fire_separately(
                 self.vm, plan.actions, CONTROL_GAP_S,
-                before_each=lambda i: before.append(self.control_counts(plan, i, first=False)),
-                after_each=lambda i: after.append(self.control_counts(plan, i, first=True)),
+                before_each=lambda i: sent.append(self.control_counts(plan, i, first=False)),
+                after_each=lambda i: answered.append(self.control_counts(plan, i, first=True)),
             )  # fmt: skip
-            progress = self.writes_between_witness_captures(plan, before, after)
+            progress = self.writes_between_witness_captures(plan, sent, answered)
             if plan.gap_disk is not None and len(plan.actions) > 1:
-                gap_writes = before[-1][GAP] - after[0][GAP]
+                gap_writes = sent[-1][GAP] - answered[0][GAP]
         said = {"stamp_writes_during": progress} if progress else {}
         if gap_writes is not None:
             said["gap_writes"] = {plan.gap_disk: gap_writes}
         seconds = round(fired.done_at - fired.sent_at, 4)
         self.mark(f"round {ctx.round_no}: {fired.mode} answered", seconds=seconds, **said)
         wait_jobs(self.vm, plan.jobs)
-        self.mark(f"round {ctx.round_no}: jobs completed", jobs=plan.jobs)
-        overlap = self.measure_overlap(before)
-        self.mark(f"round {ctx.round_no}: overlap measured", later=overlap.later)
+        after_actions = self.write_ops()
+        self.last_counts = after_actions
+        self.mark(f"round {ctx.round_no}: jobs completed", jobs=plan.jobs, write_ops=after_actions)
         self.states.update(plan.new_tops)
-        record = RoundRecord(ctx.round_no, plan, fired, overlap, delay, progress, gap_writes)
+        # The overlap is proven by the next reading that shows every disk writing again (the next
+        # round's, or the stop's): no settle of its own.
+        pending = Overlap(before, after_actions, {}, False)
+        record = RoundRecord(ctx.round_no, plan, fired, pending, delay, progress, gap_writes)
         self.records.append(record)
         return record
 
@@ -212,20 +215,30 @@ class Storm:
         oracle is judged by what it wrote between the commands)."""
         return self.writers.stamp_writes()
 
-    def measure_overlap(self, before: dict[str, int]) -> Overlap:
-        """The storm's writes around the actions: counters now, and
-        the writers' ``SETTLE_S`` later; a disk with none by then is waited for (a guest
-        with 64 writes in flight can pause a disk for a second while it takes
-        the other's completions; a loaded host pauses NBD clients), and none
-        within 30 s is a stall (``still_writing``), not a missed overlap."""
-        overlap = measure_overlap(self, self.writers, before, settle_s=self.writers.SETTLE_S)
-        if not any(overlap.later[d] <= overlap.after_actions[d] for d in self.disks):
-            return overlap
-        started = time.monotonic()
-        later = self.still_writing()
-        if (paused := time.monotonic() - started) > self.writers.PAUSE_NOTED_S:
-            self.mark("a disk paused after the actions", seconds=round(paused, 2))
-        return Overlap(before, overlap.after_actions, later, self.writers.is_running())
+    def writing_again(self) -> dict[str, int]:
+        """The counters now, once every disk wrote since the last reading (the previous round's,
+        right after its jobs): one reading when they all have, else the wait ``still_writing`` does
+        (a guest with 64 writes in flight can pause a disk for a second while it takes the other's
+        completions; a loaded host pauses NBD clients; none within 30 s is a stall, examined).
+        That reading proves the previous round's overlap: writes after its actions."""
+        now = self.write_ops() if self.last_counts is not None else None
+        if now is None or any(now.get(d, 0) <= self.last_counts.get(d, 0) for d in self.disks):
+            started = time.monotonic()
+            now = self.still_writing()
+            if self.last_counts is not None and (paused := time.monotonic() - started) > self.writers.PAUSE_NOTED_S:
+                self.mark("a disk paused after the actions", seconds=round(paused, 2))
+        self.prove_overlap(now)
+        self.last_counts = now
+        return now
+
+    def prove_overlap(self, later: dict[str, int]) -> None:
+        """The last round's overlap, from a reading after its actions (``Overlap.check`` judges it)."""
+        if not self.records or self.records[-1].overlap.later:
+            return
+        last = self.records[-1]
+        overlap = Overlap(last.overlap.before, last.overlap.after_actions, later, self.writers.is_running())
+        self.records[-1] = replace(last, overlap=overlap)
+        self.mark(f"round {last.round_no}: overlap proven", later=later)
 
     def fire_with_abort(self, kind: PlanKind, atomic: bool = True) -> AbortedRound:
         """All or nothing: the plan plus the ``abort`` action in one
@@ -234,8 +247,8 @@ class Storm:
         commands, the control, whose changes the graph check must name)."""
         ctx, plan, delay = self._next_round(kind, self.disks[0])
         before = graph_state(self.vm)
-        sample_writes(self, delay)
-        self.still_writing()
+        time.sleep(delay)
+        self.writing_again()
         self.mark(f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
         answer = ""
         if atomic:
@@ -261,6 +274,8 @@ class Storm:
         """Stop every writer (fio's result lands in the log dir); a writer that never ends is a
         stall too, examined while QEMU runs."""
         try:
+            if self.records:  # the last round's overlap: writes after its actions, before the stop
+                self.writing_again()
             self.writers.stop(self.mark)
         except StormHung as hung:
             self.writers.examine(hung, self.disks, self.mark)

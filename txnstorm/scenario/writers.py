@@ -66,8 +66,7 @@ class Witnesses:
 class Writers(Protocol):
     """What the rounds engine asks of whatever writes during a storm."""
 
-    SETTLE_S: float  # how long after the actions the write counters are read again
-    PAUSE_NOTED_S: float  # a longer wait for new writes after that is marked in the timeline
+    PAUSE_NOTED_S: float  # a longer wait for every disk to write again after a round is marked in the timeline
 
     def started(self) -> dict[str, object]: ...  # what the timeline's "storm started" says
 
@@ -92,7 +91,6 @@ class GuestWriters:
     """fio on every disk of a booted guest, the guest stamp writer on the witnesses, and with an
     ``nbd`` region the host NBD stamp writer through the guest's QEMU; counted by that QEMU."""
 
-    SETTLE_S = 0.5
     PAUSE_NOTED_S = 0.0
 
     def __init__(self, booted: Booted, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack) -> None:
