@@ -5,6 +5,7 @@ QEMU (~10 s)."""
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -142,9 +143,10 @@ def test_a_state_qemu_cannot_load_costs_a_cold_boot_and_is_removed(tmp_path, rea
     states = BootStates(tmp_path / "states")
     boot_once(tmp_path, real_guest, states, "first")
     (entry,) = states.root.iterdir()
-    garbage = entry / STATE  # whole by its manifest, but not a migration stream
-    garbage.write_bytes(b"not a migration stream")
+    state = entry / STATE  # whole by its manifest, but its stream ends after 1 MiB: QEMU exits
+    stream = subprocess.run(["zstd", "-d", "-q", "-c", str(state)], capture_output=True, check=True).stdout
+    subprocess.run(["zstd", "-1", "-q", "-f", "-o", str(state)], input=stream[: 1 << 20], check=True)
     manifest = json.loads((entry / MANIFEST).read_text())
-    (entry / MANIFEST).write_text(json.dumps({**manifest, "sha256": assets.sha256_file(garbage)}))
+    (entry / MANIFEST).write_text(json.dumps({**manifest, "sha256": assets.sha256_file(state)}))
     assert boot_once(tmp_path, real_guest, states, "second") == ("booted (restore failed)", "131072")
     assert not entry.exists()
