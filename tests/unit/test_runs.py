@@ -270,3 +270,15 @@ def test_jobs_default_from_cores_and_accelerator_and_bad_values():
     for bad in ("0", "-1", "two"):
         with pytest.raises(UserError, match=f"JOBS={bad} is not a positive number"):
             runs.parse_jobs(bad)
+
+
+def test_a_test_reference_names_that_test_alone():
+    """Avocado searches what follows the colon as a regular expression: `...with_scsi` also named
+    `...with_scsi_vq_mapping`, which a make run then ran twice (and `make run TEST=` would too)."""
+    ref = "tests/transaction_matrix.py:TransactionMatrixControls.test_separate_commands_are_caught_with_scsi"
+    assert runs.exact(ref) == ref.replace(":", ":^").replace(".test", r"\.test") + "$"
+    assert runs.exact("tests/nbd_transaction.py") == "tests/nbd_transaction.py", "a file stays a file"
+    avocado = Path(sys.executable).parent / "avocado"
+    listed = runs.avocado_list(avocado, [], [runs.exact(ref)], cwd=runs.REPO)
+    assert listed == [ref], listed
+    assert len(runs.avocado_list(avocado, [], [ref], cwd=runs.REPO)) == 2, "the unanchored one: the negative control"

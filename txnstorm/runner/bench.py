@@ -40,6 +40,7 @@ from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import private_dir
 from txnstorm.oracles.stall import wait_until_writing
+from txnstorm.runner import runs
 from txnstorm.scenario.rounds import start_storm
 from txnstorm.settings import Settings, cache_dir
 from txnstorm.vm import accel
@@ -248,7 +249,7 @@ def cadence_of(tree: Path, results: Path, seed: int) -> dict[str, dict[str, floa
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run(
         [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results), "-p", f"seed={seed}",
-         *CADENCE_TESTS],
+         *map(runs.exact, CADENCE_TESTS)],
         cwd=tree, env=env, check=False, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     figures = {}
