@@ -83,7 +83,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     (tmp / "stories.py").write_text(STORIES)
     subprocess.run(
         [str(AVOCADO), "--config", str(REPO / "avocado.cfg"), "run", "--job-results-dir", str(tmp / "results"),
-         "-p", "seed=abc", str(tmp / "stories.py")],
+         "-p", "seed=abc", "--max-parallel-tasks", "4", str(tmp / "stories.py")],  # no QEMU: side by side
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     results = json.loads((tmp / "results" / "latest" / "results.json").read_text())
