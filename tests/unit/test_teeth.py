@@ -122,3 +122,22 @@ def test_the_stock_build_is_never_a_fault_build(tmp_path, monkeypatch):
         (tmp_path / "teeth" / "qemu" / entry).mkdir(parents=True)
         (tmp_path / "teeth" / "qemu" / entry / "manifest.json").write_text(json.dumps({"source": str(source)}))
     assert teeth.stock_build("7.2.22") == tmp_path / "teeth" / "qemu" / "1-stock" / "bin" / "qemu-system-x86_64"
+
+
+def test_the_tier_runs_in_make_quicks_order(tmp_path, monkeypatch):
+    """The 1st FAIL column is what FAILFAST=1 waits for only if teeth runs the tier in the order
+    make quick does (what caught soonest first), not in file order."""
+    from txnstorm.runner import runs, teeth
+
+    in_file_order = sorted(["tests/a.py:A.test_a", *runs.CATCHES_FIRST, "tests/z.py:Z.test_z"])
+    monkeypatch.setattr(runs, "avocado_list", lambda avocado, filters, refs, cwd: list(in_file_order))
+    asked = {}
+
+    def job(*args, refs=None, **kwargs):
+        asked["refs"] = refs
+        return tmp_path / "none"
+
+    monkeypatch.setattr(runs, "run_avocado_job", job)
+    teeth.run_tier(tmp_path / "qemu-system-x86_64", ["quick"], tmp_path / "results")
+    assert asked["refs"][: len(runs.CATCHES_FIRST)] == list(runs.CATCHES_FIRST)
+    assert sorted(asked["refs"]) == in_file_order, "every test, once"

@@ -168,17 +168,20 @@ def env_for(qemu: Path, qemu_img: Path) -> dict[str, str]:
     return env
 
 
-def run_avocado_job(  # noqa: PLR0913 - the job's five settings and its listener
+def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener and its order
     qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None,
-    *, on_test: Callable[[TestLine], None] | None = None,
+    *, on_test: Callable[[TestLine], None] | None = None, refs: Sequence[str] | None = None,
 ) -> Path:  # fmt: skip
-    """One Avocado job of the scenario tests (tag ``filters``) against ``qemu``; its results dir
-    (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are dropped: they must not
-    disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends."""
+    """One Avocado job of the scenario tests (tag ``filters``; or ``refs``, in that order) against
+    ``qemu``; its results dir (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are
+    dropped: they must not disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends."""
     avocado = Path(sys.executable).parent / "avocado"
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
-    cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
+    if refs is not None:
+        cmd += [exact(ref) for ref in refs]
+    else:
+        cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
     env = env_for(qemu, qemu_img)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO, text=True) as job:
         for line in job.stdout or ():
