@@ -50,6 +50,9 @@ help:
 	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions'
 	@echo '  SERIES=dir|mbox BASE=10.2.2|tree RUNS=3   make validate: the series, its base, runs per side'
 	@echo '  TXNSTORM_CACHE=dir  the guest and QEMU cache (default ~/.cache/txnstorm)'
+	@echo '  TXNSTORM_BOOT=cold  boot every guest (default restore: load a saved guest of the same shape)'
+	@echo '  TXNSTORM_QMP_ANSWER_S=N   seconds a QMP command may go unanswered before QEMU is hung (60)'
+	@echo '  UNIT_JOBS=N         make unit'"'"'s pytest workers (default 4; 0: one process)'
 	@echo
 	@echo 'scripts/txnstorm run (what make quick/run/ci call) exits 0 green, 1 a finding about QEMU (FAIL),'
 	@echo '2 bad input, 3 the suite'"'"'s own trouble (ERROR); make reports each as its own exit 2.'
