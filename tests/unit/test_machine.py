@@ -200,8 +200,7 @@ def test_the_users_keeping_reaches_every_qemu_process(tmp_path):
     boot = BootFiles(tmp_path / "k", tmp_path / "i", "")
     vm = Machine(Platform(sut, boot, "tcg"), TWO_DISKS_ONE_IOTHREAD, tmp_path, {})
     assert (vm.keep_cores, vm.qmp_answer_s) == (False, 60.0), "the defaults"
-    vm = Machine(Platform(sut, boot, "tcg", keeping=Keeping(cores=True, qmp_answer_s=10.0)), TWO_DISKS_ONE_IOTHREAD,
-                 tmp_path, {})  # fmt: skip
+    vm = Machine(Platform(sut, boot, "tcg", keep_cores=True, qmp_answer_s=10.0), TWO_DISKS_ONE_IOTHREAD, tmp_path, {})
     assert (vm.keep_cores, vm.qmp_answer_s) == (True, 10.0)
     daemon = StorageDaemon(Path("/qsd"), TWO_DISKS_ONE_IOTHREAD, tmp_path, {}, Keeping(cores=False, qmp_answer_s=7.0))
     assert (daemon.keep_cores, daemon.qmp_answer_s) == (False, 7.0)

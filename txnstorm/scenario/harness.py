@@ -139,10 +139,10 @@ class TxnstormTest(Test):
             qemu_img_path=str(self.sut.qemu_img), accel_reason=accel_reason,
         )  # fmt: skip
         self.qemu_img = QemuImg(self.sut.qemu_img)
-        self.keeping = Keeping(self.settings.keep_cores, self.settings.qmp_answer_s)  # every QEMU and daemon's
         if self.NEEDS_GUEST:
             self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel,
-                                     self.settings.qemu_trace, self.keeping)  # fmt: skip
+                                     self.settings.qemu_trace, self.settings.keep_cores,
+                                     self.settings.qmp_answer_s)  # fmt: skip
         self.scratch = self.logdir_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
         # saved guests of the same shape load instead of booting (TXNSTORM_BOOT=cold: never)
@@ -344,7 +344,7 @@ class StorageDaemonTest(TxnstormTest):
         test's), its logs in ``logdir``; handed to tearDown before it launches."""
         logdir.mkdir(parents=True, exist_ok=True)
         daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch),
-                               self.keeping)  # fmt: skip
+                               Keeping(self.settings.keep_cores, self.settings.qmp_answer_s))  # fmt: skip
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         return daemon
 

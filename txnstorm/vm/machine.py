@@ -30,14 +30,15 @@ log = logging.getLogger("txnstorm.vm.machine")
 @dataclass(frozen=True)
 class Platform:
     """What every machine of a run shares: the QEMU under test, the guest's
-    boot files, the accelerator, the QEMU trace events asked for and how its
-    process is watched (``Keeping``)."""
+    boot files, the accelerator, the QEMU trace events asked for and whether a
+    crash's core is kept."""
 
     sut: SystemUnderTest
     boot: BootFiles
     accel: str
     trace: tuple[str, ...] = ()
-    keeping: Keeping = Keeping()  # keep a crash's core; how long a QMP command may go unanswered
+    keep_cores: bool = False
+    qmp_answer_s: float = 60.0  # a QMP command unanswered this long: QEMU hung
 
 
 class Machine(QemuProcess):
@@ -48,7 +49,7 @@ class Machine(QemuProcess):
         vhost_sockets: dict[str, Path] | None = None,
     ) -> None:  # fmt: skip
         """``vhost_sockets``: where a qemu-storage-daemon exports the topology's vhost-user-blk disks."""
-        super().__init__(platform.sut.qemu, logdir, platform.keeping)
+        super().__init__(platform.sut.qemu, logdir, Keeping(platform.keep_cores, platform.qmp_answer_s))
         self.trace = platform.trace
         self.sut, self.boot, self.accel = platform.sut, platform.boot, platform.accel
         self.topology = topology
