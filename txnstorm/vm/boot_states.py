@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnstorm.deadline import Deadline, wait_until
+from txnstorm.deadline import Deadline
 from txnstorm.errors import TxnstormError
 from txnstorm.host.assets import GuestImage, sha256_file
 from txnstorm.vm.machine import Machine
@@ -141,8 +141,10 @@ class BootStates:
         status = wait_migration(vm, LOAD_S)
         if status != "completed":
             raise StateUnusable(f"loading the saved guest: migration {status}")
-        if not wait_until(lambda: vm.cmd("query-status").get("status") == "running", LOAD_S, 0.02):
-            raise StateUnusable("the loaded guest never ran")  # QEMU starts it once loaded
+        deadline = Deadline(LOAD_S)
+        while vm.cmd("query-status").get("status") != "running":  # QEMU starts it once loaded
+            if not deadline.sleep(0.02):
+                raise StateUnusable("the loaded guest never ran")
 
     def prune(self) -> None:
         """Keep the ``KEEP`` most recently used states."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm.errors import QemuRefusedCommandLine
@@ -79,22 +79,29 @@ class Machine(QemuProcess):
 
     def _command_line(self, rundir: Path) -> list[str]:
         self.ssh_port = free_local_port()
-        spec = self._spec(rundir / QMP_SOCKET, self.console_log, self.ssh_port, self.images)
+        spec = LaunchSpec(
+            accel=self.accel,
+            boot=self.boot,
+            qmp_socket=rundir / QMP_SOCKET,
+            console_log=self.console_log,
+            ssh_port=self.ssh_port,
+            images=self.images,
+            vhost_sockets=self.vhost_sockets,
+            data_dir=self.sut.data_dir,
+            trace=self.trace,
+            trace_log=self.logdir / "qemu-trace.log",
+        )
         return build_args(self.sut.qemu, self.topology, spec) + (["-incoming", "defer"] if self.incoming else [])
 
     def shape(self) -> list[str]:
         """The command line without what differs from run to run (sockets, logs, image paths, the SSH
         port, trace events): two machines of one shape are one guest, whose saved state either can load."""
-        placeholders = {name: Path(f"IMAGE-{name}") for name in self.images}
-        spec = replace(self._spec(Path("QMP"), Path("CONSOLE"), 0, placeholders), trace=(), trace_log=None)
-        return build_args(self.sut.qemu, self.topology, spec)
-
-    def _spec(self, qmp_socket: Path, console_log: Path, ssh_port: int, images: dict[str, Path]) -> LaunchSpec:
-        return LaunchSpec(
-            accel=self.accel, boot=self.boot, qmp_socket=qmp_socket, console_log=console_log, ssh_port=ssh_port,
-            images=images, vhost_sockets=self.vhost_sockets, data_dir=self.sut.data_dir, trace=self.trace,
-            trace_log=self.logdir / "qemu-trace.log",
+        spec = LaunchSpec(
+            accel=self.accel, boot=self.boot, qmp_socket=Path("QMP"), console_log=Path("CONSOLE"), ssh_port=0,
+            images={name: Path(f"IMAGE-{name}") for name in self.images}, vhost_sockets={},
+            data_dir=self.sut.data_dir,
         )  # fmt: skip
+        return build_args(self.sut.qemu, self.topology, spec)
 
     # -- the guest's disks ---------------------------------------------------
     def disk_of(self, qdev: str) -> str | None:
