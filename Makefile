@@ -124,8 +124,9 @@ teeth: inputs setup
 
 # Validate a patch series: SERIES (a dir of git format-patch files, an mbox from b4 am, or a patch)
 # applied onto BASE (a version `make qemu` built, e.g. 10.2.2, or a QEMU source tree), both built
-# (compiler cache shared), TAGS (default quick) run RUNS times on each side, interleaved with the same
+# (compiler cache shared), TAGS (default quick; every test when TEST names some) run RUNS times on each side, interleaved with the same
 # seeds; a verdict per test (regression / fixed / unchanged) with the odds.  Exit 1 on a regression.
+validate: TAGS = $(if $(TEST),,quick)
 validate: inputs setup
 	@scripts/txnstorm validate --series='$(SERIES)' --base='$(BASE)' --tags='$(TAGS)' --runs='$(or $(RUNS),3)' \
 	  $(if $(SEED),--seed='$(SEED)') $(foreach t,$(TEST),--test='$(t)')
