@@ -172,7 +172,7 @@ def test_unchanged_and_one_sided_errors_and_cancels_are_said_plainly():
 
 def job(tmp_path: Path, name: str, tests: list[dict]) -> Path:
     d = tmp_path / name
-    d.mkdir()
+    d.mkdir(parents=True)
     (d / "results.json").write_text(json.dumps({"tests": tests}))
     return d
 
@@ -296,3 +296,42 @@ def test_a_bad_range_is_one_line(tmp_path, series, says):
     with pytest.raises(UserError, match="BASE must be the QEMU git checkout"):
         v.parse_range("v1..master", str(tmp_path / "elsewhere"))
     assert v.parse_range(str(tmp_path), str(repo)) is None, "a path is a series, not a range"
+
+
+def test_the_base_runs_of_the_same_build_tests_seed_and_suite_are_reused(tmp_path):
+    """A second series against the same base with the same SEED runs only its own side; a base run
+    that ERRORed is not kept (the suite's trouble is run again); another binary is another base."""
+    qemu = tmp_path / "base" / "qemu-system-x86_64"
+    qemu.parent.mkdir()
+    qemu.write_bytes(b"base build")
+    calls = []
+    statuses = {"base": "PASS"}
+    made = iter(range(100))
+
+    def run_job(refs, results, seed, qemu):
+        side = results.name.split("-")[0]
+        calls.append((side, seed))
+        return job(tmp_path / str(next(made)), results.name,
+                   [{"name": "tests/a.py:A.test_x", "status": statuses.get(side, "FAIL"), "whiteboard": "{}"}]), 1.0
+
+    def validate_once(binary: Path) -> tuple[list[tuple[str, str]], dict[str, dict[str, v.Tally]]]:
+        calls.clear()
+        kept = v.KeptBaseRuns(tmp_path / "kept", binary, ["tests/a.py"])
+        sides = [v.Side("base", binary), v.Side("series", Path("/s/qemu"))]
+        said: list[str] = []
+        tallies = v.run_sides(sides, ["tests/a.py"], [11, 22], tmp_path / "r", run_job, kept=kept, say=said.append)
+        return list(calls), tallies
+
+    first, _ = validate_once(qemu)
+    assert first == [("base", "11"), ("series", "11"), ("base", "22"), ("series", "22")]
+    again, tallies = validate_once(qemu)
+    assert again == [("series", "11"), ("series", "22")], "the base's runs were reused"
+    assert tallies["base"]["tests/a.py:A.test_x"].runs == 2 and tallies["base"]["tests/a.py:A.test_x"].fails == 0
+    assert [x.kind for x in v.judge_all(tallies)] == ["regression"]
+
+    other = tmp_path / "other" / "qemu-system-x86_64"
+    other.parent.mkdir()
+    other.write_bytes(b"another build")
+    statuses["base"] = "ERROR"
+    assert validate_once(other)[0][::2] == [("base", "11"), ("base", "22")], "another binary runs its base"
+    assert validate_once(other)[0][::2] == [("base", "11"), ("base", "22")], "an ERROR run is not kept"

@@ -27,6 +27,7 @@ and settings; every command below runs from the checkout as scripts/txnstorm COM
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -57,8 +58,12 @@ def cmd_guest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_preflight(args: argparse.Namespace) -> int:
+def cmd_preflight(args: argparse.Namespace, qemu: Path | None = None) -> int:
+    """The QEMU, the guest, the accelerator and the capabilities; ``qemu``: a build of this command's
+    own (validate's series) instead of the environment's."""
     settings = Settings.from_env()
+    if qemu is not None:
+        settings = dataclasses.replace(settings, qemu=str(qemu), qemu_img=str(qemu.with_name("qemu-img")))
     system = sut.resolve_settings(settings)  # first: a wrong QEMU must not cost a guest build
     _say(f"system under test: {system.describe()}")
     image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say, cache=settings.cache_dir)
@@ -411,7 +416,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     args.recipe, args.build_guest = "tiny", True
     outcome = validate.validate(
         args.series, args.base, refs, args.runs, results, seed=int(args.seed) if args.seed else None,
-        say=_say, preflight=lambda: cmd_preflight(args),
+        say=_say, preflight=lambda qemu: cmd_preflight(args, qemu),
     )  # fmt: skip
     _say(f"page: {_near(results / 'validate.html')}")
     return validate.EXIT_REGRESSION if outcome.regressions else 0

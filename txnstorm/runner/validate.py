@@ -279,10 +279,15 @@ class Side:
 def tally_job(job: Path, seed: int, tallies: dict[str, Tally]) -> None:
     """Add one job's outcomes (its results.json) to ``tallies`` by test name."""
     try:
-        tests = json.loads((job / "results.json").read_text()).get("tests", [])
+        results = json.loads((job / "results.json").read_text())
     except (OSError, ValueError):
         return
-    for test in tests:
+    tally_results(results, seed, tallies)
+
+
+def tally_results(results: dict[str, object], seed: int, tallies: dict[str, Tally]) -> None:
+    tests = results.get("tests", [])
+    for test in tests if isinstance(tests, list) else []:
         board = runs.whiteboard(test)
         known = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
         failure = board.get("failure") if isinstance(board.get("failure"), dict) else {}
@@ -314,17 +319,82 @@ class Outcome:
         return [v for v in self.verdicts if v.kind == "regression"]
 
 
-def run_sides(
+class KeptBaseRuns:
+    """The base's runs of earlier validations, kept per (base binary, tests, seed, suite tree): a
+    second series against the same base with the same ``SEED`` (v2 of a series, or several series)
+    runs only its own side.  Only runs that ERRORed nowhere are kept (the suite's trouble is run again)."""
+
+    def __init__(self, directory: Path, qemu: Path, refs: Sequence[str]) -> None:
+        self.directory = directory
+        self.identity = {"qemu": str(qemu), "qemu_sha256": file_sha256(qemu), "tests": sorted(refs),
+                         "suite": suite_revision(), "env": runs_environment()}  # fmt: skip
+
+    def _path(self, seed: int) -> Path:
+        key = json.dumps({**self.identity, "seed": seed}, sort_keys=True)
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+    def get(self, seed: int) -> dict[str, object] | None:
+        with contextlib.suppress(OSError, ValueError):
+            kept = json.loads(self._path(seed).read_text())
+            if isinstance(kept, dict) and isinstance(kept.get("results"), dict):
+                return kept
+        return None
+
+    def keep(self, seed: int, job: Path) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            results = json.loads((job / "results.json").read_text())
+            if any(t.get("status") in ("ERROR", "INTERRUPTED") for t in results.get("tests", [])):
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._path(seed).write_text(json.dumps({"job": str(job), "results": results}))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def suite_revision() -> str:
+    """This suite's commit and the digest of its uncommitted changes (a changed test is another suite);
+    empty outside a git checkout (then a kept run is never the same suite: nothing is reused)."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    if head.returncode != 0:
+        return f"unknown-{time.time()}"
+    diff = subprocess.run(["git", "-C", str(REPO), "diff", "HEAD", "--", "txnstorm", "tests", "guests",
+                           "avocado.cfg", "known-issues.json"], capture_output=True, check=False).stdout  # fmt: skip
+    return f"{head.stdout.strip()}+{hashlib.sha256(diff).hexdigest()[:12]}"
+
+
+def runs_environment() -> dict[str, str]:
+    """The settings that change how a run runs (the accelerator, the guest's boot, the hang window)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k == "ACCEL" or k.startswith("TXNSTORM_")}
+
+
+def run_sides(  # noqa: PLR0913 - the runs' inputs
     sides: Sequence[Side], refs: Sequence[str], seeds: Sequence[int], results: Path,
-    run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios,
+    run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios, *,
+    kept: KeptBaseRuns | None = None, say: Callable[[str], None] = print,
 ) -> dict[str, dict[str, Tally]]:  # fmt: skip
-    """Each seed on every side in turn (base, series, base, series, ...): {side: {test: Tally}}."""
+    """Each seed on every side in turn (base, series, base, series, ...): {side: {test: Tally}}.
+    A base run ``kept`` from an earlier validation (same binary, tests, seed and suite) is reused."""
     tallies: dict[str, dict[str, Tally]] = {side.name: {} for side in sides}
     for i, seed in enumerate(seeds, start=1):
         for side in sides:
+            earlier = kept.get(seed) if kept is not None and side.name == "base" else None
+            if earlier is not None:
+                say(f"validate: base run {i} (seed {seed}): the same build, tests and suite ran it before "
+                    f"({earlier.get('job')}): reused (another SEED runs the base again)")  # fmt: skip
+                tally_results(earlier["results"], seed, tallies[side.name])  # type: ignore[arg-type]
+                continue
             job, _ = run_job(refs, results / f"{side.name}-{i}", seed=str(seed), qemu=side.qemu)
             if job is not None:
                 tally_job(job, seed, tallies[side.name])
+                if kept is not None and side.name == "base":
+                    kept.keep(seed, job)
     return tallies
 
 
@@ -485,11 +555,12 @@ def check_inputs(series_value: str, base_value: str, runs_value: str) -> None:
 
 def validate(  # noqa: PLR0913 - the command's inputs
     series_value: str, base_value: str, refs: Sequence[str], runs_value: str, results: Path, *,
-    seed: int | None = None, say: Callable[[str], None] = print, preflight: Callable[[], object] = lambda: None,
+    seed: int | None = None, say: Callable[[str], None] = print,
+    preflight: Callable[[Path], object] = lambda qemu: None,
     run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios,
 ) -> Outcome:  # fmt: skip
     """The whole command: every input checked (and the series applied) before any build;
-    ``preflight`` (the guest and the accelerator) after the builds, before the runs."""
+    ``preflight`` (the series build, the guest and the accelerator) after the builds, before the runs."""
     count = check_runs(runs_value)
     builds: dict[str, dict[str, object]] = {}
     span = parse_range(series_value, base_value)
@@ -519,10 +590,12 @@ def validate(  # noqa: PLR0913 - the command's inputs
         series_qemu, seconds, cache = build(tree, results / "build-series.log")
         builds["series"] = {"seconds": round(seconds), "cache": cache}
     say(f"validate: series build {builds['series']['seconds']} s ({builds['series']['cache']}): {series_qemu}")
-    preflight()
+    preflight(series_qemu)
     seeds = interleaved(count, seed)
     sides = [Side("base", base_qemu), Side("series", series_qemu)]
-    tallies = run_sides(sides, refs, seeds, results, run_job)
+    reusable = seed is not None and base_qemu.is_file()  # fresh seeds are runs no one made before
+    kept = KeptBaseRuns(cache_root() / "validate" / "base-runs", base_qemu, refs) if reusable else None
+    tallies = run_sides(sides, refs, seeds, results, run_job, kept=kept, say=say)
     as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
     qemus = {side.name: str(side.qemu) for side in sides}
     outcome = Outcome(base, names, qemus, builds, seeds, judge_all(tallies), as_data)
