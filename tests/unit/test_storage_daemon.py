@@ -150,6 +150,22 @@ def test_daemon_crash_is_its_exit_report(daemon):
     daemon.shutdown()
 
 
+def test_a_hung_daemon_is_killed_without_asking_it_to_quit(daemon):
+    """A process that left a QMP command unanswered is stuck in its main loop: neither ``quit``
+    nor SIGTERM's handler would run, so shutdown SIGKILLs it at once (it used to wait 5 s for
+    each before the SIGKILL)."""
+    from txnstorm.errors import QemuHung
+
+    daemon.launch()
+    daemon.qmp.command_timeout = 0.5
+    os.kill(daemon.pid, signal.SIGSTOP)  # hung: alive, answering nothing
+    with pytest.raises(QemuHung, match="no answer within"):
+        daemon.cmd("query-version")
+    assert daemon.shutdown() == -signal.SIGKILL
+    assert '"execute": "quit"' not in (daemon.logdir / "qmp.log").read_text()
+    assert daemon.died_at_shutdown() is None, "our kill, not a crash"
+
+
 def test_nbd_storm_counts_answered_writes(daemon):
     pytest.importorskip("nbd", reason="Debian's python3-libnbd is not installed (make setup)")
     from txnstorm.workload.nbd_storm import NbdStorm, NbdStorms

@@ -36,7 +36,7 @@ from txnstorm.vm.qmp import Monitor
 
 log = logging.getLogger("txnstorm.vm.qemu_process")
 PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often whether it still answers
-PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this
+PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this (or the QMP window, if shorter)
 QUIT_ANSWER_S = 5.0  # a QEMU that does not answer 'quit' by then is hung: SIGTERM, then SIGKILL
 DEATH_WAIT_S = 2.0  # an abort after its trigger shows up within this
 QMP_SOCKET = "qmp.sock"
@@ -197,11 +197,17 @@ class QemuProcess:
 
     def shutdown(self, timeout: float = 15.0, hard: bool = False) -> int | None:
         """The one way QEMU ends: ``quit`` over QMP, then SIGTERM, then
-        SIGKILL (``hard``: SIGKILL at once, from any thread or event loop);
-        always reaped, the run dir cleaned, a core read.  Idempotent."""
+        SIGKILL (``hard``: SIGKILL at once, from any thread or event loop;
+        also for a QEMU that left a QMP command unanswered: its main loop
+        is stuck, so neither ``quit`` nor SIGTERM's handler would run, and
+        its backtrace was taken when the hang was named); always reaped,
+        the run dir cleaned, a core read.  Idempotent."""
         if self._proc is None:
             self._release()  # a launch that failed before QEMU started
             return None
+        if not hard and self.qmp is not None and self.qmp.unanswered is not None:
+            log.info("%s left QMP %s unanswered: SIGKILL, no quit", self.NAME, self.qmp.unanswered)
+            hard = True
         self._quitting = True
         try:
             if hard or not self._quit(timeout):
@@ -304,12 +310,18 @@ class QemuProcess:
             self.check_alive()
             raise
 
-    def answers_qmp(self, within: float = PING_ANSWER_S) -> bool:
+    @property
+    def ping_answer_s(self) -> float:
+        """How long a ping may go unanswered: ``PING_ANSWER_S``, or the user's QMP window when that
+        is shorter (``TXNSTORM_QMP_ANSWER_S=10`` calls a hang within 10 s, whichever call meets it)."""
+        return min(PING_ANSWER_S, self.qmp_answer_s)
+
+    def answers_qmp(self, within: float | None = None) -> bool:
         """False if QEMU runs but does not answer ``PING_COMMAND`` in time (hung)."""
         if self.qmp is None or not self.is_running():
             return True  # nothing to ask; a dead QEMU is reported by check_alive
         try:
-            self.qmp.cmd(self.PING_COMMAND, _timeout=within)
+            self.qmp.cmd(self.PING_COMMAND, _timeout=self.ping_answer_s if within is None else within)
         except QemuHung:
             return False
         except Exception:  # noqa: BLE001 - an error answer is still an answer
@@ -329,7 +341,7 @@ class QemuProcess:
             if time.monotonic() - last_answer >= PING_EVERY_S:
                 if not self.answers_qmp():
                     raise QemuHung(
-                        f"QMP {self.PING_COMMAND}: no answer within {PING_ANSWER_S:.0f} s "
+                        f"QMP {self.PING_COMMAND}: no answer within {self.ping_answer_s:.0f} s "
                         f"(while waiting for {kwargs.get('what') or name})"
                     )
                 last_answer = time.monotonic()

@@ -42,6 +42,7 @@ class Monitor:
         self.socket_path = socket_path
         self.log_path = log_path
         self.command_timeout = command_timeout
+        self.unanswered: str | None = None  # the command QEMU left unanswered (it is hung): no quit is asked
         self.events: list[Event] = []
         self._t0 = time.monotonic()
         self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -129,6 +130,7 @@ class Monitor:
             self._collect(0)
             raise QMPCommandError(name, exc.error_class, str(exc)) from None
         except TimeoutError:
+            self.unanswered = name
             self.note(f"no answer to {name} within {timeout:.0f} s")
             raise QemuHung(f"QMP {name}: no answer within {timeout:.0f} s") from None
         self._write("<-", {"return": value})
