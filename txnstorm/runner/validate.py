@@ -196,7 +196,8 @@ def _env_without_qemu() -> dict[str, str]:
 @dataclass
 class Tally:
     """One test's outcomes on one side: how many runs, and of them how many FAILed (with their
-    reasons), reproduced a known issue (WARN "still reproduces"), ERRORed or were CANCELled."""
+    reasons), reproduced a known issue (WARN "still reproduces", counted per issue: a series can
+    end one known issue and show another), ERRORed or were CANCELled."""
 
     runs: int = 0
     fails: int = 0
@@ -205,24 +206,31 @@ class Tally:
     cancels: int = 0
     reasons: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)  # the seeds of the failing runs
+    issues: dict[str, int] = field(default_factory=dict)  # known issue -> runs that reproduced it
 
-    def add(self, status: str, reason: str, known_issue_reproduced: bool, seed: int) -> None:
+    def add(self, status: str, reason: str, known_issue: str | None, seed: int) -> None:
         self.runs += 1
         if status == "FAIL":
             self.fails += 1
             self.reasons.append(reason)
             self.seeds.append(seed)
-        elif status == "WARN" and known_issue_reproduced:
+        elif status == "WARN" and known_issue:
             self.reproduced += 1
+            self.issues[known_issue] = self.issues.get(known_issue, 0) + 1
         elif status in ("ERROR", "INTERRUPTED"):
             self.errors += 1
         elif status in ("CANCEL", "SKIP"):
             self.cancels += 1
 
     @property
-    def shows(self) -> int:
-        """Runs that showed a bug: a FAIL or a known issue's reproduction."""
-        return self.fails + self.reproduced
+    def shown(self) -> dict[str, int]:
+        """What the runs showed, by name: ``FAIL`` and each known issue reproduced."""
+        return {**({"FAIL": self.fails} if self.fails else {}), **self.issues}
+
+    @property
+    def judged(self) -> int:
+        """Runs that judged something (neither ERROR nor CANCEL)."""
+        return self.runs - self.errors - self.cancels
 
 
 def fisher_one_sided(k_series: int, n_series: int, k_base: int, n_base: int) -> float:
@@ -238,9 +246,29 @@ def fisher_one_sided(k_series: int, n_series: int, k_base: int, n_base: int) -> 
 @dataclass(frozen=True)
 class Verdict:
     test: str
-    kind: str  # regression, fixed, not-fixed, unchanged, error-on-one-side, cancel-on-one-side
+    kind: str  # regression, fixed, not-fixed, new-on-series, unchanged, error-on-one-side, cancel-on-one-side
     line: str
     odds: float | None = None
+
+
+def what_the_series_ended_or_began(test: str, base: Tally, series: Tally, counts: str) -> Verdict | None:
+    """``fixed`` (or ``not-fixed``, when a miss is likely) for what the base showed (a FAIL, a known
+    issue) and the series never did; ``new-on-series`` for a known issue only the series showed
+    (a fix can end one and unmask another: both are said).  None: neither."""
+    gone = [name for name in base.shown if not series.shown.get(name)]
+    only_on_series = [f"{name} {n}/{series.runs}" for name, n in series.shown.items() if name not in base.shown]
+    also = f"; on the series only: {', '.join(only_on_series)} (the base never showed it)" if only_on_series else ""
+    if gone and series.judged:
+        misses = {name: fisher_one_sided(base.shown[name], base.runs, 0, series.judged) for name in gone}
+        seen = "; ".join(f"{name} not seen in {series.judged} series runs, base {base.shown[name]}/{base.runs}, "
+                         f"chance of a miss {miss:.2%}" for name, miss in misses.items())  # fmt: skip
+        worst = max(misses.values())  # every one of them gone, or not "fixed"
+        if worst < MISS_CHANCE_FOR_FIXED:
+            return Verdict(test, "fixed", seen + also, worst)
+        return Verdict(test, "not-fixed", f"{seen}: a miss is likely, not judged fixed (run more: RUNS=){also}", worst)
+    if only_on_series:
+        return Verdict(test, "new-on-series", f"{counts}{also}")
+    return None
 
 
 def compare(test: str, base: Tally, series: Tally) -> Verdict:
@@ -252,13 +280,9 @@ def compare(test: str, base: Tally, series: Tally) -> Verdict:
         why = f" ({series.reasons[0][:160]})" if series.reasons else ""
         return Verdict(test, "regression", f"{counts}; chance of a split this uneven by luck {luck:.1%}{caveat}{why}",
                        luck)  # fmt: skip
-    if base.shows and not series.shows and series.runs > series.errors + series.cancels:
-        clean = series.runs - series.errors - series.cancels
-        miss = fisher_one_sided(base.shows, base.runs, 0, clean)  # all of them on the base's side, by luck
-        seen = f"not seen in {clean} series runs; base {base.shows}/{base.runs}; chance of a miss {miss:.2%}"
-        if miss < MISS_CHANCE_FOR_FIXED:
-            return Verdict(test, "fixed", seen, miss)
-        return Verdict(test, "not-fixed", f"{seen}: a miss is likely, not judged fixed (run more: RUNS=)", miss)
+    shown = what_the_series_ended_or_began(test, base, series, counts)
+    if shown is not None:
+        return shown
     for side, mine, other in (("series", series, base), ("base", base, series)):
         if mine.errors and not other.errors:
             return Verdict(test, "error-on-one-side", f"ERROR on the {side} only ({mine.errors}/{mine.runs}): "
@@ -291,9 +315,11 @@ def tally_results(results: dict[str, object], seed: int, tallies: dict[str, Tall
         board = runs.whiteboard(test)
         known = board.get("known_issue") if isinstance(board.get("known_issue"), dict) else {}
         failure = board.get("failure") if isinstance(board.get("failure"), dict) else {}
-        reproduced = test.get("status") == "WARN" and (
-            failure.get("known_issue") is not None or bool(known.get("reproduced"))
-        )
+        reproduced = None  # the known issue a WARN reproduced (the one matched, when it was another)
+        if test.get("status") == "WARN" and failure.get("known_issue") is not None:
+            reproduced = str(failure["known_issue"])
+        elif test.get("status") == "WARN" and known.get("reproduced"):
+            reproduced = str(known.get("matched") or known.get("issue") or "known issue")
         name = str(test.get("name", test.get("id", "?")))
         reason = (test.get("fail_reason") or "").splitlines()[0] if test.get("fail_reason") else ""
         tallies.setdefault(name, Tally()).add(str(test.get("status")), reason, reproduced, seed)
@@ -400,7 +426,8 @@ def run_sides(  # noqa: PLR0913 - the runs' inputs
 
 def judge_all(tallies: dict[str, dict[str, Tally]]) -> list[Verdict]:
     names = sorted(set(tallies["base"]) | set(tallies["series"]))
-    order = {"regression": 0, "fixed": 1, "not-fixed": 2, "error-on-one-side": 3, "cancel-on-one-side": 4}
+    order = {"regression": 0, "fixed": 1, "not-fixed": 2, "new-on-series": 3, "error-on-one-side": 4,
+             "cancel-on-one-side": 5}  # fmt: skip
     verdicts = [compare(n, tallies["base"].get(n, Tally()), tallies["series"].get(n, Tally())) for n in names]
     # regressions strongest first (the least likely by luck), then the rest by kind and name
     return sorted(verdicts, key=lambda v: (order.get(v.kind, 9), v.odds if v.kind == "regression" else 0, v.test))
@@ -419,7 +446,7 @@ def _patches(outcome: Outcome) -> str:
 def side_counts(tally: Tally) -> str:
     """One side's column: FAILs, known-issue reproductions, ERRORs and CANCELs of its runs."""
     said = [f"FAIL {tally.fails}/{tally.runs}"]
-    said += [f"known issue {tally.reproduced}/{tally.runs}"] if tally.reproduced else []
+    said += [f"{issue} {count}/{tally.runs}" for issue, count in sorted(tally.issues.items())]
     said += [f"ERROR {tally.errors}"] if tally.errors else []
     said += [f"CANCEL {tally.cancels}"] if tally.cancels else []
     return ", ".join(said)
@@ -446,7 +473,7 @@ def render_text(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-KIND_STYLE = {"regression": "#c62828", "fixed": "#2e7d32", "not-fixed": "#ef6c00",
+KIND_STYLE = {"regression": "#c62828", "fixed": "#2e7d32", "not-fixed": "#ef6c00", "new-on-series": "#ad1457",
               "error-on-one-side": "#6a1b9a", "cancel-on-one-side": "#546e7a", "unchanged": "#333"}  # fmt: skip
 
 
