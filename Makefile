@@ -49,6 +49,7 @@ help:
 	@echo '  DURATION=2h         nightly budget; NIGHTLY_TAGS=..., NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build"'
 	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions'
 	@echo '  SERIES=dir|mbox BASE=10.2.2|tree RUNS=3   make validate: the series, its base, runs per side'
+	@echo '  JUDGE=results/validate-...   make validate: judge those runs again (today'"'"'s rules and known issues)'
 	@echo '  TXNSTORM_CACHE=dir  the guest and QEMU cache (default ~/.cache/txnstorm)'
 	@echo '  TXNSTORM_BOOT=cold  boot every guest (default restore: load a saved guest of the same shape)'
 	@echo '  TXNSTORM_QMP_ANSWER_S=N   seconds a QMP command may go unanswered before QEMU is hung (60)'
@@ -129,7 +130,7 @@ teeth: inputs setup
 validate: TAGS = $(if $(TEST),,quick)
 validate: inputs setup
 	@scripts/txnstorm validate --series='$(SERIES)' --base='$(BASE)' --tags='$(TAGS)' --runs='$(or $(RUNS),3)' \
-	  $(if $(SEED),--seed='$(SEED)') $(foreach t,$(TEST),--test='$(t)')
+	  $(if $(SEED),--seed='$(SEED)') $(foreach t,$(TEST),--test='$(t)') $(if $(JUDGE),--judge='$(JUDGE)')
 
 # Replay: `make replay` prints the line replaying each failure of the last job on the QEMU (and
 # accelerator) it failed on: `make run TEST=tests/x.py:Class.test SEED=N QEMU=... ACCEL=...`.

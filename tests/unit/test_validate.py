@@ -234,8 +234,10 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
 
     def run_job(refs, results, seed, qemu):
         status = "FAIL" if "series" in results.name else "PASS"
-        return job(tmp_path, results.name, [{"name": "tests/a.py:A.test_x", "status": status,
-                                             "fail_reason": "<b>oracle</b>", "whiteboard": "{}"}]), 1.0  # fmt: skip
+        made = job(results, "job-1", [{"name": "tests/a.py:A.test_x", "status": status,
+                                       "fail_reason": "<b>oracle</b>", "whiteboard": "{}"}])  # fmt: skip
+        (results / "latest").symlink_to(made.name)  # as Avocado leaves it
+        return made, 1.0
 
     said = []
     outcome = v.validate(str(series), str(tree), ["tests/a.py"], "3", tmp_path / "out", seed=7, say=said.append,
@@ -249,6 +251,13 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
     assert "&lt;b&gt;oracle&lt;/b&gt;" in page and "<b>oracle</b>" not in page, "escaped"
     assert "(1 patch: 0001-a.patch)" in page and "<td>FAIL 3/3</td>" in page
     assert json.loads((tmp_path / "out" / "validate.json").read_text())["verdicts"][0]["kind"] == "regression"
+
+    # judged again from its results dir (nothing runs): the same verdicts, the page written anew
+    (tmp_path / "out" / "validate.html").unlink()
+    again = v.judge_again(tmp_path / "out", say=said.append)
+    assert again.verdicts == outcome.verdicts and (tmp_path / "out" / "validate.html").is_file()
+    with pytest.raises(UserError, match="not the results dir of a make validate"):
+        v.judge_again(tmp_path)
 
 
 def git_checkout(tmp_path: Path) -> Path:
@@ -340,6 +349,7 @@ def test_the_base_runs_of_the_same_build_tests_seed_and_suite_are_reused(tmp_pat
     assert first == [("base", "11"), ("series", "11"), ("base", "22"), ("series", "22")]
     again, tallies = validate_once(qemu)
     assert again == [("series", "11"), ("series", "22")], "the base's runs were reused"
+    assert (tmp_path / "r" / "base-2" / v.REUSED).is_file(), "what judge_again reads"
     assert tallies["base"]["tests/a.py:A.test_x"].runs == 2 and tallies["base"]["tests/a.py:A.test_x"].fails == 0
     assert [x.kind for x in v.judge_all(tallies)] == ["regression"]
 

@@ -405,6 +405,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     builds, then the tier RUNS times on each side; exit 1 on a regression."""
     from txnstorm.runner import validate
 
+    if args.judge:
+        outcome = validate.judge_again(Path(args.judge), say=_say)
+        _say(f"page: {_near(Path(args.judge) / 'validate.html')}")
+        return validate.EXIT_REGRESSION if outcome.regressions else 0
     if not args.series:
         raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
     if args.seed and not args.seed.isdigit():
@@ -491,14 +495,16 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
     va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")
-    va.add_argument("--series", required=True,
+    va.add_argument("--series", default="",
                     help="a dir of git format-patch files, an mbox (b4 am), a patch, or REV..REV of --base's checkout")
-    va.add_argument("--base", required=True, help="a version make qemu built (10.2.2) or a QEMU source tree")
+    va.add_argument("--base", default="", help="a version make qemu built (10.2.2) or a QEMU source tree")
     va.add_argument("--tags", default="quick", help="the tier (Avocado tag filters)")
     va.add_argument("--test", action="append", default=[], help="only these tests (an id or a piece of one)")
     va.add_argument("--runs", default="3", help="runs per side")
     va.add_argument("--seed", default="", help="the seed the runs' seeds come from")
     va.add_argument("--results-dir", default="results")
+    va.add_argument("--judge", default="",
+                    help="judge a finished validation's runs again (its results dir); nothing runs")  # fmt: skip
     va.set_defaults(func=cmd_validate)
     ki = sub.add_parser("known-issues", help="docs/known-issues.md from known-issues.json (--write: update it)")
     ki.add_argument("--write", action="store_true")

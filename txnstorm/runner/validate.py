@@ -61,6 +61,7 @@ from txnstorm.settings import ALIASES
 from txnstorm.settings import cache_dir as cache_root
 
 PATCH_SUFFIXES = (".patch", ".diff")
+REUSED = "reused-base-run.json"  # in a run's dir: the kept base run it reused
 LUCK = 0.05  # a regression whose split is likelier than this by luck says so (run more)
 EXIT_REGRESSION = 1
 
@@ -415,6 +416,8 @@ def run_sides(  # noqa: PLR0913 - the runs' inputs
                 say(f"validate: base run {i} (seed {seed}): the same build, tests and suite ran it before "
                     f"({earlier.get('job')}): reused (another SEED runs the base again)")  # fmt: skip
                 tally_results(earlier["results"], seed, tallies[side.name])  # type: ignore[arg-type]
+                (results / f"{side.name}-{i}").mkdir(parents=True, exist_ok=True)
+                (results / f"{side.name}-{i}" / REUSED).write_text(json.dumps(earlier))  # for judge_again
                 continue
             job, _ = run_job(refs, results / f"{side.name}-{i}", seed=str(seed), qemu=side.qemu)
             if job is not None:
@@ -626,10 +629,40 @@ def validate(  # noqa: PLR0913 - the command's inputs
     as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
     qemus = {side.name: str(side.qemu) for side in sides}
     outcome = Outcome(base, names, qemus, builds, seeds, judge_all(tallies), as_data)
+    write_outcome(outcome, tallies, results)
+    say(render_text(outcome, tallies).rstrip())
+    return outcome
+
+
+def judge_again(results: Path, say: Callable[[str], None] = print) -> Outcome:
+    """A finished validation's runs judged again with today's rules and ``known-issues.json`` (after
+    an issue is listed, or the rules change), without running anything: the table, page and json
+    are written anew in ``results``."""
+    try:
+        before = json.loads((results / "validate.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"JUDGE={results}: not the results dir of a make validate ({exc.__class__.__name__})") from None
+    tallies: dict[str, dict[str, Tally]] = {"base": {}, "series": {}}
+    for i, seed in enumerate(before["seeds"], start=1):
+        for side, by_test in tallies.items():
+            run = results / f"{side}-{i}"
+            if (run / REUSED).is_file():
+                tally_results(json.loads((run / REUSED).read_text())["results"], seed, by_test)
+            elif (run / "latest").is_dir():
+                tally_job((run / "latest").resolve(), seed, by_test)
+    base = Base(before["base"]["label"], Path(before["base"]["tree"]), Path(before["base"]["qemu"]))
+    as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
+    outcome = Outcome(base, before["series_patches"], before["qemus"], before["builds"], before["seeds"],
+                      judge_all(tallies), as_data)  # fmt: skip
+    write_outcome(outcome, tallies, results)
+    say(render_text(outcome, tallies).rstrip())
+    return outcome
+
+
+def write_outcome(outcome: Outcome, tallies: dict[str, dict[str, Tally]], results: Path) -> None:
+    base = outcome.base
     (results / "validate.json").write_text(json.dumps(
-        {**asdict(outcome), "base": asdict(outcome.base) | {"tree": str(base.tree), "qemu": str(base_qemu)}},
+        {**asdict(outcome), "base": asdict(base) | {"tree": str(base.tree), "qemu": outcome.qemus["base"]}},
         indent=1, default=str,
     ))  # fmt: skip
     (results / "validate.html").write_text(render_html(outcome, tallies))
-    say(render_text(outcome, tallies).rstrip())
-    return outcome
