@@ -612,7 +612,7 @@ def validate(  # noqa: PLR0913 - the command's inputs
             tree = apply_series(base.tree, patches, cache_root() / "validate" / "src" / key, base.label)
             (results / "series").mkdir(parents=True, exist_ok=True)
             names = [Path(shutil.copy(patch, results / "series" / patch.name)).name for patch in patches]
-        say(f"validate: the series ({len(names)} patches) applies to {base.label}: {tree}")
+        say(f"validate: the series ({len(names)} patch{'' if len(names) == 1 else 'es'}) applies to {base.label}: {tree}")
         base_qemu = base.qemu
         if base_qemu is None:
             base_qemu, seconds, cache = build(base.tree, results / "build-base.log")
