@@ -441,9 +441,12 @@ def replay_line(verdict: Verdict, series: Tally, qemu: Path) -> str:
     return f"make run TEST={verdict.test} SEED={seed} QEMU={qemu}"
 
 
-def _patches(outcome: Outcome) -> str:
-    count = len(outcome.series_patches)
+def patch_count(count: int) -> str:
     return f"{count} patch" if count == 1 else f"{count} patches"
+
+
+def _patches(outcome: Outcome) -> str:
+    return patch_count(len(outcome.series_patches))
 
 
 def side_counts(tally: Tally) -> str:
@@ -504,7 +507,7 @@ def render_html(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>txnstorm validate</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}"
-        "table{width:100%}code{word-break:break-all}td:nth-child(2){max-width:28em}</style></head><body>"
+        "table{width:100%}code{word-break:break-all}td:nth-child(2){max-width:28em}td:nth-child(3),td:nth-child(4){white-space:nowrap}</style></head><body>"
         f"<h1>Patch series validation</h1><p>{head}</p>{banner}"
         "<table><tr><th>verdict</th><th>test</th><th>base</th><th>series</th><th>why</th></tr>"
         + "".join(rows)
@@ -612,7 +615,7 @@ def validate(  # noqa: PLR0913 - the command's inputs
             tree = apply_series(base.tree, patches, cache_root() / "validate" / "src" / key, base.label)
             (results / "series").mkdir(parents=True, exist_ok=True)
             names = [Path(shutil.copy(patch, results / "series" / patch.name)).name for patch in patches]
-        say(f"validate: the series ({len(names)} patch{'' if len(names) == 1 else 'es'}) applies to {base.label}: {tree}")
+        say(f"validate: the series ({patch_count(len(names))}) applies to {base.label}: {tree}")
         base_qemu = base.qemu
         if base_qemu is None:
             base_qemu, seconds, cache = build(base.tree, results / "build-base.log")
