@@ -281,7 +281,8 @@ def side_by_side(baseline: str, pairs: int, results: Path, seed: int = 1) -> dic
         row = {}
         for side, side_runs in runs.items():
             per = [run[test] for run in side_runs if test in run]
-            row[side] = {k: statistics.median(r[k] for r in per) for k in ("checks_per_min", "round_to_round_s")}
+            row[side] = {k: round(statistics.median(r[k] for r in per), 2)
+                         for k in ("checks_per_min", "round_to_round_s", "checks", "seconds")}  # fmt: skip
             row[side]["statuses"] = [r["status"] for r in per]
         base = row["baseline"]["checks_per_min"]
         row["checks_per_min_ratio"] = round(row["this tree"]["checks_per_min"] / base, 2) if base else None
@@ -304,8 +305,9 @@ def main() -> int:
         for test, row in figures["tests"].items():
             b, t = row["baseline"], row["this tree"]
             print(f"  {test:40} checks/min {b['checks_per_min']:6} -> {t['checks_per_min']:6} "
-                  f"(x{row['checks_per_min_ratio']}); round to round {b['round_to_round_s']} -> "
-                  f"{t['round_to_round_s']} s; statuses {b['statuses']} / {t['statuses']}")  # fmt: skip
+                  f"(x{row['checks_per_min_ratio']}); checks {b['checks']:g} in {b['seconds']:g} s -> "
+                  f"{t['checks']:g} in {t['seconds']:g} s; round to round {b['round_to_round_s']:g} -> "
+                  f"{t['round_to_round_s']:g} s; statuses {b['statuses']} / {t['statuses']}")  # fmt: skip
         print(f"  results: {out}")
         return 0
     system = sut.resolve_settings(Settings.from_env())
