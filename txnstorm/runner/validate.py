@@ -54,6 +54,7 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
+from txnstorm.host.assets import sha256_file
 from txnstorm.host.scratch import private_dir
 from txnstorm.oracles.known_issues import MISS_CHANCE_FOR_FIXED
 from txnstorm.runner import runs, teeth
@@ -353,7 +354,7 @@ class KeptBaseRuns:
 
     def __init__(self, directory: Path, qemu: Path, refs: Sequence[str]) -> None:
         self.directory = directory
-        self.identity = {"qemu": str(qemu), "qemu_sha256": file_sha256(qemu), "tests": sorted(refs),
+        self.identity = {"qemu": str(qemu), "qemu_sha256": sha256_file(qemu), "tests": sorted(refs),
                          "suite": suite_revision(), "env": runs_environment()}  # fmt: skip
 
     def _path(self, seed: int) -> Path:
@@ -374,14 +375,6 @@ class KeptBaseRuns:
                 return
             self.directory.mkdir(parents=True, exist_ok=True)
             self._path(seed).write_text(json.dumps({"job": str(job), "results": results}))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def suite_revision() -> str:
