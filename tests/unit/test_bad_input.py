@@ -60,6 +60,7 @@ CASES = [
     ("unreadable results dir", ["replay", "/nonexistent/results"], unreadable_results, "no results.json"),
     ("validate: no series", ["validate", "--series=", "--base=10.2.2"], lambda t: {}, "name the series"),
     ("validate: RUNS=0", ["validate", "--series=teeth", "--base=10.2.2", "--runs=0"], lambda t: {}, "RUNS=0"),
+    ("validate: JUDGE not a validation", ["validate", "--judge=docs"], lambda t: {}, "not the results dir of a make"),
     ("validate: base not built", ["validate", "--series=teeth/transaction-without-drain/10.patch", "--base=1.2.3"],
      lambda t: {"TXNSTORM_CACHE": str(t)}, "BASE=1.2.3 is not built"),
     ("validate: empty series", ["validate", "--series=docs/findings/lib", "--base=10.2.2"],

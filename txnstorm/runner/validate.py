@@ -636,8 +636,8 @@ def judge_again(results: Path, say: Callable[[str], None] = print) -> Outcome:
     are written anew in ``results``."""
     try:
         before = json.loads((results / "validate.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"JUDGE={results}: not the results dir of a make validate ({exc.__class__.__name__})") from None
+    except (OSError, ValueError):
+        raise UserError(f"JUDGE={results}: not the results dir of a make validate (no validate.json)") from None
     tallies: dict[str, dict[str, Tally]] = {"base": {}, "series": {}}
     for i, seed in enumerate(before["seeds"], start=1):
         for side, by_test in tallies.items():
