@@ -292,7 +292,9 @@ def compare(test: str, base: Tally, series: Tally) -> Verdict:
         if mine.cancels and not other.cancels:
             return Verdict(test, "cancel-on-one-side", f"CANCEL on the {side} only ({mine.cancels}/{mine.runs}): "
                                                        "that QEMU lacks a feature the test needs")  # fmt: skip
-    return Verdict(test, "unchanged", f"{counts}; known issue seen: series {series.reproduced}, base {base.reproduced}")
+    if not base.shown and not series.shown:
+        return Verdict(test, "unchanged", f"nothing shown on either side ({series.runs} series runs, {base.runs} base)")
+    return Verdict(test, "unchanged", f"alike: series {side_counts(series)}; base {side_counts(base)}")
 
 
 # -- running ----------------------------------------------------------------------------
