@@ -2,6 +2,7 @@
 their odds, the runs interleaved with the same seeds on both sides, bad input as one line."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,11 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
     assert again.verdicts == outcome.verdicts and (tmp_path / "out" / "validate.html").is_file()
     with pytest.raises(UserError, match="not the results dir of a make validate"):
         v.judge_again(tmp_path)
+    shutil.rmtree(tmp_path / "out" / "base-2")  # a run gone: no verdict is written from the rest
+    before = (tmp_path / "out" / "validate.json").read_text()
+    with pytest.raises(UserError, match="base-2 left no results"):
+        v.judge_again(tmp_path / "out")
+    assert (tmp_path / "out" / "validate.json").read_text() == before
 
 
 def git_checkout(tmp_path: Path) -> Path:

@@ -646,8 +646,11 @@ def judge_again(results: Path, say: Callable[[str], None] = print) -> Outcome:
             run = results / f"{side}-{i}"
             if (run / REUSED).is_file():
                 tally_results(json.loads((run / REUSED).read_text())["results"], seed, by_test)
-            elif (run / "latest").is_dir():
+            elif (run / "latest" / "results.json").is_file():
                 tally_job((run / "latest").resolve(), seed, by_test)
+            else:  # judged without it, every verdict would be wrong: nothing is written
+                raise UserError(f"JUDGE={results}: {run.name} left no results (no {run.name}/latest/results.json "
+                                f"nor {run.name}/{REUSED}); its verdicts cannot be judged again")  # fmt: skip
     base = Base(before["base"]["label"], Path(before["base"]["tree"]), Path(before["base"]["qemu"]))
     as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
     outcome = Outcome(base, before["series_patches"], before["qemus"], before["builds"], before["seeds"],
