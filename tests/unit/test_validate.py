@@ -356,6 +356,7 @@ def test_the_base_runs_of_the_same_build_tests_seed_and_suite_are_reused(tmp_pat
     again, tallies = validate_once(qemu)
     assert again == [("series", "11"), ("series", "22")], "the base's runs were reused"
     assert (tmp_path / "r" / "base-2" / v.REUSED).is_file(), "what judge_again reads"
+    assert v.reused_runs(tmp_path / "r", [11, 22]) == 2
     assert tallies["base"]["tests/a.py:A.test_x"].runs == 2 and tallies["base"]["tests/a.py:A.test_x"].fails == 0
     assert [x.kind for x in v.judge_all(tallies)] == ["regression"]
 

@@ -343,6 +343,13 @@ class Outcome:
     seeds: list[int]
     verdicts: list[Verdict]
     tallies: dict[str, dict[str, dict[str, object]]]
+    reused: int = 0  # base runs reused from an earlier validation (not interleaved with this series)
+
+    @property
+    def how_run(self) -> str:
+        if not self.reused:
+            return f"{len(self.seeds)} runs each, interleaved"
+        return f"{len(self.seeds)} runs each ({self.reused} of the base's reused from an earlier validation)"
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -455,7 +462,7 @@ def side_counts(tally: Tally) -> str:
 
 def render_text(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
     lines = [f"validate: base {outcome.base.label} vs the series ({_patches(outcome)}), "
-             f"{len(outcome.seeds)} runs each, seeds {' '.join(map(str, outcome.seeds))}"]  # fmt: skip
+             f"{outcome.how_run}, seeds {' '.join(map(str, outcome.seeds))}"]  # fmt: skip
     for name, build in outcome.builds.items():
         lines.append(f"  {name} build: {build.get('seconds', '-')} s ({build.get('cache') or 'already built'})")
     for verdict in outcome.verdicts:
@@ -493,7 +500,7 @@ def render_html(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
             f"<td>{esc(side_counts(series))}</td><td>{esc(verdict.line)}{extra}</td></tr>"
         )
     head = (f"base {esc(outcome.base.label)} vs the series ({_patches(outcome)}: "
-            f"{esc(', '.join(outcome.series_patches))}); {len(outcome.seeds)} runs each, interleaved; seeds "
+            f"{esc(', '.join(outcome.series_patches))}); {esc(outcome.how_run)}; seeds "
             f"{esc(' '.join(map(str, outcome.seeds)))}")  # fmt: skip
     regressions = len(outcome.regressions)
     banner = (f"<p style='background:#ffebee;padding:8px'><b>{regressions} regression(s)</b></p>" if regressions
@@ -626,10 +633,14 @@ def validate(  # noqa: PLR0913 - the command's inputs
     tallies = run_sides(sides, refs, seeds, results, run_job, kept=kept, say=say)
     as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
     qemus = {side.name: str(side.qemu) for side in sides}
-    outcome = Outcome(base, names, qemus, builds, seeds, judge_all(tallies), as_data)
+    outcome = Outcome(base, names, qemus, builds, seeds, judge_all(tallies), as_data, reused_runs(results, seeds))
     write_outcome(outcome, tallies, results)
     say(render_text(outcome, tallies).rstrip())
     return outcome
+
+
+def reused_runs(results: Path, seeds: Sequence[int]) -> int:
+    return sum((results / f"base-{i}" / REUSED).is_file() for i in range(1, len(seeds) + 1))
 
 
 def judge_again(results: Path, say: Callable[[str], None] = print) -> Outcome:
@@ -654,7 +665,7 @@ def judge_again(results: Path, say: Callable[[str], None] = print) -> Outcome:
     base = Base(before["base"]["label"], Path(before["base"]["tree"]), Path(before["base"]["qemu"]))
     as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
     outcome = Outcome(base, before["series_patches"], before["qemus"], before["builds"], before["seeds"],
-                      judge_all(tallies), as_data)  # fmt: skip
+                      judge_all(tallies), as_data, reused_runs(results, before["seeds"]))  # fmt: skip
     write_outcome(outcome, tallies, results)
     say(render_text(outcome, tallies).rstrip())
     return outcome
