@@ -28,7 +28,7 @@ def imports_of(path: Path) -> list[tuple[str, int]]:
 
 def test_every_subpackage_is_a_known_layer():
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
-    assert packages == set(LAYERS) - {""}, "a new subpackage needs its place in LAYERS (and the README's layout)"
+    assert packages == set(LAYERS) - {""}, "a new subpackage needs its place in LAYERS (and docs/layout.md)"
 
 
 def test_no_module_imports_a_layer_above_its_own():
