@@ -175,7 +175,7 @@ def control_rounds(oracle_lines: list[str], events: list[dict[str, Any]]) -> lis
 
 def _suite_figures(results: Path) -> dict[str, Any]:
     """Checks/min, first verified transaction, detection per control, from one Avocado job."""
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = runs.avocado_binary()
     refs = [
         "tests/transaction_matrix.py:TransactionMatrix.test_two_disks_one_iothread",
         "tests/transaction_matrix.py:TransactionMatrixControls",
@@ -245,7 +245,7 @@ def round_starts(events: list[dict[str, Any]]) -> list[float]:
 def cadence_of(tree: Path, results: Path, seed: int) -> dict[str, dict[str, float]]:
     """The cadence tests run from ``tree`` (its own code: PYTHONPATH) with ``seed``: per test, its
     checks, seconds, checks per minute and the median seconds from one round's firing to the next."""
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = runs.avocado_binary()
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run(
         [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results), "-p", f"seed={seed}",

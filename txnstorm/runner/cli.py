@@ -180,7 +180,7 @@ def _selected(tags: str, names: list[str], shard: str) -> list[str]:
     Every mistake is one line (UserError) before anything slow."""
     filters = runs.check_tags(tags, _scenario_files())
     index, count = runs.parse_shard(shard, "--shard=")
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = runs.avocado_binary()
     refs = runs.avocado_list(avocado, filters, runs.scenario_refs(), cwd=TESTS_DIR.parent)
     if not refs:
         raise UserError(f"TAGS={tags!r} selects no test; scripts/txnstorm list shows every test and its tags")

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.host.scratch import PREFIX
+from txnstorm.runner.runs import avocado_binary
 
 # Caches meant to outlive runs (guests/*/build.sh default), not leaks.
 SHARED_CACHES = {"txnstorm-build-cache"}
@@ -80,7 +81,7 @@ def new_since(before: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def quick_run(results: Path, interrupt_after: float | None = None) -> dict[str, int]:
     """One quick-tier job; its results are deleted unless something failed."""
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = avocado_binary()
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results),
            "--filter-by-tags=quick", *sorted(str(p) for p in (REPO / "tests").glob("*.py"))]  # fmt: skip
     before = set(results.glob("job-*"))

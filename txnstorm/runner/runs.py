@@ -168,6 +168,11 @@ def env_for(qemu: Path, qemu_img: Path) -> dict[str, str]:
     return env
 
 
+def avocado_binary() -> Path:
+    """The venv's ``avocado``, beside the Python that runs the suite."""
+    return Path(sys.executable).parent / "avocado"
+
+
 def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener and its order
     qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None,
     *, on_test: Callable[[TestLine], None] | None = None, refs: Sequence[str] | None = None,
@@ -175,7 +180,7 @@ def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener an
     """One Avocado job of the scenario tests (tag ``filters``; or ``refs``, in that order) against
     ``qemu``; its results dir (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are
     dropped: they must not disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends."""
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = avocado_binary()
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
     if refs is not None:
@@ -251,7 +256,7 @@ def run_scenarios(  # noqa: PLR0913 - the job's settings
     beside it), its output on the terminal; (its results dir, seconds), or (None, seconds) when Avocado
     wrote no job (``latest`` did not move).  Ctrl-C lets Avocado end its tests (it kills their QEMUs)
     before it is passed on."""
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = avocado_binary()
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--failfast"] if failfast else []
     cmd += ["-p", f"seed={seed}"] if seed else []
@@ -340,7 +345,7 @@ def shipped_typical_seconds() -> dict[str, float]:
 def scenario_tags(test_files: Sequence[Path]) -> list[tuple[str, list[str]]]:
     """(Avocado id, sorted tags) of every scenario test, as ``avocado -V list`` reads them (its last
     column; the tags of a class and its methods together)."""
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = avocado_binary()
     refs = [str(p.relative_to(REPO)) for p in test_files]
     proc = subprocess.run([str(avocado), "-V", "list", *refs], cwd=REPO, capture_output=True, text=True, check=False)
     if proc.returncode != 0:

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +181,7 @@ def run_tier(qemu: Path, tags: Sequence[str], results: Path) -> TierResult:
     """The tier against ``qemu``, in the order ``make quick`` runs it (what caught soonest first:
     ``runs.CATCHES_FIRST``), so the 1st FAIL column is what ``FAILFAST=1`` waits for: each test's
     status and reason, the job's seconds, the accelerator."""
-    avocado = Path(sys.executable).parent / "avocado"
+    avocado = runs.avocado_binary()
     ordered = runs.shard(runs.avocado_list(avocado, tags, runs.scenario_refs(), cwd=REPO), 1, 1)
     latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results, refs=ordered)
     try:
