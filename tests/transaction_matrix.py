@@ -34,7 +34,7 @@ class TransactionMatrix(TxnstormTest):
         topology = TOPOLOGIES[topology_name]
         plans = self.plans_for(topology)
         with self.storm(topology, plans) as storm:
-            for plan in self.rounds(plans, default=max(3, rotations * len(plans))):
+            for plan in self.rounds(plans, rotations=rotations):
                 storm.fire(plan)
         self.assert_one_point_in_time(self.verify(storm))
 

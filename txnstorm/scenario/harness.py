@@ -237,11 +237,11 @@ class TxnstormTest(Test):
             if storm is not None:
                 storm.timeline.save(self.logdir_path / "timeline.json", storm.write_samples)
 
-    def rounds(self, plans: Sequence[PlanKind], default: int | None = None) -> list[PlanKind]:
+    def rounds(self, plans: Sequence[PlanKind], default: int | None = None, rotations: int = 1) -> list[PlanKind]:
         """The plans in turn, for as many rounds as the ``rounds`` parameter
-        says (``-p rounds=N``), else ``default``, else one round per plan
-        and at least 3."""
-        count = int(self.params.get("rounds", default=default or max(3, len(plans))))
+        says (``-p rounds=N``), else ``default``, else ``rotations`` rounds per
+        plan and at least 3."""
+        count = int(self.params.get("rounds", default=default or max(3, rotations * len(plans))))
         return rounds_of(plans, count)
 
     def verify(self, storm: Storm) -> list[Finding]:
