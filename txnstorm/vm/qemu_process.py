@@ -316,12 +316,12 @@ class QemuProcess:
         is shorter (``TXNSTORM_QMP_ANSWER_S=10`` calls a hang within 10 s, whichever call meets it)."""
         return min(PING_ANSWER_S, self.qmp_answer_s)
 
-    def answers_qmp(self, within: float | None = None) -> bool:
-        """False if QEMU runs but does not answer ``PING_COMMAND`` in time (hung)."""
+    def answers_qmp(self) -> bool:
+        """False if QEMU runs but does not answer ``PING_COMMAND`` within ``ping_answer_s`` (hung)."""
         if self.qmp is None or not self.is_running():
             return True  # nothing to ask; a dead QEMU is reported by check_alive
         try:
-            self.qmp.cmd(self.PING_COMMAND, _timeout=self.ping_answer_s if within is None else within)
+            self.qmp.cmd(self.PING_COMMAND, _timeout=self.ping_answer_s)
         except QemuHung:
             return False
         except Exception:  # noqa: BLE001 - an error answer is still an answer
