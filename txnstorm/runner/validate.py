@@ -388,7 +388,7 @@ class KeptBaseRuns:
 
 def suite_revision() -> str:
     """This suite's commit and the digest of its uncommitted changes (a changed test is another suite);
-    empty outside a git checkout (then a kept run is never the same suite: nothing is reused)."""
+    outside a git checkout a value of this moment (then a kept run is never the same suite: nothing is reused)."""
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=False)  # fmt: skip
     if head.returncode != 0:
@@ -631,12 +631,8 @@ def validate(  # noqa: PLR0913 - the command's inputs
     reusable = seed is not None and base_qemu.is_file()  # fresh seeds are runs no one made before
     kept = KeptBaseRuns(cache_root() / "validate" / "base-runs", base_qemu, refs) if reusable else None
     tallies = run_sides(sides, refs, seeds, results, run_job, kept=kept, say=say)
-    as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
     qemus = {side.name: str(side.qemu) for side in sides}
-    outcome = Outcome(base, names, qemus, builds, seeds, judge_all(tallies), as_data, reused_runs(results, seeds))
-    write_outcome(outcome, tallies, results)
-    say(render_text(outcome, tallies).rstrip())
-    return outcome
+    return conclude(base, names, qemus, builds, seeds, tallies=tallies, results=results, say=say)
 
 
 def reused_runs(results: Path, seeds: Sequence[int]) -> int:
@@ -663,18 +659,21 @@ def judge_again(results: Path, say: Callable[[str], None] = print) -> Outcome:
                 raise UserError(f"JUDGE={results}: {run.name} left no results (no {run.name}/latest/results.json "
                                 f"nor {run.name}/{REUSED}); its verdicts cannot be judged again")  # fmt: skip
     base = Base(before["base"]["label"], Path(before["base"]["tree"]), Path(before["base"]["qemu"]))
+    return conclude(base, before["series_patches"], before["qemus"], before["builds"], before["seeds"],
+                    tallies=tallies, results=results, say=say)  # fmt: skip
+
+
+def conclude(  # noqa: PLR0913 - what an outcome is made of
+    base: Base, names: list[str], qemus: dict[str, str], builds: dict[str, dict[str, object]], seeds: list[int],
+    *, tallies: dict[str, dict[str, Tally]], results: Path, say: Callable[[str], None],
+) -> Outcome:  # fmt: skip
+    """The verdicts of these tallies, written as validate.json and validate.html in ``results`` and said."""
     as_data = {side: {test: asdict(t) for test, t in by.items()} for side, by in tallies.items()}
-    outcome = Outcome(base, before["series_patches"], before["qemus"], before["builds"], before["seeds"],
-                      judge_all(tallies), as_data, reused_runs(results, before["seeds"]))  # fmt: skip
-    write_outcome(outcome, tallies, results)
-    say(render_text(outcome, tallies).rstrip())
-    return outcome
-
-
-def write_outcome(outcome: Outcome, tallies: dict[str, dict[str, Tally]], results: Path) -> None:
-    base = outcome.base
+    outcome = Outcome(base, names, qemus, builds, seeds, judge_all(tallies), as_data, reused_runs(results, seeds))
     (results / "validate.json").write_text(json.dumps(
         {**asdict(outcome), "base": asdict(base) | {"tree": str(base.tree), "qemu": outcome.qemus["base"]}},
         indent=1, default=str,
     ))  # fmt: skip
     (results / "validate.html").write_text(render_html(outcome, tallies))
+    say(render_text(outcome, tallies).rstrip())
+    return outcome
