@@ -31,8 +31,9 @@ class NbdAndGuestStorm(TxnstormTest):
     timeout = 600
 
     def test_one_point_in_time_for_nbd_and_guest_writers(self):
-        with self.storm(NBD_WITNESSES_MAIN_LOOP, EVERY_PLAN, nbd_stamps=True) as storm:
-            for plan in self.rounds(EVERY_PLAN):
+        rounds = self.rounds(EVERY_PLAN)
+        with self.storm(NBD_WITNESSES_MAIN_LOOP, rounds, nbd_stamps=True) as storm:
+            for plan in rounds:
                 storm.fire(plan)
         findings = self.verify(storm)
         self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
@@ -48,7 +49,8 @@ class NbdAndGuestStormControl(TxnstormTest):
     timeout = 600
 
     def test_separate_commands_are_caught_by_every_oracle(self):
-        with self.storm(NBD_WITNESSES_MAIN_LOOP, EVERY_PLAN, nbd_stamps=True) as storm:
-            for plan in self.rounds(EVERY_PLAN):
+        rounds = self.rounds(EVERY_PLAN)
+        with self.storm(NBD_WITNESSES_MAIN_LOOP, rounds, nbd_stamps=True) as storm:
+            for plan in rounds:
                 storm.fire(plan, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))

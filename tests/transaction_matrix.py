@@ -33,8 +33,9 @@ class TransactionMatrix(TxnstormTest):
     def one_point_in_time_on(self, topology_name: str, rotations: int = 1) -> None:
         topology = TOPOLOGIES[topology_name]
         plans = self.plans_for(topology)
-        with self.storm(topology, plans) as storm:
-            for plan in self.rounds(plans, rotations=rotations):
+        rounds = self.rounds(plans, rotations=rotations)
+        with self.storm(topology, rounds) as storm:
+            for plan in rounds:
                 storm.fire(plan)
         self.assert_one_point_in_time(self.verify(storm))
 
@@ -68,8 +69,9 @@ class TransactionMatrix(TxnstormTest):
         :avocado: tags=quick,race
         """
         plans = [snapshot_and_blockdev_backup]
-        with self.storm(POLLING_IOTHREAD_DEEP_QUEUE, plans) as storm:
-            for plan in self.rounds(plans, default=16):
+        rounds = self.rounds(plans, default=16)
+        with self.storm(POLLING_IOTHREAD_DEEP_QUEUE, rounds) as storm:
+            for plan in rounds:
                 storm.fire(plan)
         self.assert_one_point_in_time(self.verify(storm))
 
@@ -154,8 +156,9 @@ class TransactionMatrixControls(TxnstormTest):
 
     def separate_commands_caught_on(self, topology: Topology) -> None:
         plans = list(PLANS.values())
-        with self.storm(topology, plans) as storm:
-            for plan in self.rounds(plans):
+        rounds = self.rounds(plans)
+        with self.storm(topology, rounds) as storm:
+            for plan in rounds:
                 storm.fire(plan, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))
 
@@ -204,8 +207,9 @@ class TransactionMatrixControls(TxnstormTest):
         :avocado: tags=quick,bitmap
         """
         plans = [bitmap_and_full_backup, incremental_backup_and_snapshot]
-        with self.storm(TWO_DISKS_ONE_IOTHREAD, plans) as storm:
-            for plan in self.rounds(plans, default=4):
+        rounds = self.rounds(plans, default=4)
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, rounds) as storm:
+            for plan in rounds:
                 storm.fire(plan, atomic=plan is not bitmap_and_full_backup)
         findings = self.verify(storm)
         self.assert_control_detected(findings, "full + incremental")

@@ -26,8 +26,9 @@ class SnapshotBackupTransaction(TxnstormTest):
     timeout = 300
 
     def test_backup_equals_frozen_base(self):
-        with self.storm(TWO_DISKS_ONE_IOTHREAD, PLANS, stamps=False) as storm:
-            for plan in self.rounds(PLANS):
+        rounds = self.rounds(PLANS)
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, rounds, stamps=False) as storm:
+            for plan in rounds:
                 storm.fire(plan)
         self.assert_one_point_in_time(self.verify(storm))
 
@@ -41,7 +42,8 @@ class SnapshotBackupSeparateCommands(TxnstormTest):
     timeout = 300
 
     def test_oracle_catches_separate_commands(self):
-        with self.storm(TWO_DISKS_ONE_IOTHREAD, PLANS, stamps=False) as storm:
-            for plan in self.rounds(PLANS):
+        rounds = self.rounds(PLANS)
+        with self.storm(TWO_DISKS_ONE_IOTHREAD, rounds, stamps=False) as storm:
+            for plan in rounds:
                 storm.fire(plan, atomic=False)
         self.assert_control_detected(self.verify(storm), "drive-backup == frozen base")

@@ -34,9 +34,11 @@ class QemuImg:
             raise QemuImgError(f"qemu-img create {path} failed: {proc.stderr.strip()}")
         return path
 
-    def create_overlay(self, path: Path, backing: Path, backing_fmt: str) -> Path:
-        """A qcow2 overlay naming ``backing`` (for blockdev-snapshot targets)."""
-        proc = self.run(["create", "-q", "-f", "qcow2", "-F", backing_fmt, "-b", str(backing), str(path)])
+    def create_overlay(self, path: Path, backing: Path, backing_fmt: str, size: int | None = None) -> Path:
+        """A qcow2 overlay naming ``backing`` (for blockdev-snapshot targets); with ``size`` (the
+        backing's virtual size) ``backing`` is not opened (``-u``): it may not exist yet."""
+        sized = ["-u", str(path), str(size)] if size is not None else [str(path)]
+        proc = self.run(["create", "-q", "-f", "qcow2", "-F", backing_fmt, "-b", str(backing), *sized])
         if proc.returncode != 0:
             raise QemuImgError(f"qemu-img create overlay {path} failed: {proc.stderr.strip()}")
         return path

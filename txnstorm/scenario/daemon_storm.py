@@ -102,4 +102,4 @@ def daemon_storm(
     daemon: StorageDaemon, work: Workspace, witnesses: Witnesses, after_daemon: contextlib.ExitStack
 ) -> Storm:
     """NBD clients storm every export of ``daemon``, the rounds fire at its QMP."""
-    return Storm(daemon, NbdWriters(daemon, witnesses, work.seed, after_daemon), work, witnesses, after_daemon)
+    return Storm(daemon, lambda: NbdWriters(daemon, witnesses, work.seed, after_daemon), work, witnesses, after_daemon)

@@ -101,4 +101,4 @@ def guest_on_daemon_storm(
     after_qemu: contextlib.ExitStack,
 ) -> Storm:  # fmt: skip
     """fio and the guest stamp writer in a guest whose disks ``daemon`` serves; rounds at the daemon."""
-    return Storm(daemon, DaemonGuestWriters(booted, daemon, witnesses, after_qemu), work, witnesses, after_qemu)
+    return Storm(daemon, lambda: DaemonGuestWriters(booted, daemon, witnesses, after_qemu), work, witnesses, after_qemu)

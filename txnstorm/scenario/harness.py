@@ -220,9 +220,11 @@ class TxnstormTest(Test):
         """Boot ``topology`` and storm every disk with fio; with ``stamps``
         the guest stamp writer (with ``nbd_stamps`` also the host NBD one,
         through QEMU's NBD server: under TCG the host client is the one that
-        really races a QMP command) writes the first and last disk.  What
-        ``plans`` (and ``also_actions``) need is checked before boot: a QEMU
-        without it CANCELs.  Leaving the block stops the storm and quits QEMU;
+        really races a QMP command) writes the first and last disk.
+        ``plans``: the rounds the test will fire, in order (``self.rounds``),
+        prepared before the storm starts (``scenario/ahead.py``); what they
+        (and ``also_actions``) need is checked before boot: a QEMU without it
+        CANCELs.  Leaving the block stops the storm and quits QEMU;
         NBD clients close after that (on 7.2 a disconnect from an iothread
         export aborts, KI-1)."""
         self.require(actions=[*action_types(plans), *also_actions], **caps.needs_of(topology))
@@ -230,7 +232,8 @@ class TxnstormTest(Test):
         storm: Storm | None = None
         try:
             with contextlib.ExitStack() as after_qemu, self.boot(topology) as booted:
-                storm = guest_storm(booted, Workspace(self.scratch, self.qemu_img, self.seed), witnesses, after_qemu)
+                work = Workspace(self.scratch, self.qemu_img, self.seed, tuple(plans))
+                storm = guest_storm(booted, work, witnesses, after_qemu)
                 yield storm
                 storm.stop()
         finally:  # a failed storm's timeline is the evidence of when it went wrong
@@ -290,9 +293,9 @@ class EveryPlanStory:
         raise NotImplementedError
 
     def one_point_in_time_on(self: Any, topology: Topology) -> None:
-        plans = list(PLANS.values())
-        with self.story_storm(topology, plans) as storm:
-            for plan in self.rounds(plans):
+        rounds = self.rounds(list(PLANS.values()))
+        with self.story_storm(topology, rounds) as storm:
+            for plan in rounds:
                 storm.fire(plan)
         findings = self.verify(storm)
         checked = any(f.oracle.startswith(f"cross-disk stamps/{self.STAMPS}") for f in findings)
@@ -300,9 +303,9 @@ class EveryPlanStory:
         self.assert_one_point_in_time(findings)
 
     def separate_commands_caught_on(self: Any, topology: Topology) -> None:
-        plans = list(PLANS.values())
-        with self.story_storm(topology, plans) as storm:
-            for plan in self.rounds(plans):
+        rounds = self.rounds(list(PLANS.values()))
+        with self.story_storm(topology, rounds) as storm:
+            for plan in rounds:
                 storm.fire(plan, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))
 
@@ -366,7 +369,7 @@ class StorageDaemonTest(TxnstormTest):
         try:
             with contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
                 self._require_daemon(daemon, plans)
-                work = Workspace(scratch, self.qemu_img, self.seed)
+                work = Workspace(scratch, self.qemu_img, self.seed, tuple(plans))
                 storm = daemon_storm(daemon, work, nbd_witnesses(topology), after_daemon)
                 yield storm
                 storm.stop()
@@ -397,7 +400,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
             with contextlib.ExitStack() as after_qemu, storage_daemon.serving(daemon):
                 self._require_daemon(daemon, plans)
                 with self.boot(topology, daemon) as booted:
-                    work = Workspace(self.scratch, self.qemu_img, self.seed)
+                    work = Workspace(self.scratch, self.qemu_img, self.seed, tuple(plans))
                     storm = guest_on_daemon_storm(booted, daemon, work, Witnesses.of(topology, False), after_qemu)
                     yield storm
                     storm.stop()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from txnstorm.host.images import QemuImg
 from txnstorm.oracles import stall
 from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
 from txnstorm.oracles.stall import wait_until_writing
+from txnstorm.scenario.ahead import RoundsAhead, RoundState, bitmap_base_after
 from txnstorm.scenario.rounds import (
     Finding,
     Overlap,
@@ -54,27 +55,28 @@ DELAY_S = (0.05, 0.8)  # each round fires this far into the storm (seeded)
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where a test's captures go, the qemu-img that makes and reads them,
-    and the seed its rounds' timing comes from."""
+    """Where a test's captures go, the qemu-img that makes and reads them, the seed its rounds'
+    timing comes from, and the rounds it declared (prepared before the storm starts)."""
 
     scratch: Path
     qemu_img: QemuImg
     seed: int
+    rounds: tuple[PlanKind, ...] = ()
 
 
 class Storm:
     """The rounds engine: the rounds fire at ``vm`` (the guest's QEMU, or a qemu-storage-daemon) and
-    capture its images while ``writers`` write (``scenario/writers.py``: the guest's fio and stamp
+    capture its images while the writers write (``scenario/writers.py``: the guest's fio and stamp
     writer, host NBD clients, or a guest on the daemon's exports)."""
 
     def __init__(
-        self, vm: QemuProcess, writers: Writers, work: Workspace, witnesses: Witnesses | None,
-        after_qemu: contextlib.ExitStack,
+        self, vm: QemuProcess, start_writers: Callable[[], Writers], work: Workspace,
+        witnesses: Witnesses | None, after_qemu: contextlib.ExitStack,
     ) -> None:  # fmt: skip
         """What the rounds keep: the disks' current nodes and images, the seeded timing, the
-        timeline, the write counters read (``write_samples``) and the records."""
+        timeline, the write counters read (``write_samples``) and the records.  The declared
+        rounds are prepared (``scenario/ahead.py``), then ``start_writers`` starts the storm."""
         self.vm = vm
-        self.writers = writers
         self.disks = [d.name for d in vm.topology.disks]
         self.scratch, self.qemu_img, self.witnesses = work.scratch, work.qemu_img, witnesses
         self.after_qemu = after_qemu  # what must close only after QEMU quit (NBD clients: KI-1)
@@ -86,7 +88,11 @@ class Storm:
         self.round_no = 0
         self.write_samples: list[dict[str, float]] = []  # every write_ops() reading, for the timeline
         self.last_counts: dict[str, int] | None = None  # the last reading a round took
-        self.mark("storm started", **writers.started())
+        self.ahead = RoundsAhead.prepare(work.rounds, self.context(), self.disks[0], self.qemu_img)
+        if work.rounds:
+            self.mark("rounds prepared", rounds=len(work.rounds))
+        self.writers = start_writers()
+        self.mark("storm started", **self.writers.started())
 
     def mark(self, event: str, **data: object) -> None:
         """An event on the timeline, at the rounds' process."""
@@ -99,21 +105,27 @@ class Storm:
         return counts
 
     # -- the rounds --------------------------------------------------------
+    def context(self) -> RoundContext:
+        """What the next round's plan is built from: the disks' current state, the bitmap base."""
+        witnesses = self.witnesses.disks if self.witnesses else None
+        return RoundContext(self.round_no, self.scratch, dict(self.states), witnesses, self.bitmap_base)
+
     def _next_round(self, kind: PlanKind, backup_disk: str) -> tuple[RoundContext, Plan, float]:
-        """The next round's context, its plan (whose nodes are added now) and its seeded delay."""
+        """The next round's context, its plan (prepared before the storm, else built now; its
+        nodes are added now) and its seeded delay."""
         self.round_no += 1
-        ctx = RoundContext(
-            self.round_no, self.scratch, self.states, self.witnesses.disks if self.witnesses else None,
-            self.bitmap_base,
-        )  # fmt: skip
-        plan = kind(ctx, backup_disk)
-        plan.prepare_images(self.qemu_img)
+        ctx = self.context()
+        planned = self.ahead.take(kind, backup_disk, RoundState.of(self.round_no, self.states, self.bitmap_base))
+        if planned is None:
+            plan = kind(ctx, backup_disk)
+            plan.prepare_images(self.qemu_img)
+        else:
+            plan = planned.plan
+            for image in planned.deferred:
+                image.create(self.qemu_img)
         for command, args in plan.setup:
             self.vm.cmd(command, **args)
-        if plan.hands_on is not None:
-            self.bitmap_base = plan.hands_on
-        elif kind.uses_bitmap_base:
-            self.bitmap_base = None  # used up: the next incremental needs a bitmap round of its own
+        self.bitmap_base = bitmap_base_after(kind, plan, self.bitmap_base)
         return ctx, plan, round(self.rng.uniform(*DELAY_S), 3)
 
     def still_writing(self) -> dict[str, int]:
@@ -304,4 +316,4 @@ def guest_storm(
     booted: Booted, work: Workspace, witnesses: Witnesses | None, after_qemu: contextlib.ExitStack
 ) -> Storm:
     """fio on every disk of ``booted``, its stamp writers on the witnesses, the rounds at its QEMU."""
-    return Storm(booted.vm, GuestWriters(booted, witnesses, after_qemu), work, witnesses, after_qemu)
+    return Storm(booted.vm, lambda: GuestWriters(booted, witnesses, after_qemu), work, witnesses, after_qemu)

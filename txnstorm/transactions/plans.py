@@ -93,12 +93,14 @@ class NewImage:
     backing: ImageRef | None = None
     size_of: ImageRef | None = None
 
-    def create(self, qemu_img: QemuImg) -> Path:
+    def create(self, qemu_img: QemuImg, size: int | None = None) -> Path:
+        """Create it; ``size``: the virtual size of ``backing`` or ``size_of`` when the caller knows
+        it (then neither is opened: either may be written only later, by an earlier round)."""
         if self.backing is not None:
-            return qemu_img.create_overlay(self.path, self.backing.path, self.backing.fmt)
+            return qemu_img.create_overlay(self.path, self.backing.path, self.backing.fmt, size)
         if self.size_of is None:
             raise ValueError(f"{self.path}: an image needs a backing file or a size")
-        return qemu_img.create(self.path, str(qemu_img.virtual_size(self.size_of.path, self.size_of.fmt)))
+        return qemu_img.create(self.path, str(size or qemu_img.virtual_size(self.size_of.path, self.size_of.fmt)))
 
 
 @dataclass
