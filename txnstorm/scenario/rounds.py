@@ -7,9 +7,12 @@ into the story every test tells; tests never repeat them.
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from txnstorm.host.images import QemuImg
 from txnstorm.oracles.compare import compare_images
 from txnstorm.oracles.stamps import WRITES_TO_DIFFER, CrossDiskVerdict, judge, read_region
 from txnstorm.transactions.actions import Fired
-from txnstorm.transactions.plans import ImageRef, Plan
+from txnstorm.transactions.plans import ImageRef, Pair, Plan, StampPair
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.machine import Machine
 from txnstorm.workload.fio import FioJob, FioResult, RunningStorm, StormHung
@@ -44,6 +47,8 @@ class Timeline:
         """timeline.json: the story's marks and QEMU's write counters over time."""
         path.write_text(json.dumps({"events": self.events, "write_ops": list(write_samples)}, indent=1) + "\n")
 
+
+VERIFY_WORKERS = os.cpu_count() or 1  # qemu-img checks side by side once QEMU has quit
 
 DISK_SCAN_S = 20.0  # how long the guest's disks may take to show up after boot
 
@@ -224,27 +229,41 @@ def verify_rounds(
 ) -> list[Finding]:
     """Run every oracle of every round on the captures (QEMU has exited:
     all images are closed and flushed).  ``regions``: one stamp region per
-    stamp writer ("guest", "nbd"), each judged on every stamp pair."""
-    findings = []
+    stamp writer ("guest", "nbd"), each judged on every stamp pair.  The
+    checks are ``qemu-img`` processes that read distinct files: they run side
+    by side, one per core (internal snapshots are extracted first, each once);
+    the findings keep the rounds' order."""
     by_round = {record.round_no: record for record in records}
+    refs = [ref for r in records for p in [*r.plan.pairs, *r.plan.stamp_pairs] for ref in (p.a, p.b)]
+    snapshots = list(dict.fromkeys(ref for ref in refs if ref.snapshot))
+
+    def pair_check(record: RoundRecord, pair: Pair) -> Finding:
+        a, b = _materialize(qemu_img, pair.a, scratch), _materialize(qemu_img, pair.b, scratch)
+        result = compare_images(qemu_img, a, b, (pair.a.fmt, pair.b.fmt), force_share=False)
+        detail = f"{pair.a.describe()} vs {pair.b.describe()}: " + (
+            "identical" if result.identical else f"first difference at offset {result.first_difference}"
+        )
+        gap = by_round.get(pair.gap_round) if pair.gap_round is not None else None
+        return pair_finding(record.round_no, pair.label, detail, result.identical, gap)
+
+    def stamp_check(record: RoundRecord, stamp_pair: StampPair, writer: str, region: StampRegion) -> Finding:
+        # An extracted internal snapshot is a qcow2; a plain capture keeps its format.
+        images = [
+            (_materialize(qemu_img, ref, scratch), "qcow2" if ref.snapshot else ref.fmt)
+            for ref in (stamp_pair.a, stamp_pair.b)
+        ]
+        verdict = judge(*(read_region(qemu_img.binary, image, fmt, region) for image, fmt in images))
+        oracle = f"cross-disk stamps/{writer} ({stamp_pair.label})"
+        return stamp_finding(record.round_no, oracle, verdict, record.writer_progress.get(writer))
+
+    checks: list[Callable[[], Finding]] = []
     for record in records:
-        for pair in record.plan.pairs:
-            a = _materialize(qemu_img, pair.a, scratch)
-            b = _materialize(qemu_img, pair.b, scratch)
-            result = compare_images(qemu_img, a, b, (pair.a.fmt, pair.b.fmt), force_share=False)
-            detail = f"{pair.a.describe()} vs {pair.b.describe()}: " + (
-                "identical" if result.identical else f"first difference at offset {result.first_difference}"
-            )
-            gap = by_round.get(pair.gap_round) if pair.gap_round is not None else None
-            findings.append(pair_finding(record.round_no, pair.label, detail, result.identical, gap))
-        for stamp_pair in record.plan.stamp_pairs:
-            # An extracted internal snapshot is a qcow2; a plain capture keeps its format.
-            images = [
-                (_materialize(qemu_img, ref, scratch), "qcow2" if ref.snapshot else ref.fmt)
-                for ref in (stamp_pair.a, stamp_pair.b)
-            ]
-            for writer, region in (regions or {}).items():
-                verdict = judge(*(read_region(qemu_img.binary, image, fmt, region) for image, fmt in images))
-                oracle = f"cross-disk stamps/{writer} ({stamp_pair.label})"
-                findings.append(stamp_finding(record.round_no, oracle, verdict, record.writer_progress.get(writer)))
-    return findings
+        checks += [partial(pair_check, record, pair) for pair in record.plan.pairs]
+        checks += [
+            partial(stamp_check, record, stamp_pair, writer, region)
+            for stamp_pair in record.plan.stamp_pairs
+            for writer, region in (regions or {}).items()
+        ]
+    with ThreadPoolExecutor(max_workers=VERIFY_WORKERS) as pool:
+        list(pool.map(lambda ref: _materialize(qemu_img, ref, scratch), snapshots))
+        return list(pool.map(lambda check: check(), checks))
