@@ -78,3 +78,4 @@ def test_another_kind_than_declared_drops_what_was_prepared(tmp_path, qemu_img):
 def test_nothing_declared_prepares_nothing(tmp_path, qemu_img):
     ahead = RoundsAhead.prepare([], first_context(tmp_path, qemu_img), "disk0", qemu_img)
     assert ahead.take(snapshot_and_blockdev_backup, "disk0", RoundState.of(1, {}, None)) is None
+

@@ -147,8 +147,8 @@ def test_a_qemu_without_vq_mapping_names_the_missing_property():
 
 
 def test_a_polling_iothread_keeps_its_options(tmp_path):
-    from txnstorm.vm.topology import POLLING_IOTHREAD_DEEP_QUEUE
+    from txnstorm.vm.topology import POLLING_IOTHREAD_POLLED_GUEST
 
-    args = build_args(Path("/usr/bin/qemu-system-x86_64"), POLLING_IOTHREAD_DEEP_QUEUE, spec(tmp_path))
+    args = build_args(Path("/usr/bin/qemu-system-x86_64"), POLLING_IOTHREAD_POLLED_GUEST, spec(tmp_path))
     assert values(args, "-object") == ["iothread,id=io0,poll-max-ns=20000000,poll-shrink=1"]
-    assert POLLING_IOTHREAD_DEEP_QUEUE.storm_iodepth == 64
+    assert POLLING_IOTHREAD_POLLED_GUEST.storm_iodepth == 64

@@ -161,3 +161,19 @@ def test_events_are_matched_member_by_member():
     assert not matches(event, {"data": {"device": "backup-disk1-r1"}})
     assert not matches(event, {"data": {"error": "x"}}), "a member the event lacks is no match"
     assert not matches({"data": "flat"}, {"data": {"device": "x"}})
+
+
+def test_the_race_plan_backs_up_every_disk_before_any_snapshot(tmp_path, qemu_img):
+    from txnstorm.transactions.plans import every_disk_backup_and_snapshot
+
+    ctx = ctx_for(tmp_path, qemu_img, ("disk0", "disk1", "disk2"), witnesses=("disk0", "disk1"))
+    plan = every_disk_backup_and_snapshot(ctx, "disk0")
+    kinds = [(a["type"], a["data"].get("device") or a["data"]["node"]) for a in plan.actions]
+    assert kinds == [
+        ("blockdev-backup", "disk0"), ("blockdev-backup", "disk1"), ("blockdev-backup", "disk2"),
+        ("blockdev-snapshot", "disk0"), ("blockdev-snapshot", "disk2"), ("blockdev-snapshot", "disk1"),
+    ]  # fmt: skip
+    assert [(p.a.path.name, p.b.path.name) for p in plan.pairs] == [
+        (f"{d}-bdbackup-r1.qcow2", f"{d}.qcow2") for d in ("disk0", "disk1", "disk2")
+    ]
+    assert len(plan.jobs) == 3 and len(plan.stamp_pairs) == 1

@@ -26,6 +26,7 @@ from txnstorm.transactions.plans import ImageRef, Pair, Plan, StampPair
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.machine import Machine
 from txnstorm.workload.fio import FioJob, FioResult, RunningStorm, StormHung
+from txnstorm.workload.polled import POLLED_FIO, give_disks_poll_queues
 from txnstorm.workload.stamp_format import StampRegion
 
 
@@ -73,10 +74,14 @@ def start_storm(
     booted: Booted, disks: Sequence[str], runtime_s: int = 3600, name: str = "storm", size: int | None = None
 ) -> RunningStorm:
     """fio random writes (direct I/O) on the named disks until stopped, as
-    many in flight per disk as the topology's ``storm_iodepth``."""
+    many in flight per disk as the topology's ``storm_iodepth``; with its
+    ``storm_polled`` the guest polls their completions (``workload/polled.py``)."""
+    topology = booted.vm.topology
+    if topology.storm_polled:
+        give_disks_poll_queues(booted.guest)  # before the disks are looked up: they are probed again
     job = FioJob(
         name=name, devices=guest_devices(booted, disks), runtime_s=runtime_s, size=size,
-        iodepth=booted.vm.topology.storm_iodepth,
+        iodepth=topology.storm_iodepth, extra=dict(POLLED_FIO) if topology.storm_polled else {},
     )  # fmt: skip
     return RunningStorm(booted.guest, job)
 
