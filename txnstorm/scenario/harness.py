@@ -257,14 +257,20 @@ class TxnstormTest(Test):
             rounds=len(storm.records), checks=len(findings), first_violation_round=min(violated) if violated else None,
             not_judged=sum(not f.judged for f in findings),
         )  # fmt: skip
+        self.verified = storm
         return findings
 
     def assert_one_point_in_time(self, findings: list[Finding]) -> None:
         """FAIL with one reason line (how many checks, which rounds, the first violation); the whole
-        list is in oracle.log and on the report."""
+        list is in oracle.log and on the report.  The images kept are the violated rounds' (and
+        every image they need)."""
         self.assertTrue(findings, "no oracle ran")
         bad = [f for f in findings if not f.ok]
         if bad:
+            if (storm := getattr(self, "verified", None)) is not None:
+                removed, freed = storm.drop_captures_of_agreeing_rounds({f.round_no for f in bad})
+                self.log.info("kept the violated rounds' captures; removed %d of the agreeing rounds' (%d MiB)",
+                              removed, freed >> 20)  # fmt: skip
             rounds = ", ".join(str(r) for r in sorted({f.round_no for f in bad}))
             self.fail(
                 f"transaction did not capture one point in time: {len(bad)} of {len(findings)} checks violated "

@@ -306,6 +306,30 @@ class Storm:
             log.writelines(finding.describe() + "\n" for finding in findings)
         return findings
 
+    def drop_captures_of_agreeing_rounds(self, violated_rounds: set[int]) -> tuple[int, int]:
+        """A failed test keeps its images as evidence; the captures of the rounds whose checks all
+        agreed are not evidence (16 rounds of full backups of two 64 MiB disks are 2 GiB): their
+        backup targets and extracted snapshots go, unless another image backs onto one.  The
+        disks' images and overlays stay (the violated rounds' frozen bases are their chains).
+        Returns (files removed, bytes freed)."""
+        backings = {image.backing.path for r in self.records for image in r.plan.images if image.backing}
+        backings |= {r.plan.hands_on.full_backup for r in self.records if r.plan.hands_on}
+        removed = freed = 0
+        for record in self.records:
+            if record.round_no in violated_rounds:
+                continue
+            refs = [ref for pair in record.plan.pairs for ref in (pair.a, pair.b)]
+            refs += [ref for pair in record.plan.stamp_pairs for ref in (pair.a, pair.b)]
+            leaves = {pair.a.path for pair in record.plan.pairs if not pair.a.snapshot} - backings
+            leaves -= {state.image for state in self.states.values()}
+            leaves |= {self.scratch / f"{ref.path.stem}@{ref.snapshot}.qcow2" for ref in refs if ref.snapshot}
+            for path in leaves:
+                if path.is_file() and path.parent == self.scratch:
+                    freed += path.stat().st_size
+                    path.unlink()
+                    removed += 1
+        return removed, freed
+
 
 def rounds_of(plans: Sequence[PlanKind], count: int) -> list[PlanKind]:
     """``count`` rounds, the plans in turn."""
