@@ -91,8 +91,9 @@ def test_a_miss_where_the_fault_needs_kvm_is_said_not_counted():
     on_tcg, on_kvm = teeth.TierResult(passed, 60, "tcg"), teeth.TierResult(passed, 60, "kvm")
     assert teeth.judge("vblk", "7.2.22", on_tcg, needs_kvm=True).outcome == "missed: needs KVM (tcg)"
     assert teeth.judge("vblk", "7.2.22", on_kvm, needs_kvm=True).outcome == "missed"
-    vblk = {f.name: f for f in teeth.load_faults()}["virtio-blk-ignores-drain"]
-    assert vblk.needs_kvm == {"7.2"}
+    # Since the race test's guest polls its completions, 7.2's class 1 is caught under TCG: no
+    # fault needs KVM any more, so a miss there counts (docs/teeth.md, 2026-12-03).
+    assert all(not f.needs_kvm for f in teeth.load_faults())
 
 
 def test_unknown_versions_are_bad_input_before_anything_builds(tmp_path, monkeypatch):
