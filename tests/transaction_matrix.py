@@ -61,9 +61,9 @@ class TransactionMatrix(TxnstormTest):
         that polls its completions with 64 writes in flight let the guest's writes reach the disks
         while the transaction holds the big lock, even under TCG.  One plan, a backup of every
         disk, then a snapshot of every disk (each snapshot's flush is a window for the disks
-        backed up before it), for 24 rounds: on 7.2's class-1 build under TCG 24 of 128 rounds
-        showed it (19 %; 0.81^24 = 0.7 % of runs would miss it, 4 % at the rate's lower bound, 12 %), see
-        docs/teeth.md.
+        backed up before it), for 24 rounds: on 7.2's class-1 build under TCG 33 of 144 rounds
+        showed it (23 %: 24 rounds miss 0.2 % of runs, 1.2 % at the rate's 95 % lower bound; see
+        docs/teeth.md).
 
         :avocado: tags=quick,race
         """
