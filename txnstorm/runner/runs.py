@@ -58,7 +58,7 @@ def parse_shard(text: str, var: str = "SHARD=") -> tuple[int, int]:
 # The tests that caught a fault class soonest in docs/teeth.md's table (2026-12-03), cheapest
 # catch first: a FAIL comes early, which FAILFAST=1 turns into a verdict in about a minute.
 # class 2: StoppedVmIsStill (QEMU aborts, ~8 s); class 3: BackupOfBackupFilter (a refusal, ~8 s);
-# class 1: the race (~30 s: 10.2.2's in 3 of 3 validate runs, 7.2's in a few rounds per hundred),
+# class 1: the race (~40 s: 10.2.2's build crashed QEMU in it, 7.2's shows in 23 % of its rounds),
 # then the quick matrix test (~14 s: 10.2.2's class 3 in round 4, class 1 in round 3 in some runs);
 # classes 2 and 3 again: NbdAndGuestStorm (round 1, ~24 s), after the class 1 catchers, since
 # the two tests before it catch those classes already.

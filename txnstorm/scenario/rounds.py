@@ -168,10 +168,15 @@ class Finding:
         return f"round {self.round_no}: {self.oracle}: {state}: {self.detail}"
 
 
+def extracted(ref: ImageRef, scratch: Path) -> Path:
+    """Where verification extracts internal snapshot ``ref`` to (a standalone qcow2)."""
+    return scratch / f"{ref.path.stem}@{ref.snapshot}.qcow2"
+
+
 def _materialize(qemu_img: QemuImg, ref: ImageRef, scratch: Path) -> Path:
     if not ref.snapshot:
         return ref.path
-    out = scratch / f"{ref.path.stem}@{ref.snapshot}.qcow2"
+    out = extracted(ref, scratch)
     if not out.exists():
         qemu_img.extract_snapshot(ref.path, ref.fmt, ref.snapshot, out)
     return out

@@ -39,6 +39,7 @@ from txnstorm.scenario.rounds import (
     Overlap,
     RoundRecord,
     Timeline,
+    extracted,
     verify_rounds,
 )
 from txnstorm.scenario.writers import GuestWriters, Witnesses, Writers
@@ -308,7 +309,7 @@ class Storm:
 
     def drop_captures_of_agreeing_rounds(self, violated_rounds: set[int]) -> tuple[int, int]:
         """A failed test keeps its images as evidence; the captures of the rounds whose checks all
-        agreed are not evidence (16 rounds of full backups of two 64 MiB disks are 2 GiB): their
+        agreed are not evidence (24 race rounds of full backups of two 64 MiB disks were 3 GiB): their
         backup targets and extracted snapshots go, unless another image backs onto one.  The
         disks' images and overlays stay (the violated rounds' frozen bases are their chains).
         Returns (files removed, bytes freed)."""
@@ -322,7 +323,7 @@ class Storm:
             refs += [ref for pair in record.plan.stamp_pairs for ref in (pair.a, pair.b)]
             leaves = {pair.a.path for pair in record.plan.pairs if not pair.a.snapshot} - backings
             leaves -= {state.image for state in self.states.values()}
-            leaves |= {self.scratch / f"{ref.path.stem}@{ref.snapshot}.qcow2" for ref in refs if ref.snapshot}
+            leaves |= {extracted(ref, self.scratch) for ref in refs if ref.snapshot}
             for path in leaves:
                 if path.is_file() and path.parent == self.scratch:
                     freed += path.stat().st_size
