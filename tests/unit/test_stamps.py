@@ -59,3 +59,23 @@ def test_c_writer_matches_the_python_format(tmp_path, qemu_img):
     generations = int(out.split()[1])
     verdict = judge(*(read_region(qemu_img.binary, d, "raw", where) for d in disks))
     assert verdict.a == verdict.b == generations > 0
+
+
+def test_the_region_is_read_through_the_backing_chain_from_any_path(tmp_path, qemu_img):
+    """Only the region is converted; what the guest sees: the top's write over its backing's, in a
+    directory whose name has a comma (QEMU's option syntax escapes it)."""
+    where, size = StampRegion.at_end(4 << 20, slots=4), 4 << 20
+    folder = tmp_path / "a,b"
+    folder.mkdir()
+    base, top = folder / "base.qcow2", folder / "top.qcow2"
+    qemu_img.create(base, str(size))
+    qemu_img.create_overlay(top, base, "qcow2")
+    io = shutil.which("qemu-io")
+    if not io:
+        pytest.skip("qemu-io not installed")
+    subprocess.run([io, "-c", f"write -P 0xab {where.offset} 16k", str(base)], check=True, capture_output=True)
+    subprocess.run([io, "-c", f"write -P 0xcd {where.offset + 4096} 4k", str(top)], check=True, capture_output=True)
+    region = read_region(qemu_img.binary, top, "qcow2", where)
+    assert len(region) == where.size == 16384
+    assert region[:4096] == b"\xab" * 4096 and region[4096:8192] == b"\xcd" * 4096
+    assert region[8192:] == b"\xab" * 8192
