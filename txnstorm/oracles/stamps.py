@@ -17,6 +17,7 @@ from pathlib import Path
 
 from txnstorm.errors import TxnstormError
 from txnstorm.host.scratch import private_dir
+from txnstorm.vm.cmdline import opt_value
 from txnstorm.workload.stamp_format import BLOCK, StampRegion, decode
 
 # Captures of A and B at two instants differ (a != b and a != b + 1) only if the writer completed
@@ -72,7 +73,7 @@ def read_region(qemu_img: Path, image: Path, fmt: str, region: StampRegion) -> b
     ``raw`` node with ``offset``/``size`` over the image (a whole 64 MiB image per read before).
     """
     opts = (f"driver=raw,offset={region.offset},size={region.size},file.driver={fmt},"
-            f"file.file.driver=file,file.file.filename={_opt(image)}")  # fmt: skip
+            f"file.file.driver=file,file.file.filename={opt_value(image)}")  # fmt: skip
     with private_dir("stamps") as tmp:
         raw = tmp / "region.raw"
         proc = subprocess.run(
@@ -82,8 +83,3 @@ def read_region(qemu_img: Path, image: Path, fmt: str, region: StampRegion) -> b
         if proc.returncode != 0:
             raise StampError(f"qemu-img convert of {image}'s stamp region failed: {proc.stderr.strip()}")
         return raw.read_bytes()
-
-
-def _opt(value: object) -> str:
-    """A value inside QEMU's key=value option syntax (a comma is written twice)."""
-    return str(value).replace(",", ",,")

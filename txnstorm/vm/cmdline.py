@@ -32,6 +32,11 @@ class LaunchSpec:
     vhost_sockets: dict[str, Path] = field(default_factory=dict)  # vhost-user-blk disk -> its export's socket
 
 
+def opt_value(value: object) -> str:
+    """A value inside QEMU's ``key=value,...`` option syntax: commas doubled."""
+    return str(value).replace(",", ",,")
+
+
 def cpu_model(accel: str) -> str:
     # 'host' passes the real CPU through under KVM; 'max' is TCG's richest model.
     return "host" if accel == "kvm" else "max"

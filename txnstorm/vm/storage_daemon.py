@@ -32,6 +32,7 @@ from pathlib import Path
 
 from txnstorm.errors import DeadlineExceeded, QemuDied
 from txnstorm.host.images import nbd_uri
+from txnstorm.vm.cmdline import opt_value
 from txnstorm.vm.qemu_process import QMP_SOCKET, Keeping, QemuProcess
 from txnstorm.vm.topology import Topology
 
@@ -60,11 +61,6 @@ def missing_daemon(qemu: Path) -> str:
     )
 
 
-def _opt(value: object) -> str:
-    """A value inside a ``key=value,...`` option: commas doubled."""
-    return str(value).replace(",", ",,")
-
-
 @dataclass(frozen=True)
 class DaemonSpec:
     """Where the daemon's sockets go and which image each disk opens."""
@@ -86,24 +82,25 @@ def build_args(binary: Path, topology: Topology, spec: DaemonSpec) -> list[str]:
     for iothread in topology.iothreads:
         args += ["--object", f"iothread,id={iothread}"]
     for disk in topology.disks:
-        file_opts = f"driver=file,node-name={disk.file_node},filename={_opt(spec.images[disk.name])},aio={disk.aio}"
+        filename = opt_value(spec.images[disk.name])
+        file_opts = f"driver=file,node-name={disk.file_node},filename={filename},aio={disk.aio}"
         if disk.cache_direct:
             file_opts += ",cache.direct=on"
         args += ["--blockdev", file_opts]
         args += ["--blockdev", f"driver={disk.fmt},node-name={disk.node},file={disk.file_node}"]
     if not all(d.on_daemon for d in topology.disks):
-        args += ["--nbd-server", f"addr.type=unix,addr.path={_opt(spec.nbd_socket)}"]
+        args += ["--nbd-server", f"addr.type=unix,addr.path={opt_value(spec.nbd_socket)}"]
     for disk in topology.disks:
         export = f"type=nbd,id={disk.name},node-name={disk.node},name={disk.name},writable=on"
         if disk.on_daemon:
             export = (
                 f"type=vhost-user-blk,id={disk.name},node-name={disk.node},writable=on,"
-                f"addr.type=unix,addr.path={_opt(spec.vhost_socket(disk.name))},num-queues={disk.num_queues}"
+                f"addr.type=unix,addr.path={opt_value(spec.vhost_socket(disk.name))},num-queues={disk.num_queues}"
             )
         if disk.iothread:
             export += f",iothread={disk.iothread}" + (",fixed-iothread=on" if disk.fixed_iothread else "")
         args += ["--export", export]
-    args += ["--chardev", f"socket,id=qmp0,path={_opt(spec.qmp_socket)},server=on,wait=off"]
+    args += ["--chardev", f"socket,id=qmp0,path={opt_value(spec.qmp_socket)},server=on,wait=off"]
     args += ["--monitor", "chardev=qmp0"]
     return args
 
