@@ -67,7 +67,8 @@ class RoundsAhead:
         cls, kinds: Sequence[PlanKind], ctx: RoundContext, backup_disk: str, qemu_img: QemuImg
     ) -> RoundsAhead:
         """Build ``kinds`` in turn from ``ctx`` (the state before round ``ctx.round_no + 1``) and
-        create every image whose source exists by now."""
+        create every image whose size is known (each plan's here: a capture has its disk's size);
+        one whose size is not is left to its round (``deferred``)."""
         disks, bitmap_base = dict(ctx.disks), ctx.bitmap_base
         # Every capture of a disk has the disk's virtual size: known for the images a plan will
         # create from its source's, whether or not an earlier round has written that source yet.
