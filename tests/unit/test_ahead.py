@@ -1,12 +1,14 @@
 """Rounds prepared before the storm (scenario/ahead.py): the same plans as built round by round, the
 images there before the storm starts, and nothing prepared used from another state."""
 
+import dataclasses
 from pathlib import Path
+
+from test_txn import ctx_for
 
 from txnstorm.scenario.ahead import RoundsAhead, RoundState, bitmap_base_after
 from txnstorm.transactions.plans import (
     PLANS,
-    DiskState,
     RoundContext,
     bitmap_and_full_backup,
     incremental_backup_and_snapshot,
@@ -17,8 +19,8 @@ ROTATION = list(PLANS.values()) * 2
 
 
 def first_context(tmp_path: Path, qemu_img) -> RoundContext:
-    states = {d: DiskState(d, qemu_img.create(tmp_path / f"{d}.qcow2", "4M"), "qcow2") for d in ("disk0", "disk1")}
-    return RoundContext(0, tmp_path, states, ("disk0", "disk1"))
+    """Two 4 MiB disks, the stamp witnesses, before round 1 (test_txn's context, one round earlier)."""
+    return dataclasses.replace(ctx_for(tmp_path, qemu_img, witnesses=("disk0", "disk1")), round_no=0)
 
 
 def built_round_by_round(ctx: RoundContext, kinds) -> list:
