@@ -176,14 +176,16 @@ def avocado_binary() -> Path:
 
 def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener and its order
     qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None,
-    *, on_test: Callable[[TestLine], None] | None = None, refs: Sequence[str] | None = None,
+    *, on_test: Callable[[TestLine], None] | None = None, refs: Sequence[str] | None = None, jobs: int = 1,
 ) -> Path:  # fmt: skip
     """One Avocado job of the scenario tests (tag ``filters``; or ``refs``, in that order) against
     ``qemu``; its results dir (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are
-    dropped: they must not disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends."""
+    dropped: they must not disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends;
+    ``jobs`` tests run side by side."""
     avocado = avocado_binary()
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
+    cmd += ["--max-parallel-tasks", str(jobs)] if jobs > 1 else []
     if refs is not None:
         cmd += [exact(ref) for ref in refs]
     else:

@@ -177,13 +177,13 @@ def first_fail_after(tests: Sequence[dict]) -> float | None:
     return round(min(ended) - min(started), 1) if started and ended else None
 
 
-def run_tier(qemu: Path, tags: Sequence[str], results: Path) -> TierResult:
+def run_tier(qemu: Path, tags: Sequence[str], results: Path, jobs: int = 1) -> TierResult:
     """The tier against ``qemu``, in the order ``make quick`` runs it (what caught soonest first:
     ``runs.CATCHES_FIRST``), so the 1st FAIL column is what ``FAILFAST=1`` waits for: each test's
     status and reason, the job's seconds, the accelerator."""
     avocado = runs.avocado_binary()
     ordered = runs.shard(runs.avocado_list(avocado, tags, runs.scenario_refs(), cwd=REPO), 1, 1)
-    latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results, refs=ordered)
+    latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results, refs=ordered, jobs=jobs)
     try:
         data = json.loads((latest / "results.json").read_text())
     except (OSError, ValueError):
@@ -224,9 +224,11 @@ def no_source(unknown: Sequence[str], trees: dict[str, Path]) -> UserError:
 
 
 def teeth(
-    tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print
+    tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> list[Row]:
-    """Every fault x every QEMU source make qemu unpacked (or ``versions``), and the stock rows."""
+    """Every fault x every QEMU source make qemu unpacked (or ``versions``), and the stock rows; each
+    tier with ``jobs`` tests side by side."""
     faults, trees = load_faults(), source_trees()
     unknown = sorted(v for v in set(versions) - set(trees) if family(v) != "7.2")
     if unknown:  # bad input, before anything slow
@@ -251,7 +253,7 @@ def teeth(
             rows.append(Row("stock", version, "no stock build", "run 'make qemu' for this version"))
         else:
             say(f"teeth: stock {version}: running the tier")
-            rows.append(judge("stock", version, run_tier(stock, tags, results / f"stock-{version}")))
+            rows.append(judge("stock", version, run_tier(stock, tags, results / f"stock-{version}", jobs)))
         for fault in faults:
             prepared = patched_tree(tree, fault, version)
             if isinstance(prepared, str):
@@ -263,6 +265,6 @@ def teeth(
                 rows.append(Row(fault.name, version, "build failed", qemu))
                 continue
             say(f"teeth: {fault.name} {version}: running the tier")
-            tier = run_tier(qemu, tags, results / f"{fault.name}-{version}")
+            tier = run_tier(qemu, tags, results / f"{fault.name}-{version}", jobs)
             rows.append(judge(fault.name, version, tier, needs_kvm=family(version) in fault.needs_kvm))
     return rows
