@@ -74,3 +74,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     if report.when == "call":
         item.rep_call = report  # type: ignore[attr-defined]
     return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each worker of scripts/run-unit starts on the long tests (``@pytest.mark.long(seconds)``:
+    what it took alone on the 2-core TCG host), the longest spread first, so none queues behind
+    another at the stage's end.  pytest-xdist's ``worksteal`` hands worker ``i`` of ``n`` the
+    ``i``-th contiguous slice of this order and steals from a slice's tail: the long tests go to
+    the slices' heads, in turn.  Without workers, the order is left alone."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))  # set in each worker
+    if workers < 2:
+        return
+
+    def seconds(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return float(marker.args[0]) if marker else 0.0
+
+    long = sorted((i for i in items if seconds(i)), key=seconds, reverse=True)
+    rest = [i for i in items if not seconds(i)]
+    heads: list[list[pytest.Item]] = [long[w::workers] for w in range(workers)]
+    ordered: list[pytest.Item] = []
+    for w in range(workers):
+        left = len(items) - len(ordered)
+        take = max(0, left // (workers - w) - len(heads[w]))  # worksteal's slice, less its head
+        ordered += heads[w] + rest[:take]
+        rest = rest[take:]
+    items[:] = ordered + rest

@@ -131,6 +131,7 @@ def boot_once(tmp_path: Path, real_guest, states: BootStates, run: str) -> tuple
         vm.kill()
 
 
+@pytest.mark.long(6)
 def test_the_first_guest_of_a_shape_is_saved_and_the_next_restored(tmp_path, real_guest):
     states = BootStates(tmp_path / "states")
     assert boot_once(tmp_path, real_guest, states, "first") == ("restored", "131072"), "saved, then restored"
@@ -139,6 +140,7 @@ def test_the_first_guest_of_a_shape_is_saved_and_the_next_restored(tmp_path, rea
     assert json.loads((entry / MANIFEST).read_text())["topology"] == "restore-test"
 
 
+@pytest.mark.long(8)
 def test_a_state_qemu_cannot_load_costs_a_cold_boot_and_is_removed(tmp_path, real_guest):
     states = BootStates(tmp_path / "states")
     boot_once(tmp_path, real_guest, states, "first")

@@ -95,6 +95,7 @@ def test_replay_into_a_closed_pipe_is_no_traceback(tmp_path):
     assert proc.returncode == 141  # as a tool ended by SIGPIPE
 
 
+@pytest.mark.long(3)
 def test_an_installed_copy_says_it_runs_from_the_checkout(tmp_path):
     """The wheel holds the package only (no guests/, tests/, known issues):
     it must say so in one line, not fail later with a traceback."""
@@ -141,6 +142,7 @@ def test_a_user_who_cannot_write_the_cache_gets_one_line(tmp_path):
     )
 
 
+@pytest.mark.long(2.3)
 def test_the_ci_selection_leaves_out_only_flaky_tests():
     def select(tags: str) -> set[str]:
         run = subprocess.run(

@@ -139,6 +139,7 @@ def test_the_avocado_job_page_is_linked_when_avocado_wrote_one(tmp_path):
     assert '<a href="results.html">Avocado\'s job page</a>' in job(tmp_path).read_text()
 
 
+@pytest.mark.long(3.5)
 def test_page_as_a_person_sees_it_in_a_real_browser(tmp_path):
     """Debian's chromium, headless: the DOM it builds puts the failure first, every
     log link resolves, the picture is there; a screenshot at desktop width is kept

@@ -150,6 +150,7 @@ def test_daemon_crash_is_its_exit_report(daemon):
     daemon.shutdown()
 
 
+@pytest.mark.long(2.6)
 def test_a_hung_daemon_is_killed_without_asking_it_to_quit(daemon):
     """A process that left a QMP command unanswered is stuck in its main loop: neither ``quit``
     nor SIGTERM's handler would run, so shutdown SIGKILLs it at once (it used to wait 5 s for

@@ -59,12 +59,11 @@ def main() -> int:
             else:
                 answer = qmp.cmd("transaction", actions=[{"type": "drive-backup", "data": first},
                                                          {"type": "blockdev-backup", "data": second}])  # fmt: skip
-            if answer is not None:
-                qmp.cmd("query-block-jobs")
+            answered_after = answer is not None and qmp.cmd("query-block-jobs") is not None
         except BaseException:
             end(proc)
             raise
-        return aborted(proc, "QEMU")
+        return aborted(proc, "QEMU", answered_after=answered_after)
 
 
 if __name__ == "__main__":

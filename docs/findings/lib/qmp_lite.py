@@ -83,12 +83,14 @@ def end(proc: subprocess.Popen[str]) -> str:
     return proc.stderr.read() if proc.stderr else ""
 
 
-def aborted(proc: subprocess.Popen[str], program: str, wait_s: float = 15.0) -> int:
+def aborted(proc: subprocess.Popen[str], program: str, wait_s: float = 15.0, answered_after: bool = False) -> int:
     """Give ``proc`` ``wait_s`` to abort (it comes at once; a loaded host may
     need seconds), end it, print its stderr and the verdict; the exit status
-    of a reproducer: 1 if it aborted (reproduced), else 0."""
+    of a reproducer: 1 if it aborted (reproduced), else 0.  ``answered_after``:
+    it answered a command sent after the one that aborts, so it survived that
+    one and is not waited for."""
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=wait_s)
+        proc.wait(timeout=0 if answered_after else wait_s)
     print(end(proc), end="")
     if proc.returncode == -signal.SIGABRT:
         print(f"REPRODUCED: {program} aborted (signal {signal.SIGABRT.name})")
