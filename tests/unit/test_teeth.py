@@ -86,6 +86,13 @@ def test_each_row_says_how_long_after_the_first_test_started_the_first_fail_came
     assert "       -  every test passed" in missed.line()
 
 
+def test_a_tier_side_by_side_takes_its_wall_time_not_the_tests_sum():
+    tests = [{"actual_time_start": 100.0, "actual_time_end": 160.0},
+             {"actual_time_start": 101.0, "actual_time_end": 150.5}]  # fmt: skip
+    assert teeth.wall_seconds(tests, job_time=109.5) == 60.0  # two side by side: 60 s of wall, 109.5 s summed
+    assert teeth.wall_seconds([{}], job_time=42.0) == 42.0  # an older results.json: its own figure
+
+
 def test_a_miss_where_the_fault_needs_kvm_is_said_not_counted():
     passed = {"tests/m.py:M.test_race": ("PASS", "")}
     on_tcg, on_kvm = teeth.TierResult(passed, 60, "tcg"), teeth.TierResult(passed, 60, "kvm")
