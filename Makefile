@@ -44,7 +44,7 @@ help:
 	@echo '  TAGS="quick,-control nbd"   tag filters: comma = AND, space = OR, -tag = NOT'
 	@echo '  SEED=N              every test with this seed (a report prints it)'
 	@echo '  FAILFAST=1          stop at the first test that does not pass'
-	@echo '  JOBS=N|auto         scenario tests side by side (auto: one per 4 cores under TCG, per 2 with KVM)'
+	@echo '  JOBS=N|auto         scenario tests side by side (auto: one per core)'
 	@echo '  SHARD=i/N           shard i of N of the selected tests (CI)'
 	@echo '  DURATION=2h         nightly budget; NIGHTLY_TAGS=..., NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build"'
 	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions'

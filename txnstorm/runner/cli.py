@@ -71,7 +71,6 @@ def cmd_preflight(args: argparse.Namespace, qemu: Path | None = None) -> int:
     choice = accel.choose(settings.accel, system, image, say=_say, cache=settings.cache_dir)
     _say(f"accel: {choice.accel} ({choice.reason})")
     _say(f"capabilities: {caps.probe(system, cache=settings.cache_dir).describe()}")
-    args.accel_chosen = choice.accel
     return 0
 
 
@@ -227,8 +226,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd_preflight(args)
     if jobs is None:
         cores = os.cpu_count() or 1
-        jobs = runs.jobs_for(cores, args.accel_chosen)
-        _say(f"jobs: {jobs} test(s) side by side (JOBS=auto: {cores} cores, {args.accel_chosen})")
+        jobs = runs.jobs_for(cores)
+        _say(f"jobs: {jobs} test(s) side by side (JOBS=auto: one per core, {cores} cores)")
     latest, seconds = runs.run_scenarios(
         refs, Path(args.results_dir).resolve(), seed=args.seed, failfast=args.failfast, jobs=jobs,
         about={"tags": args.tags, "tests": args.test, "shard": args.shard, "failfast": args.failfast, "jobs": jobs},
