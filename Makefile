@@ -47,7 +47,7 @@ help:
 	@echo '  JOBS=N|auto         scenario tests side by side (auto: one per core)'
 	@echo '  SHARD=i/N           shard i of N of the selected tests (CI)'
 	@echo '  DURATION=2h         nightly budget; NIGHTLY_TAGS=..., NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build"'
-	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions'
+	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions (JOBS applies too)'
 	@echo '  SERIES=dir|mbox BASE=10.2.2|tree RUNS=3   make validate: the series, its base, runs per side'
 	@echo '  JUDGE=results/validate-...   make validate: judge those runs again (today'"'"'s rules and known issues)'
 	@echo '  TXNSTORM_CACHE=dir  the guest and QEMU cache (default ~/.cache/txnstorm)'

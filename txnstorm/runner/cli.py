@@ -389,7 +389,7 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     from txnstorm.runner import teeth
 
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
-    jobs = runs.parse_jobs(args.jobs, "JOBS") or 1  # auto: one at a time, as the table was first measured
+    jobs = runs.parse_jobs(args.jobs, "JOBS") or runs.jobs_for(os.cpu_count() or 1)  # auto: as make quick
     results = Path(args.results_dir).resolve() / "teeth"
     rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs)
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
@@ -492,7 +492,7 @@ def parser() -> argparse.ArgumentParser:
     te = sub.add_parser("teeth", help="fault-injected QEMU builds: does the tier catch each bug class?")
     te.add_argument("--tags", default="quick", help="the tier to run against each build (Avocado tag filters)")
     te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
-    te.add_argument("--jobs", default="1", help="tests of each tier side by side (a number; auto: 1)")
+    te.add_argument("--jobs", default="auto", help="tests of each tier side by side: a number, or auto (one per core)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
     va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")
