@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from txnstorm.runner import runs
 from txnstorm.runner.report import rates, render_job, svg_timeline
 
 TIMELINE = {
@@ -97,6 +98,16 @@ def test_the_header_names_qemu_accel_commit_and_totals(tmp_path):
     assert "7.2.22 (/usr/bin/qemu-system-x86_64)" in header
     assert "tcg (KVM probe failed)" in header
     assert "1 FAIL, 1 PASS, 1 WARN" in header and "abc123" in header
+
+
+def test_the_header_says_how_the_run_was_asked_side_by_side_included(tmp_path):
+    job(tmp_path)
+    about = {"tags": "quick", "shard": "1/1", "failfast": True, "jobs": 2, "seconds": 160}
+    (tmp_path / runs.RUN_ABOUT).write_text(json.dumps(about))
+    header = render_job(tmp_path).read_text().split('<table id="job">')[1].split("</table>")[0]
+    assert "TAGS=quick SHARD=1/1 FAILFAST=1 JOBS=2" in header
+    (tmp_path / runs.RUN_ABOUT).write_text(json.dumps({**about, "jobs": 1}))
+    assert "JOBS=" not in render_job(tmp_path).read_text().split('<table id="job">')[1].split("</table>")[0]
 
 
 def test_a_controls_catch_reads_as_expected(tmp_path):

@@ -328,6 +328,7 @@ def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) ->
     asked += [f"TEST={' '.join(map(str, about['tests']))}"] if about.get("tests") else []
     asked += [f"SEED={about['seed']}"] if about.get("seed") else []
     asked += ["FAILFAST=1"] if about.get("failfast") else []
+    asked += [f"JOBS={about['jobs']}"] if isinstance(about.get("jobs"), int) and about["jobs"] > 1 else []
     return [
         ("QEMU", "; ".join(f"{v} ({p})" if p else v for v, p in sorted(qemus.items())) or "?"),
         ("accelerator", "; ".join(sorted(accels)) or "?"), ("txnstorm", _commit()), ("host", platform.node()),
