@@ -215,6 +215,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _side_by_side(jobs: int | None) -> int:
+    """``JOBS`` as ``runs.parse_jobs`` read it, or auto's (None): one test per core, said."""
+    if jobs is not None:
+        return jobs
+    cores = os.cpu_count() or 1
+    _say(f"jobs: {runs.jobs_for(cores)} test(s) side by side (JOBS=auto: one per core, {cores} cores)")
+    return runs.jobs_for(cores)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The scenario tests of --tags/--test/--shard against the QEMU under test: preflight (QEMU, guest,
     accelerator), one Avocado job, the report; the exit status says what the run means."""
@@ -224,10 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     refs = _selected(args.tags, args.test, args.shard)  # bad input before anything slow
     args.recipe, args.build_guest = "tiny", True
     cmd_preflight(args)
-    if jobs is None:
-        cores = os.cpu_count() or 1
-        jobs = runs.jobs_for(cores)
-        _say(f"jobs: {jobs} test(s) side by side (JOBS=auto: one per core, {cores} cores)")
+    jobs = _side_by_side(jobs)
     latest, seconds = runs.run_scenarios(
         refs, Path(args.results_dir).resolve(), seed=args.seed, failfast=args.failfast, jobs=jobs,
         about={"tags": args.tags, "tests": args.test, "shard": args.shard, "failfast": args.failfast, "jobs": jobs},
@@ -389,7 +395,7 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     from txnstorm.runner import teeth
 
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
-    jobs = runs.parse_jobs(args.jobs, "JOBS") or runs.jobs_for(os.cpu_count() or 1)  # auto: as make quick
+    jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
     rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs)
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
