@@ -49,12 +49,11 @@ def main() -> int:
                 answer = qmp.cmd("drive-backup", **backup)
             else:
                 answer = qmp.cmd("transaction", actions=[{"type": "drive-backup", "data": backup}])
-            if answer is not None:
-                qmp.cmd("query-block-jobs")
+            answered_after = answer is not None and qmp.cmd("query-block-jobs") is not None
         except BaseException:
             end(proc)
             raise
-        return aborted(proc, "qemu-storage-daemon")
+        return aborted(proc, "qemu-storage-daemon", answered_after=answered_after)
 
 
 if __name__ == "__main__":
