@@ -35,7 +35,7 @@ from txnstorm.vm.backtrace import main_thread_site
 from txnstorm.vm.qmp import Monitor
 
 log = logging.getLogger("txnstorm.vm.qemu_process")
-PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often (or each shorter QMP window) if it answers
+PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often whether it still answers (ping_every_s)
 PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this (or the QMP window, if shorter)
 QUIT_ANSWER_S = 5.0  # a QEMU that does not answer 'quit' by then is hung: SIGTERM, then SIGKILL
 DEATH_WAIT_S = 2.0  # an abort after its trigger shows up within this
@@ -313,10 +313,14 @@ class QemuProcess:
     @property
     def ping_answer_s(self) -> float:
         """How long a ping may go unanswered: ``PING_ANSWER_S``, or the user's QMP window when that
-        is shorter (``TXNSTORM_QMP_ANSWER_S=10`` calls a hang within 10 s, whichever call meets it).
-        A window shorter than ``PING_EVERY_S`` also sets how often a wait pings: a hang is then named
-        within two windows of its start."""
+        is shorter (``TXNSTORM_QMP_ANSWER_S=10`` calls a hang within 10 s, whichever call meets it)."""
         return min(PING_ANSWER_S, self.qmp_answer_s)
+
+    @property
+    def ping_every_s(self) -> float:
+        """How often a wait pings: ``PING_EVERY_S``, or a shorter ``ping_answer_s``, so a hang is
+        named within two windows of its start."""
+        return min(PING_EVERY_S, self.ping_answer_s)
 
     def answers_qmp(self) -> bool:
         """False if QEMU runs but does not answer ``PING_COMMAND`` within ``ping_answer_s`` (hung)."""
@@ -340,7 +344,7 @@ class QemuProcess:
         def alive_and_answering() -> None:
             nonlocal last_answer
             self.check_alive()
-            if time.monotonic() - last_answer >= min(PING_EVERY_S, self.ping_answer_s):
+            if time.monotonic() - last_answer >= self.ping_every_s:
                 if not self.answers_qmp():
                     raise QemuHung(
                         f"QMP {self.PING_COMMAND}: no answer within {self.ping_answer_s:.0f} s "
