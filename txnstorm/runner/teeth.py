@@ -168,20 +168,24 @@ class TierResult:
     first_fail_s: float | None = None  # how long after the first test started the first FAIL (or ERROR) came
 
 
+def _clock(tests: Sequence[dict], key: str, statuses: Sequence[str] | None = None) -> list[float]:
+    """Each test's wall-clock ``key`` (results.json's ``actual_time_start``/``_end``) where it has
+    one, of the tests whose status is in ``statuses`` (every test if None)."""
+    return [t[key] for t in tests
+            if isinstance(t.get(key), (int, float)) and (statuses is None or t.get("status") in statuses)]  # fmt: skip
+
+
 def first_fail_after(tests: Sequence[dict]) -> float | None:
     """Seconds from the first test's start to the end of the first test that caught (results.json's
     wall-clock ``actual_time_*``); None when none caught."""
-    started = [t["actual_time_start"] for t in tests if isinstance(t.get("actual_time_start"), (int, float))]
-    ended = [t["actual_time_end"] for t in tests
-             if t.get("status") in CAUGHT and isinstance(t.get("actual_time_end"), (int, float))]  # fmt: skip
+    started, ended = _clock(tests, "actual_time_start"), _clock(tests, "actual_time_end", CAUGHT)
     return round(min(ended) - min(started), 1) if started and ended else None
 
 
 def wall_seconds(tests: Sequence[dict], job_time: float) -> float:
     """The tier's wall time: the first test's start to the last one's end (results.json's ``time``
     is the tests' summed time, which overstates a job that ran them side by side)."""
-    starts = [t["actual_time_start"] for t in tests if isinstance(t.get("actual_time_start"), (int, float))]
-    ends = [t["actual_time_end"] for t in tests if isinstance(t.get("actual_time_end"), (int, float))]
+    starts, ends = _clock(tests, "actual_time_start"), _clock(tests, "actual_time_end")
     return round(max(ends) - min(starts), 1) if starts and ends else job_time
 
 
