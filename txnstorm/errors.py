@@ -33,12 +33,19 @@ class DeadlineExceeded(TxnstormError):
 
 
 class QemuFailure(TxnstormError):
-    """The QEMU under test failed; a FAIL of that QEMU, never a suite ERROR."""
+    """The QEMU under test failed; a FAIL of that QEMU, never a suite ERROR.
+
+    ``stage``: where the test was when the failure showed ("while the guest booted", "at 'round 2:
+    firing'"), from the process's own progress; the reason line names it after the kind."""
 
     kind = "QEMU failure"
 
+    def __init__(self, *args: Any, stage: str = "") -> None:
+        super().__init__(*args)
+        self.stage = stage
+
     def reason(self) -> str:
-        return f"{self.kind}: {self}"
+        return f"{self.kind} {self.stage}: {self}" if self.stage else f"{self.kind}: {self}"
 
 
 class QemuDied(QemuFailure):

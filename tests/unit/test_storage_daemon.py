@@ -199,3 +199,46 @@ def test_storm_payload_and_arguments(tmp_path):
     for bad in (["u", "100", "8", "c"], ["u", "4096", "0", "c"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
+
+
+# -- what the rule at the end of every test sees (harness.death_of_a_qemu) ----------------
+def test_a_daemon_that_quit_as_asked_is_no_death(daemon):
+    with serving(daemon):
+        daemon.note("round 1: firing")
+    assert daemon.death() is None
+
+
+def test_a_daemon_that_died_unasked_is_a_death_at_its_stage(daemon):
+    """Whatever noticed it (an NBD client, a socket): killed before it was asked to quit."""
+    daemon.launch()
+    daemon.note('round 2: firing {"atomic": true}')
+    os.kill(daemon.pid, signal.SIGABRT)
+    deadline = time.monotonic() + 10
+    while daemon.is_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    daemon.shutdown()
+    death = daemon.death()
+    assert isinstance(death, QemuDied)
+    assert death.reason().startswith("QEMU crashed at 'round 2: firing': qemu-storage-daemon killed by SIGABRT")
+
+
+def test_a_daemon_that_answers_no_quit_is_a_hang_with_its_stacks(daemon):
+    from txnstorm.errors import QemuHung
+
+    daemon.qmp_answer_s = 1.0  # the user's QMP window (TXNSTORM_QMP_ANSWER_S), shortened for the test
+    daemon.launch()
+    daemon.note("storm stopping")
+    os.kill(daemon.pid, signal.SIGSTOP)  # alive, answering nothing: the quit goes unanswered
+    daemon.shutdown()
+    death = daemon.death()
+    assert isinstance(death, QemuHung), death
+    said = "QEMU hung at 'storm stopping': qemu-storage-daemon did not answer quit within 1 s"
+    assert death.reason().startswith(said)
+    assert "backtrace: qemu-backtrace.txt" in death.reason()
+
+
+def test_a_running_daemon_that_answers_is_no_death(daemon):
+    daemon.launch()
+    assert daemon.death() is None
+    assert daemon.stage.startswith("at 'qemu-storage-daemon up: NBD server ")
+    daemon.shutdown()

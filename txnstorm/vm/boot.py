@@ -28,8 +28,14 @@ def wait_console(vm: Machine, marker: str, timeout: float) -> float:
     accepts and then stalls the SSH banner: the marker is the honest signal.
     """
     start, deadline = time.monotonic(), Deadline(timeout)
+    pinged = start
     while not deadline.passed():
         vm.check_alive()
+        if time.monotonic() - pinged >= vm.ping_every_s:  # a stopped QEMU is named now, not at the deadline
+            if not vm.answers_qmp():
+                raise QemuHung(f"QMP {vm.PING_COMMAND}: no answer within {vm.ping_answer_s:.0f} s "
+                               f"(waiting for the guest console's {marker!r})", stage=vm.stage)  # fmt: skip
+            pinged = time.monotonic()
         try:
             if marker in vm.console_log.read_text(errors="replace"):
                 return time.monotonic() - start
@@ -62,6 +68,7 @@ def booted(
     try:
         session, how = bring_up(vm, guest, ssh_deadline_s, states)
         seconds = time.monotonic() - vm.launched_at
+        vm.up = True
         vm.note(f"guest reachable over SSH after {seconds:.2f} s ({how})")
         log.info("guest up after %.2f s (accel %s, %s)", seconds, vm.accel, how)
         yield Booted(vm, session, seconds, how)
@@ -71,7 +78,7 @@ def booted(
         # itself stopped answering: then it is QEMU's hang (FAIL).
         failure = hang
         if not isinstance(hang, QemuFailure) and not vm.answers_qmp():
-            failure = QemuHung(f"{hang}; QEMU does not answer QMP either")
+            failure = QemuHung(f"{hang}; QEMU does not answer QMP either", stage=vm.stage)
         vm.keep_backtrace(failure)
         if failure is hang:
             raise

@@ -44,6 +44,8 @@ class Platform:
 class Machine(QemuProcess):
     """A QEMU process booting the txnstorm guest with a topology's disks."""
 
+    STARTING = "while the guest booted"
+
     def __init__(
         self, platform: Platform, topology: Topology, logdir: Path, images: dict[str, Path],
         vhost_sockets: dict[str, Path] | None = None,
@@ -57,12 +59,14 @@ class Machine(QemuProcess):
         self.vhost_sockets = dict(vhost_sockets or {})
         self.ssh_port = 0
         self.incoming = False  # True: launched paused for a saved state (``-incoming defer``), not booted
+        self.up = False  # the guest answers SSH (``vm.boot`` says so): the stage is no longer its boot
 
     PORT_TRIES = 3  # SSH's local port: free when picked, taken by another test's QEMU by launch (JOBS > 1)
 
     def launch(self, start_timeout: float = 30.0) -> None:
         """As ``QemuProcess.launch``; a QEMU that could not forward SSH to the port picked (another
         test side by side took it in between) is launched again with another port."""
+        self.up = False
         for attempt in range(1, self.PORT_TRIES + 1):
             try:
                 super().launch(start_timeout)
@@ -72,6 +76,12 @@ class Machine(QemuProcess):
                     raise
                 log.info("SSH port %d taken before QEMU bound it; launching again (%d of %d)", self.ssh_port,
                          attempt + 1, self.PORT_TRIES)  # fmt: skip
+
+    @property
+    def stage(self) -> str:
+        """``STARTING`` until the guest answers SSH (a saved guest's load is its boot too)."""
+        stage = super().stage
+        return stage if self.up or stage == self.QUITTING else self.STARTING
 
     @property
     def console_log(self) -> Path:

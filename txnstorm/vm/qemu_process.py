@@ -20,6 +20,7 @@ import contextlib
 import logging
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,7 +29,15 @@ from types import TracebackType
 from typing import Any
 
 from txnstorm.deadline import wait_until
-from txnstorm.errors import DeadlineExceeded, QemuDied, QemuHung, QemuRefusedCommandLine, QMPCommandError, TxnstormError
+from txnstorm.errors import (
+    DeadlineExceeded,
+    QemuDied,
+    QemuFailure,
+    QemuHung,
+    QemuRefusedCommandLine,
+    QMPCommandError,
+    TxnstormError,
+)
 from txnstorm.host.scratch import make_private_dir
 from txnstorm.vm import process
 from txnstorm.vm.backtrace import main_thread_site
@@ -37,7 +46,6 @@ from txnstorm.vm.qmp import Monitor
 log = logging.getLogger("txnstorm.vm.qemu_process")
 PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often whether it still answers (ping_every_s)
 PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this (or the QMP window, if shorter)
-QUIT_ANSWER_S = 5.0  # a QEMU that does not answer 'quit' by then is hung: SIGTERM, then SIGKILL
 DEATH_WAIT_S = 2.0  # an abort after its trigger shows up within this
 QMP_SOCKET = "qmp.sock"
 
@@ -65,6 +73,8 @@ class QemuProcess:
     """A QEMU program under test, launched from ``_command_line`` with QMP on a unix socket."""
 
     NAME = "QEMU"  # how exit reports and hang reasons name the process
+    STARTING = "while it started"  # the stage before the first note in qmp.log (``stage``)
+    QUITTING = "while it quit"  # the stage once it is asked to end
     PING_COMMAND = "query-status"  # what ``answers_qmp`` asks
     QMP_LISTENS = True  # True: we listen and QEMU connects (-chardev socket without server); False: QEMU listens
     RUNDIR_PREFIX = "vm"  # the private run dir's name: its sockets, and a core if QEMU dumps one
@@ -81,6 +91,10 @@ class QemuProcess:
         self._stderr: Any = None
         self._quitting = False
         self._killed_by_us = False  # ended by SIGTERM/SIGKILL from us: not a crash
+        self._gone_unasked = False  # it had ended before we asked it to (a death, whoever noticed it)
+        self._hung: str | None = None  # why it was called hung when it was ended (no answer to quit, ...)
+        self._ended_at_stage = ""  # ``stage`` when shutdown began
+        self.last_note: str | None = None  # the last step qmp.log names (``note``): where the test was
         self.launched_at = 0.0
 
     # -- the hooks -----------------------------------------------------------
@@ -111,7 +125,8 @@ class QemuProcess:
             raise
 
     def _launch(self, start_timeout: float) -> None:
-        self._quitting = self._killed_by_us = False  # a launch after a failed one starts afresh
+        self._quitting = self._killed_by_us = self._gone_unasked = False  # a launch after a failed one starts afresh
+        self._hung, self._ended_at_stage, self.last_note = None, "", None
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.rundir = make_private_dir(self.RUNDIR_PREFIX)
         args = self._command_line(self.rundir)
@@ -127,7 +142,9 @@ class QemuProcess:
             handshake(timeout=start_timeout, alive=self.check_alive)
         except QemuDied as died:
             raise self.refused_or(died) from None
-        except DeadlineExceeded:
+        except DeadlineExceeded as late:
+            if isinstance(late, QemuFailure):  # alive, never connected: hung at its start
+                late.stage = late.stage or self.stage
             raise
         except Exception as exc:  # the QMP handshake broke: usually QEMU is dying
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -180,12 +197,48 @@ class QemuProcess:
     def died_at_shutdown(self) -> str | None:
         """After shutdown: QEMU killed by a signal while quitting is a crash too."""
         rc = self.returncode
-        return self.exit_report() if rc is not None and rc < 0 and not self._killed_by_us else None
+        return self.exit_report() if rc is not None and rc < 0 and not self._ended_by_us(rc) else None
 
     def check_alive(self) -> None:
         """Raise QemuDied (with signal and assertion text) if QEMU is gone."""
         if self._proc is not None and self._proc.poll() is not None and not self._quitting:
-            raise QemuDied(self.exit_report())
+            raise QemuDied(self.exit_report(), stage=self.stage)
+
+    @property
+    def stage(self) -> str:
+        """Where the test was with this process, from its own progress (the last step its
+        ``qmp.log`` names): ``STARTING`` before the first, ``QUITTING`` once asked to end."""
+        if self._quitting:
+            return self.QUITTING
+        if self.last_note is None:
+            return self.STARTING
+        step = self.last_note.split(" {", 1)[0]
+        return f"at '{step[:60]}'"
+
+    def death(self) -> QemuFailure | None:
+        """How this process failed, whichever channel (SSH, an NBD client, a socket, fio) noticed
+        it first: killed by a signal that was not ours, ended before it was asked to, or left a
+        command (its quit, or a ping asked now) unanswered.  The stage it was at is in the
+        failure.  None: never launched, alive and answering, or ended as it was asked to."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            if self.answers_qmp():
+                return None
+            hung = QemuHung(f"QMP {self.PING_COMMAND}: no answer within {self.ping_answer_s:.0f} s", stage=self.stage)
+            self.keep_backtrace(hung)
+            return hung
+        stage = self._ended_at_stage or self.stage
+        if self._hung is not None:
+            return QemuHung(f"{self.NAME} {self._hung}", stage=stage)
+        if self._gone_unasked or (self._proc.returncode < 0 and not self._ended_by_us(self._proc.returncode)):
+            return QemuDied(self.exit_report(), stage=stage)
+        return None
+
+    def _ended_by_us(self, returncode: int) -> bool:
+        """Killed by our SIGTERM or SIGKILL.  Another signal is QEMU's own death even when ours
+        came after it: an abort's core dump takes seconds, in which QEMU still looks alive."""
+        return self._killed_by_us and returncode in (-signal.SIGTERM, -signal.SIGKILL)
 
     @property
     def returncode(self) -> int | None:
@@ -205,13 +258,19 @@ class QemuProcess:
         if self._proc is None:
             self._release()  # a launch that failed before QEMU started
             return None
-        if not hard and self.qmp is not None and self.qmp.unanswered is not None:
-            log.info("%s left QMP %s unanswered: SIGKILL, no quit", self.NAME, self.qmp.unanswered)
+        if not self._quitting:  # the first call: what state the test left it in
+            self._ended_at_stage = self.stage
+            self._gone_unasked = self._proc.poll() is not None
+        if self.qmp is not None and self.qmp.unanswered is not None and self._hung is None:
+            self._hung = f"left QMP {self.qmp.unanswered} unanswered"
+            if not hard:
+                log.info("%s %s: SIGKILL, no quit", self.NAME, self._hung)
             hard = True
         self._quitting = True
         try:
             if hard or not self._quit(timeout):
                 self._killed_by_us = self._proc.poll() is None
+                hard = hard or self._hung is not None  # a QEMU that answers nothing runs no SIGTERM handler
             if hard and self._proc.poll() is None:
                 self._proc.kill()
             rc = process.end(self._proc)
@@ -226,9 +285,17 @@ class QemuProcess:
         if self.qmp is None:
             return False
         try:
-            self.qmp.cmd("quit", _timeout=QUIT_ANSWER_S)
-        except Exception as exc:  # noqa: BLE001 - no answer (hung) or gone: escalate at once
-            log.info("quit over QMP failed (%s); SIGTERM/SIGKILL", exc)
+            self.qmp.cmd("quit", _timeout=self.ping_answer_s)
+        except QemuHung:  # alive, not answering: its stacks are the evidence, then SIGTERM/SIGKILL
+            hung = QemuHung(f"did not answer quit within {self.ping_answer_s:.0f} s")
+            self.keep_backtrace(hung)
+            self._hung = str(hung)
+            log.info("%s %s; SIGTERM/SIGKILL", self.NAME, self._hung)
+            return self._proc.poll() is not None
+        except Exception as exc:  # noqa: BLE001 - gone while asked, or going (a core being dumped)
+            log.info("quit over QMP failed (%s); SIGTERM/SIGKILL unless it ends within %.0f s", exc, DEATH_WAIT_S)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(DEATH_WAIT_S)
             return self._proc.poll() is not None
         try:
             self._proc.wait(timeout)
@@ -355,5 +422,7 @@ class QemuProcess:
         return self.qmp.wait_event(name, alive=alive_and_answering, **kwargs)
 
     def note(self, text: str) -> None:
+        """A step of the test into ``qmp.log`` (also the ``stage`` a failure names)."""
+        self.last_note = text
         if self.qmp is not None:
             self.qmp.note(text)
