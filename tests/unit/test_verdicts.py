@@ -69,6 +69,60 @@ class OnAListedVersion(TxnstormTest):
         self.crash_of_ki5()
 
 
+class Process:
+    """A QEMU process as the rule at the end of every test sees it: how it ended (``death``)."""
+
+    def __init__(self, death=None):
+        self._death = death
+
+    def death(self):
+        return self._death
+
+    def kill(self):
+        pass
+
+
+ABORTED = QemuDied("QEMU killed by SIGABRT: (no stderr) (backtrace: qemu-crash-backtrace.txt)",
+                   stage="at 'storm stopping'")
+
+
+class Deaths(TxnstormTest):
+    """:avocado: enable
+
+    QEMU's death is the verdict, whichever channel noticed it first."""
+
+    def setUp(self):
+        self.whiteboard = "{}"
+        self.sut = types.SimpleNamespace(version="9.9.9")
+        self._to_kill = []  # the processes the test started, as TxnstormTest.setUp begins them
+
+    def test_ssh_noticed_the_crash_first(self):
+        self.kill_at_teardown(Process(ABORTED))
+        raise OSError("SSH session not active")
+
+    def test_an_nbd_client_noticed_the_daemons_hang(self):
+        self.kill_at_teardown(Process())
+        self.kill_at_teardown(Process(QemuHung("qemu-storage-daemon did not answer quit within 20 s",
+                                               stage="at 'round 2: firing'")))
+        raise ConnectionResetError("NBD server closed the connection")
+
+    def test_a_crash_wins_over_a_hang(self):
+        self.kill_at_teardown(Process(QemuHung("QEMU did not answer quit within 20 s", stage="while it quit")))
+        self.kill_at_teardown(Process(ABORTED))
+        self.error("guest command 'pkill fio' exited 255")
+
+    def test_alive_and_well_is_the_suites_error(self):
+        self.kill_at_teardown(Process())
+        raise OSError("SSH session not active")
+
+    def test_a_death_nobody_noticed(self):
+        self.kill_at_teardown(Process(QemuDied("QEMU killed by SIGSEGV: (no stderr)", stage="while it quit")))
+
+    def test_an_oracles_fail_stays_its_own(self):
+        self.kill_at_teardown(Process(ABORTED))
+        self.fail("transaction did not capture one point in time: 1 of 3 checks violated (round 2)")
+
+
 class Seeded(TxnstormTest):
     """:avocado: enable"""
 
@@ -113,6 +167,29 @@ def test_a_listed_issue_in_any_test_is_warn_on_versions_it_affects(job):
     assert json.loads(listed["whiteboard"])["failure"]["known_issue"] == "KI-5"
     assert unlisted["status"] == "FAIL"
     assert unlisted["fail_reason"].startswith("QEMU crashed: QEMU killed by SIGABRT")
+
+
+@pytest.mark.parametrize(("test", "reason"), [
+    ("test_ssh_noticed_the_crash_first", "QEMU crashed at 'storm stopping': QEMU killed by SIGABRT"),
+    ("test_an_nbd_client_noticed_the_daemons_hang",
+     "QEMU hung at 'round 2: firing': qemu-storage-daemon did not answer quit within 20 s"),
+    ("test_a_crash_wins_over_a_hang", "QEMU crashed at 'storm stopping'"),
+    ("test_a_death_nobody_noticed", "QEMU crashed while it quit: QEMU killed by SIGSEGV"),
+])  # fmt: skip
+def test_a_qemu_that_died_is_fail_whichever_channel_noticed_it(job, test, reason):
+    """Issue #39: SSH, an NBD client or fio may notice a dead QEMU first; the verdict is still
+    QEMU's FAIL (``git bisect run`` then says bad, not skip), the channel's error kept as evidence."""
+    assert job[test]["status"] == "FAIL", job[test]["fail_reason"]
+    assert job[test]["fail_reason"].startswith(reason), job[test]["fail_reason"]
+    assert job[test]["fail_reason"].endswith("(QEMU 9.9.9)")
+    failure = json.loads(job[test]["whiteboard"])["failure"]
+    assert failure["stage"] and (failure["noticed_by"] is None) == (test == "test_a_death_nobody_noticed"), failure
+
+
+def test_only_a_test_whose_qemus_are_well_is_the_suites_error(job):
+    assert job["test_alive_and_well_is_the_suites_error"]["status"] == "ERROR"
+    kept = job["test_an_oracles_fail_stays_its_own"]
+    assert kept["status"] == "FAIL" and kept["fail_reason"].startswith("transaction did not capture"), kept
 
 
 def test_the_suites_own_fault_is_error(job):

@@ -567,8 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         # by SIGPIPE would; stdout goes to /dev/null so exit cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except QemuFailure as exc:  # met outside a test (boot, accel probe): a finding about that QEMU
-        print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except QemuFailure as exc:  # met outside a test (boot, schema or accel probe): a finding about that QEMU
+        print(f"txnstorm: {exc.reason()}", file=sys.stderr)
         return runs.EXIT_FINDING
     except TxnstormError as exc:  # the suite's own trouble (a guest build, the host)
         print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)

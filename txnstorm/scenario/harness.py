@@ -19,12 +19,20 @@ import random
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from avocado import Test
-from avocado.core.exceptions import TestFail, TestWarn
+from avocado.core.exceptions import (
+    TestAbortError,
+    TestCancel,
+    TestFail,
+    TestInterrupt,
+    TestSetupFail,
+    TestSkipError,
+    TestWarn,
+)
 
-from txnstorm.errors import QemuFailure, UserError
+from txnstorm.errors import QemuDied, QemuFailure, UserError
 from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
@@ -40,7 +48,7 @@ from txnstorm.vm import accel, caps, storage_daemon
 from txnstorm.vm.boot import Booted, booted
 from txnstorm.vm.boot_states import BootStates
 from txnstorm.vm.machine import Machine, Platform
-from txnstorm.vm.qemu_process import Keeping
+from txnstorm.vm.qemu_process import Keeping, QemuProcess
 from txnstorm.vm.storage_daemon import StorageDaemon
 from txnstorm.vm.topology import Topology
 
@@ -59,13 +67,19 @@ def known_to_flake(reason: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return mark
 
 
+# Avocado's outcomes that are not an ERROR: the rule of deaths leaves them as they are
+OUTCOMES = (TestWarn, TestCancel, TestSkipError, TestInterrupt, TestSetupFail, TestAbortError)
+
+
 def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A test method whose QemuFailure (crash, hang, stalled device, refused
-    command) ends as FAIL of the QEMU under test with the reason line, or as
-    WARN "known issue KI-n, still reproduces" when the reason matches a
-    listed issue on a version it affects (a stall's evidence, a crash's
-    assertion); any other exception stays Avocado's ERROR (the suite's own
-    fault)."""
+    """A test method whose QEMU under test failed ends as FAIL of that QEMU with the reason line,
+    or as WARN "known issue KI-n, still reproduces" when the reason matches a listed issue on a
+    version it affects (a stall's evidence, a crash's assertion).  Failed means: a
+    ``QemuFailure`` was raised (crash, hang, stalled device, refused command), or, whatever else
+    went wrong, a QEMU process the test started died, ended unasked or stopped answering
+    (``TxnstormTest.death_of_a_qemu``: the one rule at the end of every test, so a death that
+    SSH, an NBD client or fio noticed first is still QEMU's FAIL, with that channel's error kept
+    as evidence).  Only a test whose QEMUs are alive and well ends in the suite's ERROR."""
     if getattr(method, "qemu_failures_fail", False):
         return method
 
@@ -74,21 +88,26 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def run(self: TxnstormTest, *args: Any, **kwargs: Any) -> Any:
+        if (failed := getattr(self, "failed_in_setup", None)) is not None:
+            self.qemu_failed(failed, known)
         try:
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
         except QemuFailure as failure:
-            reason = failure.reason()
-            version = getattr(getattr(self, "sut", None), "version", "?")
-            listed = known_issues.listed_failure(reason, version, known_issues.load()) if version != "?" else None
-            self.record(failure={"kind": failure.kind, "reason": reason, "known_issue": listed.id if listed else None})
-            if listed is not None:
-                # A listed issue on a version it affects: visible, but the job stays green.
-                raise TestWarn(f"{known_issues.still_reproduces(listed, version)}: {reason}") from failure
-            raise TestFail(f"{reason} (QEMU {version}){known}") from failure
-        except AssertionError as failure:
+            self.qemu_failed(failure, known)
+        except OUTCOMES:
+            raise
+        except AssertionError as failure:  # the test's own FAIL (an oracle's): a finding as it stands
             if not flaky:
                 raise
             raise TestFail(f"{failure}{known}") from failure
+        except Exception as error:  # the suite's ERROR, unless a QEMU of the test died
+            death = self.death_of_a_qemu(noticed_by=error)
+            if death is not None:
+                self.qemu_failed(death, known, cause=error)
+            raise
+        if not self.JUDGES_ITS_OWN_CRASHES and (death := self.death_of_a_qemu()) is not None:
+            self.qemu_failed(death, known)  # e.g. killed by a signal while it quit: the test saw nothing
+        return result
 
     run.qemu_failures_fail = True  # type: ignore[attr-defined]
     return run
@@ -110,12 +129,14 @@ class TxnstormTest(Test):
                 setattr(cls, name, qemu_failures_fail(value))
 
     NEEDS_GUEST = True  # False: no guest is booted (no guest cache, no accelerator probe)
+    JUDGES_ITS_OWN_CRASHES = False  # True: a reproducer that expects QEMU to die and judges that itself
 
     def setUp(self) -> None:
         sweep_stale()
-        self._to_kill: list[Machine] = []
+        self._to_kill: list[QemuProcess] = []
         try:  # the user's settings, read once: Avocado's -p parameters win over the environment
             self.settings = Settings.from_env()
+            self.keeping = Keeping(self.settings.keep_cores, self.settings.qmp_answer_s)
             self.seed = self._seed()  # bad input first, before anything slow
             params = self.params
             self.sut = sut.resolve(params.get("qemu", default=self.settings.qemu),
@@ -125,11 +146,17 @@ class TxnstormTest(Test):
                 self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info, cache=cache)
                 requested = params.get("accel", default=self.settings.accel)
                 self.accel = accel.choose(requested, self.sut, self.guest_image, say=self.log.info, cache=cache)
-            self.caps = caps.probe(self.sut, cache=cache)
+            self.caps = caps.probe(self.sut, cache=cache, keeping=self.keeping)
         except UserError as exc:
             # Not CANCEL: a missing guest or a wrong QEMU means nothing was
             # tested, which must never read as a clean run.
             self.error(str(exc))
+        except QemuFailure as failure:
+            # The QEMU under test died answering its schema: its FAIL, which the test method says
+            # (Avocado makes whatever setUp raises an ERROR, and bisect-run would skip the commit).
+            self.failed_in_setup = failure
+            self.log.info("%s: the test method says it as the verdict", failure.reason())
+            return
         accel_name, accel_reason = (self.accel.accel, self.accel.reason) if self.NEEDS_GUEST else ("none", "no guest")
         self.log.info("system under test: %s, accel %s (%s)", self.sut.describe(), accel_name, accel_reason)
         self.log.info("seed %d (replay: avocado run ... -p seed=%d)", self.seed, self.seed)
@@ -163,7 +190,33 @@ class TxnstormTest(Test):
         the replay line, junit and the reliability tally read); the one place that writes it."""
         self.whiteboard = json.dumps({**json.loads(self.whiteboard or "{}"), **facts})
 
-    def kill_at_teardown(self, process: Machine) -> None:
+    def qemu_failed(self, failure: QemuFailure, known: str = "", cause: BaseException | None = None) -> NoReturn:
+        """End the test on ``failure`` of the QEMU under test: WARN when it is a listed known issue
+        of this version, else FAIL with the reason line (``cause``: what noticed it first)."""
+        reason = failure.reason()
+        version = getattr(getattr(self, "sut", None), "version", "?")
+        listed = known_issues.listed_failure(reason, version, known_issues.load()) if version != "?" else None
+        self.record(failure={"kind": failure.kind, "stage": failure.stage, "reason": reason,
+                             "known_issue": listed.id if listed else None,
+                             "noticed_by": f"{type(cause).__name__}: {cause}" if cause else None})  # fmt: skip
+        if listed is not None:
+            # A listed issue on a version it affects: visible, but the job stays green.
+            raise TestWarn(f"{known_issues.still_reproduces(listed, version)}: {reason}") from cause or failure
+        raise TestFail(f"{reason} (QEMU {version}){known}") from cause or failure
+
+    def death_of_a_qemu(self, noticed_by: BaseException | None = None) -> QemuFailure | None:
+        """The failure of a QEMU process this test started (the guest's QEMU, every daemon) that
+        ended it, whoever noticed first: a crash before a hang, the first started first.  What
+        noticed it (``noticed_by``) goes to the log as evidence."""
+        deaths = [death for process in getattr(self, "_to_kill", []) if (death := process.death()) is not None]
+        if not deaths:
+            return None
+        death = next((d for d in deaths if isinstance(d, QemuDied)), deaths[0])
+        if noticed_by is not None:
+            self.log.info("%s; first noticed as %s: %s", death.reason(), type(noticed_by).__name__, noticed_by)
+        return death
+
+    def kill_at_teardown(self, process: QemuProcess) -> None:
         """Hand a QEMU or daemon to tearDown, which kills it by PID if it is still running (call it
         before launching: a test that fails mid-boot leaves nothing behind)."""
         self._to_kill.append(process)
@@ -353,7 +406,7 @@ class StorageDaemonTest(TxnstormTest):
         test's), its logs in ``logdir``; handed to tearDown before it launches."""
         logdir.mkdir(parents=True, exist_ok=True)
         daemon = StorageDaemon(self.daemon_binary, topology, logdir, self.create_images(topology, scratch),
-                               Keeping(self.settings.keep_cores, self.settings.qmp_answer_s))  # fmt: skip
+                               self.keeping)  # fmt: skip
         self.kill_at_teardown(daemon)  # before launch: tearDown kills it by PID even mid-start
         return daemon
 
@@ -418,6 +471,8 @@ class GuestOnDaemonTest(StorageDaemonTest):
 # -- known issues ---------------------------------------------------------------
 class KnownIssueTest(TxnstormTest):
     """:avocado: disable"""
+
+    JUDGES_ITS_OWN_CRASHES = True  # its trigger is meant to crash QEMU: ``report`` judges the end
 
     ISSUE = ""
     RELATED: tuple[str, ...] = ()  # issues the same trigger is known to hit first

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from txnstorm.errors import QemuFailure, TxnstormError
+from txnstorm.errors import QemuFailure
 from txnstorm.host.scratch import private_dir
 from txnstorm.host.sut import SystemUnderTest
-from txnstorm.vm.qemu_process import QMP_SOCKET, QemuProcess
+from txnstorm.vm.qemu_process import QMP_SOCKET, Keeping, QemuProcess
 from txnstorm.vm.topology import Topology
 
 # The devices whose properties a topology may need (iothread-vq-mapping, ...).
@@ -107,14 +107,16 @@ def _cache_file(sut: SystemUnderTest, cache: Path) -> Path:
 class SchemaProbe(QemuProcess):
     """QEMU with no machine, stopped: only its QMP answers (the schema, devices, properties)."""
 
+    STARTING = "while its capabilities were probed"  # a QEMU that dies here dies before any test
+
     def _command_line(self, rundir: Path) -> list[str]:
         args = [str(self.binary), "-machine", "none", "-nodefaults", "-display", "none", "-S"]
         return args + ["-chardev", f"socket,id=qmp0,path={rundir / QMP_SOCKET}", "-mon", "chardev=qmp0,mode=control"]
 
 
-def probe(sut: SystemUnderTest, *, cache: Path) -> Capabilities:
+def probe(sut: SystemUnderTest, *, cache: Path, keeping: Keeping | None = None) -> Capabilities:
     """What the QEMU under test can do (its QMP schema, devices and their properties), kept in the
-    cache root ``cache`` per binary."""
+    cache root ``cache`` per binary; ``keeping``: the user's QMP window and cores, as for any QEMU."""
     cache = _cache_file(sut, cache)
     try:
         data = json.loads(cache.read_text())
@@ -125,7 +127,7 @@ def probe(sut: SystemUnderTest, *, cache: Path) -> Capabilities:
     except (OSError, ValueError, KeyError):
         pass
     try:
-        with private_dir("caps") as logdir, SchemaProbe(sut.qemu, logdir) as qemu:
+        with private_dir("caps") as logdir, SchemaProbe(sut.qemu, logdir, keeping) as qemu:
             version = qemu.cmd("query-version")["qemu"]
             schema = qemu.cmd("query-qmp-schema")
             devices = frozenset(t["name"] for t in qemu.cmd("qom-list-types", implements="device"))
@@ -133,8 +135,9 @@ def probe(sut: SystemUnderTest, *, cache: Path) -> Capabilities:
                 d: frozenset(p["name"] for p in qemu.cmd("device-list-properties", typename=d))
                 for d in PROBED_DEVICES if d in devices
             }  # fmt: skip
-    except QemuFailure as exc:  # QEMU that cannot answer its schema: nothing can be tested
-        raise TxnstormError(f"capability probe: {exc.reason()}") from exc
+    except QemuFailure as exc:  # QEMU that cannot answer its schema: a finding about it, before any test
+        exc.stage = exc.stage or SchemaProbe.STARTING
+        raise
     caps = replace(from_schema(f"{version['major']}.{version['minor']}.{version['micro']}", schema),
                    devices=devices, device_props=device_props)  # fmt: skip
     cache.parent.mkdir(parents=True, exist_ok=True)
