@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm.deadline import Deadline
-from txnstorm.errors import DeadlineExceeded, QemuFailure, QemuHung, TxnstormError
+from txnstorm.errors import DeadlineExceeded, QemuDied, QemuFailure, QemuHung, TxnstormError
 from txnstorm.host.assets import GuestImage
 from txnstorm.vm.boot_states import LOAD_S, STATE, BootStates, StateUnusable, zstd
 from txnstorm.vm.machine import Machine
@@ -143,6 +143,8 @@ def bring_up(
     try:
         return restore(vm, guest, states, state), "restored"
     except TxnstormError as exc:
+        if isinstance(exc, QemuHung) or (isinstance(exc, QemuDied) and (vm.returncode or 0) < 0):
+            raise  # killed by a signal or hung loading its own saved guest: QEMU's failure, not a stale state
         log.info("the saved guest %s did not load (%s); removed, booting cold", key, exc)
         vm.shutdown(hard=True)
         states.forget(key)
