@@ -10,7 +10,7 @@ TAGS    ?= quick
 DURATION ?= 10m
 export QEMU QEMU_IMG ACCEL QEMU_TEST_QEMU_BINARY QEMU_TEST_QEMU_IMG
 
-.PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth validate replay replay-test clean
+.PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth validate replay replay-test clean deaths
 
 # One step at a time, in the order written: the input check always comes first.
 .NOTPARALLEL:
@@ -33,6 +33,7 @@ help:
 	@echo '  make qemu           build QEMU into the cache (QEMU_SRC=tree, or Debian'"'"'s source)'
 	@echo '  make bench          speed and strength, side by side (asserts nothing); BASELINE=rev: round cadence vs rev'
 	@echo '  make reliability    repeated runs: leaks, false positives, Ctrl-C, an injected hang'
+	@echo '  make deaths         QEMU (and its daemon) killed at every stage of a test: each a FAIL naming it, never ERROR'
 	@echo '  make unit | lint | setup | guest | preflight | clean'
 	@echo '  scripts/txnstorm doctor | list | --help     host check, every test with tags and time, the CLI'
 	@echo
@@ -164,3 +165,10 @@ bench: preflight
 .PHONY: reliability
 reliability: preflight
 	.venv/bin/python -m txnstorm.runner.reliability --runs $(or $(RUNS),20) --interrupts $(or $(INTERRUPTS),3) --load $(or $(LOAD),0)
+
+# QEMU's death is the verdict whichever channel notices it first: the QEMU under test (Debian's, behind
+# a wrapper) and its qemu-storage-daemon sent SIGABRT and SIGSTOP at each stage of a real test, driven
+# by the test's own progress; a table of stage x signal x process -> verdict (~25 min on 2 cores).
+.PHONY: deaths
+deaths: preflight
+	.venv/bin/python -m txnstorm.runner.deaths

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,11 +177,12 @@ def avocado_binary() -> Path:
 def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener and its order
     qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None,
     *, on_test: Callable[[TestLine], None] | None = None, refs: Sequence[str] | None = None, jobs: int = 1,
+    env: Mapping[str, str] | None = None,
 ) -> Path:  # fmt: skip
     """One Avocado job of the scenario tests (tag ``filters``; or ``refs``, in that order) against
     ``qemu``; its results dir (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are
     dropped: they must not disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends;
-    ``jobs`` tests run side by side."""
+    ``jobs`` tests run side by side; ``env``: more of the environment (settings, a test double's)."""
     avocado = avocado_binary()
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
@@ -190,7 +191,7 @@ def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener an
         cmd += [exact(ref) for ref in refs]
     else:
         cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
-    env = env_for(qemu, qemu_img)
+    env = {**env_for(qemu, qemu_img), **(env or {})}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO, text=True) as job:
         for line in job.stdout or ():
             ended = parse_test_line(line)

@@ -286,6 +286,7 @@ class Storm:
     def stop(self) -> None:
         """Stop every writer (fio's result lands in the log dir); a writer that never ends is a
         stall too, examined while QEMU runs."""
+        self.mark("storm stopping")
         try:
             if self.records:  # the last round's overlap: writes after its actions, before the stop
                 self.writing_again()
