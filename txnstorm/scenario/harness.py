@@ -79,12 +79,14 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
         except QemuFailure as failure:
             reason = failure.reason()
             version = getattr(getattr(self, "sut", None), "version", "?")
-            listed = known_issues.listed_failure(reason, version, known_issues.load()) if version != "?" else None
-            self.record(failure={"kind": failure.kind, "reason": reason, "known_issue": listed.id if listed else None})
-            if listed is not None:
-                # A listed issue on a version it affects: visible, but the job stays green.
-                raise TestWarn(f"{known_issues.still_reproduces(listed, version)}: {reason}") from failure
-            raise TestFail(f"{reason} (QEMU {version}){known}") from failure
+            test = self.name.name  # where the failure happened: a listed issue excuses only where it is known
+            listed = known_issues.listed_failure(reason, version, known_issues.load(), test) if version != "?" else None
+            self.record(failure={"kind": failure.kind, "reason": reason, **known_issues.failure_facts(listed)})
+            if listed is not None and listed.status == "WARN":
+                # A listed issue where it is known (or said outside it): visible, but the job stays green.
+                raise TestWarn(f"{listed.label}: {reason}") from failure
+            regression = f"{listed.label}: " if listed is not None else ""  # a listed issue where it was not known
+            raise TestFail(f"{regression}{reason} (QEMU {version}){known}") from failure
         except AssertionError as failure:
             if not flaky:
                 raise
@@ -436,7 +438,7 @@ class KnownIssueTest(TxnstormTest):
         if crash is not None:
             self.log.info("%s: the trigger ended in: %s", self.ISSUE, crash)
         candidates = [i for i in self.issues if not i.signature.startswith("killed by ") or i.id in self.RELATED]
-        verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates, tries=tries)
+        verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates, tries=tries, test=self.name.name)
         self.record(known_issue={**verdict.as_dict(), **facts})
         if verdict.status == "FAIL":
             self.fail(verdict.label)
