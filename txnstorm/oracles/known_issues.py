@@ -247,6 +247,7 @@ class Verdict:
     tries: int = 1
     miss_chance: float | None = None  # without a crash: the chance the issue is still there
     scope: str = ""  # a match's standing: "known", "outside" (what was measured) or "regression"
+    why: str = ""  # for "outside" and "regression": what the entry knows instead
 
     @property
     def reproduced(self) -> bool:
@@ -295,7 +296,8 @@ def standing(issue: KnownIssue, version: Version | str, test: str | None, reprod
     v = format_version(version)
     expected = issue.scope.expect(version)
     if not expected.affected:
-        return Verdict("FAIL", f"regression of {issue.id} ({expected.why})", issue, issue, scope="regression")
+        return Verdict("FAIL", f"regression of {issue.id} ({expected.why})", issue, issue, scope="regression",
+                       why=expected.why)  # fmt: skip
     outside = [] if expected.measured else [expected.why]
     if not issue.scope.has_shape(test):
         outside.append(f"this test never reproduced {issue.id} (its tests: {issue.scope.shape_names()})")
@@ -303,7 +305,7 @@ def standing(issue: KnownIssue, version: Version | str, test: str | None, reprod
     if not outside:
         return Verdict("WARN", label, issue, issue, scope="known")
     return Verdict("WARN", f"{label}, outside what was measured: {'; '.join(outside)}", issue, issue,
-                   scope="outside")  # fmt: skip
+                   scope="outside", why="; ".join(outside))  # fmt: skip
 
 
 def listed_failure(
