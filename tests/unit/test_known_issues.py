@@ -5,6 +5,7 @@ import pytest
 
 from txnstorm.errors import UserError
 from txnstorm.oracles import known_issues as ki
+from txnstorm.oracles.known_scope import parse_version
 
 KI1_LINE = (
     "qemu-system-x86_64: ../../blockdev-nbd.c:62: nbd_blockdev_client_closed: "
@@ -58,10 +59,10 @@ def test_affects_follows_what_was_measured_and_the_upstream_fix():
 
 
 def test_parse_version_takes_qemu_dev_versions():
-    assert ki.parse_version("7.2.22") == (7, 2, 22)
-    assert ki.parse_version("8.2.90 (v9.0.0-rc0)") == (8, 2, 90)
+    assert parse_version("7.2.22") == (7, 2, 22)
+    assert parse_version("8.2.90 (v9.0.0-rc0)") == (8, 2, 90)
     with pytest.raises(ValueError):
-        ki.parse_version("")
+        parse_version("")
 
 
 def test_match_crash_finds_the_signature_in_a_report_or_stderr():
@@ -334,3 +335,24 @@ def test_every_entry_says_where_it_is_known():
     }  # fmt: skip
     for key in ("KI-7", "KI-10", "KI-11", "KI-12"):
         assert ki.get(key, ki.load()).scope.upstream.status == "not fixed"
+
+
+def test_a_test_is_one_of_an_issues_tests_by_its_file_and_name():
+    """Avocado's ids carry a '1-' prefix and the path they were given; a shape may name a class."""
+    scope = ki.get("KI-7", ki.load()).scope
+    assert scope.has_shape("1-tests/stall_known_issues.py:LostNotificationAfterDrains.test_stop_and_cont_during_storm")
+    assert scope.has_shape("/srv/txnstorm/tests/stall_known_issues.py:LostNotificationAfterDrains.test_failing_"
+                           "transactions_during_storm")  # fmt: skip
+    assert not scope.has_shape("tests/stall_known_issues.py:LostNotificationAfterDrainsToo.test_x")
+    assert not scope.has_shape("tests/other.py:LostNotificationAfterDrains.test_stop_and_cont_during_storm")
+    assert not scope.has_shape(None)
+
+
+def test_a_fix_is_in_its_release_on_and_in_the_stable_lines_it_was_backported_to():
+    upstream = ki.get("KI-8", ki.load()).scope.upstream
+    assert [upstream.has_fix(v) for v in ("7.2.22", "8.2.2", "8.2.3", "8.2.10", "9.0.0", "9.0.0-rc0", "11.1.0")] == [
+        False, False, True, True, True, True, True
+    ]  # fmt: skip
+    assert upstream.fix_in("8.2.3") == "fixed in 9.0 by 9c707525cb, backported to 8.2.3"
+    assert upstream.fix_in("10.2.4") == "fixed in 9.0 by 9c707525cb"
+    assert not upstream.has_fix("8.1.5"), "another stable line"

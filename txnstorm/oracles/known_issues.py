@@ -74,7 +74,7 @@ from typing import Any
 from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.oracles import known_scope
-from txnstorm.oracles.known_scope import Scope, Version, format_version, parse_version
+from txnstorm.oracles.known_scope import Scope, Version, format_version
 from txnstorm.oracles.stall import CLASSES as STALL_CLASSES
 from txnstorm.oracles.stall import SIGNATURE_PREFIX as STALL_PREFIX
 
@@ -84,7 +84,6 @@ OPTIONAL_FIELDS = ("kind", "report")
 KINDS = ("crash", "stall", "hang")
 MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"
 _ID_RE = re.compile(r"^KI-\d+$")
-__all__ = ["Version", "format_version", "parse_version"]  # the versions' helpers live in known_scope
 
 
 class KnownIssuesError(UserError):
