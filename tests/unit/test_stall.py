@@ -82,7 +82,9 @@ def test_guest_inflight_is_read_per_serial():
 def stall_entry(**overrides: object) -> dict:
     base = {
         "id": "KI-7", "title": "a device stops after drains", "kind": "stall",
-        "affects": {"min": "7.2.0", "max_exclusive": "unknown"},
+        "measured": [{"qemu": "7.2.0", "result": "absent", "how": "0 in 400"},
+                     {"qemu": "10.0.13", "result": "affected", "how": "2 in 219"}],
+        "shapes": ["tests/transaction_known_issues.py:X.test_x"], "upstream": {"status": "not fixed"},
         "signature": "stall class: ring-not-taken",
         "reproducer": "tests/transaction_known_issues.py:X.test_x",
         "rate": {"hits": 1, "tries": 10, "per": "boot"}, "seen": "1 of 10",
@@ -96,8 +98,9 @@ def test_a_stall_issue_is_matched_by_the_stall_class_of_any_failure():
     failure = DeviceStalled("storm wrote nothing to ['disk0'] within 30 s")
     failure.stall = evidence(queue(avail_idx=103))
     assert failure.reason().startswith("device stalled: storm wrote nothing")
-    assert ki.listed_failure(failure.reason(), "10.0.13", issues).id == "KI-7"
-    assert ki.listed_failure(failure.reason(), "7.1.0", issues) is None  # not listed there: a new failure
+    assert ki.listed_failure(failure.reason(), "10.0.13", issues).matched.id == "KI-7"
+    assert ki.listed_failure(failure.reason(), "10.0.13", issues).status == "WARN"
+    assert ki.listed_failure(failure.reason(), "7.2.0", issues).status == "FAIL"  # measured absent: a regression
     failure.stall = evidence(queue(last_avail_idx=104, avail_idx=104, inuse=4))
     assert ki.listed_failure(failure.reason(), "10.0.13", issues) is None  # another class: a new failure
     assert ki.still_reproduces(issues[0], "10.0.13") == "known issue KI-7 (a stall), still reproduces on QEMU 10.0.13"

@@ -3,7 +3,9 @@
 Each entry::
 
     {"id": "KI-1", "title": "...",
-     "affects": {"min": "7.2.22", "max_exclusive": "unknown"},
+     "measured": [{"qemu": "7.2.22", "result": "affected", "how": "11 of 11 runs"}, ...],
+     "shapes": ["<Avocado test id of each test that reproduced it>", ...],
+     "upstream": {"status": "fixed", "commit": "...", "subject": "...", "release": "8.1.0"},
      "signature": "<substring of QEMU's stderr when it aborts>",
      "reproducer": "<Avocado test id>",
      "rate": {"hits": 44, "tries": 53, "per": "boot"},
@@ -22,22 +24,42 @@ Each entry::
   where the hung process's main thread waits (``Machine.keep_backtrace``:
   ``"qemu-storage-daemon main thread in bdrv_drain_all_begin <- ..."``).
 
-``affects`` is the half-open range [min, max_exclusive) of QEMU versions the
-issue is listed for.  A bound may be ``"unknown"`` (nothing measured on that
-side): it is then open, so every version on that side counts as affected.
+``measured``, ``shapes`` and ``upstream`` say where the issue is known
+(``known_scope``): the versions it was measured on, affected or not, the
+tests that reproduced it, and its upstream fix.  **A match excuses only
+inside that scope.**  A failure whose reason names a listed signature is:
+
+* WARN "known issue KI-n, still reproduces on QEMU x.y.z" on a version
+  measured affected, in a test that reproduced it before;
+* FAIL "regression of KI-n (fixed in 9.0 by 9c707525cb; not seen on 10.2.2
+  before): <the reason>" on a version where it was measured absent, or that
+  has its upstream fix, or (unmeasured) whose nearest measured version did
+  not have it: a fixed bug that comes back is what a maintainer must see,
+  with the same evidence as any crash;
+* WARN, saying both the match and that it is **outside what was measured**
+  ("... still reproduces on QEMU 11.1.50, outside what was measured: QEMU
+  11.1.50 not measured; affected on 10.2.2"), on an unmeasured version
+  whose nearest measured one had it (a user's git build of a tree with a
+  fault nobody fixed), or in a test that never reproduced it on a version it
+  affects.  Not a FAIL: nothing says the QEMU under test changed (the same
+  fault, reached from another version or test, has the same fix), and a red
+  job for a fault already listed would bury the findings that are new; the
+  label says what to add to the entry.  Where it matters that a *change*
+  brought it, ``make validate`` compares with the base and calls a known
+  issue the series shows outside its scope a regression.
 
 A reproducer's outcome becomes one ``Verdict``:
 
-* the crash matches a listed issue on a version it affects: WARN,
-  "known issue KI-n, still reproduces on QEMU x.y.z";
+* the crash matches a listed issue: as above (WARN or FAIL);
 * no crash in N tries, where the listed ``rate`` (hits per try of the
   reproducer, as measured) leaves a chance of a miss ``(1 - p)^N`` below
   ``MISS_CHANCE_FOR_FIXED`` (1 %): PASS, "no longer reproduces";
 * no crash, but a miss is still likely (a race that did not fire): WARN,
   "not seen this run", with the tries and the chance of a miss; never a
   PASS that hides a listed issue;
-* any other crash (no signature matches, or the version is not listed as
-  affected): FAIL, a NEW failure.
+* no crash on a version where the issue is not expected: PASS, "does not
+  reproduce";
+* any other crash (no signature matches): FAIL, a NEW failure.
 """
 
 from __future__ import annotations
@@ -51,56 +73,21 @@ from typing import Any
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
+from txnstorm.oracles import known_scope
+from txnstorm.oracles.known_scope import Scope, Version, format_version
 from txnstorm.oracles.stall import CLASSES as STALL_CLASSES
 from txnstorm.oracles.stall import SIGNATURE_PREFIX as STALL_PREFIX
 
 DEFAULT_PATH = REPO / "known-issues.json"
-UNKNOWN = "unknown"
-FIELDS = ("id", "title", "affects", "signature", "reproducer", "rate", "seen")
+FIELDS = ("id", "title", "measured", "shapes", "upstream", "signature", "reproducer", "rate", "seen")
 OPTIONAL_FIELDS = ("kind", "report")
 KINDS = ("crash", "stall", "hang")
 MISS_CHANCE_FOR_FIXED = 0.01  # below this, "did not reproduce" is evidence enough for "no longer reproduces"
 _ID_RE = re.compile(r"^KI-\d+$")
-_VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
-
-Version = tuple[int, ...]
 
 
 class KnownIssuesError(UserError):
     """known-issues.json cannot be read or is malformed; the text says where."""
-
-
-def parse_version(text: str) -> Version:
-    """'7.2.22' -> (7, 2, 22); also takes QEMU's '8.2.90 (v9.0.0-rc0)' style."""
-    numbers = re.findall(r"\d+", text.split(maxsplit=1)[0] if text.strip() else "")
-    if not numbers:
-        raise ValueError(f"not a version: {text!r}")
-    return tuple(int(n) for n in numbers[:3])
-
-
-def format_version(version: Version | str) -> str:
-    return version if isinstance(version, str) else ".".join(str(n) for n in version)
-
-
-def _padded(version: Version) -> Version:
-    return tuple(version) + (0,) * (3 - len(version))
-
-
-@dataclass(frozen=True)
-class VersionRange:
-    min: Version | None  # None: unknown, open
-    max_exclusive: Version | None  # None: unknown, open
-
-    def __contains__(self, version: Version) -> bool:
-        v = _padded(version)
-        if self.min is not None and v < _padded(self.min):
-            return False
-        return self.max_exclusive is None or v < _padded(self.max_exclusive)
-
-    def describe(self) -> str:
-        low = format_version(self.min) if self.min else UNKNOWN
-        high = format_version(self.max_exclusive) if self.max_exclusive else UNKNOWN
-        return f">= {low}, < {high}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +114,7 @@ class Rate:
 class KnownIssue:
     id: str
     title: str
-    affects: VersionRange
+    scope: Scope
     signature: str
     reproducer: str
     rate: Rate
@@ -135,24 +122,23 @@ class KnownIssue:
     kind: str = "crash"
     report: str = ""  # its report for upstream (docs/findings/...), relative to the checkout
 
+    @property
+    def affects(self) -> Scope:
+        """Where it is known (``describe()`` is the line the reproducer's log starts with)."""
+        return self.scope
+
     def matches(self, text: str) -> bool:
         """The signature occurs in ``text`` (a hang's: as a regular expression)."""
         return bool(re.search(self.signature, text)) if self.kind == "hang" else self.signature in text
 
 
 # -- loading -------------------------------------------------------------------
-def _bound(where: str, data: dict[str, Any], key: str) -> Version | None:
-    value = data.get(key)
-    if value == UNKNOWN:
-        return None
-    if not isinstance(value, str) or not _VERSION_RE.match(value):
-        raise KnownIssuesError(f"{where}: affects.{key} must be a version like '7.2.0' or 'unknown', not {value!r}")
-    return parse_version(value)
-
-
 def _entry(where: str, raw: Any) -> KnownIssue:
     if not isinstance(raw, dict):
         raise KnownIssuesError(f"{where}: an entry must be an object, not {type(raw).__name__}")
+    if "affects" in raw:
+        raise KnownIssuesError(f"{where}: affects (a version range) is replaced by measured, shapes and upstream: "
+                               "where the issue is known (docs/known-issues.md)")  # fmt: skip
     missing = [f for f in FIELDS if f not in raw]
     if missing:
         raise KnownIssuesError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -176,9 +162,10 @@ def _entry(where: str, raw: Any) -> KnownIssue:
             raise KnownIssuesError(f"{where}: {field} must be a non-empty string")
     if not _ID_RE.match(raw["id"]):
         raise KnownIssuesError(f"{where}: id {raw['id']!r} must look like 'KI-1'")
-    affects = raw["affects"]
-    if not isinstance(affects, dict) or set(affects) != {"min", "max_exclusive"}:
-        raise KnownIssuesError(f"{where}: affects must be {{'min': ..., 'max_exclusive': ...}}, not {affects!r}")
+    try:
+        scope = known_scope.parse(raw, raw["reproducer"])
+    except known_scope.ScopeError as exc:
+        raise KnownIssuesError(f"{where}: {exc}") from None
     rate = raw["rate"]
     if (
         not isinstance(rate, dict)
@@ -191,14 +178,11 @@ def _entry(where: str, raw: Any) -> KnownIssue:
         raise KnownIssuesError(
             f"{where}: rate must be {{'hits': H, 'tries': T, 'per': 'boot'}} with 0 < H <= T, not {rate!r}"
         )
-    rng = VersionRange(_bound(where, affects, "min"), _bound(where, affects, "max_exclusive"))
-    if rng.min and rng.max_exclusive and _padded(rng.min) >= _padded(rng.max_exclusive):
-        raise KnownIssuesError(f"{where}: affects is empty ({rng.describe()})")
     report = raw.get("report", "")
     if not isinstance(report, str) or (report and not (REPO / report).is_file()):
         raise KnownIssuesError(f"{where}: report {report!r} is not a file of the checkout")
     return KnownIssue(
-        raw["id"], raw["title"], rng, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"], kind, report
+        raw["id"], raw["title"], scope, raw["signature"], raw["reproducer"], Rate(**rate), raw["seen"], kind, report
     )
 
 
@@ -237,12 +221,9 @@ def get(issue_id: str, issues: Sequence[KnownIssue]) -> KnownIssue:
 
 
 # -- judging -----------------------------------------------------------------------
-def _as_version(version: Version | str) -> Version:
-    return parse_version(version) if isinstance(version, str) else tuple(version)
-
-
 def affects(entry: KnownIssue, version: Version | str) -> bool:
-    return _as_version(version) in entry.affects
+    """The issue is to be expected on ``version`` (measured there, or inferred: ``known_scope``)."""
+    return entry.scope.expect(version).affected
 
 
 def match_crash(text: str, issues: Sequence[KnownIssue] | None = None) -> KnownIssue | None:
@@ -264,6 +245,8 @@ class Verdict:
     matched: KnownIssue | None = None  # the issue the crash matched, if any
     tries: int = 1
     miss_chance: float | None = None  # without a crash: the chance the issue is still there
+    scope: str = ""  # a match's standing: "known", "outside" (what was measured) or "regression"
+    why: str = ""  # for "outside" and "regression": what the entry knows instead
 
     @property
     def reproduced(self) -> bool:
@@ -278,6 +261,7 @@ class Verdict:
             "reproduced": self.reproduced,
             "tries": self.tries,
             "miss_chance": self.miss_chance,
+            "scope": self.scope or None,
         }
 
 
@@ -303,49 +287,75 @@ def still_reproduces(issue: KnownIssue, version: str) -> str:
     return f"known issue {issue.id}{kind}, still reproduces on QEMU {version}"
 
 
-def listed_failure(reason: str, version: Version | str, issues: Sequence[KnownIssue]) -> KnownIssue | None:
-    """The listed issue a failure of any test is (its reason line names a
-    listed signature, on a version the issue affects), else None: the
-    failure is new.  Exit-report-only signatures ("killed by SIGSEGV") are
-    too generic to judge a test that was not written for them."""
+def standing(issue: KnownIssue, version: Version | str, test: str | None, reproducing: str = "") -> Verdict:
+    """A match of ``issue``'s signature on ``version`` in ``test`` (while ``reproducing`` another
+    issue, if so), judged against where the issue is known (the rules of the module's docstring):
+    WARN "still reproduces" inside it, WARN that says it is outside what was measured, or FAIL
+    "regression of KI-n (...)"."""
+    v = format_version(version)
+    expected = issue.scope.expect(version)
+    if not expected.affected:
+        return Verdict("FAIL", f"regression of {issue.id} ({expected.why})", issue, issue, scope="regression",
+                       why=expected.why)  # fmt: skip
+    outside = [] if expected.measured else [expected.why]
+    if not issue.scope.has_shape(test):
+        outside.append(f"this test never reproduced {issue.id} (its tests: {issue.scope.shape_names()})")
+    label = still_reproduces(issue, v) + (f" (while reproducing {reproducing})" if reproducing else "")
+    if not outside:
+        return Verdict("WARN", label, issue, issue, scope="known")
+    return Verdict("WARN", f"{label}, outside what was measured: {'; '.join(outside)}", issue, issue,
+                   scope="outside", why="; ".join(outside))  # fmt: skip
+
+
+def listed_failure(
+    reason: str, version: Version | str, issues: Sequence[KnownIssue], test: str | None = None
+) -> Verdict | None:
+    """The verdict on a failure of any test whose reason line names a listed signature (WARN or
+    FAIL, ``standing``), else None: the failure is new.  Exit-report-only signatures ("killed by
+    SIGSEGV") are too generic to judge a test that was not written for them."""
     specific = [i for i in issues if not i.signature.startswith("killed by ")]
     matched = match_crash(reason, specific)
-    return matched if matched is not None and affects(matched, version) else None
+    return standing(matched, version, test) if matched is not None else None
 
 
-def judge(
+def failure_facts(listed: Verdict | None) -> dict[str, Any]:
+    """What a failure's whiteboard says of the listed issue it matched: ``known_issue`` only when
+    it excused the failure (WARN), ``regression_of`` when it came back where it was not known."""
+    if listed is None:
+        return {"known_issue": None}
+    if listed.status == "WARN":
+        return {"known_issue": listed.issue.id, "scope": listed.scope}
+    return {"known_issue": None, "regression_of": listed.issue.id}
+
+
+def judge(  # noqa: PLR0913 - the outcome, and where it happened
     issue: KnownIssue,
     version: Version | str,
     crash: str | None,
     issues: Sequence[KnownIssue] | None = None,
     tries: int = 1,
+    *,
+    test: str | None = None,
 ) -> Verdict:
     """Turn a reproducer's outcome into a verdict.
 
     ``crash`` is None when QEMU survived all ``tries`` of the trigger (what
     a try is: ``issue.rate.per``), else QEMU's crash report
-    (``Machine.exit_report()``: signal and assertion line).
+    (``Machine.exit_report()``: signal and assertion line).  ``test`` is the
+    reproducer's test id (where a match is judged: ``standing``; by default
+    the issue's own reproducer).
     """
     v = format_version(version)
     if crash is None:
-        if affects(issue, version):
+        expected = issue.scope.expect(version)
+        if expected.affected:
             return _not_seen(issue, v, tries)
-        label = f"known issue {issue.id}, does not reproduce on QEMU {v} (not listed as affected; {tries} tries)"
+        label = f"known issue {issue.id}, does not reproduce on QEMU {v} ({expected.why}; {tries} tries)"
         return Verdict("PASS", label, issue, tries=tries)
     matched = match_crash(crash, [issue, *(issues or [])])
     if matched is None:
         # ``crash`` is the failure's reason line: it names its kind (crashed, hung, device stalled)
         return Verdict("FAIL", f"NEW failure on QEMU {v}, no known signature: {crash}", issue, tries=tries)
-    if not affects(matched, version):
-        return Verdict(
-            "FAIL",
-            f"NEW failure on QEMU {v}: the crash matches {matched.id}'s signature, but {matched.id} is "
-            f"listed only for QEMU {matched.affects.describe()}: {crash}",
-            issue,
-            matched,
-            tries,
-        )
-    label = still_reproduces(matched, v)
-    if matched.id != issue.id:
-        label += f" (while reproducing {issue.id})"
-    return Verdict("WARN", label, issue, matched, tries)
+    where = standing(matched, version, test or issue.reproducer, "" if matched.id == issue.id else issue.id)
+    label = f"{where.label}: {crash}" if where.status == "FAIL" else where.label
+    return Verdict(where.status, label, issue, matched, tries, scope=where.scope)

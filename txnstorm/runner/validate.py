@@ -22,7 +22,11 @@ Runs alternate base, series, base, series, ... (a loaded host hits both alike), 
 
 * **regression**: the series FAILs in more runs than the base (``series 3/5, base 0/5``), with the
   chance that a split at least this uneven comes by luck when both fail alike (Fisher's exact test,
-  one-sided); exit 1;
+  one-sided); exit 1.  Also a known issue the series shows and the base never did, with the same
+  odds: a known issue excuses only where it is known (``known_issues``).  Only where its entry
+  says the QEMU's version is affected *and* the test is one that reproduced it may the base simply
+  have missed it: there the odds decide (a split likelier than ``LUCK`` by luck is
+  ``new-on-series``, a less likely one a regression);
 * **fixed**: a FAIL or a known issue's reproduction on the base that the series never showed, with
   the chance of that miss if the series still had it as often as the base (the same Fisher test:
   every showing on the base's side by luck); "fixed" only when that chance is below 1 %
@@ -56,7 +60,8 @@ from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host.assets import sha256_file
 from txnstorm.host.scratch import private_dir
-from txnstorm.oracles.known_issues import MISS_CHANCE_FOR_FIXED
+from txnstorm.oracles import known_issues
+from txnstorm.oracles.known_issues import MISS_CHANCE_FOR_FIXED, KnownIssue, KnownIssuesError
 from txnstorm.runner import runs, teeth
 from txnstorm.settings import ALIASES
 from txnstorm.settings import cache_dir as cache_root
@@ -208,10 +213,13 @@ class Tally:
     cancels: int = 0
     reasons: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)  # the seeds of the failing runs
+    issue_seeds: list[int] = field(default_factory=list)  # the seeds of the runs that reproduced a known issue
     issues: dict[str, int] = field(default_factory=dict)  # known issue -> runs that reproduced it
+    qemu: str = ""  # the version the runs' QEMU said (their whiteboard's), where known
 
-    def add(self, status: str, reason: str, known_issue: str | None, seed: int) -> None:
+    def add(self, status: str, reason: str, known_issue: str | None, seed: int, qemu: str = "") -> None:  # noqa: PLR0913
         self.runs += 1
+        self.qemu = self.qemu or qemu
         if status == "FAIL":
             self.fails += 1
             self.reasons.append(reason)
@@ -219,6 +227,7 @@ class Tally:
         elif status == "WARN" and known_issue:
             self.reproduced += 1
             self.issues[known_issue] = self.issues.get(known_issue, 0) + 1
+            self.issue_seeds.append(seed)
         elif status in ("ERROR", "INTERRUPTED"):
             self.errors += 1
         elif status in ("CANCEL", "SKIP"):
@@ -228,6 +237,11 @@ class Tally:
     def shown(self) -> dict[str, int]:
         """What the runs showed, by name: ``FAIL`` and each known issue reproduced."""
         return {**({"FAIL": self.fails} if self.fails else {}), **self.issues}
+
+    @property
+    def replay_seed(self) -> int | str:
+        """A seed to replay what these runs showed: a FAIL's, else a known issue's."""
+        return (self.seeds or self.issue_seeds or [""])[0]
 
     @property
     def judged(self) -> int:
@@ -273,15 +287,63 @@ def what_the_series_ended_or_began(test: str, base: Tally, series: Tally, counts
     return None
 
 
-def compare(test: str, base: Tally, series: Tally) -> Verdict:
+def known_issue_regression(
+    test: str, base: Tally, series: Tally, issues: Sequence[KnownIssue] | None
+) -> Verdict | None:
+    """A regression for each known issue the series showed and the base never did, unless its entry
+    knows it on this QEMU in this test and the split could be luck (then ``new-on-series`` says
+    it): with the odds, the strongest first.  None: no such issue."""
+    only_on_series = {name: n for name, n in series.issues.items() if not base.shown.get(name)}
+    if not only_on_series or not base.runs:
+        return None
+    listed = known_issues.load() if issues is None else issues
+    version = base.qemu or series.qemu
+    found = []
+    for name, count in only_on_series.items():
+        luck = fisher_one_sided(count, series.runs, 0, base.runs)
+        try:
+            issue = known_issues.get(name, listed)
+        except KnownIssuesError:
+            found.append((luck, f"{name}: no longer listed"))
+            continue
+        where = known_issues.standing(issue, version, test) if version else None
+        if where is None:
+            found.append((luck, f"{name}: the runs did not say their QEMU's version, so no entry knows it there"))
+        elif where.scope == "known":
+            if luck > LUCK:
+                continue  # known on this QEMU in this test: the base may simply have missed it
+            found.append((luck, f"{name} is known on QEMU {version} in this test, but not this often"))
+        elif where.scope == "regression":
+            found.append((luck, where.label))
+        else:
+            found.append((luck, f"{name} outside where it is known: {where.why}"))
+    if not found:
+        return None
+    luck = min(odds for odds, _ in found)
+    caveat = "" if luck <= LUCK else "; could be luck: run more (RUNS=)"
+    shown = ", ".join(f"{name} {n}/{series.runs}" for name, n in only_on_series.items())
+    why = "; ".join(said for _, said in sorted(found))
+    return Verdict(test, "regression", f"series {shown}, base never ({base.runs} runs): {why}; chance of a split "
+                                       f"this uneven by luck {luck:.1%}{caveat}", luck)  # fmt: skip
+
+
+def more_fails(test: str, base: Tally, series: Tally, counts: str) -> Verdict | None:
+    """A regression when the series FAILs in more runs than the base, with the odds; else None."""
+    if not (series.runs and base.runs and series.fails * base.runs > base.fails * series.runs):
+        return None
+    luck = fisher_one_sided(series.fails, series.runs, base.fails, base.runs)
+    caveat = "" if luck <= LUCK else "; could be luck: run more (RUNS=)"
+    why = f" ({series.reasons[0][:160]})" if series.reasons else ""
+    return Verdict(test, "regression", f"{counts}; chance of a split this uneven by luck {luck:.1%}{caveat}{why}",
+                   luck)  # fmt: skip
+
+
+def compare(test: str, base: Tally, series: Tally, issues: Sequence[KnownIssue] | None = None) -> Verdict:
     """One test's verdict, base vs series (the rules are in the module's docstring)."""
     counts = f"series {series.fails}/{series.runs} FAIL, base {base.fails}/{base.runs}"
-    if series.runs and base.runs and series.fails * base.runs > base.fails * series.runs:
-        luck = fisher_one_sided(series.fails, series.runs, base.fails, base.runs)
-        caveat = "" if luck <= LUCK else "; could be luck: run more (RUNS=)"
-        why = f" ({series.reasons[0][:160]})" if series.reasons else ""
-        return Verdict(test, "regression", f"{counts}; chance of a split this uneven by luck {luck:.1%}{caveat}{why}",
-                       luck)  # fmt: skip
+    regression = more_fails(test, base, series, counts) or known_issue_regression(test, base, series, issues)
+    if regression is not None:
+        return regression
     shown = what_the_series_ended_or_began(test, base, series, counts)
     if shown is not None:
         return shown
@@ -326,7 +388,8 @@ def tally_results(results: dict[str, object], seed: int, tallies: dict[str, Tall
             reproduced = str(known.get("matched") or known.get("issue") or "known issue")
         name = str(test.get("name", test.get("id", "?")))
         reason = (test.get("fail_reason") or "").splitlines()[0] if test.get("fail_reason") else ""
-        tallies.setdefault(name, Tally()).add(str(test.get("status")), reason, reproduced, seed)
+        qemu = str(board.get("qemu") or "")
+        tallies.setdefault(name, Tally()).add(str(test.get("status")), reason, reproduced, seed, qemu)
 
 
 def interleaved(count: int, seed: int | None) -> list[int]:
@@ -429,17 +492,18 @@ def run_sides(  # noqa: PLR0913 - the runs' inputs
     return tallies
 
 
-def judge_all(tallies: dict[str, dict[str, Tally]]) -> list[Verdict]:
+def judge_all(tallies: dict[str, dict[str, Tally]], issues: Sequence[KnownIssue] | None = None) -> list[Verdict]:
     names = sorted(set(tallies["base"]) | set(tallies["series"]))
     order = {"regression": 0, "fixed": 1, "not-fixed": 2, "new-on-series": 3, "error-on-one-side": 4,
              "cancel-on-one-side": 5}  # fmt: skip
-    verdicts = [compare(n, tallies["base"].get(n, Tally()), tallies["series"].get(n, Tally())) for n in names]
+    listed = known_issues.load() if issues is None else issues
+    verdicts = [compare(n, tallies["base"].get(n, Tally()), tallies["series"].get(n, Tally()), listed) for n in names]
     # regressions strongest first (the least likely by luck), then the rest by kind and name
     return sorted(verdicts, key=lambda v: (order.get(v.kind, 9), v.odds if v.kind == "regression" else 0, v.test))
 
 
 def replay_line(verdict: Verdict, series: Tally, qemu: Path) -> str:
-    seed = series.seeds[0] if series.seeds else ""
+    seed = series.replay_seed
     return f"make run TEST={verdict.test} SEED={seed} QEMU={qemu}"
 
 
@@ -473,7 +537,7 @@ def render_text(outcome: Outcome, tallies: dict[str, dict[str, Tally]]) -> str:
             lines.append(f"{'':>18}  replay on the series: {replay}")
             lines.append(f"{'':>18}  which patch: apply the series to a QEMU checkout of the base (git am), then "
                          f"git bisect start HEAD <base>; git bisect run {REPO}/scripts/bisect-run "
-                         f"{verdict.test} {series.seeds[0] if series.seeds else ''}")  # fmt: skip
+                         f"{verdict.test} {series.replay_seed}")  # fmt: skip
     regressions = len(outcome.regressions)
     lines.append(f"validate: {regressions} regression(s), "
                  f"{sum(v.kind == 'fixed' for v in outcome.verdicts)} fixed, "

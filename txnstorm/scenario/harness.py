@@ -192,17 +192,21 @@ class TxnstormTest(Test):
 
     def qemu_failed(self, failure: QemuFailure, known: str = "", cause: BaseException | None = None) -> NoReturn:
         """End the test on ``failure`` of the QEMU under test: WARN when it is a listed known issue
-        of this version, else FAIL with the reason line (``cause``: what noticed it first)."""
+        where it is known (this version, this test's shape; ``oracles/known_scope.py``), else FAIL
+        with the reason line, "regression of KI-n ..." first for a listed issue back where it was
+        fixed or measured absent (``cause``: what noticed the failure first)."""
         reason = failure.reason()
         version = getattr(getattr(self, "sut", None), "version", "?")
-        listed = known_issues.listed_failure(reason, version, known_issues.load()) if version != "?" else None
+        test = self.name.name  # where the failure happened: a listed issue excuses only where it is known
+        listed = known_issues.listed_failure(reason, version, known_issues.load(), test) if version != "?" else None
         self.record(failure={"kind": failure.kind, "stage": failure.stage, "reason": reason,
-                             "known_issue": listed.id if listed else None,
-                             "noticed_by": f"{type(cause).__name__}: {cause}" if cause else None})  # fmt: skip
-        if listed is not None:
-            # A listed issue on a version it affects: visible, but the job stays green.
-            raise TestWarn(f"{known_issues.still_reproduces(listed, version)}: {reason}") from cause or failure
-        raise TestFail(f"{reason} (QEMU {version}){known}") from cause or failure
+                             "noticed_by": f"{type(cause).__name__}: {cause}" if cause else None,
+                             **known_issues.failure_facts(listed)})  # fmt: skip
+        if listed is not None and listed.status == "WARN":
+            # A listed issue where it is known (or said outside it): visible, but the job stays green.
+            raise TestWarn(f"{listed.label}: {reason}") from cause or failure
+        regression = f"{listed.label}: " if listed is not None else ""  # a listed issue where it was not known
+        raise TestFail(f"{regression}{reason} (QEMU {version}){known}") from cause or failure
 
     def death_of_a_qemu(self, noticed_by: BaseException | None = None) -> QemuFailure | None:
         """The failure of a QEMU process this test started (the guest's QEMU, every daemon) that
@@ -491,7 +495,7 @@ class KnownIssueTest(TxnstormTest):
         if crash is not None:
             self.log.info("%s: the trigger ended in: %s", self.ISSUE, crash)
         candidates = [i for i in self.issues if not i.signature.startswith("killed by ") or i.id in self.RELATED]
-        verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates, tries=tries)
+        verdict = known_issues.judge(self.issue, self.sut.version, crash, candidates, tries=tries, test=self.name.name)
         self.record(known_issue={**verdict.as_dict(), **facts})
         if verdict.status == "FAIL":
             self.fail(verdict.label)
