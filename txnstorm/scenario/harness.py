@@ -113,6 +113,13 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def quit_cleanly(process: QemuProcess) -> None:
+    """After a storm: a QEMU that did not quit cleanly (a crash or a hang while it quit) is the
+    verdict before any oracle reads images it may not have flushed."""
+    if (death := process.death()) is not None:
+        raise death
+
+
 class TxnstormTest(Test):
     """:avocado: disable
 
@@ -293,6 +300,7 @@ class TxnstormTest(Test):
                 storm = guest_storm(booted, work, witnesses, after_qemu)
                 yield storm
                 storm.stop()
+            quit_cleanly(booted.vm)
         finally:  # a failed storm's timeline is the evidence of when it went wrong
             if storm is not None:
                 storm.timeline.save(self.logdir_path / "timeline.json", storm.write_samples)
@@ -467,6 +475,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
                     storm = guest_on_daemon_storm(booted, daemon, work, Witnesses.of(topology, False), after_qemu)
                     yield storm
                     storm.stop()
+                quit_cleanly(booted.vm)
         finally:  # a failed storm's timeline is the evidence of when it went wrong
             if storm is not None:
                 storm.timeline.save(self.logdir_path / "timeline.json", storm.write_samples)

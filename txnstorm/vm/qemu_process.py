@@ -368,6 +368,9 @@ class QemuProcess:
             return self.qmp.cmd(name, **arguments)
         except QMPCommandError:
             raise
+        except QemuHung as hung:
+            hung.stage = hung.stage or self.stage
+            raise
         except Exception:
             # The QMP socket may close before QEMU can be reaped: give a dying
             # QEMU a moment, so an abort is reported as one, not as "Disconnected".
@@ -415,8 +418,8 @@ class QemuProcess:
                 if not self.answers_qmp():
                     raise QemuHung(
                         f"QMP {self.PING_COMMAND}: no answer within {self.ping_answer_s:.0f} s "
-                        f"(while waiting for {kwargs.get('what') or name})"
-                    )
+                        f"(while waiting for {kwargs.get('what') or name})", stage=self.stage,
+                    )  # fmt: skip
                 last_answer = time.monotonic()
 
         return self.qmp.wait_event(name, alive=alive_and_answering, **kwargs)

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnstorm.errors import DeadlineExceeded, QemuDied
+from txnstorm.errors import DeadlineExceeded
 from txnstorm.host.images import nbd_uri
 from txnstorm.vm.cmdline import opt_value
 from txnstorm.vm.qemu_process import QMP_SOCKET, Keeping, QemuProcess
@@ -157,7 +157,8 @@ class StorageDaemon(QemuProcess):
 def serving(daemon: StorageDaemon) -> Iterator[StorageDaemon]:
     """Launch ``daemon`` and always shut it down (as ``booted`` does a
     machine).  A hang keeps every daemon thread's stack before it is killed;
-    a daemon killed by a signal while quitting is a crash too (QemuDied)."""
+    a daemon killed by a signal while quitting, or one that does not answer its quit, is the
+    verdict (``QemuProcess.death``), before anything reads its images."""
     try:
         daemon.launch()
         yield daemon
@@ -166,6 +167,6 @@ def serving(daemon: StorageDaemon) -> Iterator[StorageDaemon]:
         raise
     finally:
         daemon.shutdown()
-    crash = daemon.died_at_shutdown()
-    if crash:
-        raise QemuDied(f"while quitting: {crash}")
+    death = daemon.death()  # its images are judged next: a daemon that did not quit cleanly is the verdict
+    if death is not None:
+        raise death
