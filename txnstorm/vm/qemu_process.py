@@ -48,6 +48,7 @@ PING_EVERY_S = 10.0  # while waiting for an event, ask QEMU this often whether i
 PING_ANSWER_S = 20.0  # ... and call it hung when it does not answer within this (or the QMP window, if shorter)
 DEATH_WAIT_S = 2.0  # an abort after its trigger shows up within this
 QMP_SOCKET = "qmp.sock"
+STEP_SHOWN = 40  # characters of a step a stage names (``stage``)
 
 
 def crash_summary(stderr_text: str) -> str:
@@ -212,8 +213,10 @@ class QemuProcess:
             return self.QUITTING
         if self.last_note is None:
             return self.STARTING
-        step = self.last_note.split(" {", 1)[0]
-        return f"at '{step[:60]}'"
+        step = self.last_note.split(" {", 1)[0]  # the step, not its data
+        if len(step) > STEP_SHOWN:  # a socket path or URI says nothing of the stage
+            step = step[:STEP_SHOWN].rsplit(" ", 1)[0].rstrip(":,") + " ..."
+        return f"at '{step}'"
 
     def death(self) -> QemuFailure | None:
         """How this process failed, whichever channel (SSH, an NBD client, a socket, fio) noticed
