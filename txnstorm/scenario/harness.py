@@ -113,6 +113,23 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+@contextlib.contextmanager
+def timeline_kept(logdir: Path) -> Iterator[Callable[[Storm], Storm]]:
+    """``timeline.json`` in ``logdir`` of the storm handed to the yielded function, saved however
+    the story ends: a failed storm's timeline is the evidence of when it went wrong."""
+    storms: list[Storm] = []
+
+    def keep(storm: Storm) -> Storm:
+        storms.append(storm)
+        return storm
+
+    try:
+        yield keep
+    finally:
+        for storm in storms:
+            storm.timeline.save(logdir / "timeline.json", storm.write_samples)
+
+
 def quit_cleanly(process: QemuProcess) -> None:
     """After a storm: a QEMU that did not quit cleanly (a crash or a hang while it quit) is the
     verdict before any oracle reads images it may not have flushed."""
@@ -293,17 +310,13 @@ class TxnstormTest(Test):
         export aborts, KI-1)."""
         self.require(actions=[*action_types(plans), *also_actions], **caps.needs_of(topology))
         witnesses = Witnesses.of(topology, nbd_stamps) if stamps or nbd_stamps else None
-        storm: Storm | None = None
-        try:
+        with timeline_kept(self.logdir_path) as kept:
             with contextlib.ExitStack() as after_qemu, self.boot(topology) as booted:
                 work = Workspace(self.scratch, self.qemu_img, self.seed, tuple(plans))
-                storm = guest_storm(booted, work, witnesses, after_qemu)
+                storm = kept(guest_storm(booted, work, witnesses, after_qemu))
                 yield storm
                 storm.stop()
             quit_cleanly(booted.vm)
-        finally:  # a failed storm's timeline is the evidence of when it went wrong
-            if storm is not None:
-                storm.timeline.save(self.logdir_path / "timeline.json", storm.write_samples)
 
     def rounds(self, plans: Sequence[PlanKind], default: int | None = None, rotations: int = 1) -> list[PlanKind]:
         """The plans in turn, for as many rounds as the ``rounds`` parameter
@@ -436,17 +449,12 @@ class StorageDaemonTest(TxnstormTest):
         logdir, scratch = logdir or self.logdir_path, scratch or self.scratch
         scratch.mkdir(parents=True, exist_ok=True)
         daemon = self.new_daemon(topology, logdir, scratch)
-        storm: Storm | None = None
-        try:
-            with contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
-                self._require_daemon(daemon, plans)
-                work = Workspace(scratch, self.qemu_img, self.seed, tuple(plans))
-                storm = daemon_storm(daemon, work, nbd_witnesses(topology), after_daemon)
-                yield storm
-                storm.stop()
-        finally:  # a failed storm's timeline is the evidence of when it went wrong
-            if storm is not None:
-                storm.timeline.save(logdir / "timeline.json", storm.write_samples)
+        with timeline_kept(logdir) as kept, contextlib.ExitStack() as after_daemon, storage_daemon.serving(daemon):
+            self._require_daemon(daemon, plans)
+            work = Workspace(scratch, self.qemu_img, self.seed, tuple(plans))
+            storm = kept(daemon_storm(daemon, work, nbd_witnesses(topology), after_daemon))
+            yield storm
+            storm.stop()
 
 
 class GuestOnDaemonTest(StorageDaemonTest):
@@ -466,19 +474,15 @@ class GuestOnDaemonTest(StorageDaemonTest):
         last.  Leaving the block stops the storm, quits the guest's QEMU, then the daemon."""
         self.require(actions=action_types(plans), **caps.needs_of(topology))
         daemon = self.new_daemon(topology, self.logdir_path / "daemon")
-        storm: Storm | None = None
-        try:
-            with contextlib.ExitStack() as after_qemu, storage_daemon.serving(daemon):
-                self._require_daemon(daemon, plans)
-                with self.boot(topology, daemon) as booted:
-                    work = Workspace(self.scratch, self.qemu_img, self.seed, tuple(plans))
-                    storm = guest_on_daemon_storm(booted, daemon, work, Witnesses.of(topology, False), after_qemu)
-                    yield storm
-                    storm.stop()
-                quit_cleanly(booted.vm)
-        finally:  # a failed storm's timeline is the evidence of when it went wrong
-            if storm is not None:
-                storm.timeline.save(self.logdir_path / "timeline.json", storm.write_samples)
+        with timeline_kept(self.logdir_path) as kept, contextlib.ExitStack() as after_qemu, \
+                storage_daemon.serving(daemon):
+            self._require_daemon(daemon, plans)
+            with self.boot(topology, daemon) as booted:
+                work = Workspace(self.scratch, self.qemu_img, self.seed, tuple(plans))
+                storm = kept(guest_on_daemon_storm(booted, daemon, work, Witnesses.of(topology, False), after_qemu))
+                yield storm
+                storm.stop()
+            quit_cleanly(booted.vm)
 
 
 # -- known issues ---------------------------------------------------------------
