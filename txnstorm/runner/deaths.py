@@ -68,7 +68,7 @@ class Stage:
     launch: str = ""  # the argument of the launch to kill (default: the process's own, LAUNCHES)
 
 
-LAUNCHES = {"qemu-system-x86_64": "-kernel", "qemu-storage-daemon": "--nbd-server"}
+LAUNCHES = {"qemu-system-x86_64": "-kernel", "qemu-storage-daemon": "--export"}
 
 
 # The stages of the guest's QEMU in the VM test's story (boot, storm, fire, stop, quit).  During
@@ -187,12 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--signal", choices=SIGNALS, action="append", help="only this signal (repeatable)")
     parser.add_argument("--no-daemon", action="store_true", help="only the guest's QEMU")
     parser.add_argument("--stage", action="append", help="only stages whose name contains this (repeatable)")
+    parser.add_argument("--test", action="append", help="only tests whose id contains this (repeatable)")
     parser.add_argument("--results", type=Path, default=runs.REPO / "results" / "deaths")
     args = parser.parse_args(argv)
     cases = [c for c in matrix(tuple(args.signal or SIGNALS), not args.no_daemon)
-             if not args.stage or any(s in c.stage.name for s in args.stage)]  # fmt: skip
+             if (not args.stage or any(s in c.stage.name for s in args.stage))
+             and (not args.test or any(t in c.test for t in args.test))]  # fmt: skip
     if not cases:
-        print("txnstorm deaths: error: --stage names no stage of the matrix", file=sys.stderr)
+        print("txnstorm deaths: error: --stage and --test name no case of the matrix", file=sys.stderr)
         return 2
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="txnstorm-deaths-") as tmp:
