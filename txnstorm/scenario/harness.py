@@ -93,6 +93,10 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = method(self, *args, **kwargs)
         except QemuFailure as failure:
+            death = None if isinstance(failure, QemuDied) else self.death_of_a_qemu()
+            if isinstance(death, QemuDied):  # a crash of a QEMU of the test explains a stall or a refusal
+                self.log.info("%s; first noticed as %s", death.reason(), failure.reason())
+                self.qemu_failed(death, known, cause=failure)
             self.qemu_failed(failure, known)
         except OUTCOMES:
             raise
