@@ -120,6 +120,11 @@ class Deaths(TxnstormTest):
         self.kill_at_teardown(Process(ABORTED))  # the daemon: the guest's requests to it never complete
         raise DeviceStalled("stamps still running 30 s after it was told to end")
 
+    def test_a_stall_that_a_hang_explains(self):
+        self.kill_at_teardown(Process(QemuHung("qemu-storage-daemon did not answer quit within 20 s",
+                                               stage="at 'storm stopping'")))
+        raise DeviceStalled("stamps still running 30 s after it was told to end")
+
     def test_a_death_nobody_noticed(self):
         self.kill_at_teardown(Process(QemuDied("QEMU killed by SIGSEGV: (no stderr)", stage="while it quit")))
 
@@ -190,6 +195,7 @@ def test_a_listed_issue_in_any_test_is_warn_where_it_is_known_and_a_regression_w
      "QEMU hung at 'round 2: firing': qemu-storage-daemon did not answer quit within 20 s"),
     ("test_a_crash_wins_over_a_hang", "QEMU crashed at 'storm stopping'"),
     ("test_a_stall_that_a_crash_explains", "QEMU crashed at 'storm stopping'"),
+    ("test_a_stall_that_a_hang_explains", "QEMU hung at 'storm stopping': qemu-storage-daemon did not answer quit"),
     ("test_a_death_nobody_noticed", "QEMU crashed while it quit: QEMU killed by SIGSEGV"),
 ])  # fmt: skip
 def test_a_qemu_that_died_is_fail_whichever_channel_noticed_it(job, test, reason):

@@ -32,7 +32,7 @@ from avocado.core.exceptions import (
     TestWarn,
 )
 
-from txnstorm.errors import QemuDied, QemuFailure, UserError
+from txnstorm.errors import QemuDied, QemuFailure, QemuHung, UserError
 from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
@@ -94,7 +94,7 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
             result = method(self, *args, **kwargs)
         except QemuFailure as failure:
             death = None if isinstance(failure, QemuDied) else self.death_of_a_qemu()
-            if isinstance(death, QemuDied):  # a crash of a QEMU of the test explains a stall or a refusal
+            if death is not None and explains(death, failure):
                 self.log.info("%s; first noticed as %s", death.reason(), failure.reason())
                 self.qemu_failed(death, known, cause=failure)
             self.qemu_failed(failure, known)
@@ -132,6 +132,15 @@ def timeline_kept(logdir: Path) -> Iterator[Callable[[Storm], Storm]]:
     finally:
         for storm in storms:
             storm.timeline.save(logdir / "timeline.json", storm.write_samples)
+
+
+def explains(death: QemuFailure, failure: QemuFailure) -> bool:
+    """A crash explains any other failure (a stall, a refusal, a hang of the QEMU that waited on
+    it); a hang explains a stall or a refusal: the guest's requests to a stopped daemon never end."""
+    def rank(f: QemuFailure) -> int:
+        return 2 if isinstance(f, QemuDied) else 1 if isinstance(f, QemuHung) else 0
+
+    return rank(death) > rank(failure)
 
 
 def quit_cleanly(process: QemuProcess) -> None:
