@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import GUEST_CACHE
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_X86 = '#!/bin/sh\n[ "$1" = --version ] && echo "QEMU emulator version 9.0.0"; exit 0\n'
@@ -51,7 +52,7 @@ CASES = [
     ("non-x86_64 QEMU", ["preflight"], not_x86, "does not emulate x86_64"),
     ("missing qemu-img", ["preflight"], lambda t: {"QEMU_IMG": str(t / "nope")}, "QEMU_IMG="),
     ("corrupt guest cache", ["guest", "--verify-only"], corrupt_cache, "corrupt"),
-    ("bad accelerator", ["preflight"], lambda t: {"ACCEL": "hvf"}, None),
+    ("bad accelerator", ["preflight"], lambda t: {"ACCEL": "hvf", "TXNSTORM_CACHE": str(GUEST_CACHE)}, None),
     ("unknown tag", ["tags", "quick,nosuchtag"], lambda t: {}, "unknown tag"),
     ("bad duration", ["nightly", "--duration", "10x"], lambda t: {}, "DURATION"),
     ("bad QMP answer window", ["preflight"], lambda t: {"TXNSTORM_QMP_ANSWER_S": "1"}, "TXNSTORM_QMP_ANSWER_S=1 "),

@@ -9,7 +9,8 @@ which names a stopped QEMU only after its own 60 s.)  Those two boot cold
 (``TXNSTORM_BOOT=cold``): a wrapper in a temp dir is a new QEMU each run, whose saved guest
 would only fill the cache.
 
-Real QEMU, real guest (built by bisect-run's preflight if missing), ~2 min.
+Real QEMU, real guest (from the caller's cache, conftest's ``GUEST_CACHE``: built there by
+bisect-run's preflight if missing), ~2 min.
 """
 
 import os
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import GUEST_CACHE
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_QEMU = Path("/usr/bin/qemu-system-x86_64")
@@ -53,7 +55,7 @@ def qemu_that(tmp_path: Path, signal: str) -> Path:
 
 
 def bisect_run(qemu: Path, cwd: Path, **settings: str) -> tuple[int, str]:
-    env = {**os.environ, "QEMU": str(qemu), "ACCEL": "tcg", **settings}
+    env = {**os.environ, "QEMU": str(qemu), "ACCEL": "tcg", "TXNSTORM_CACHE": str(GUEST_CACHE), **settings}
     proc = subprocess.run(
         [str(REPO / "scripts" / "bisect-run"), TEST, "7", "1"], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=600, check=False,

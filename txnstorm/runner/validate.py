@@ -580,12 +580,12 @@ def worktrees(span: Range) -> Iterator[tuple[Path, Path]]:
 
 def check_inputs(series_value: str, base_value: str, runs_value: str) -> None:
     """The cheap checks of every input (no copy, no build, no test list): RUNS, the range or the
-    base and the series' patches; UserError (one line) for the first that is wrong."""
+    series' patches and the base; UserError (one line) for the first that is wrong."""
     check_runs(runs_value)
     if parse_range(series_value, base_value) is None:
-        resolve_base(base_value)
-        with private_dir("series") as split:
+        with private_dir("series") as split:  # the user's own file first: its verdict needs no build
             read_series(Path(series_value).expanduser(), split)
+        resolve_base(base_value)
 
 
 def validate(  # noqa: PLR0913 - the command's inputs
