@@ -66,6 +66,14 @@ CASES = [
      lambda t: {"TXNSTORM_CACHE": str(t)}, "BASE=1.2.3 is not built"),
     ("validate: empty series", ["validate", "--series=docs/findings/lib", "--base=10.2.2"],
      lambda t: {}, "no patches in it"),
+    ("empty QEMU in the environment", ["run", "--tags=quick"], lambda t: {"QEMU": ""}, "QEMU= is empty; give QEMU="),
+    ("empty ACCEL in the environment", ["preflight"], lambda t: {"ACCEL": ""}, "ACCEL= is empty"),
+    ("iotests' QEMU_PROG against QEMU", ["preflight"], lambda t: {"QEMU": "/a", "QEMU_PROG": "/b"},
+     "QEMU=/a and QEMU_PROG=/b disagree"),
+    ("iotests' QEMU_IMG_PROG missing", ["preflight"], lambda t: {"QEMU_IMG_PROG": str(t / "nope")},
+     "QEMU_IMG_PROG="),
+    ("results dir that cannot be written", ["run", "--results-dir=LICENSE/results"], lambda t: {},
+     "LICENSE/results cannot be written"),
 ]
 
 

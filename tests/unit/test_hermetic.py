@@ -51,7 +51,8 @@ def test_each_run_has_a_temp_dir_of_its_own():
 def test_a_callers_wrong_qemu_does_not_leak_into_the_tests():
     """`make unit QEMU=/nonexistent` (the Makefile exports QEMU): the tests
     that resolve QEMU themselves still pass."""
-    bad = {"QEMU": "/nonexistent", "QEMU_IMG": "/nonexistent", "ACCEL": "hvf", "TXNSTORM_CACHE": "/nonexistent/c",
+    # (a cache under /proc: the guest tests take the caller's cache, and even root cannot create this one)
+    bad = {"QEMU": "/nonexistent", "QEMU_IMG": "/nonexistent", "ACCEL": "hvf", "TXNSTORM_CACHE": "/proc/nonexistent/c",
            "QEMU_TEST_QEMU_BINARY": "/nonexistent", "TXNSTORM_SEED": "abc"}  # fmt: skip
     # test_bad_input's cases that take the default QEMU, qemu-img or cache dir (each one a CLI run)
     takes_defaults = "not test_bad_input or missing or accelerator or corrupt"

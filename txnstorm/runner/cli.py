@@ -42,7 +42,7 @@ from txnstorm import REPO
 from txnstorm.errors import QemuFailure, TxnstormError, UserError
 from txnstorm.host import assets, cachedir, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
-from txnstorm.runner import junit, report, runs
+from txnstorm.runner import inputs, junit, report, runs
 from txnstorm.settings import Settings, cache_dir
 from txnstorm.vm import accel, caps
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
@@ -144,8 +144,9 @@ def _doctor_checks() -> list[tuple[str, bool | str, str]]:
     except UserError as exc:
         checks.append(("cache", False, str(exc)))
         return checks
-    free = shutil.disk_usage(root).free / 2**30
-    checks.append(("disk", free >= 2, f"{free:.1f} GiB free at {root}" + ("" if free >= 2 else " (need 2 GiB)")))
+    free, need = shutil.disk_usage(root).free / 2**30, inputs.MIN_FREE_GIB
+    checks.append(("disk", free >= need, f"{free:.1f} GiB free at {root}" + ("" if free >= need else
+                                                                             f" (need {need:.0f} GiB)")))
     return checks
 
 
@@ -549,10 +550,14 @@ def _leading_not_tags(argv: list[str]) -> list[str]:
     return argv
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit status per kind of outcome
     args = parser().parse_args(_leading_not_tags(sys.argv[1:] if argv is None else argv))
     try:
         require_checkout()
+        Settings.from_env()  # an empty QEMU (or any setting) in the environment is an error, not its default
+        if getattr(args, "results_dir", ""):  # a read-only or full disk: bad input now, not a traceback later
+            inputs.host_room(Path(args.results_dir).resolve(), "results dir",
+                             "give --results-dir a dir you can write, on a disk with room")  # fmt: skip
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status
@@ -567,6 +572,10 @@ def main(argv: list[str] | None = None) -> int:
         # by SIGPIPE would; stdout goes to /dev/null so exit cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the host mid-run: a disk that filled up, a dir that went read-only
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"txnstorm: the host failed the run: {exc.strerror or exc}{where}", file=sys.stderr)
+        return runs.EXIT_SUITE
     except QemuFailure as exc:  # met outside a test (boot, accel probe): a finding about that QEMU
         print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
         return runs.EXIT_FINDING

@@ -163,8 +163,9 @@ def scenario_refs() -> list[str]:
 
 def env_for(qemu: Path, qemu_img: Path) -> dict[str, str]:
     """This environment with ``qemu`` and ``qemu_img`` as QEMU's and QEMU_IMG's; QEMU's own names
-    for the binaries (QEMU_TEST_*) are dropped: they must not disagree with them."""
-    env = {k: v for k, v in os.environ.items() if k not in ALIASES.values()}
+    for the binaries (QEMU_TEST_*, QEMU_PROG, QEMU_IMG_PROG) are dropped: they must not disagree."""
+    aliases = {a for names in ALIASES.values() for a in names}
+    env = {k: v for k, v in os.environ.items() if k not in aliases}
     env.update(QEMU=str(qemu), QEMU_IMG=str(qemu_img))
     return env
 

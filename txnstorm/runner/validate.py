@@ -190,7 +190,7 @@ def build(tree: Path, log: Path) -> tuple[Path, float, str]:
 
 
 def _env_without_qemu() -> dict[str, str]:
-    drop = ("QEMU", "QEMU_IMG", "QEMU_SRC", *ALIASES.values())
+    drop = ("QEMU", "QEMU_IMG", "QEMU_SRC", *(a for names in ALIASES.values() for a in names))
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
