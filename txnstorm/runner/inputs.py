@@ -26,6 +26,7 @@ from pathlib import Path
 from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
+from txnstorm.oracles import known_issues
 from txnstorm.runner import runs, teeth
 from txnstorm.settings import (
     ACCEL_CHOICES,
@@ -158,8 +159,15 @@ def problems(env: dict[str, str] | None = None) -> list[str]:
     return said
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Every input of the environment; ``--issue VALUE``: bisect-run's ISSUE too (a listed known issue)."""
+    argv = sys.argv[1:] if argv is None else argv
     said = problems()
+    if argv[:1] == ["--issue"] and len(argv) > 1 and argv[1].strip():
+        try:
+            known_issues.check_ids(argv[1])
+        except UserError as exc:
+            said.append(str(exc))
     for line in said:
         print(f"txnstorm: error: {line}", file=sys.stderr)
     return 2 if said else 0
