@@ -216,13 +216,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _side_by_side(jobs: int | None) -> int:
-    """``JOBS`` as ``runs.parse_jobs`` read it, or auto's (None): one test per core, said."""
+def _side_by_side(jobs: int | None, tests: int | None = None) -> int:
+    """``JOBS`` as ``runs.parse_jobs`` read it, or auto's (None): one test per core, said; never
+    more than the run's ``tests`` (a one-test run is not two side by side)."""
     if jobs is not None:
         return jobs
     cores = os.cpu_count() or 1
-    _say(f"jobs: {runs.jobs_for(cores)} test(s) side by side (JOBS=auto: one per core, {cores} cores)")
-    return runs.jobs_for(cores)
+    chosen = min(runs.jobs_for(cores), tests) if tests else runs.jobs_for(cores)
+    fewer = f"; {tests} test(s) to run" if chosen < runs.jobs_for(cores) else ""
+    _say(f"jobs: {chosen} test(s) side by side (JOBS=auto: one per core, {cores} cores{fewer})")
+    return chosen
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -232,9 +235,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed={args.seed} is not a whole number; use the seed a report printed")
     jobs = runs.parse_jobs(args.jobs, "JOBS")
     refs = _selected(args.tags, args.test, args.shard)  # bad input before anything slow
+    if not refs:  # more shards than tests: this one has nothing to do, which is no failure
+        _say(f"shard {args.shard} selects no test (fewer tests than shards); nothing to run: exit 0")
+        return 0
     args.recipe, args.build_guest = "tiny", True
     cmd_preflight(args)
-    jobs = _side_by_side(jobs)
+    jobs = _side_by_side(jobs, len(refs))
     latest, seconds = runs.run_scenarios(
         refs, Path(args.results_dir).resolve(), seed=args.seed, failfast=args.failfast, jobs=jobs,
         about={"tags": args.tags, "tests": args.test, "shard": args.shard, "failfast": args.failfast, "jobs": jobs},
