@@ -195,3 +195,18 @@ def test_a_nightly_qemu_that_is_not_here_is_one_line_before_anything_runs():
     assert proc.returncode == 2
     (line,) = said(proc)
     assert line.startswith("txnstorm: error: NIGHTLY_QEMUS: no QEMU 9.9.9 here")
+
+
+def test_a_clean_clone_without_the_venv_says_what_to_run_first(tmp_path):
+    """scripts/txnstorm before `make setup`: --help lists the commands, the rest say one line, no bash error."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "txnstorm" / "runner").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "txnstorm", tmp_path / "scripts" / "txnstorm")
+    shutil.copy(REPO / "txnstorm" / "runner" / "cli.py", tmp_path / "txnstorm" / "runner" / "cli.py")
+    wrapper = str(tmp_path / "scripts" / "txnstorm")
+    helped = subprocess.run([wrapper, "--help"], capture_output=True, text=True, check=False)
+    assert helped.returncode == 0 and "txnstorm doctor" in helped.stdout and "make setup" in helped.stdout, helped
+    for command in ("doctor", "list", "run"):
+        proc = subprocess.run([wrapper, command], capture_output=True, text=True, check=False)
+        assert proc.returncode == 2 and proc.stdout == "", proc
+        assert proc.stderr.count("\n") == 1 and "no .venv" in proc.stderr and "run 'make setup' first" in proc.stderr
