@@ -97,11 +97,41 @@ def read_series(path: Path, into: Path) -> list[Path]:
             continue  # a cover letter
         slug = re.sub(r"[^A-Za-z0-9]+", "-", str(message.get("Subject", "")))[:50].strip("-") or "patch"
         out = into / f"{number:04d}-{slug}.patch"
-        out.write_text(f"Subject: {message.get('Subject', '')}\n\n{text}")
+        subject = " ".join(str(message.get("Subject", "")).split())
+        out.write_text(f"{FROM_MBOX} {path.name}, mail {number} ({subject})\nSubject: {subject}\n\n{text}")
         patches.append(out)
     if not patches:
         raise UserError(f"SERIES={path}: an mbox with no patch in it (only cover letters?)")
     return patches
+
+
+FROM_MBOX = "X-Txnstorm-From:"  # the first line of a patch split from an mbox: which mail of the user's file
+
+
+def patch_name(patch: Path) -> str:
+    """The user's name for a patch: its file, or for one split from an mbox, which mail of it."""
+    with open(patch, errors="replace") as f:
+        first = f.readline()
+    return first[len(FROM_MBOX) :].strip() if first.startswith(FROM_MBOX) else patch.name
+
+
+def why_not(said: str) -> str:
+    """patch(1)'s account of a patch that does not apply, as one clause: the first hunk that failed
+    and its file, a file the base does not have, or a patch the base already has."""
+    current, missing = "?", False
+    for line in said.splitlines():
+        if line.startswith(("patching file ", "checking file ")):
+            current = line.split(" ", 2)[2].strip()
+        elif line.lower().startswith("can't find file to patch"):
+            missing = True  # its name follows, in "The text leading up to this was:"
+        elif missing and line.startswith("|+++ "):
+            return f"the base has no {line[5:].split(chr(9))[0].strip().split('/', 1)[-1]} to patch"
+        elif m := re.match(r"Hunk #(\d+) FAILED at (\d+)", line):
+            return f"hunk #{m.group(1)} of {current} does not match the base at line {m.group(2)}"
+        elif line.startswith("Reversed (or previously applied) patch detected"):
+            return f"the base already has it (or its reverse) in {current}"
+    lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith(("|", "-----", "The text leading"))]
+    return lines[0] if lines else "patch failed"
 
 
 def series_digest(patches: Sequence[Path]) -> str:
@@ -122,14 +152,14 @@ def apply_series(base_tree: Path, patches: Sequence[Path], tree: Path, base_labe
     # Hard links: instant and no space; patch(1) writes each file it changes anew (the base keeps its copy).
     subprocess.run(["cp", "-al", str(base_tree), str(tree)], check=True)
     for patch in patches:
-        done = subprocess.run(
-            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "-s", "-d", str(tree), "-i", str(patch.resolve())],
+        done = subprocess.run(  # rejects discarded (-r -): the tree is removed, a .rej could not be read
+            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "-r", "-", "-d", str(tree),
+             "-i", str(patch.resolve())],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             shutil.rmtree(tree, ignore_errors=True)
-            said = (done.stdout + done.stderr).strip().splitlines()
-            raise UserError(f"{patch.name} does not apply to {base_label}: {said[0] if said else 'patch failed'}")
+            raise UserError(f"{patch_name(patch)} does not apply to {base_label}: {why_not(done.stdout + done.stderr)}")
     stamp.write_text("\n".join(p.name for p in patches) + "\n")
     return tree
 
