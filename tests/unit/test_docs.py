@@ -59,3 +59,19 @@ def test_the_gitlab_job_tells_a_fail_of_qemu_from_the_suites_error(tmp_path):
         done = subprocess.run(["bash", "-c", job["script"][-1]], capture_output=True, text=True, check=False,
                               env={**os.environ, "TXNSTORM_DIR": str(tmp_path), "CI_PROJECT_DIR": str(tmp_path)})
         assert done.returncode == status and says in done.stdout, (status, done.stdout, done.stderr)
+
+
+def test_the_readme_make_help_and_list_agree_on_what_the_quick_tier_takes():
+    import subprocess
+    import sys
+
+    from txnstorm.runner import runs
+
+    listed = subprocess.run([sys.executable, "-m", "txnstorm.runner.cli", "list", "--tags=quick"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+    refs = [next(w for w in line.split() if w.startswith("tests/")) for line in listed[:-1]]
+    said = runs.tier_time(refs, runs.shipped_typical_seconds())
+    assert listed[-1].startswith(said)
+    helped = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert f"the quick tier ({said})" in (REPO / "README.md").read_text()
+    assert f"the quick scenario tier ({said})" in helped

@@ -211,8 +211,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             typical = "    - "
         print(f"{typical:8} {ref}  [{','.join(tags)}]")
-    print(f"{len(rows)} tests; typical time: median of this checkout's results/, "
-          "* measured on a 2-core TCG host (QEMU 7.2.22), - not measured")  # fmt: skip
+    print(f"{runs.tier_time([ref for ref, _ in rows], shipped)} (two side by side); typical time: median of "
+          "this checkout's results/, * measured on a 2-core TCG host (QEMU 7.2.22), - not measured")  # fmt: skip
     return 0
 
 

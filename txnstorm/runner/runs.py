@@ -348,6 +348,13 @@ def shipped_typical_seconds() -> dict[str, float]:
     return {str(k): float(v) for k, v in value.get("seconds", {}).items()}
 
 
+def tier_time(refs: Sequence[str], shipped: dict[str, float]) -> str:
+    """What a tier takes on the reference host (2 cores, TCG, JOBS=auto: two side by side), from the
+    shipped per-test times: what README.md, make help and ``list`` say (test_docs keeps them so)."""
+    seconds = sum(shipped.get(ref, 0.0) for ref in refs) / 2
+    return f"{len(refs)} tests, ~{max(1, round(seconds / 60))} min on 2 cores under TCG"
+
+
 def scenario_tags(test_files: Sequence[Path]) -> list[tuple[str, list[str]]]:
     """(Avocado id, sorted tags) of every scenario test, as ``avocado -V list`` reads them (its last
     column; the tags of a class and its methods together)."""
