@@ -34,7 +34,9 @@ def _forget_the_callers_choices() -> None:
             del os.environ[name]
 
 
-GUEST_CACHE = default_cache_dir(os.environ)  # the caller's cache: read before their choices are forgotten
+# The caller's cache: read before their choices are forgotten, by the run's first process (pytest-xdist's
+# workers inherit its environment, where TXNSTORM_CACHE is already the empty one: they read this).
+GUEST_CACHE = Path(os.environ.setdefault("PYTEST_TXNSTORM_GUEST_CACHE", str(default_cache_dir(os.environ))))
 _forget_the_callers_choices()
 RUN_TMP = Path(tempfile.mkdtemp(prefix="pytest-txnstorm-"))
 os.environ["TMPDIR"] = str(RUN_TMP)  # children (CLI runs, QEMU) inherit it
