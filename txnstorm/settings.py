@@ -152,10 +152,11 @@ def unread_error(name: str, value: str, goals: Sequence[str]) -> UserError:
                      f"(read by make {', '.join(readers)})")  # fmt: skip
 
 
-def command_line_problems(given: Mapping[str, str], goals: Sequence[str]) -> list[UserError]:
+def command_line_problems(given: Mapping[str, str], goals: Sequence[str], every: bool = False) -> list:
     """Make's command-line assignments (name -> value) for ``goals``: each unknown name, each
-    setting no goal reads, each empty one where empty is no choice."""
-    found = []
+    setting no goal reads, each empty one where empty is no choice (``every``: None for each
+    name that is fine, in ``given``'s order)."""
+    found: list[UserError | None] = []
     for name, value in given.items():
         setting = BY_NAME.get(name)
         if setting is None:
@@ -164,7 +165,9 @@ def command_line_problems(given: Mapping[str, str], goals: Sequence[str]) -> lis
             found.append(unread_error(name, value, goals))
         elif not value.strip() and not setting.empty_means:
             found.append(empty_error(name))
-    return found
+        else:
+            found.append(None)
+    return found if every else [f for f in found if f is not None]
 
 
 def help_lines() -> list[str]:

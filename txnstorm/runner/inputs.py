@@ -72,8 +72,12 @@ def command_line(env: dict[str, str]) -> dict[str, str]:
 def checks(env: dict[str, str]) -> list[Callable[[], object]]:
     """One callable per input that is set; each raises UserError if wrong."""
     goals = env.get("TXNSTORM_MAKE_GOALS", "").split() or ["all"]
+    given = command_line(env)
+    said = {name: problem for name, problem in zip(given, command_line_problems(given, goals, every=True), strict=True)
+            if problem is not None}  # fmt: skip
+    env = {k: v for k, v in env.items() if k not in said}  # a name wrong on the command line: its one line only
     found: list[Callable[[], object]] = [
-        *(lambda problem=problem: _raise(problem) for problem in command_line_problems(command_line(env), goals)),
+        *(lambda problem=problem: _raise(problem) for problem in said.values()),
         lambda: sut.check_named(Settings.from_env(env)),  # QEMU and its alias disagreeing, or empty
         lambda: host_room(cachedir.writable_cache_root(default_cache_dir(env)), "cache dir",
                           "set TXNSTORM_CACHE=/a/dir/on/a/bigger/disk"),
