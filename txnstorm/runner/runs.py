@@ -127,9 +127,10 @@ EXIT_STATUSES = (
     (EXIT_GREEN, "green: every test PASSed, WARNed with a listed known issue, or was CANCELled (QEMU lacks a feature)"),
     (EXIT_FINDING, "a finding about the QEMU under test: a test FAILed (an oracle violation, or QEMU crashed, "
                    "hung, stalled a device or refused a command)"),
-    (EXIT_BAD_INPUT, "bad input: a setting or argument is wrong (one line says which); nothing ran"),
-    (EXIT_SUITE, "the suite's own trouble: a test ERRORed or was INTERRUPTED, set-up failed, or the job wrote no "
-                 "result; nothing is known against QEMU"),
+    (EXIT_BAD_INPUT, "bad input: a setting or argument is wrong, or the cache or results dir cannot be written "
+                     "or has under 2 GiB free (one line says which); nothing ran"),
+    (EXIT_SUITE, "the suite's own trouble: a test ERRORed or was INTERRUPTED, set-up failed, the host failed "
+                 "mid-run (one line: a full disk), or the job wrote no result; nothing is known against QEMU"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C): what the run started was ended"),
 )  # fmt: skip
 
