@@ -139,3 +139,17 @@ def test_auto_never_runs_more_tests_side_by_side_than_the_run_has(monkeypatch, c
     assert "jobs: 1 test(s) side by side (JOBS=auto: one per core, 2 cores; 1 test(s) to run)" in said
     assert cli._side_by_side(None, 16) == runs.jobs_for(2)
     assert cli._side_by_side(3, 1) == 3, "JOBS=N is the user's"
+
+
+def test_the_host_failing_mid_run_is_one_line_and_exit_3_not_a_traceback(monkeypatch, capsys):
+    import errno
+
+    from txnstorm.runner import cli
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/work/results/job/x.qcow2")
+
+    monkeypatch.setattr(cli, "sweep_stale", full)
+    assert cli.main(["sweep"]) == 3
+    said = capsys.readouterr().err
+    assert said == "txnstorm: the host failed the run: No space left on device (/work/results/job/x.qcow2)\n"
