@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from txnstorm.host.images import QemuImg
-from txnstorm.settings import default_cache_dir
+from txnstorm.settings import BY_NAME, default_cache_dir
 
-CALLER_VARS = ("QEMU", "QEMU_IMG", "ACCEL", "SEED", "TAGS", "SHARD", "DURATION", "TEST", "FAILFAST", "NIGHTLY_QEMUS",
+CALLER_VARS = (*BY_NAME,  # every setting and alias txnstorm/settings.py declares
                # `make unit QEMU=/x` hands QEMU=/x to every child make through these
-               "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+               "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ISSUE")
 CALLER_PREFIXES = ("TXNSTORM_", "QEMU_TEST_")
 
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_callers_choices_are_not_seen():
     for name in os.environ:
-        assert name not in ("QEMU", "QEMU_IMG", "ACCEL", "XDG_CACHE_HOME"), name
+        assert name not in ("QEMU", "QEMU_IMG", "ACCEL", "XDG_CACHE_HOME", "QEMU_PROG", "RUNS"), name
         assert not name.startswith("QEMU_TEST_"), name
         assert not name.startswith("TXNSTORM_") or name == "TXNSTORM_CACHE", name
 
@@ -53,6 +53,7 @@ def test_a_callers_wrong_qemu_does_not_leak_into_the_tests():
     that resolve QEMU themselves still pass."""
     # (a cache under /proc: the guest tests take the caller's cache, and even root cannot create this one)
     bad = {"QEMU": "/nonexistent", "QEMU_IMG": "/nonexistent", "ACCEL": "hvf", "TXNSTORM_CACHE": "/proc/nonexistent/c",
+           "QEMU_PROG": "/nonexistent", "QEMU_IMG_PROG": "/nonexistent",
            "QEMU_TEST_QEMU_BINARY": "/nonexistent", "TXNSTORM_SEED": "abc"}  # fmt: skip
     # test_bad_input's cases that take the default QEMU, qemu-img or cache dir (each one a CLI run)
     takes_defaults = "not test_bad_input or missing or accelerator or corrupt"
