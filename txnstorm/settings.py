@@ -124,8 +124,8 @@ ALIASES = {s.name: s.aliases for s in SETTINGS if s.aliases}  # QEMU's functiona
 def empty_error(name: str) -> UserError:
     """``NAME=`` given empty, where empty is no choice: not the default, an error."""
     setting = BY_NAME[name]
-    leave = f"leave it out for the default ({setting.default})" if setting.default else "leave it out"
-    return UserError(f"{name}= is empty; give {name}={setting.example} ({setting.help}) or {leave}")
+    leave = f" or leave it out for the default ({setting.default})" if setting.default else ""
+    return UserError(f"{name}= is empty; give {name}={setting.example} ({setting.help}){leave}")
 
 
 def closest(name: str) -> str | None:

@@ -80,6 +80,9 @@ def test_each_bad_input_is_one_line_and_exit_2_before_anything_runs(setting, say
     ("teeth", "TEETH_QEMUS=7.2.2", "no QEMU source for 7.2.2"),
     ("lint", "QEMU_BIN=/nope", "unknown setting"),
     ("qemu", "QEMU_SRCS=~/qemu", "did you mean QEMU_SRC?"),
+    ("validate", "SERIES=/nonexistent/v3", "SERIES=/nonexistent/v3: no such file or directory"),
+    ("validate", "SERIES=LICENSE", "SERIES=LICENSE: not a patch, an mbox nor a directory of patches"),
+    ("validate", "SERIES=", "SERIES= is empty; give SERIES=dir|mbox"),
 ])  # fmt: skip
 def test_every_target_checks_its_settings_first(target, setting, says):
     """Before preflight, a guest or QEMU build, set-up or lint: nothing but the one line is said."""

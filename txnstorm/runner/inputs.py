@@ -27,7 +27,7 @@ from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
 from txnstorm.oracles import known_issues
-from txnstorm.runner import runs, teeth
+from txnstorm.runner import runs, teeth, validate
 from txnstorm.settings import (
     ACCEL_CHOICES,
     SETTINGS,
@@ -83,6 +83,9 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
                           "set TXNSTORM_CACHE=/a/dir/on/a/bigger/disk"),
         lambda: host_room(RESULTS, "results dir", "run from a checkout you can write, with room"),
     ]
+    if "validate" in goals and not env.get("JUDGE", "").strip() and not {"SERIES", "BASE"} & set(said):
+        # the series and its base, before set-up (not again when the command line got them wrong)
+        found.append(lambda: validate.check_inputs(env.get("SERIES", ""), env.get("BASE", ""), "3"))  # RUNS: below
     for setting in SETTINGS:
         check = KINDS.get(setting.kind)
         for name in setting.names:

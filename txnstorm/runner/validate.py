@@ -612,6 +612,8 @@ def check_inputs(series_value: str, base_value: str, runs_value: str) -> None:
     """The cheap checks of every input (no copy, no build, no test list): RUNS, the range or the
     series' patches and the base; UserError (one line) for the first that is wrong."""
     check_runs(runs_value)
+    if not series_value.strip():
+        raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
     if parse_range(series_value, base_value) is None:
         with private_dir("series") as split:  # the user's own file first: its verdict needs no build
             read_series(Path(series_value).expanduser(), split)
