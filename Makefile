@@ -8,7 +8,11 @@ AVOCADO := $(VENV)/bin/avocado --config avocado.cfg
 RESULTS := $(CURDIR)/results
 TAGS    ?= quick
 DURATION ?= 10m
-export QEMU QEMU_IMG ACCEL QEMU_TEST_QEMU_BINARY QEMU_TEST_QEMU_IMG
+# Settings given on make's command line (or in the environment) reach every recipe's environment
+# as they are; a setting no one gave is not exported (an empty QEMU is an error, not the default).
+# The names given on the command line, for the input check (unknown names, settings the targets
+# do not read, empty ones): txnstorm/settings.py declares every setting.
+GIVEN := $(strip $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
 
 .PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth validate replay replay-test clean deaths
 
@@ -22,7 +26,7 @@ help:
 	@echo 'txnstorm: does a QMP transaction capture one point in time while guests and NBD clients write?'
 	@echo
 	@echo 'Targets (each does its own set-up; bad input is one line and exit 2, before anything slow):'
-	@echo '  make quick          the quick scenario tier (~5 min on 2 cores under TCG)'
+	@echo '  make quick          the quick scenario tier (16 tests, ~4 min on 2 cores under TCG)'
 	@echo '  make run            every scenario test'
 	@echo '  make ci             every scenario test but those tagged flaky (what a pipeline runs)'
 	@echo '  make check          the project'"'"'s own tests: ruff, unit tests, then the quick tier'
@@ -37,40 +41,24 @@ help:
 	@echo '  make unit | lint | setup | guest | preflight | clean'
 	@echo '  scripts/txnstorm doctor | list | --help     host check, every test with tags and time, the CLI'
 	@echo
-	@echo 'Settings (make VAR=value; each is checked first):'
-	@echo '  QEMU=path           qemu-system-x86_64 or a QEMU build dir (default: Debian'"'"'s); or QEMU_TEST_QEMU_BINARY'
-	@echo '  QEMU_IMG=path       qemu-img (default: beside QEMU, else Debian'"'"'s); or QEMU_TEST_QEMU_IMG'
-	@echo '  ACCEL=auto|kvm|tcg  auto probes KVM and falls back to TCG, saying why'
-	@echo '  TEST="name ..."     only these tests: an id or a piece of one (test_multiqueue, Rollback)'
-	@echo '  TAGS="quick,-control nbd"   tag filters: comma = AND, space = OR, -tag = NOT'
-	@echo '  SEED=N              every test with this seed (a report prints it)'
-	@echo '  FAILFAST=1          stop at the first test that does not pass'
-	@echo '  JOBS=N|auto         scenario tests side by side (auto: one per core)'
-	@echo '  SHARD=i/N           shard i of N of the selected tests (CI)'
-	@echo '  DURATION=2h         nightly budget; NIGHTLY_TAGS=..., NIGHTLY_QEMUS="7.2.22 10.2.2 ~/qemu/build"'
-	@echo '  TEETH_TAGS=..., TEETH_QEMUS="7.2.22 10.2.2"   make teeth'"'"'s tier and versions (JOBS applies too)'
-	@echo '  SERIES=dir|mbox BASE=10.2.2|tree RUNS=3   make validate: the series, its base, runs per side'
-	@echo '  JUDGE=results/validate-...   make validate: judge those runs again (today'"'"'s rules and known issues)'
-	@echo '  TXNSTORM_CACHE=dir  the guest and QEMU cache (default ~/.cache/txnstorm)'
-	@echo '  TXNSTORM_BOOT=cold  boot every guest (default restore: load a saved guest of the same shape)'
-	@echo '  TXNSTORM_QMP_ANSWER_S=N   seconds a QMP command may go unanswered before QEMU is hung (60)'
-	@echo '  UNIT_JOBS=N         make unit'"'"'s pytest workers (default 4; 0: one process)'
+	@echo 'Settings (make VAR=value; each is checked first; txnstorm/settings.py declares them):'
+	@PYTHONPATH='$(CURDIR)' python3 -m txnstorm.settings
 	@echo
 	@echo 'scripts/txnstorm run (what make quick/run/ci call) exits 0 green, 1 a finding about QEMU (FAIL),'
 	@echo '2 bad input, 3 the suite'"'"'s own trouble (ERROR); make reports each as its own exit 2.'
 
-# Every input (QEMU, QEMU_IMG, ACCEL, TAGS, NIGHTLY_TAGS, SHARD, DURATION,
-# SEED, the cache dir) checked in about a second, before set-up, lint, unit
-# tests, the guest build or the KVM probe: a wrong one is one line, exit 2.
-# Standard library only, so it runs before the venv exists.
+# Every input (each setting of txnstorm/settings.py that is set, each name on make's command
+# line, the cache and results dirs) checked in about a second, before set-up, lint, unit
+# tests, the guest build or the KVM probe: a wrong one is one line, exit 2.  Every target
+# but help and clean runs it first.  Standard library only, so it runs before the venv exists.
 inputs:
-	@TAGS='$(TAGS)' NIGHTLY_TAGS='$(NIGHTLY_TAGS)' TEETH_TAGS='$(TEETH_TAGS)' SHARD='$(SHARD)' DURATION='$(DURATION)' SEED='$(SEED)' \
-	  FAILFAST='$(FAILFAST)' JOBS='$(JOBS)' BASELINE='$(BASELINE)' NIGHTLY_QEMUS='$(NIGHTLY_QEMUS)' PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
+	@TXNSTORM_MAKE_VARS='$(GIVEN)' TXNSTORM_MAKE_GOALS='$(or $(MAKECMDGOALS),all)' TAGS='$(TAGS)' DURATION='$(DURATION)' \
+	  PYTHONPATH='$(CURDIR)' python3 -m txnstorm.runner.inputs
 
 setup:
 	@scripts/setup
 
-guest: setup
+guest: inputs setup
 	@scripts/txnstorm guest
 
 # Checks the QEMU under test first (one line and exit 2 if wrong), then
@@ -78,10 +66,10 @@ guest: setup
 preflight: inputs setup
 	@scripts/txnstorm preflight --build-guest
 
-lint: setup
+lint: inputs setup
 	$(VENV)/bin/ruff check txnstorm tests guests docs
 
-unit: setup
+unit: inputs setup
 	scripts/run-unit
 
 # Scenario tests.  TAGS: Avocado tag filters (comma = AND, space = OR,
@@ -136,10 +124,10 @@ validate: inputs setup
 # Replay: `make replay` prints the line replaying each failure of the last job on the QEMU (and
 # accelerator) it failed on: `make run TEST=tests/x.py:Class.test SEED=N QEMU=... ACCEL=...`.
 # `make replay-test` is the older name of `make run TEST=...`.
-replay: setup
+replay: inputs setup
 	@scripts/txnstorm replay $(or $(RESULTS_DIR),results/latest)
 
-replay-test:
+replay-test: inputs
 	@[ -n "$(TEST)" ] || { echo "txnstorm: error: name the test: make run TEST=tests/x.py:Class.test_method SEED=N" >&2; exit 2; }
 	@$(MAKE) --no-print-directory run
 
@@ -152,7 +140,7 @@ clean:
 # (QEMU_DEB_SUITE=sid: the newest sid version whose files download).
 QEMU_SRC ?=
 .PHONY: qemu
-qemu:
+qemu: inputs
 	@QEMU_SRC="$(QEMU_SRC)" scripts/build-qemu
 
 # Speed and strength, measured side by side in one run (prints ratios, asserts nothing).

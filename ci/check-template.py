@@ -2,7 +2,7 @@
 """Check ci/gitlab-ci.yml against this checkout: it parses (GitLab's !reference
 tag included), every `extends`, `!reference` and `needs` names a job of the file,
 every `make -C "$TXNSTORM_DIR" TARGET VAR=...` names a target of the Makefile
-and variables it reads, every "$TXNSTORM_DIR/..." script exists, and each junit
+and settings it reads (txnstorm/settings.py), every "$TXNSTORM_DIR/..." script exists, and each junit
 report lies under its job's artifact paths.  Needs PyYAML (.venv has it).
 Usage: ci/check-template.py [FILE]   (default ci/gitlab-ci.yml; exit 1 and one line per problem if wrong)"""
 
@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from txnstorm.settings import BY_NAME  # noqa: E402 - the checkout's own, found from this file
 
 
 class Reference(list):
@@ -73,8 +75,9 @@ def main() -> int:
                 if target not in targets:
                     problems.append(f"{name}: make target {target} is not in the Makefile")
                 for var in re.findall(r" (\w+)=", args):
-                    if not re.search(rf"\$\({var}\)|\b{var}\b.*[?:]?=|export .*\b{var}\b|'\$\({var}\)'", makefile):
-                        problems.append(f"{name}: make variable {var} is not read by the Makefile")
+                    setting = BY_NAME.get(var)  # txnstorm/settings.py: which targets read each setting
+                    if setting is None or not {target, "inputs"} & set(setting.targets) and target != "inputs":
+                        problems.append(f"{name}: make variable {var} is not read by make {target}")
             for script in re.findall(r'"\$TXNSTORM_DIR/([^"]+)"', line):
                 if "/" in script and not script.startswith("results") and not (REPO / script).exists():
                     problems.append(f"{name}: {script} does not exist in txnstorm")

@@ -6,25 +6,18 @@ parameters win) and hand the values down; no module below the scenario layer rea
 ``os.environ`` (``tests/unit/test_layers.py``).  Standard library only: the input check imports it
 before the virtualenv exists.
 
-=========================  ==================================================================
-``QEMU``                   qemu-system-x86_64 or a build dir (QEMU's own name:
-                           ``QEMU_TEST_QEMU_BINARY``; both set and different is an error)
-``QEMU_IMG``               qemu-img (``QEMU_TEST_QEMU_IMG``)
-``ACCEL``                  auto, kvm or tcg
-``TXNSTORM_SEED``          every test's seed (``SEED`` in make)
-``TXNSTORM_CACHE``         the cache root (else ``$XDG_CACHE_HOME/txnstorm``, else ``~/.cache/txnstorm``)
-``TXNSTORM_QEMU_TRACE``    QEMU trace event patterns, comma-separated, into ``qemu-trace.log``
-``TXNSTORM_KEEP_CORES``    1: keep a crashed QEMU's core in the log dir beside its backtrace
-``TXNSTORM_QMP_ANSWER_S``  seconds a QMP command may take before QEMU is called hung (default 60)
-``TXNSTORM_BOOT``          restore (default): load a saved guest of the same shape instead of booting
-                           it (``<cache>/boot-states``); cold: boot every guest
-=========================  ==================================================================
+Every setting, make's and the environment's, is declared once, in ``SETTINGS``: its name and aliases,
+how it is checked, its default, its help line and the make targets that read it.  From it follow the
+input check (``txnstorm.runner.inputs``: unknown names, empty values, each kind's check),
+``make help``'s settings (``python3 -m txnstorm.settings``) and docs/running.md's table
+(``python3 -m txnstorm.settings --doc``; tests/unit/test_settings.py keeps them in step).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,16 +25,192 @@ from txnstorm.errors import UserError
 
 QMP_ANSWER_S = 60.0  # a QEMU that answers no QMP command within this is hung (a FAIL of that QEMU)
 ACCEL_CHOICES = ("auto", "kvm", "tcg")  # ACCEL=: auto probes KVM with a real boot, then falls back to TCG
-ALIASES = {"QEMU": "QEMU_TEST_QEMU_BINARY", "QEMU_IMG": "QEMU_TEST_QEMU_IMG"}  # QEMU's functional tests' names
+BOOT_CHOICES = ("restore", "cold")
+# The make targets, by what they read (``all`` is ``check``; ``inputs`` reads every setting).
+SCENARIOS = ("quick", "run", "ci", "check", "all", "scenarios", "replay-test")  # one Avocado job
+QEMU_UNDER_TEST = (*SCENARIOS, "preflight", "nightly", "bench", "reliability")
+SUITE = (*QEMU_UNDER_TEST, "teeth", "validate")  # everything that boots a guest
+BUILDS = ("qemu", "teeth", "validate")  # everything that runs scripts/build-qemu
+CACHE_USERS = (*SUITE, "guest", "qemu", "unit")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (make's variable, and the environment's when ``env``), the names it
+    also answers to, how the input check reads it (``kind``: ``txnstorm.runner.inputs.KINDS``),
+    what an unset one means, ``make help``'s line, and the make targets that read it."""
+
+    name: str
+    kind: str
+    example: str  # what follows NAME= in make help
+    help: str
+    targets: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    default: str = ""  # what leaving it out means ("" : nothing, said in help)
+    empty_means: str = ""  # what NAME= (empty) means where that is a choice; else an empty one is an error
+    env: bool = False  # read from the environment by the CLI and the tests, not only by make
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("QEMU", "qemu", "path", "qemu-system-x86_64 or a QEMU build dir", QEMU_UNDER_TEST,
+            ("QEMU_TEST_QEMU_BINARY", "QEMU_PROG"), "Debian's qemu-system-x86_64", env=True),
+    Setting("QEMU_IMG", "qemu_img", "path", "qemu-img", QEMU_UNDER_TEST, ("QEMU_TEST_QEMU_IMG", "QEMU_IMG_PROG"),
+            "the one beside QEMU, else Debian's", env=True),
+    Setting("ACCEL", "accel", "auto|kvm|tcg", "auto probes KVM and falls back to TCG, saying why", SUITE,
+            default="auto", env=True),
+    Setting("TEST", "text", '"name ..."', "only these tests: an id or a piece of one (test_multiqueue, Rollback)",
+            (*SCENARIOS, "validate"), default="every test of TAGS"),
+    Setting("TAGS", "tags", '"quick,-control nbd"', "tag filters: comma = AND, space = OR, -tag = NOT",
+            (*SCENARIOS, "validate"), default="the target's tier", empty_means="every test"),
+    Setting("SEED", "seed", "N", "every test with this seed (a report prints it)", (*SCENARIOS, "validate"),
+            default="a fresh seed per test"),
+    Setting("FAILFAST", "switch", "1", "stop at the first test that does not pass", SCENARIOS, default="0"),
+    Setting("JOBS", "jobs", "N|auto", "scenario tests side by side (auto: one per core)", (*SCENARIOS, "teeth"),
+            default="auto"),
+    Setting("SHARD", "shard", "i/N", "shard i of N of the selected tests (CI)", SCENARIOS, default="1/1"),
+    Setting("DURATION", "duration", "2h", "make nightly's budget", ("nightly",), default="10m"),
+    Setting("NIGHTLY_TAGS", "tags", "...", "make nightly's tag filters", ("nightly",), default="every test",
+            empty_means="every test"),
+    Setting("NIGHTLY_QEMUS", "qemus", '"7.2.22 10.2.2 ~/qemu/build"', "make nightly's QEMUs, exactly these",
+            ("nightly",), default="QEMU and every make qemu build"),
+    Setting("TEETH_TAGS", "tags", "quick", "make teeth's tier", ("teeth",), default="quick"),
+    Setting("TEETH_QEMUS", "teeth_versions", '"7.2.22 10.2.2"', "make teeth's QEMU versions", ("teeth",),
+            default="Debian 12's and every make qemu source"),
+    Setting("SERIES", "text", "dir|mbox", "make validate: the series (git format-patch dir, b4 mbox, a patch)",
+            ("validate",)),
+    Setting("BASE", "text", "10.2.2|tree", "make validate: its base (a make qemu version or a QEMU tree)",
+            ("validate",)),
+    Setting("RUNS", "count", "N", "make validate: runs per side (3); make reliability: runs (20)",
+            ("validate", "reliability")),
+    Setting("JUDGE", "text", "results/validate-...", "make validate: judge those runs again", ("validate",)),
+    Setting("BASELINE", "revision", "rev", "make bench: the round cadence against this revision", ("bench",)),
+    Setting("PAIRS", "count", "N", "make bench BASELINE=...: runs of each side", ("bench",), default="2"),
+    Setting("LOAD", "count0", "N", "make reliability: CPU hogs beside the runs", ("reliability",), default="0"),
+    Setting("INTERRUPTS", "count0", "N", "make reliability: runs interrupted with Ctrl-C", ("reliability",),
+            default="3"),
+    Setting("RESULTS_DIR", "text", "dir", "make replay: the job dir", ("replay",), default="results/latest"),
+    Setting("QEMU_SRC", "text", "~/qemu", "make qemu: build this QEMU tree", ("qemu",),
+            default="Debian's source", empty_means="Debian's source"),
+    Setting("QEMU_DEB_SUITE", "text", "sid", "make qemu: the Debian suite of the source", BUILDS, default="trixie"),
+    Setting("QEMU_DEB_VERSION", "text", "1:10.0.13+ds-0+deb13u1", "make qemu: that Debian source version",
+            BUILDS, default="the newest that downloads"),
+    Setting("QEMU_CONFIGURE_EXTRA", "text", '"--enable-..."', "make qemu: more configure flags", BUILDS),
+    Setting("QEMU_BUILD_JOBS", "count", "N", "make qemu: compile jobs", BUILDS, default="2"),
+    Setting("QEMU_CCACHE", "switch", "0", "make qemu: 0 compiles without the compiler cache", BUILDS, default="1"),
+    Setting("QEMU_CCACHE_DIR", "text", "dir", "make qemu: the compiler cache", BUILDS,
+            default="$TXNSTORM_CACHE/ccache"),
+    Setting("UNIT_JOBS", "count0", "N", "make unit's pytest workers (0: one process)", ("unit", "check", "all"),
+            default="4"),
+    Setting("TXNSTORM_CACHE", "cache", "dir", "the guest and QEMU cache", CACHE_USERS,
+            default="~/.cache/txnstorm", env=True),
+    Setting("TXNSTORM_BOOT", "boot", "cold", "boot every guest (restore: load a saved guest of the same shape)",
+            SUITE, default="restore", env=True),
+    Setting("TXNSTORM_QMP_ANSWER_S", "qmp_seconds", "N",
+            "seconds a QMP command may go unanswered before QEMU is hung", SUITE, default="60", env=True),
+    Setting("TXNSTORM_SEED", "seed", "N", "every test's seed (SEED's name in the environment)", SUITE, env=True),
+    Setting("TXNSTORM_QEMU_TRACE", "text", '"virtio_notify*,..."', "QEMU trace events into each qemu-trace.log",
+            SUITE, env=True),
+    Setting("TXNSTORM_KEEP_CORES", "switch", "1", "keep a crashed QEMU's core beside its backtrace", SUITE,
+            default="0", env=True),
+)  # fmt: skip
+BY_NAME = {name: s for s in SETTINGS for name in s.names}
+ALIASES = {s.name: s.aliases for s in SETTINGS if s.aliases}  # QEMU's functional tests' and iotests' names
+
+
+def empty_error(name: str) -> UserError:
+    """``NAME=`` given empty, where empty is no choice: not the default, an error."""
+    setting = BY_NAME[name]
+    leave = f" or leave it out for the default ({setting.default})" if setting.default else ""
+    return UserError(f"{name}= is empty; give {name}={setting.example} ({setting.help}){leave}")
+
+
+def closest(name: str) -> str | None:
+    """The setting a mistyped name meant: a near spelling (QEMU_IMAGE: QEMU_IMG), else the longest
+    setting it starts with (QEMU_BIN: QEMU), else a looser spelling."""
+    wanted = name.upper()
+    near = difflib.get_close_matches(wanted, BY_NAME, n=1, cutoff=0.85)
+    starts = sorted((n for n in BY_NAME if wanted.startswith(n + "_")), key=len, reverse=True)
+    loose = difflib.get_close_matches(wanted, BY_NAME, n=1, cutoff=0.6)
+    return (near or starts or loose or [None])[0]
+
+
+def unknown_error(name: str, value: str) -> UserError:
+    """A make variable no setting is called: the closest name, if any."""
+    meant = closest(name)
+    hint = f"did you mean {meant}?" if meant else "make help lists every setting"
+    return UserError(f"{name}={value}: unknown setting; {hint}")
+
+
+def unread_error(name: str, value: str, goals: Sequence[str]) -> UserError:
+    """A setting none of the make targets asked for reads: it would be ignored."""
+    readers = [t for t in BY_NAME[name].targets if t not in ("all", "scenarios", "replay-test")]
+    return UserError(f"{name}={value}: make {' '.join(goals)} does not read it "
+                     f"(read by make {', '.join(readers)})")  # fmt: skip
+
+
+def command_line_problems(given: Mapping[str, str], goals: Sequence[str], every: bool = False) -> list:
+    """Make's command-line assignments (name -> value) for ``goals``: each unknown name, each
+    setting no goal reads, each empty one where empty is no choice (``every``: None for each
+    name that is fine, in ``given``'s order)."""
+    found: list[UserError | None] = []
+    for name, value in given.items():
+        setting = BY_NAME.get(name)
+        if setting is None:
+            found.append(unknown_error(name, value))
+        elif "inputs" not in goals and not set(goals) & set(setting.targets):
+            found.append(unread_error(name, value, goals))
+        elif not value.strip() and not setting.empty_means:
+            found.append(empty_error(name))
+        else:
+            found.append(None)
+    return found if every else [f for f in found if f is not None]
+
+
+def help_lines() -> list[str]:
+    """``make help``'s settings: one line each, from ``SETTINGS``."""
+    lines = []
+    for s in SETTINGS:
+        left = f"{s.name}={s.example}"
+        also = f"; or {', '.join(s.aliases)}" if s.aliases else ""
+        default = f" (default: {s.default})" if s.default else ""
+        lines.append(f"  {left:22} {s.help}{default}{also}"[:200])
+    return lines
+
+
+def doc_table() -> str:
+    """docs/running.md's settings table, from ``SETTINGS`` (tests/unit/test_settings.py keeps it so)."""
+    rows = ["| setting | what | default | read by |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        names = " ".join(f"`{n}`" for n in s.names)
+        readers = ", ".join(t for t in s.targets if t not in ("all", "scenarios", "replay-test"))
+        cells = (f"{names}=`{s.example}`", s.help, s.default or "-", readers)
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
 def named(env: Mapping[str, str], var: str) -> tuple[str, str | None]:
-    """(the variable the user set, its value): ``var`` or its alias; empty counts as unset; two
-    different values are an error."""
-    ours, theirs = env.get(var) or None, env.get(ALIASES[var]) or None
-    if ours and theirs and ours != theirs:
-        raise UserError(f"{var}={ours} and {ALIASES[var]}={theirs} disagree; set one of them")
-    return (ALIASES[var], theirs) if theirs and not ours else (var, ours)
+    """(the variable the user set, its value): ``var`` or one of its aliases; two different values
+    are an error, and so is one given empty."""
+    given = [(n, env[n]) for n in (var, *ALIASES.get(var, ())) if n in env]
+    for name, value in given:
+        if not value.strip():
+            raise empty_error(name)
+    for (one, first), (other, second) in zip(given, given[1:], strict=False):
+        if first != second:
+            raise UserError(f"{one}={first} and {other}={second} disagree; set one of them")
+    return given[0] if given else (var, None)
+
+
+def check_empty(env: Mapping[str, str]) -> None:
+    """A setting the environment gives empty (``QEMU= scripts/txnstorm run``) is an error, not its default."""
+    for s in SETTINGS:
+        for name in s.names:
+            if s.env and name in env and not env[name].strip() and not s.empty_means:
+                raise empty_error(name)
 
 
 def default_cache_dir(env: Mapping[str, str]) -> Path:
@@ -69,6 +238,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        check_empty(env)
         (qemu_var, qemu), (img_var, qemu_img) = named(env, "QEMU"), named(env, "QEMU_IMG")
         return cls(
             qemu=qemu, qemu_var=qemu_var, qemu_img=qemu_img, qemu_img_var=img_var,
@@ -95,8 +265,6 @@ def qmp_answer_seconds(value: str) -> float:
     return seconds
 
 
-BOOT_CHOICES = ("restore", "cold")
-
 
 def boot_choice(value: str) -> str:
     """``TXNSTORM_BOOT``: restore (the default) or cold."""
@@ -110,3 +278,15 @@ def boot_choice(value: str) -> str:
 def cache_dir() -> Path:
     """The cache root the environment names now (for the entry points and the runner layer)."""
     return Settings.from_env().cache_dir
+
+
+def main(argv: Sequence[str]) -> int:
+    """``make help``'s settings lines, or (``--doc``) docs/running.md's table."""
+    print(doc_table() if "--doc" in argv else "\n".join(help_lines()), end="" if "--doc" in argv else "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

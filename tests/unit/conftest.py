@@ -2,7 +2,15 @@
 (``QEMU``, ``QEMU_IMG``, ``ACCEL``, ``TXNSTORM_*``, QEMU's own
 ``QEMU_TEST_*``, and make's ``MAKEFLAGS``, which carry a ``make unit QEMU=...``
 into every child make) is not seen here, and each run has a temp dir of its own,
-so two runs on one host never count or sweep each other's files."""
+so two runs on one host never count or sweep each other's files.
+
+Nor is the machine's state: every test runs with an empty home of the run's own (``HOME``, so no
+``~/avocado``, ``~/.cache`` or ``~/.config`` of the developer's is read or written) and an empty
+``TXNSTORM_CACHE`` (no QEMU built by ``make qemu``, no guest, no kept KVM verdict): what a fresh
+machine has.  The one exception is explicit: the tests that boot the real guest take the
+``guest_cache`` fixture (or ``GUEST_CACHE``), the cache the caller's run uses (its
+``TXNSTORM_CACHE``, else ``~/.cache/txnstorm``), where the guest is built once if it is missing,
+so a ``make check`` on a fresh machine builds it once for the unit stage and the quick tier."""
 
 import os
 import shutil
@@ -12,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from txnstorm.host.images import QemuImg
+from txnstorm.settings import BY_NAME, default_cache_dir
 
-CALLER_VARS = ("QEMU", "QEMU_IMG", "ACCEL", "SEED", "TAGS", "SHARD", "DURATION", "TEST", "FAILFAST", "NIGHTLY_QEMUS",
+CALLER_VARS = (*BY_NAME,  # every setting and alias txnstorm/settings.py declares
                # `make unit QEMU=/x` hands QEMU=/x to every child make through these
-               "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+               "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ISSUE")
 CALLER_PREFIXES = ("TXNSTORM_", "QEMU_TEST_")
 
 
@@ -25,10 +34,26 @@ def _forget_the_callers_choices() -> None:
             del os.environ[name]
 
 
+# The caller's cache: read before their choices are forgotten, by the run's first process (pytest-xdist's
+# workers inherit its environment, where TXNSTORM_CACHE is already the empty one: they read this).
+GUEST_CACHE = Path(os.environ.setdefault("PYTEST_TXNSTORM_GUEST_CACHE", str(default_cache_dir(os.environ))))
 _forget_the_callers_choices()
 RUN_TMP = Path(tempfile.mkdtemp(prefix="pytest-txnstorm-"))
 os.environ["TMPDIR"] = str(RUN_TMP)  # children (CLI runs, QEMU) inherit it
 tempfile.tempdir = str(RUN_TMP)
+EMPTY_HOME, EMPTY_CACHE = RUN_TMP / "home", RUN_TMP / "cache"
+EMPTY_HOME.mkdir()
+EMPTY_CACHE.mkdir()
+os.environ.pop("XDG_CACHE_HOME", None)
+os.environ["HOME"] = str(EMPTY_HOME)
+os.environ["TXNSTORM_CACHE"] = str(EMPTY_CACHE)
+
+
+@pytest.fixture
+def guest_cache() -> Path:
+    """The cache of the caller's run, for a test that boots the real guest (it builds the guest
+    there if it is missing: ``assets.ensure_guest`` under the cache's lock, ~20 s once)."""
+    return GUEST_CACHE
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import GUEST_CACHE
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_X86 = '#!/bin/sh\n[ "$1" = --version ] && echo "QEMU emulator version 9.0.0"; exit 0\n'
@@ -51,7 +52,7 @@ CASES = [
     ("non-x86_64 QEMU", ["preflight"], not_x86, "does not emulate x86_64"),
     ("missing qemu-img", ["preflight"], lambda t: {"QEMU_IMG": str(t / "nope")}, "QEMU_IMG="),
     ("corrupt guest cache", ["guest", "--verify-only"], corrupt_cache, "corrupt"),
-    ("bad accelerator", ["preflight"], lambda t: {"ACCEL": "hvf"}, None),
+    ("bad accelerator", ["preflight"], lambda t: {"ACCEL": "hvf", "TXNSTORM_CACHE": str(GUEST_CACHE)}, None),
     ("unknown tag", ["tags", "quick,nosuchtag"], lambda t: {}, "unknown tag"),
     ("bad duration", ["nightly", "--duration", "10x"], lambda t: {}, "DURATION"),
     ("bad QMP answer window", ["preflight"], lambda t: {"TXNSTORM_QMP_ANSWER_S": "1"}, "TXNSTORM_QMP_ANSWER_S=1 "),
@@ -65,6 +66,14 @@ CASES = [
      lambda t: {"TXNSTORM_CACHE": str(t)}, "BASE=1.2.3 is not built"),
     ("validate: empty series", ["validate", "--series=docs/findings/lib", "--base=10.2.2"],
      lambda t: {}, "no patches in it"),
+    ("empty QEMU in the environment", ["run", "--tags=quick"], lambda t: {"QEMU": ""}, "QEMU= is empty; give QEMU="),
+    ("empty ACCEL in the environment", ["preflight"], lambda t: {"ACCEL": ""}, "ACCEL= is empty"),
+    ("iotests' QEMU_PROG against QEMU", ["preflight"], lambda t: {"QEMU": "/a", "QEMU_PROG": "/b"},
+     "QEMU=/a and QEMU_PROG=/b disagree"),
+    ("iotests' QEMU_IMG_PROG missing", ["preflight"], lambda t: {"QEMU_IMG_PROG": str(t / "nope")},
+     "QEMU_IMG_PROG="),
+    ("results dir that cannot be written", ["run", "--results-dir=LICENSE/results"], lambda t: {},
+     "LICENSE/results cannot be written"),
 ]
 
 

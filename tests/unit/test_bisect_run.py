@@ -9,7 +9,8 @@ which names a stopped QEMU only after its own 60 s.)  Those two boot cold
 (``TXNSTORM_BOOT=cold``): a wrapper in a temp dir is a new QEMU each run, whose saved guest
 would only fill the cache.
 
-Real QEMU, real guest (built by bisect-run's preflight if missing), ~2 min.
+Real QEMU, real guest (from the caller's cache, conftest's ``GUEST_CACHE``: built there by
+bisect-run's preflight if missing), ~2 min.
 """
 
 import os
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import GUEST_CACHE
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_QEMU = Path("/usr/bin/qemu-system-x86_64")
@@ -53,7 +55,7 @@ def qemu_that(tmp_path: Path, signal: str) -> Path:
 
 
 def bisect_run(qemu: Path, cwd: Path, **settings: str) -> tuple[int, str]:
-    env = {**os.environ, "QEMU": str(qemu), "ACCEL": "tcg", **settings}
+    env = {**os.environ, "QEMU": str(qemu), "ACCEL": "tcg", "TXNSTORM_CACHE": str(GUEST_CACHE), **settings}
     proc = subprocess.run(
         [str(REPO / "scripts" / "bisect-run"), TEST, "7", "1"], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=600, check=False,
@@ -108,6 +110,9 @@ def test_a_qemu_that_hangs_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
     (["test_disconnect", "abc"], {}, "SEED must be a whole number, not 'abc'"),
     (["test_disconnect", "1", "0"], {}, "N must be a positive number, not '0'"),
     (["test_disconnect"], {"QEMU": "/nonexistent/qemu"}, "QEMU=/nonexistent/qemu: no such file"),
+    (["test_disconnect"], {"ISSUE": "KI-99"}, "ISSUE=KI-99: KI-99 is not a known issue"),
+    (["test_disconnect"], {"ISSUE": "KI-5,KI-0"}, "ISSUE=KI-5,KI-0: KI-0 is not a known issue"),
+    (["test_disconnect"], {"QEMU": ""}, "QEMU= is empty"),
 ])  # fmt: skip
 def test_a_usage_error_aborts_the_bisection_before_any_build(tmp_path, args, env, says):
     proc = subprocess.run(
@@ -116,6 +121,14 @@ def test_a_usage_error_aborts_the_bisection_before_any_build(tmp_path, args, env
     )  # fmt: skip
     assert proc.returncode == 128, proc
     assert proc.stderr.count("\n") == 1 and says in proc.stderr and "aborting the bisection" in proc.stderr
+
+
+def test_help_prints_the_usage_and_builds_nothing(tmp_path):
+    proc = subprocess.run([str(REPO / "scripts" / "bisect-run"), "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=30, check=False)  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    assert "git bisect run /path/to/txnstorm/scripts/bisect-run TEST [SEED] [N]" in proc.stdout
+    assert "128  abort the bisection" in proc.stdout and not list(tmp_path.iterdir())
 
 
 def test_git_bisect_run_stops_at_a_typo_instead_of_skipping_every_commit(tmp_path):

@@ -1,6 +1,7 @@
 """Saved guests: one key per guest shape (never per run), verified before use, pruned, and a
 restore that goes wrong costs a cold boot, never a verdict.  The last two tests boot Debian's
-QEMU (~10 s)."""
+QEMU (~10 s) with the real guest, from the caller's cache (conftest's ``guest_cache``; built there
+once if missing)."""
 
 import json
 import os
@@ -14,7 +15,7 @@ from txnstorm.errors import UserError
 from txnstorm.host import assets
 from txnstorm.host.images import QemuImg
 from txnstorm.host.sut import SystemUnderTest
-from txnstorm.settings import Settings, default_cache_dir
+from txnstorm.settings import Settings
 from txnstorm.vm import boot_states
 from txnstorm.vm.boot import booted
 from txnstorm.vm.boot_states import MANIFEST, STATE, BootStates, StateUnusable, image_shape
@@ -107,13 +108,13 @@ def test_txnstorm_boot_is_restore_or_cold():
 
 
 @pytest.fixture
-def real_guest(tmp_path):
+def real_guest(tmp_path, guest_cache):
     if not REAL_QEMU.exists() or not shutil.which("zstd"):
         pytest.skip("needs Debian's QEMU and zstd (make setup)")
     try:
-        guest = assets.ensure_guest(allow_build=False, cache=default_cache_dir({}))
-    except UserError:
-        pytest.skip("no verified guest in the cache (make guest)")
+        guest = assets.ensure_guest(allow_build=True, say=lambda _: None, cache=guest_cache)
+    except UserError as exc:  # e.g. the guest's host packages missing, not root
+        pytest.skip(f"no guest and it cannot be built here: {exc}")
     sut = SystemUnderTest(qemu=REAL_QEMU, qemu_img=REAL_QEMU.with_name("qemu-img"), version="7.2")
     return sut, guest
 

@@ -119,3 +119,37 @@ def test_nightly_qemus_are_chosen_by_version_or_path(tmp_path, monkeypatch):
     assert [s.version for s in chosen] == ["10.2.2", "11.0.50"]
     with pytest.raises(UserError, match=r"NIGHTLY_QEMUS: no QEMU 9\.9 here \(have: 7\.2\.22, 10\.2\.2\)"):
         cli._nightly_qemus(argparse.Namespace(qemus="9.9", qemu=[]))
+
+
+def test_a_shard_that_selects_no_test_says_so_and_exits_0(tmp_path):
+    """`make quick SHARD=17/20`: more shards than tests is no failure; nothing is built or booted."""
+    proc = run_cli("run", "--tags=quick", "--shard=17/20", f"--results-dir={tmp_path / 'r'}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == ["txnstorm: shard 17/20 selects no test (fewer tests than shards); "
+                                                "nothing to run: exit 0"]  # fmt: skip
+    assert proc.stderr == "" and not (tmp_path / "r").exists()
+
+
+def test_auto_never_runs_more_tests_side_by_side_than_the_run_has(monkeypatch, capsys):
+    from txnstorm.runner import cli, runs
+
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    assert cli._side_by_side(None, 1) == 1
+    said = capsys.readouterr().out
+    assert "jobs: 1 test(s) side by side (JOBS=auto: one per core, 2 cores; 1 test(s) to run)" in said
+    assert cli._side_by_side(None, 16) == runs.jobs_for(2)
+    assert cli._side_by_side(3, 1) == 3, "JOBS=N is the user's"
+
+
+def test_the_host_failing_mid_run_is_one_line_and_exit_3_not_a_traceback(monkeypatch, capsys):
+    import errno
+
+    from txnstorm.runner import cli
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/work/results/job/x.qcow2")
+
+    monkeypatch.setattr(cli, "sweep_stale", full)
+    assert cli.main(["sweep"]) == 3
+    said = capsys.readouterr().err
+    assert said == "txnstorm: the host failed the run: No space left on device (/work/results/job/x.qcow2)\n"

@@ -47,15 +47,48 @@ BAD_INPUTS = [
     ("SEED=abc", "SEED=abc is not a whole number"),
     ("TXNSTORM_SEED=abc", "TXNSTORM_SEED=abc is not a whole number"),
     ("TXNSTORM_CACHE=/proc/no/such/dir", "cache dir /proc/no/such/dir cannot be written"),
+    ("QEMU=", "QEMU= is empty; give QEMU=path"),
+    ("QEMU_IMG=", "QEMU_IMG= is empty; give QEMU_IMG=path"),
+    ("QEMU_PROG=/nonexistent", "QEMU_PROG=/nonexistent: no such file"),
+    ("QEMU_IMG_PROG=/nonexistent", "QEMU_IMG_PROG=/nonexistent: no such file"),
+    ("QEMU_BIN=/nope", "QEMU_BIN=/nope: unknown setting; did you mean QEMU?"),
+    ("RUNS=abc", "RUNS=abc is not a whole number from 1"),
+    ("LOAD=abc", "LOAD=abc is not a whole number"),
+    ("INTERRUPTS=-1", "INTERRUPTS=-1 is not a whole number"),
+    ("PAIRS=abc", "PAIRS=abc is not a whole number from 1"),
+    ("UNIT_JOBS=x", "UNIT_JOBS=x is not a whole number"),
+    ("TEETH_QEMUS=7.2.2", "TEETH_QEMUS=7.2.2: no QEMU source for 7.2.2"),
+    ("JOBS=", "JOBS= is empty"),
 ]
 
 
-@pytest.mark.parametrize(("setting", "says"), BAD_INPUTS, ids=[b[0].split("=")[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize(("setting", "says"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
 def test_each_bad_input_is_one_line_and_exit_2_before_anything_runs(setting, says):
     proc = make("inputs", setting)
     assert proc.returncode == 2, proc
     assert said(proc) == [said(proc)[0]] and says in said(proc)[0], said(proc)
     assert said(proc)[0].startswith("txnstorm: error: ")
+
+
+@pytest.mark.parametrize(("target", "setting", "says"), [
+    ("quick", "QEMU_BIN=/nope", "QEMU_BIN=/nope: unknown setting; did you mean QEMU?"),
+    ("quick", "RUNS=5", "RUNS=5: make quick does not read it (read by make validate, reliability)"),
+    ("unit", "QEMU=/nope", "QEMU=/nope: make unit does not read it"),  # not also "no such file"
+    ("reliability", "RUNS=abc", "RUNS=abc is not a whole number"),
+    ("reliability", "LOAD=x", "LOAD=x is not a whole number"),
+    ("bench", "PAIRS=abc", "PAIRS=abc is not a whole number"),
+    ("teeth", "TEETH_QEMUS=7.2.2", "no QEMU source for 7.2.2"),
+    ("lint", "QEMU_BIN=/nope", "unknown setting"),
+    ("qemu", "QEMU_SRCS=~/qemu", "did you mean QEMU_SRC?"),
+    ("validate", "SERIES=/nonexistent/v3", "SERIES=/nonexistent/v3: no such file or directory"),
+    ("validate", "SERIES=LICENSE", "SERIES=LICENSE: not a patch, an mbox nor a directory of patches"),
+    ("validate", "SERIES=", "SERIES= is empty; give SERIES=dir|mbox"),
+])  # fmt: skip
+def test_every_target_checks_its_settings_first(target, setting, says):
+    """Before preflight, a guest or QEMU build, set-up or lint: nothing but the one line is said."""
+    proc = make(target, setting)
+    assert proc.returncode == 2, proc
+    assert said(proc) == [said(proc)[0]] and says in said(proc)[0], said(proc)
 
 
 def test_make_check_with_a_wrong_qemu_stops_first():
@@ -165,3 +198,18 @@ def test_a_nightly_qemu_that_is_not_here_is_one_line_before_anything_runs():
     assert proc.returncode == 2
     (line,) = said(proc)
     assert line.startswith("txnstorm: error: NIGHTLY_QEMUS: no QEMU 9.9.9 here")
+
+
+def test_a_clean_clone_without_the_venv_says_what_to_run_first(tmp_path):
+    """scripts/txnstorm before `make setup`: --help lists the commands, the rest say one line, no bash error."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "txnstorm" / "runner").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "txnstorm", tmp_path / "scripts" / "txnstorm")
+    shutil.copy(REPO / "txnstorm" / "runner" / "cli.py", tmp_path / "txnstorm" / "runner" / "cli.py")
+    wrapper = str(tmp_path / "scripts" / "txnstorm")
+    helped = subprocess.run([wrapper, "--help"], capture_output=True, text=True, check=False)
+    assert helped.returncode == 0 and "txnstorm doctor" in helped.stdout and "make setup" in helped.stdout, helped
+    for command in ("doctor", "list", "run"):
+        proc = subprocess.run([wrapper, command], capture_output=True, text=True, check=False)
+        assert proc.returncode == 2 and proc.stdout == "", proc
+        assert proc.stderr.count("\n") == 1 and "no .venv" in proc.stderr and "run 'make setup' first" in proc.stderr

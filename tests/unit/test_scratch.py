@@ -39,3 +39,22 @@ def test_a_process_that_exits_with_a_dir_in_use_removes_it(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().startswith(str(tmp_path / "txnstorm-vm-"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_looks_in_every_temp_root_var_tmp_included(tmp_path, monkeypatch):
+    """`scripts/txnstorm sweep`: a dead test's QEMU dir (txnstorm-vm-*) is in /var/tmp, Avocado's temp dir."""
+    from pathlib import Path
+
+    from txnstorm.host import scratch
+
+    assert Path("/var/tmp") in scratch.temp_roots() or not Path("/var/tmp").is_dir()
+    roots = [tmp_path / "tmp", tmp_path / "var-tmp"]
+    for root in roots:
+        root.mkdir()
+    monkeypatch.setattr(scratch, "temp_roots", lambda: roots)
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead = [make_private_dir(label, base=root) for label, root in (("run", roots[0]), ("vm", roots[1]))]
+    for d in dead:
+        (d / OWNER_FILE).write_text(f"{child.pid}\n")
+    assert sweep_stale() == dead and dead[1].name.startswith("txnstorm-vm-")

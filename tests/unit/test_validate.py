@@ -96,6 +96,31 @@ def test_a_patch_that_does_not_apply_is_named_and_leaves_no_tree(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_patch_of_an_mbox_that_does_not_apply_is_named_by_its_mail_and_first_failed_hunk(tmp_path):
+    """The user's file and mail (not the split 0002-PATCH-... file), the hunk and its file (not patch's
+    "The text leading up to this was:"), and no .rej named: the tree is gone."""
+    tree = base_tree(tmp_path)
+    mbox = tmp_path / "v3.mbx"
+    mbox.write_text(COVER + "\n" + SECOND)  # needs the first patch
+    with pytest.raises(UserError) as said:
+        v.apply_series(tree, v.read_series(mbox, tmp_path / "s"), tmp_path / "out", "QEMU 10.2.2 (make qemu)")
+    assert str(said.value) == ("v3.mbx, mail 2 ([PATCH 2/2] block: say goodbye) does not apply to QEMU 10.2.2 "
+                               "(make qemu): hunk #1 of hello.c does not match the base at line 1")  # fmt: skip
+    assert not (tmp_path / "out").exists() and not list(tmp_path.rglob("*.rej"))
+
+
+@pytest.mark.parametrize(("patch", "says"), [
+    (PATCH.replace("hello.c", "nosuch.c"), "p.patch does not apply to b: the base has no nosuch.c to patch"),
+    (PATCH.replace("-    return 0;\n+    return 1;", "-    return 1;\n+    return 0;"),
+     "p.patch does not apply to b: the base already has it (or its reverse) in hello.c"),
+])  # fmt: skip
+def test_a_patch_for_another_tree_says_why_in_one_clause(tmp_path, patch, says):
+    (tmp_path / "p.patch").write_text(patch)
+    with pytest.raises(UserError) as said:
+        v.apply_series(base_tree(tmp_path), [tmp_path / "p.patch"], tmp_path / "out", "b")
+    assert str(said.value) == says
+
+
 def test_a_fuzzy_hunk_does_not_apply(tmp_path):
     """As git am: a hunk whose context no longer matches is refused, not applied somewhere near."""
     tree = base_tree(tmp_path)

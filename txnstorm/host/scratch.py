@@ -64,10 +64,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def temp_roots() -> list[Path]:
+    """Every temp dir a run's private dirs may be in: Avocado's test processes do not share the
+    harness's idea of it (their QEMUs' ``txnstorm-vm-*`` dirs are in /var/tmp where ours are in /tmp)."""
+    return sorted(r for r in {_base(), Path("/tmp"), Path("/var/tmp")} if r.is_dir())
+
+
 def sweep_stale(base: Path | None = None) -> list[Path]:
-    """Remove private dirs whose owning process no longer exists."""
+    """Remove private dirs whose owning process no longer exists: in ``base``, else in every
+    temp root."""
     removed = []
-    for path in (base or _base()).glob(f"{PREFIX}*"):
+    for path in (p for root in ([base] if base else temp_roots()) for p in sorted(root.glob(f"{PREFIX}*"))):
         owner = path / OWNER_FILE
         try:
             pid = int(owner.read_text().strip())

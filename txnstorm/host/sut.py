@@ -128,13 +128,15 @@ def check_named(settings: Settings) -> None:
         _checked_img(None, system.parent)
 
 
-def resolve(qemu: str | None = None, qemu_img: str | None = None) -> SystemUnderTest:
+def resolve(qemu: str | None = None, qemu_img: str | None = None, qemu_var: str = "QEMU",
+            qemu_img_var: str = "QEMU_IMG") -> SystemUnderTest:  # fmt: skip
     """Find and check the QEMU under test (``qemu``: a binary or build dir, None: Debian's on
     PATH; ``qemu_img`` None: the one beside it, else Debian's); raise UserError with advice if
-    wrong.  The user's choice is ``Settings.qemu``/``qemu_img`` (``resolve_settings``)."""
-    system, version = _checked_system(qemu)
+    wrong, naming the variable the user set (``qemu_var``, ``qemu_img_var``: an alias's name).  The
+    user's choice is ``Settings.qemu``/``qemu_img`` (``resolve_settings``)."""
+    system, version = _checked_system(qemu, qemu_var)
     sibling_dir = system.parent
-    img = _checked_img(qemu_img, sibling_dir)
+    img = _checked_img(qemu_img, sibling_dir, qemu_img_var)
     qemu_io = _find_in(sibling_dir, IO_BINARY) or (Path(p) if (p := shutil.which(IO_BINARY)) else None)
 
     data_dir = None
@@ -147,4 +149,4 @@ def resolve(qemu: str | None = None, qemu_img: str | None = None) -> SystemUnder
 
 def resolve_settings(settings: Settings) -> SystemUnderTest:
     """The QEMU under test the user's settings name (``QEMU``, ``QEMU_IMG`` or their aliases)."""
-    return resolve(settings.qemu, settings.qemu_img)
+    return resolve(settings.qemu, settings.qemu_img, settings.qemu_var, settings.qemu_img_var)

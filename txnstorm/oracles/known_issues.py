@@ -213,6 +213,17 @@ def load(path: Path = DEFAULT_PATH) -> list[KnownIssue]:
     return parse(text, str(path))
 
 
+def check_ids(value: str, var: str = "ISSUE", issues: Sequence[KnownIssue] | None = None) -> list[str]:
+    """``ISSUE=KI-n[,KI-m]`` (what bisect-run bisects): each a listed issue, else UserError naming it."""
+    listed = [i.id for i in (load() if issues is None else issues)]
+    wanted = [w for w in value.replace(",", " ").split() if w]
+    unknown = [w for w in wanted if w not in listed]
+    if unknown:
+        raise UserError(f"{var}={value}: {', '.join(unknown)} is not a known issue "
+                        f"(known-issues.json lists {', '.join(listed)})")  # fmt: skip
+    return wanted
+
+
 def get(issue_id: str, issues: Sequence[KnownIssue]) -> KnownIssue:
     for issue in issues:
         if issue.id == issue_id:

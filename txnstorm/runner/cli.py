@@ -42,7 +42,7 @@ from txnstorm import REPO
 from txnstorm.errors import QemuFailure, TxnstormError, UserError
 from txnstorm.host import assets, cachedir, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
-from txnstorm.runner import junit, report, runs
+from txnstorm.runner import inputs, junit, report, runs
 from txnstorm.settings import Settings, cache_dir
 from txnstorm.vm import accel, caps
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
@@ -144,8 +144,9 @@ def _doctor_checks() -> list[tuple[str, bool | str, str]]:
     except UserError as exc:
         checks.append(("cache", False, str(exc)))
         return checks
-    free = shutil.disk_usage(root).free / 2**30
-    checks.append(("disk", free >= 2, f"{free:.1f} GiB free at {root}" + ("" if free >= 2 else " (need 2 GiB)")))
+    free, need = shutil.disk_usage(root).free / 2**30, inputs.MIN_FREE_GIB
+    checks.append(("disk", free >= need, f"{free:.1f} GiB free at {root}" + ("" if free >= need else
+                                                                             f" (need {need:.0f} GiB)")))
     return checks
 
 
@@ -210,18 +211,21 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             typical = "    - "
         print(f"{typical:8} {ref}  [{','.join(tags)}]")
-    print(f"{len(rows)} tests; typical time: median of this checkout's results/, "
-          "* measured on a 2-core TCG host (QEMU 7.2.22), - not measured")  # fmt: skip
+    print(f"{runs.tier_time([ref for ref, _ in rows], shipped)} (two side by side); typical time: median of "
+          "this checkout's results/, * measured on a 2-core TCG host (QEMU 7.2.22), - not measured")  # fmt: skip
     return 0
 
 
-def _side_by_side(jobs: int | None) -> int:
-    """``JOBS`` as ``runs.parse_jobs`` read it, or auto's (None): one test per core, said."""
+def _side_by_side(jobs: int | None, tests: int | None = None) -> int:
+    """``JOBS`` as ``runs.parse_jobs`` read it, or auto's (None): one test per core, said; never
+    more than the run's ``tests`` (a one-test run is not two side by side)."""
     if jobs is not None:
         return jobs
     cores = os.cpu_count() or 1
-    _say(f"jobs: {runs.jobs_for(cores)} test(s) side by side (JOBS=auto: one per core, {cores} cores)")
-    return runs.jobs_for(cores)
+    chosen = min(runs.jobs_for(cores), tests) if tests else runs.jobs_for(cores)
+    fewer = f"; {tests} test(s) to run" if chosen < runs.jobs_for(cores) else ""
+    _say(f"jobs: {chosen} test(s) side by side (JOBS=auto: one per core, {cores} cores{fewer})")
+    return chosen
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -231,9 +235,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed={args.seed} is not a whole number; use the seed a report printed")
     jobs = runs.parse_jobs(args.jobs, "JOBS")
     refs = _selected(args.tags, args.test, args.shard)  # bad input before anything slow
+    if not refs:  # more shards than tests: this one has nothing to do, which is no failure
+        _say(f"shard {args.shard} selects no test (fewer tests than shards); nothing to run: exit 0")
+        return 0
     args.recipe, args.build_guest = "tiny", True
     cmd_preflight(args)
-    jobs = _side_by_side(jobs)
+    jobs = _side_by_side(jobs, len(refs))
     latest, seconds = runs.run_scenarios(
         refs, Path(args.results_dir).resolve(), seed=args.seed, failfast=args.failfast, jobs=jobs,
         about={"tags": args.tags, "tests": args.test, "shard": args.shard, "failfast": args.failfast, "jobs": jobs},
@@ -549,10 +556,14 @@ def _leading_not_tags(argv: list[str]) -> list[str]:
     return argv
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit status per kind of outcome
     args = parser().parse_args(_leading_not_tags(sys.argv[1:] if argv is None else argv))
     try:
         require_checkout()
+        Settings.from_env()  # an empty QEMU (or any setting) in the environment is an error, not its default
+        if getattr(args, "results_dir", ""):  # a read-only or full disk: bad input now, not a traceback later
+            inputs.host_room(Path(args.results_dir).resolve(), "results dir",
+                             "give --results-dir a dir you can write, on a disk with room")  # fmt: skip
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status
@@ -567,6 +578,10 @@ def main(argv: list[str] | None = None) -> int:
         # by SIGPIPE would; stdout goes to /dev/null so exit cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the host mid-run: a disk that filled up, a dir that went read-only
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"txnstorm: the host failed the run: {exc.strerror or exc}{where}", file=sys.stderr)
+        return runs.EXIT_SUITE
     except QemuFailure as exc:  # met outside a test (boot, schema or accel probe): a finding about that QEMU
         print(f"txnstorm: {exc.reason()}", file=sys.stderr)
         return runs.EXIT_FINDING

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from txnstorm import REPO
+from txnstorm.host import scratch
 from txnstorm.host.scratch import PREFIX
 from txnstorm.runner.runs import avocado_binary
 
@@ -59,7 +60,7 @@ def our_processes() -> list[str]:
 def temp_roots() -> list[Path]:
     """Every temp dir a run may use: Avocado's test processes do not share
     the harness's idea of it (they get /var/tmp where we get /tmp)."""
-    roots = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")}
+    roots = {Path(tempfile.gettempdir()), *scratch.temp_roots()}
     if os.environ.get("TMPDIR"):
         roots.add(Path(os.environ["TMPDIR"]))
     return sorted(r for r in roots if r.is_dir())

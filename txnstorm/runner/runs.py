@@ -127,9 +127,10 @@ EXIT_STATUSES = (
     (EXIT_GREEN, "green: every test PASSed, WARNed with a listed known issue, or was CANCELled (QEMU lacks a feature)"),
     (EXIT_FINDING, "a finding about the QEMU under test: a test FAILed (an oracle violation, or QEMU crashed, "
                    "hung, stalled a device or refused a command)"),
-    (EXIT_BAD_INPUT, "bad input: a setting or argument is wrong (one line says which); nothing ran"),
-    (EXIT_SUITE, "the suite's own trouble: a test ERRORed or was INTERRUPTED, set-up failed, or the job wrote no "
-                 "result; nothing is known against QEMU"),
+    (EXIT_BAD_INPUT, "bad input: a setting or argument is wrong, or the cache or results dir cannot be written "
+                     "or has under 2 GiB free (one line says which); nothing ran"),
+    (EXIT_SUITE, "the suite's own trouble: a test ERRORed or was INTERRUPTED, set-up failed, the host failed "
+                 "mid-run (one line: a full disk), or the job wrote no result; nothing is known against QEMU"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C): what the run started was ended"),
 )  # fmt: skip
 
@@ -163,8 +164,9 @@ def scenario_refs() -> list[str]:
 
 def env_for(qemu: Path, qemu_img: Path) -> dict[str, str]:
     """This environment with ``qemu`` and ``qemu_img`` as QEMU's and QEMU_IMG's; QEMU's own names
-    for the binaries (QEMU_TEST_*) are dropped: they must not disagree with them."""
-    env = {k: v for k, v in os.environ.items() if k not in ALIASES.values()}
+    for the binaries (QEMU_TEST_*, QEMU_PROG, QEMU_IMG_PROG) are dropped: they must not disagree."""
+    aliases = {a for names in ALIASES.values() for a in names}
+    env = {k: v for k, v in os.environ.items() if k not in aliases}
     env.update(QEMU=str(qemu), QEMU_IMG=str(qemu_img))
     return env
 
@@ -346,6 +348,13 @@ def shipped_typical_seconds() -> dict[str, float]:
     except (OSError, ValueError):
         return {}
     return {str(k): float(v) for k, v in value.get("seconds", {}).items()}
+
+
+def tier_time(refs: Sequence[str], shipped: dict[str, float]) -> str:
+    """What a tier takes on the reference host (2 cores, TCG, JOBS=auto: two side by side), from the
+    shipped per-test times: what README.md, make help and ``list`` say (test_docs keeps them so)."""
+    seconds = sum(shipped.get(ref, 0.0) for ref in refs) / 2
+    return f"{len(refs)} tests, ~{max(1, round(seconds / 60))} min on 2 cores under TCG"
 
 
 def scenario_tags(test_files: Sequence[Path]) -> list[tuple[str, list[str]]]:

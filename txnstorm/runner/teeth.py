@@ -235,16 +235,42 @@ def no_source(unknown: Sequence[str], trees: dict[str, Path]) -> UserError:
                      "run 'make qemu' (QEMU_DEB_SUITE=...) first")  # fmt: skip
 
 
+DEBIAN12_QEMU = Path("/usr/bin/qemu-system-x86_64")  # Debian 12's QEMU 7.2: its source is what 7.2's faults patch
+
+
+def debian12_version() -> str | None:
+    """The 7.2.x of Debian 12's installed QEMU (what ``fetch_debian12`` unpacks), if installed."""
+    try:
+        said = subprocess.run([str(DEBIAN12_QEMU), "--version"], capture_output=True, text=True, timeout=20,
+                              check=False).stdout  # fmt: skip
+    except OSError:
+        return None
+    found = re.search(r"version (7\.2\.\d+)", said)
+    return found.group(1) if found else None
+
+
+def check_versions(versions: Sequence[str], var: str = "TEETH_QEMUS") -> None:
+    """Each version one to inject faults into: a source tree make qemu (or an earlier teeth run)
+    unpacked, or Debian 12's 7.2.x, which teeth fetches; UserError before any fetch or build."""
+    known = set(source_trees())
+    debian12 = debian12_version()
+    if debian12:
+        known.add(debian12)
+    unknown = [v for v in versions if v not in known and not (debian12 is None and re.fullmatch(r"7\.2\.\d+", v))]
+    if unknown:
+        have = ", ".join(sorted(known)) or "none"
+        raise UserError(f"{var}={' '.join(versions)}: no QEMU source for {', '.join(unknown)} (have {have}); "
+                        "run 'make qemu' (QEMU_DEB_SUITE=...) first")  # fmt: skip
+
+
 def teeth(
     tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print,
     jobs: int = 1,
 ) -> list[Row]:
     """Every fault x every QEMU source make qemu unpacked (or ``versions``), and the stock rows; each
     tier with ``jobs`` tests side by side."""
+    check_versions(versions)  # bad input, before anything slow
     faults, trees = load_faults(), source_trees()
-    unknown = sorted(v for v in set(versions) - set(trees) if family(v) != "7.2")
-    if unknown:  # bad input, before anything slow
-        raise no_source(unknown, trees)
     rows = []
     if not versions or any(family(v) == "7.2" for v in versions):
         say("teeth: Debian 12's QEMU 7.2 from source (stock, cached after the first time)")

@@ -102,11 +102,41 @@ def read_series(path: Path, into: Path) -> list[Path]:
             continue  # a cover letter
         slug = re.sub(r"[^A-Za-z0-9]+", "-", str(message.get("Subject", "")))[:50].strip("-") or "patch"
         out = into / f"{number:04d}-{slug}.patch"
-        out.write_text(f"Subject: {message.get('Subject', '')}\n\n{text}")
+        subject = " ".join(str(message.get("Subject", "")).split())
+        out.write_text(f"{FROM_MBOX} {path.name}, mail {number} ({subject})\nSubject: {subject}\n\n{text}")
         patches.append(out)
     if not patches:
         raise UserError(f"SERIES={path}: an mbox with no patch in it (only cover letters?)")
     return patches
+
+
+FROM_MBOX = "X-Txnstorm-From:"  # the first line of a patch split from an mbox: which mail of the user's file
+
+
+def patch_name(patch: Path) -> str:
+    """The user's name for a patch: its file, or for one split from an mbox, which mail of it."""
+    with open(patch, errors="replace") as f:
+        first = f.readline()
+    return first[len(FROM_MBOX) :].strip() if first.startswith(FROM_MBOX) else patch.name
+
+
+def why_not(said: str) -> str:
+    """patch(1)'s account of a patch that does not apply, as one clause: the first hunk that failed
+    and its file, a file the base does not have, or a patch the base already has."""
+    current, missing = "?", False
+    for line in said.splitlines():
+        if line.startswith(("patching file ", "checking file ")):
+            current = line.split(" ", 2)[2].strip()
+        elif line.lower().startswith("can't find file to patch"):
+            missing = True  # its name follows, in "The text leading up to this was:"
+        elif missing and line.startswith("|+++ "):
+            return f"the base has no {line[5:].split(chr(9))[0].strip().split('/', 1)[-1]} to patch"
+        elif m := re.match(r"Hunk #(\d+) FAILED at (\d+)", line):
+            return f"hunk #{m.group(1)} of {current} does not match the base at line {m.group(2)}"
+        elif line.startswith("Reversed (or previously applied) patch detected"):
+            return f"the base already has it (or its reverse) in {current}"
+    lines = [ln for ln in said.splitlines() if ln.strip() and not ln.startswith(("|", "-----", "The text leading"))]
+    return lines[0] if lines else "patch failed"
 
 
 def series_digest(patches: Sequence[Path]) -> str:
@@ -127,14 +157,14 @@ def apply_series(base_tree: Path, patches: Sequence[Path], tree: Path, base_labe
     # Hard links: instant and no space; patch(1) writes each file it changes anew (the base keeps its copy).
     subprocess.run(["cp", "-al", str(base_tree), str(tree)], check=True)
     for patch in patches:
-        done = subprocess.run(
-            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "-s", "-d", str(tree), "-i", str(patch.resolve())],
+        done = subprocess.run(  # rejects discarded (-r -): the tree is removed, a .rej could not be read
+            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "-r", "-", "-d", str(tree),
+             "-i", str(patch.resolve())],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             shutil.rmtree(tree, ignore_errors=True)
-            said = (done.stdout + done.stderr).strip().splitlines()
-            raise UserError(f"{patch.name} does not apply to {base_label}: {said[0] if said else 'patch failed'}")
+            raise UserError(f"{patch_name(patch)} does not apply to {base_label}: {why_not(done.stdout + done.stderr)}")
     stamp.write_text("\n".join(p.name for p in patches) + "\n")
     return tree
 
@@ -195,7 +225,7 @@ def build(tree: Path, log: Path) -> tuple[Path, float, str]:
 
 
 def _env_without_qemu() -> dict[str, str]:
-    drop = ("QEMU", "QEMU_IMG", "QEMU_SRC", *ALIASES.values())
+    drop = ("QEMU", "QEMU_IMG", "QEMU_SRC", *(a for names in ALIASES.values() for a in names))
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
@@ -644,12 +674,14 @@ def worktrees(span: Range) -> Iterator[tuple[Path, Path]]:
 
 def check_inputs(series_value: str, base_value: str, runs_value: str) -> None:
     """The cheap checks of every input (no copy, no build, no test list): RUNS, the range or the
-    base and the series' patches; UserError (one line) for the first that is wrong."""
+    series' patches and the base; UserError (one line) for the first that is wrong."""
     check_runs(runs_value)
+    if not series_value.strip():
+        raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
     if parse_range(series_value, base_value) is None:
-        resolve_base(base_value)
-        with private_dir("series") as split:
+        with private_dir("series") as split:  # the user's own file first: its verdict needs no build
             read_series(Path(series_value).expanduser(), split)
+        resolve_base(base_value)
 
 
 def validate(  # noqa: PLR0913 - the command's inputs
