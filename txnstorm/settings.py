@@ -28,7 +28,7 @@ ACCEL_CHOICES = ("auto", "kvm", "tcg")  # ACCEL=: auto probes KVM with a real bo
 BOOT_CHOICES = ("restore", "cold")
 # The make targets, by what they read (``all`` is ``check``; ``inputs`` reads every setting).
 SCENARIOS = ("quick", "run", "ci", "check", "all", "scenarios", "replay-test")  # one Avocado job
-QEMU_UNDER_TEST = (*SCENARIOS, "preflight", "nightly", "bench", "reliability")
+QEMU_UNDER_TEST = (*SCENARIOS, "preflight", "nightly", "bench", "reliability", "deaths")
 SUITE = (*QEMU_UNDER_TEST, "teeth", "validate")  # everything that boots a guest
 BUILDS = ("qemu", "teeth", "validate")  # everything that runs scripts/build-qemu
 CACHE_USERS = (*SUITE, "guest", "qemu", "unit")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.host import assets
+from txnstorm.host import assets, sut
 from txnstorm.runner import deaths
 from txnstorm.settings import default_cache_dir
 
-pytestmark = pytest.mark.skipif(not (deaths.REAL_BIN / deaths.VM).exists(), reason="needs Debian's QEMU (make setup)")
+pytestmark = pytest.mark.skipif(not (deaths.DEBIAN / deaths.VM).exists(), reason="needs Debian's QEMU (make setup)")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def stage(name: str) -> deaths.Stage:
 ])  # fmt: skip
 def test_an_abort_is_fail_naming_its_stage(tmp_path, cache, where, said):
     case = deaths.Case(deaths.VM, deaths.VM_TEST, stage(where), "ABRT")
-    outcome = deaths.run_case(case, deaths.wrapper_dir(tmp_path / "bin"), tmp_path / "results", cache)
+    system = sut.resolve(None, None)  # Debian's
+    outcome = deaths.run_case(case, deaths.wrapper_dir(tmp_path / "bin", system), tmp_path / "results", cache)
     assert outcome.injected, f"the stage never came: {outcome}"
     assert outcome.status == "FAIL" and outcome.reason.startswith(said), outcome
     assert outcome.ok

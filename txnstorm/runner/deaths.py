@@ -1,8 +1,8 @@
 """Death at every stage: is QEMU's death the verdict, whichever channel notices it first?
 
-``make deaths`` runs a scenario test with the QEMU under test (or its qemu-storage-daemon) behind
-a wrapper that sends it SIGABRT (a crash) or SIGSTOP (a hang) at one stage of the test, and
-prints the matrix stage x signal x process -> verdict.  The stage is driven by the test's own
+``make deaths`` runs a scenario test with the QEMU under test (``QEMU=``, default Debian's) or its
+qemu-storage-daemon behind a wrapper that sends it SIGABRT (a crash) or SIGSTOP (a hang) at one
+stage of the test, and prints the matrix stage x signal x process -> verdict.  The stage is driven by the test's own
 progress, never by a timer: the wrapper waits (``tail -F``, at once) for a step in the process's
 ``qmp.log`` (the notes the story writes: "guest reachable over SSH", "round 1: firing",
 "transaction of 3 actions", "storm stopping", ...; for a cold boot, QEMU's QMP greeting).
@@ -26,10 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from txnstorm.host import sut
+from txnstorm.host.sut import SystemUnderTest
 from txnstorm.runner import runs
-from txnstorm.settings import cache_dir
+from txnstorm.settings import Settings, cache_dir
+from txnstorm.vm import storage_daemon
 
-REAL_BIN = Path("/usr/bin")  # Debian's QEMU: the programs behind the wrapper (``--real`` for another)
+DEBIAN = Path("/usr/bin")  # Debian's QEMU: the programs behind the wrapper unless QEMU names others
 VM, DAEMON = "qemu-system-x86_64", "qemu-storage-daemon"
 VM_TEST = "tests/transaction_snapshot_backup.py:SnapshotBackupTransaction.test_backup_equals_frozen_base"
 DAEMON_TEST = "tests/storage_daemon.py:DaemonNbdStormMainLoop.test_one_point_in_time_exports_in_main_loop"
@@ -37,13 +40,13 @@ GUEST_ON_DAEMON_TEST = "tests/vhost_user_blk.py:GuestOnVhostUserBlk.test_one_poi
 SIGNALS = ("ABRT", "STOP")
 QMP_ANSWER_S = "10"  # the QMP window of every case: a stop is named in seconds, not the default minute
 
-# The wrapper: the real program (the one of its own name in REAL), sent DEATH_SIGNAL once the
+# The wrapper: the real program ({real}: the QEMU under test's, or its daemon), sent DEATH_SIGNAL once the
 # log DEATH_LOG beside its stderr log (its log dir) shows DEATH_MARKER; only the program named
 # DEATH_OF, only a launch with the argument DEATH_LAUNCH (the guest's QEMU, not its schema probe),
 # and only one whose stderr is a log file (not ``--version``).
 WRAPPER = """#!/bin/sh
 # txnstorm test double (txnstorm/runner/deaths.py)
-real="{real}/$(basename "$0")"
+real="{real}"
 if [ "$(basename "$0")" = "$DEATH_OF" ] && [ -n "$DEATH_MARKER" ]; then
     stderr=$(readlink /proc/$$/fd/2)
     case "$stderr -- $* " in /*/qemu-stderr.log*" $DEATH_LAUNCH "*)
@@ -139,15 +142,18 @@ def private_cache(directory: Path) -> Path:
     return directory
 
 
-def wrapper_dir(directory: Path, real: Path = REAL_BIN) -> Path:
-    """``directory`` with the wrapper as qemu-system-x86_64 and qemu-storage-daemon (found beside
-    it as the daemon of the QEMU under test) and the real qemu-img."""
+def wrapper_dir(directory: Path, system: SystemUnderTest) -> Path:
+    """``directory`` with the wrapper in front of ``system``'s qemu-system-x86_64 and of its
+    qemu-storage-daemon (found beside the wrapper as the daemon of the QEMU under test), and its
+    qemu-img."""
     directory.mkdir(parents=True, exist_ok=True)
-    for program in (VM, DAEMON):
-        path = directory / program
-        path.write_text(WRAPPER.format(real=real))
-        path.chmod(0o755)
-    (directory / "qemu-img").symlink_to(real / "qemu-img")
+    daemon = storage_daemon.find_daemon(system.qemu)
+    for program, real in ((VM, system.qemu), (DAEMON, daemon)):
+        if real is not None:
+            path = directory / program
+            path.write_text(WRAPPER.format(real=real))
+            path.chmod(0o755)
+    (directory / "qemu-img").symlink_to(system.qemu_img)
     return directory
 
 
@@ -155,7 +161,7 @@ def run_case(case: Case, wrappers: Path, results: Path, cache: Path) -> Outcome:
     """One Avocado job of ``case.test`` on the wrappers (a dir of this case's own: its schema is
     probed anew), the death at ``case.stage``; ``cache``: the run's ``private_cache``."""
     started = time.monotonic()
-    env = {"ACCEL": "tcg", "TXNSTORM_BOOT": case.stage.boot, "TXNSTORM_QMP_ANSWER_S": QMP_ANSWER_S,
+    env = {"ACCEL": Settings.from_env().accel, "TXNSTORM_BOOT": case.stage.boot, "TXNSTORM_QMP_ANSWER_S": QMP_ANSWER_S,
            "TXNSTORM_CACHE": str(cache), "DEATH_OF": case.victim, "DEATH_SIGNAL": case.signal,
            "DEATH_LOG": case.stage.log, "DEATH_MARKER": case.stage.marker,
            "DEATH_LAUNCH": case.stage.launch or LAUNCHES[case.victim]}  # fmt: skip
@@ -196,11 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cases:
         print("txnstorm deaths: error: --stage and --test name no case of the matrix", file=sys.stderr)
         return 2
+    system = sut.resolve_settings(Settings.from_env())  # QEMU=: the QEMU under test (default Debian's)
+    print(f"deaths: {system.describe()}, {len(cases)} cases", flush=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="txnstorm-deaths-") as tmp:
         cache = private_cache(Path(tmp) / "cache")
         for i, case in enumerate(cases):
-            wrappers = wrapper_dir(Path(tmp) / f"bin{i}")
+            wrappers = wrapper_dir(Path(tmp) / f"bin{i}", system)
             outcome = run_case(case, wrappers, args.results / case.name.replace(" ", "-"), cache)
             print(f"deaths: {case.name}: {outcome.status} ({outcome.seconds:.0f} s) {outcome.reason[:120]}",
                   flush=True)  # fmt: skip
