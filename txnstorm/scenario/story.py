@@ -32,7 +32,6 @@ from txnstorm.errors import DeviceStalled, QMPCommandError, StormStuckInGuest, T
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles import stall
 from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
-from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.scenario.ahead import RoundsAhead, RoundState, bitmap_base_after
 from txnstorm.scenario.rounds import (
     Finding,
@@ -47,6 +46,7 @@ from txnstorm.transactions.actions import fire_separately, fire_transaction, sna
 from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanKind, RoundContext
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.qemu_process import QemuProcess
+from txnstorm.vm.write_counters import wait_until_writing
 from txnstorm.workload.fio import StormHung
 
 CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
