@@ -333,6 +333,18 @@ class Storm:
         return removed, freed
 
 
+def every_round_fired(
+    storm: contextlib.AbstractContextManager[Storm], rounds: Sequence[PlanKind], atomic: bool = True
+) -> Storm:
+    """The story's middle, once the test has its rounds: the storm entered (boot, writers), every
+    round fired in turn (as one transaction each, ``atomic=False``: as separate commands, the
+    control), the storm left (writers stopped, QEMU quit).  Returns the storm for ``verify``."""
+    with storm as running:
+        for plan in rounds:
+            running.fire(plan, atomic=atomic)
+    return running
+
+
 def rounds_of(plans: Sequence[PlanKind], count: int) -> list[PlanKind]:
     """``count`` rounds, the plans in turn."""
     return [plans[i % len(plans)] for i in range(count)]
