@@ -7,6 +7,9 @@ A scenario test reads as its story::
             storm.fire(plan)                       # one transaction at a seeded moment
     findings = self.verify(storm)                  # QEMU has quit: every oracle on the captures
 
+``every_round_fired(self.storm(topology, rounds), rounds)`` is that block for a test whose rounds
+all fire the same way.
+
 ``fire(plan, atomic=False)`` is the negative control (the same actions as
 separate commands); ``fire_with_abort`` is the all-or-nothing round (the
 plan plus a failing action).  The storm keeps what the rounds hand on: the
