@@ -16,9 +16,9 @@ reproduced in tests/nbd_known_issues.py).
 import time
 
 from txnstorm.oracles import drain
-from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.vm.topology import Disk, Topology
+from txnstorm.vm.write_counters import wait_until_writing
 from txnstorm.workload import nbd
 
 TOPOLOGY = Topology("drain-two-iothreads", (Disk("disk0", iothread="io0"), Disk("disk1", iothread="io1")))

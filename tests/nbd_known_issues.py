@@ -22,6 +22,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from txnstorm.deadline import Deadline
+from txnstorm.scenario.attempts import UntilFailure
 from txnstorm.scenario.harness import KnownIssueTest
 from txnstorm.transactions import actions as txn
 from txnstorm.vm.boot import booted
@@ -50,20 +52,20 @@ class NbdClientDisconnectIothread(KnownIssueTest):
     ATTEMPTS = 5  # connect, write, read, disconnect; each followed by a death check
 
     def test_disconnect(self) -> None:
-        crash, attempt = None, 0
+        attempts = UntilFailure(most=self.ATTEMPTS)
         with self.boot(ONE_DISK) as booted:
             vm = booted.vm
             nbd.start_server(vm)
             link = nbd.export(vm, vm.root_node("disk0"), "disk0", writable=True)
-            while crash is None and attempt < self.ATTEMPTS:
-                attempt += 1
+            for attempt in attempts:
                 vm.note(f"{self.ISSUE} attempt {attempt}: connect, write, read, disconnect")
-                crash = self._one_client(vm, link) or vm.wait_for_death()
-            if crash is None:
+                attempts.failed(self._one_client(vm, link) or vm.wait_for_death())
+            if attempts.failure is None:
                 nbd.remove_export(vm, "disk0")  # QEMU still serves: the export goes cleanly
-        crash = crash or vm.died_at_shutdown()
-        self.log.info("%s: %s after %d attempt(s)", self.ISSUE, "QEMU aborted" if crash else "QEMU survived", attempt)
-        self.report(crash, tries=attempt)
+        crash = attempts.failure or vm.died_at_shutdown()
+        outcome = "QEMU aborted" if crash else "QEMU survived"
+        self.log.info("%s: %s after %d attempt(s)", self.ISSUE, outcome, attempts.tries)
+        self.report(crash, tries=attempts.tries)
 
     def _one_client(self, vm: Machine, link: str) -> str | None:
         try:
@@ -105,19 +107,20 @@ class NbdWritesDuringSnapshot(KnownIssueTest):
     IDLE_CLIENTS = 8
 
     def test_snapshot_while_nbd_writes(self) -> None:
-        deadline = time.monotonic() + self.BUDGET_S
+        deadline = Deadline(self.BUDGET_S)  # the boots' and their rounds'
+        attempts = UntilFailure(most=self.MAX_BOOTS, deadline=deadline)
         boots: list[dict[str, object]] = []
-        crash = None
-        while crash is None and len(boots) < self.MAX_BOOTS and time.monotonic() < deadline:
-            crash, facts = self._one_boot(len(boots) + 1, deadline)
+        for number in attempts:
+            crash, facts = self._one_boot(number, deadline)
+            attempts.failed(crash)
             boots.append(facts)
-            self.log.info("%s boot %d: %s", self.ISSUE, len(boots), facts)
-        self.report(crash, tries=len(boots), boots=boots)
+            self.log.info("%s boot %d: %s", self.ISSUE, number, facts)
+        self.report(attempts.failure, tries=attempts.tries, boots=boots)
 
     def _idle_clients(self) -> int:
         return int(self.params.get("idle_clients", default=self.IDLE_CLIENTS))
 
-    def _one_boot(self, boot_no: int, deadline: float) -> tuple[str | None, dict[str, object]]:
+    def _one_boot(self, boot_no: int, deadline: Deadline) -> tuple[str | None, dict[str, object]]:
         """One QEMU: exports, writer, idle clients, snapshot rounds; its logs in bootN/."""
         logdir = Path(self.logdir) / f"boot{boot_no}"
         scratch = self.scratch / f"boot{boot_no}"  # removed on PASS with the rest of scratch
@@ -158,13 +161,12 @@ class NbdWritesDuringSnapshot(KnownIssueTest):
         return crash, facts
 
     def _snapshot_rounds(
-        self, vm: Machine, writer: NbdStampWriter, scratch: Path, deadline: float
+        self, vm: Machine, writer: NbdStampWriter, scratch: Path, deadline: Deadline
     ) -> tuple[str | None, int]:
         """Fire snapshot transactions until QEMU dies or the budget is spent."""
         tops = {d.name: d.node for d in TWO_DISKS.disks}
-        round_no = 0
-        while round_no < self.MAX_ROUNDS and time.monotonic() < deadline:
-            round_no += 1
+        rounds = UntilFailure(most=self.MAX_ROUNDS, deadline=deadline)
+        for round_no in rounds:
             actions = []
             for disk in TWO_DISKS.disks:
                 node = f"{disk.name}-snap{round_no}"
@@ -186,4 +188,4 @@ class NbdWritesDuringSnapshot(KnownIssueTest):
                 if crash:
                     return crash, round_no
                 self.fail(f"the NBD stamp writer stopped while QEMU still runs: {writer.err_path.read_text()[-300:]}")
-        return None, round_no
+        return None, rounds.tries

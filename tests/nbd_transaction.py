@@ -16,6 +16,7 @@ included.  Exports in iothreads are the known issues KI-2/KI-3/KI-6
 """
 
 from txnstorm.scenario.harness import TxnstormTest
+from txnstorm.scenario.story import every_round_fired
 from txnstorm.transactions.plans import PLANS
 from txnstorm.vm.topology import NBD_WITNESSES_MAIN_LOOP
 
@@ -32,9 +33,7 @@ class NbdAndGuestStorm(TxnstormTest):
 
     def test_one_point_in_time_for_nbd_and_guest_writers(self):
         rounds = self.rounds(EVERY_PLAN)
-        with self.storm(NBD_WITNESSES_MAIN_LOOP, rounds, nbd_stamps=True) as storm:
-            for plan in rounds:
-                storm.fire(plan)
+        storm = every_round_fired(self.storm(NBD_WITNESSES_MAIN_LOOP, rounds, nbd_stamps=True), rounds)
         findings = self.verify(storm)
         self.assertTrue(any(f.oracle.startswith("cross-disk stamps/nbd") for f in findings), "NBD stamps unchecked")
         self.assert_one_point_in_time(findings)
@@ -50,7 +49,5 @@ class NbdAndGuestStormControl(TxnstormTest):
 
     def test_separate_commands_are_caught_by_every_oracle(self):
         rounds = self.rounds(EVERY_PLAN)
-        with self.storm(NBD_WITNESSES_MAIN_LOOP, rounds, nbd_stamps=True) as storm:
-            for plan in rounds:
-                storm.fire(plan, atomic=False)
+        storm = every_round_fired(self.storm(NBD_WITNESSES_MAIN_LOOP, rounds, nbd_stamps=True), rounds, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))

@@ -20,6 +20,7 @@ import contextlib
 
 from txnstorm.errors import DeviceStalled, QMPCommandError
 from txnstorm.oracles.rollback import ABORT
+from txnstorm.scenario.attempts import UntilFailure
 from txnstorm.scenario.harness import KnownIssueTest
 from txnstorm.scenario.story import Storm
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
@@ -47,18 +48,14 @@ class LostNotificationAfterDrains(KnownIssueTest):
     ISSUE = "KI-7"
 
     def drain_until_stalled(self, drained_section) -> None:
-        sections = int(self.params.get("sections", default=SECTIONS))
-        tries, stall = 0, None
-        try:
-            with self.storm(TWO_DISKS_ONE_IOTHREAD, stamps=False) as storm:
-                while tries < sections:
-                    tries += 1
-                    drained_section(storm)
-                    storm.still_writing()  # on a stall: examined, then raised
-        except DeviceStalled as stalled:
-            stall = stalled.reason()
-            self.log.info("stalled after %d drained sections: %s", tries, stall)
-        self.report(stall, tries=tries)
+        attempts = UntilFailure(most=int(self.params.get("sections", default=SECTIONS)), failures=(DeviceStalled,))
+        with attempts, self.storm(TWO_DISKS_ONE_IOTHREAD, stamps=False) as storm:
+            for _ in attempts:
+                drained_section(storm)
+                storm.still_writing()  # on a stall: examined, then raised
+        if attempts.failure is not None:
+            self.log.info("stalled after %d drained sections: %s", attempts.tries, attempts.failure)
+        self.report(attempts.failure, tries=attempts.tries)
 
     def test_stop_and_cont_during_storm(self):
         self.drain_until_stalled(stop_and_cont)

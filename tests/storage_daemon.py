@@ -15,9 +15,9 @@ daemon, KI-8, reproduced by ``DaemonBackupOfExportedNode``); a QEMU with no
 daemon beside it CANCELs.
 """
 
-import time
-
+from txnstorm.deadline import Deadline
 from txnstorm.errors import QemuDied
+from txnstorm.scenario.attempts import UntilFailure
 from txnstorm.scenario.harness import DaemonKnownIssueTest, EveryPlanStory, StorageDaemonTest
 from txnstorm.transactions import actions as txn
 from txnstorm.transactions.plans import PLANS
@@ -112,30 +112,27 @@ class DaemonBackupOfExportedNode(DaemonKnownIssueTest):
     BUDGET_S = 90.0
 
     def test_backup_of_exported_node_while_clients_write(self):
-        deadline = time.monotonic() + self.BUDGET_S
-        crash, daemons = None, []
-        while crash is None and len(daemons) < self.MAX_DAEMONS and time.monotonic() < deadline:
-            crash, backups = self._one_daemon(len(daemons) + 1)
+        attempts = UntilFailure(most=self.MAX_DAEMONS, deadline=Deadline(self.BUDGET_S))
+        daemons: list[dict[str, object]] = []
+        for number in attempts:
+            crash, backups = self._one_daemon(number)
+            attempts.failed(crash)
             daemons.append({"backups": backups, "crash": crash})
-            self.log.info("%s daemon %d: %s", self.ISSUE, len(daemons), daemons[-1])
-        self.report(crash, tries=len(daemons), daemons=daemons)
+            self.log.info("%s daemon %d: %s", self.ISSUE, number, daemons[-1])
+        self.report(attempts.failure, tries=attempts.tries, daemons=daemons)
 
     def _one_daemon(self, number: int) -> tuple[str | None, int]:
         """One daemon under the storm, ``BACKUPS`` backups: (its crash, the backups fired)."""
-        backups = 0
         logdir, scratch = self.logdir_path / f"daemon{number}", self.scratch / f"daemon{number}"
         plans = [PLANS["snapshot-sync+drive-backup"]]  # what the capability check asks of the daemon
-        try:
-            with self.daemon_storm(THREE_EXPORTS_ONE_IOTHREAD, plans, logdir, scratch) as storm:
-                storm.still_writing()
-                while backups < self.BACKUPS:
-                    backups += 1
-                    job = f"backup-disk0-t{backups}"
-                    storm.vm.note(f"{self.ISSUE} backup {backups}: drive-backup of disk0 while clients write")
-                    target = scratch / f"{job}.qcow2"
-                    txn.fire_transaction(storm.vm, [txn.drive_backup("disk0", target, job)])
-                    txn.wait_jobs(storm.vm, [job])
-                    target.unlink()  # not judged; kept, a WARN run's scratch would grow by GBs
-        except QemuDied as died:
-            return died.reason(), backups
-        return None, backups
+        backups = UntilFailure(most=self.BACKUPS, failures=(QemuDied,))
+        with backups, self.daemon_storm(THREE_EXPORTS_ONE_IOTHREAD, plans, logdir, scratch) as storm:
+            storm.still_writing()
+            for backup in backups:
+                job = f"backup-disk0-t{backup}"
+                storm.vm.note(f"{self.ISSUE} backup {backup}: drive-backup of disk0 while clients write")
+                target = scratch / f"{job}.qcow2"
+                txn.fire_transaction(storm.vm, [txn.drive_backup("disk0", target, job)])
+                txn.wait_jobs(storm.vm, [job])
+                target.unlink()  # not judged; kept, a WARN run's scratch would grow by GBs
+        return backups.failure, backups.tries

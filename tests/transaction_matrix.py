@@ -11,6 +11,7 @@ be caught by each oracle.
 """
 
 from txnstorm.scenario.harness import TxnstormTest
+from txnstorm.scenario.story import every_round_fired
 from txnstorm.transactions.plans import (
     PLANS,
     PlanKind,
@@ -34,9 +35,7 @@ class TransactionMatrix(TxnstormTest):
         topology = TOPOLOGIES[topology_name]
         plans = self.plans_for(topology)
         rounds = self.rounds(plans, rotations=rotations)
-        with self.storm(topology, rounds) as storm:
-            for plan in rounds:
-                storm.fire(plan)
+        storm = every_round_fired(self.storm(topology, rounds), rounds)
         self.assert_one_point_in_time(self.verify(storm))
 
     def plans_for(self, topology: Topology) -> list[PlanKind]:
@@ -68,9 +67,7 @@ class TransactionMatrix(TxnstormTest):
         :avocado: tags=quick,race
         """
         rounds = self.rounds([every_disk_backup_and_snapshot], default=24)
-        with self.storm(POLLING_IOTHREAD_POLLED_GUEST, rounds) as storm:
-            for plan in rounds:
-                storm.fire(plan)
+        storm = every_round_fired(self.storm(POLLING_IOTHREAD_POLLED_GUEST, rounds), rounds)
         self.assert_one_point_in_time(self.verify(storm))
 
     def test_three_disks_one_iothread(self):
@@ -155,9 +152,7 @@ class TransactionMatrixControls(TxnstormTest):
     def separate_commands_caught_on(self, topology: Topology) -> None:
         plans = list(PLANS.values())
         rounds = self.rounds(plans)
-        with self.storm(topology, rounds) as storm:
-            for plan in rounds:
-                storm.fire(plan, atomic=False)
+        storm = every_round_fired(self.storm(topology, rounds), rounds, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))
 
     def test_separate_commands_are_caught_by_every_oracle(self):

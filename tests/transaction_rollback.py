@@ -15,7 +15,6 @@ must name what changed in every round; and with the guest stopped, the
 """
 
 from txnstorm.errors import DeadlineExceeded
-from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.scenario.story import Storm
 from txnstorm.transactions.plans import (
@@ -25,6 +24,7 @@ from txnstorm.transactions.plans import (
     snapshot_sync_and_drive_backup,
 )
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
+from txnstorm.vm.write_counters import wait_until_writing
 
 ROLLBACK_PLANS = [
     snapshot_sync_and_drive_backup,

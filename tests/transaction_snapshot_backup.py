@@ -11,6 +11,7 @@ weak and the positive test proves nothing.
 """
 
 from txnstorm.scenario.harness import TxnstormTest
+from txnstorm.scenario.story import every_round_fired
 from txnstorm.transactions.plans import snapshot_sync_and_drive_backup
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
@@ -27,9 +28,7 @@ class SnapshotBackupTransaction(TxnstormTest):
 
     def test_backup_equals_frozen_base(self):
         rounds = self.rounds(PLANS)
-        with self.storm(TWO_DISKS_ONE_IOTHREAD, rounds, stamps=False) as storm:
-            for plan in rounds:
-                storm.fire(plan)
+        storm = every_round_fired(self.storm(TWO_DISKS_ONE_IOTHREAD, rounds, stamps=False), rounds)
         self.assert_one_point_in_time(self.verify(storm))
 
 
@@ -43,7 +42,5 @@ class SnapshotBackupSeparateCommands(TxnstormTest):
 
     def test_oracle_catches_separate_commands(self):
         rounds = self.rounds(PLANS)
-        with self.storm(TWO_DISKS_ONE_IOTHREAD, rounds, stamps=False) as storm:
-            for plan in rounds:
-                storm.fire(plan, atomic=False)
+        storm = every_round_fired(self.storm(TWO_DISKS_ONE_IOTHREAD, rounds, stamps=False), rounds, atomic=False)
         self.assert_control_detected(self.verify(storm), "drive-backup == frozen base")

@@ -17,6 +17,7 @@ daemon built without vhost-user-blk exports CANCELs.
 """
 
 from txnstorm.errors import DeviceStalled, QemuDied, QemuHung
+from txnstorm.scenario.attempts import UntilFailure
 from txnstorm.scenario.harness import EveryPlanStory, GuestOnDaemonTest, KnownIssueTest
 from txnstorm.scenario.story import Storm
 from txnstorm.transactions import actions as txn
@@ -113,18 +114,15 @@ class GuestOnDaemonKnownIssue(GuestOnDaemonTest, KnownIssueTest):
 
     def fire_until_failure(self) -> None:
         """Up to ``TRIES`` triggers (``-p tries=N``), until the daemon hangs, dies or stalls."""
-        tries = int(self.params.get("tries", default=self.TRIES))
-        fired, failure = 0, None
-        try:
-            with self.guest_on_daemon_storm(self.TOPOLOGY, []) as storm:
+        attempts = UntilFailure(
+            most=int(self.params.get("tries", default=self.TRIES)), failures=(QemuHung, QemuDied, DeviceStalled)
+        )
+        with attempts, self.guest_on_daemon_storm(self.TOPOLOGY, []) as storm:
+            storm.still_writing()
+            for number in attempts:
+                self.trigger(storm, number)
                 storm.still_writing()
-                while fired < tries:
-                    fired += 1
-                    self.trigger(storm, fired)
-                    storm.still_writing()
-        except (QemuHung, QemuDied, DeviceStalled) as failed:
-            failure = failed.reason()
-        self.report(failure, tries=fired)
+        self.report(attempts.failure, tries=attempts.tries)
 
 
 class GuestOnDaemonDrainHang(GuestOnDaemonKnownIssue):

@@ -17,6 +17,7 @@ from txnstorm.vm.caps import Capabilities, needs_of
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args, device_arg
 from txnstorm.vm.ssh import GuestSession
 from txnstorm.vm.topology import GUEST_DISK_LOOP, TOPOLOGIES, Disk, Topology
+from txnstorm.workload import guest_storm
 
 
 def args_of(topology: Topology, tmp_path: Path) -> list[str]:
@@ -178,14 +179,14 @@ def test_disks_by_serial_maps_serials_to_device_nodes():
 
 
 def test_disks_that_show_up_late_are_waited_for(monkeypatch):
-    monkeypatch.setattr(rounds.time, "sleep", lambda s: None)
+    monkeypatch.setattr(guest_storm.time, "sleep", lambda s: None)
     answers = iter([{"disk1": "/dev/vda"}, {"disk1": "/dev/vda", "disk0": "/dev/sda"}])
     vm = SimpleNamespace(topology=TOPOLOGIES["scsi-beside-blk"])
     booted = SimpleNamespace(vm=vm, guest=SimpleNamespace(disks_by_serial=lambda: next(answers)))
-    assert rounds.guest_devices(booted, ["disk0", "disk1"]) == {"disk0": "/dev/sda", "disk1": "/dev/vda"}
+    assert guest_storm.guest_devices(booted, ["disk0", "disk1"]) == {"disk0": "/dev/sda", "disk1": "/dev/vda"}
     never = SimpleNamespace(vm=vm, guest=SimpleNamespace(disks_by_serial=lambda: {"disk1": "/dev/vda"}))
     with pytest.raises(TxnstormError, match=r"no disk with serial \['disk0'\]"):
-        rounds.guest_devices(never, ["disk0", "disk1"], timeout=0)
+        guest_storm.guest_devices(never, ["disk0", "disk1"], timeout=0)
 
 
 def test_the_guest_inflight_probe_covers_scsi_disks(tmp_path):

@@ -12,12 +12,12 @@ import pytest
 
 from txnstorm.errors import TxnstormError
 from txnstorm.scenario.guest_on_daemon import parse_write_counts
-from txnstorm.scenario.rounds import guest_devices
 from txnstorm.vm.caps import Capabilities, export_types, needs_of
 from txnstorm.vm.cmdline import BootFiles, LaunchSpec, build_args
 from txnstorm.vm.storage_daemon import DaemonSpec
 from txnstorm.vm.storage_daemon import build_args as daemon_args
 from txnstorm.vm.topology import FIRST_FIXED_PCI_SLOT, GUEST_DISK_LOOP, Disk, Topology
+from txnstorm.workload.guest_storm import guest_devices
 
 DISKS = tuple(Disk(f"disk{i}", bus="vhost-user-blk", iothread="io0", pci_slot=0x10 + i) for i in range(2))
 TOPOLOGY = Topology("vhost-unit", DISKS)

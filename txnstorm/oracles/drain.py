@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from txnstorm.errors import DeadlineExceeded, DeviceStalled
-from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.vm.machine import Machine
+from txnstorm.vm.write_counters import wait_until_writing
 from txnstorm.workload import nbd
 
 CHUNK = 4 << 20

@@ -57,14 +57,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from txnstorm.deadline import Deadline
-from txnstorm.errors import DeviceStalled, TxnstormError
+from txnstorm.errors import TxnstormError
 from txnstorm.vm.topology import GUEST_DISK_LOOP, SCSI_CONTROL_QUEUE
 from txnstorm.workload.writer_waits import WriterWait
 
@@ -301,22 +300,6 @@ def _moved(vm: Machine, disks: Sequence[str], before: dict[str, int], within: fl
         if any(now.get(d, 0) > before.get(d, 0) for d in disks):
             return now
     return None
-
-
-def wait_until_writing(vm: Machine, disks: Sequence[str], timeout: float = 30.0) -> dict[str, int]:
-    """Return write counters once every disk has completed new writes."""
-    first = vm.write_ops()
-    deadline = Deadline(timeout)
-    while True:
-        time.sleep(0.2)
-        now = vm.write_ops()
-        if all(now.get(d, 0) > first.get(d, 0) for d in disks):
-            return now
-        if deadline.passed():
-            stalled = [d for d in disks if now.get(d, 0) <= first.get(d, 0)]
-            failure = DeviceStalled(f"storm wrote nothing to {stalled} within {timeout:.0f} s")
-            failure.disks = tuple(stalled)
-            raise failure
 
 
 def examine(vm: Machine, disks: Sequence[str], guest: GuestRun | None, logdir: Path) -> StallEvidence:

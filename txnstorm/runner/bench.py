@@ -39,17 +39,17 @@ from txnstorm.errors import TxnstormError, UserError
 from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import private_dir
-from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.runner import runs
-from txnstorm.scenario.rounds import start_storm
 from txnstorm.settings import Settings, cache_dir
 from txnstorm.vm import accel
 from txnstorm.vm.boot import booted
 from txnstorm.vm.boot_states import BootStates
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.topology import Disk, Topology
+from txnstorm.vm.write_counters import wait_until_writing
 from txnstorm.workload import nbd
 from txnstorm.workload.fio import parse_fio_json
+from txnstorm.workload.guest_storm import start_storm
 
 BENCH_TOPOLOGY = Topology("bench", (Disk("disk0", iothread="io0"), Disk("disk1", iothread=None, share_rw=True)))
 SECONDS = 8

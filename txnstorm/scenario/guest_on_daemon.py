@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from txnstorm.errors import DeviceStalled, TxnstormError
 from txnstorm.oracles import stall
 from txnstorm.scenario.daemon_storm import keep_daemon_threads
-from txnstorm.scenario.rounds import guest_devices
 from txnstorm.scenario.story import Storm, Workspace
 from txnstorm.scenario.writers import GuestWriters, Mark, Witnesses
 from txnstorm.vm.backtrace import IDLE_MAIN_LOOP
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.storage_daemon import StorageDaemon
+from txnstorm.workload.guest_storm import guest_devices
 
 WRITES_COMPLETED = 4  # /sys/block/<dev>/stat: the field of write I/Os completed (Documentation/block/stat.rst)
 

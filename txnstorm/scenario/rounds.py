@@ -1,6 +1,7 @@
-"""The pieces a round is made of: the timeline, starting and finishing the
-fio storm, proof that the storm overlapped the actions, round records, and
-running every oracle on a round's captures.  ``story.Storm`` composes them
+"""The pieces a round is made of: the timeline, proof that the storm
+overlapped the actions, round records, QEMU's view of the disks' queues, and
+running every oracle on a round's captures (the guest's fio storm itself is
+``workload/guest_storm.py``).  ``story.Storm`` composes them
 into the story every test tells; tests never repeat them.
 """
 
@@ -16,17 +17,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from txnstorm.deadline import Deadline
 from txnstorm.errors import TxnstormError
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles.compare import compare_images
 from txnstorm.oracles.stamps import WRITES_TO_DIFFER, CrossDiskVerdict, judge, read_region
 from txnstorm.transactions.actions import Fired
 from txnstorm.transactions.plans import ImageRef, Pair, Plan, StampPair
-from txnstorm.vm.boot import Booted
 from txnstorm.vm.machine import Machine
-from txnstorm.workload.fio import FioJob, FioResult, RunningStorm, StormHung
-from txnstorm.workload.polled import POLLED_FIO, give_disks_poll_queues
 from txnstorm.workload.stamp_format import StampRegion
 
 
@@ -50,40 +47,6 @@ class Timeline:
 
 
 VERIFY_WORKERS = os.cpu_count() or 1  # qemu-img checks side by side once QEMU has quit
-
-DISK_SCAN_S = 20.0  # how long the guest's disks may take to show up after boot
-
-
-def guest_devices(booted: Booted, disks: Sequence[str], timeout: float = DISK_SCAN_S) -> dict[str, str]:
-    """{disk: /dev/vdX or /dev/sdX}, found by serial (never by name order).  SCSI disks may
-    show up after the guest said ready (the kernel scans and probes them asynchronously):
-    asked again until ``timeout``."""
-    serials = {d: booted.vm.topology.disk(d).serial for d in disks}
-    deadline = Deadline(timeout)
-    while True:
-        by_serial = booted.guest.disks_by_serial()
-        missing = [serials[d] for d in disks if serials[d] not in by_serial]
-        if not missing:
-            return {d: by_serial[serials[d]] for d in disks}
-        if deadline.passed():
-            raise TxnstormError(f"guest has no disk with serial {missing} after {timeout:.0f} s (found {by_serial})")
-        time.sleep(0.5)
-
-
-def start_storm(
-    booted: Booted, disks: Sequence[str], runtime_s: int = 3600, name: str = "storm", size: int | None = None
-) -> RunningStorm:
-    """fio random writes (direct I/O) on the named disks until stopped, as
-    many in flight per disk as the topology's ``storm_iodepth``; with its
-    ``storm_polled`` the guest polls their completions (``workload/polled.py``)."""
-    topology = booted.vm.topology
-    if topology.storm_polled:
-        give_disks_poll_queues(booted.guest)  # before the disks are looked up: they are probed again
-    job = FioJob(
-        name=name, devices=guest_devices(booted, disks), runtime_s=runtime_s, size=size,
-        iodepth=topology.storm_iodepth, extra=dict(POLLED_FIO) if topology.storm_polled else {},
-    )  # fmt: skip
-    return RunningStorm(booted.guest, job)
 
 
 @dataclass(frozen=True)
@@ -118,20 +81,6 @@ class RoundRecord:
     # A control round of a plan with a gap_disk: the writes that disk completed between the first
     # command's answer and the last command's sending (None: not measured).
     gap_writes: int | None = None
-
-
-def finish_storm(storm: RunningStorm, logdir: Path, timeout: float) -> FioResult:
-    """Stop the storm and return fio's result (kept in the log dir).  If fio
-    hangs, the guest's view is kept (``fio-<name>-hung.txt``) and StormHung
-    raised: the caller examines the stall while QEMU still runs."""
-    storm.stop()
-    try:
-        result = storm.wait(timeout)
-    except StormHung as hung:
-        (logdir / f"fio-{storm.job.name}-hung.txt").write_text(hung.evidence)
-        raise
-    (logdir / f"fio-{storm.job.name}.json").write_text(result.raw)
-    return result.check()
 
 
 def virtqueue_status(vm: Machine) -> dict[str, Any]:

@@ -7,6 +7,9 @@ A scenario test reads as its story::
             storm.fire(plan)                       # one transaction at a seeded moment
     findings = self.verify(storm)                  # QEMU has quit: every oracle on the captures
 
+``every_round_fired(self.storm(topology, rounds), rounds)`` is that block for a test whose rounds
+all fire the same way.
+
 ``fire(plan, atomic=False)`` is the negative control (the same actions as
 separate commands); ``fire_with_abort`` is the all-or-nothing round (the
 plan plus a failing action).  The storm keeps what the rounds hand on: the
@@ -32,7 +35,6 @@ from txnstorm.errors import DeviceStalled, QMPCommandError, StormStuckInGuest, T
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles import stall
 from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
-from txnstorm.oracles.stall import wait_until_writing
 from txnstorm.scenario.ahead import RoundsAhead, RoundState, bitmap_base_after
 from txnstorm.scenario.rounds import (
     Finding,
@@ -47,6 +49,7 @@ from txnstorm.transactions.actions import fire_separately, fire_transaction, sna
 from txnstorm.transactions.plans import BitmapBase, DiskState, Plan, PlanKind, RoundContext
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.qemu_process import QemuProcess
+from txnstorm.vm.write_counters import wait_until_writing
 from txnstorm.workload.fio import StormHung
 
 CONTROL_GAP_S = 0.5  # separate commands this far apart: the control's window
@@ -331,6 +334,18 @@ class Storm:
                     path.unlink()
                     removed += 1
         return removed, freed
+
+
+def every_round_fired(
+    storm: contextlib.AbstractContextManager[Storm], rounds: Sequence[PlanKind], atomic: bool = True
+) -> Storm:
+    """The story's middle, once the test has its rounds: the storm entered (boot, writers), every
+    round fired in turn (as one transaction each, ``atomic=False``: as separate commands, the
+    control), the storm left (writers stopped, QEMU quit).  Returns the storm for ``verify``."""
+    with storm as running:
+        for plan in rounds:
+            running.fire(plan, atomic=atomic)
+    return running
 
 
 def rounds_of(plans: Sequence[PlanKind], count: int) -> list[PlanKind]:

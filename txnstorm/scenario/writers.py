@@ -26,11 +26,12 @@ from typing import Protocol
 
 from txnstorm.errors import DeviceStalled, TxnstormError
 from txnstorm.oracles import stall
-from txnstorm.scenario.rounds import finish_storm, guest_devices, start_storm, virtqueue_status
+from txnstorm.scenario.rounds import virtqueue_status
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.topology import Topology
 from txnstorm.workload import nbd
 from txnstorm.workload.fio import RunningStamps, StormHung
+from txnstorm.workload.guest_storm import finish_storm, guest_devices, start_storm
 from txnstorm.workload.nbd_stamps import NbdStampWriter
 from txnstorm.workload.stamp_format import StampRegion
 from txnstorm.workload.writer_waits import WRITER_WAITS, WriterWait, parse_writer_waits

@@ -22,6 +22,7 @@ import argparse
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -62,27 +63,38 @@ def write_generations(a: NbdClient, b: NbdClient, region: StampRegion, seconds: 
     return gen
 
 
-def run(uris: tuple[str, str], region: StampRegion, seconds: float, keep_open: bool, out: TextIO) -> int:
-    """The command: connect to both exports, write, report; return the exit status."""
+def serve_as_child(
+    name: str, clients: Sequence[NbdClient], write: Callable[[], str], keep_open: bool, out: TextIO
+) -> int:
+    """The life of a host NBD writer child (this one, ``nbd_storm``): the stop signals blocked,
+    ``clients`` connected, ``READY`` said on stderr, ``write`` until stopped (its report line to
+    ``out``), with ``keep_open`` the connections kept until signalled again (KI-1), then closed.
+    Exit status 0, or 1 when a client failed (named on stderr after ``name``)."""
     # Blocked signals cannot interrupt a libnbd call half-way: they are
-    # picked up between generations, like the C writer's flag.
+    # picked up between writes, like the C writer's flag.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    a, b = (NbdClient(uri) for uri in uris)
     try:
-        a.connect()
-        b.connect()
+        for client in clients:
+            client.connect()
         print(READY, file=sys.stderr, flush=True)
-        gen = write_generations(a, b, region, seconds)
-        print(f"generations {gen}", file=out, flush=True)
+        print(write(), file=out, flush=True)
         if keep_open:
             signal.sigwait(STOP_SIGNALS)
         return 0
     except NbdError as exc:
-        print(f"nbd_stamps: {exc}", file=sys.stderr, flush=True)
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        a.close()
-        b.close()
+        for client in clients:
+            client.close()
+
+
+def run(uris: tuple[str, str], region: StampRegion, seconds: float, keep_open: bool, out: TextIO) -> int:
+    """The command: connect to both exports, write, report; return the exit status."""
+    a, b = (NbdClient(uri) for uri in uris)
+    return serve_as_child(
+        "nbd_stamps", (a, b), lambda: f"generations {write_generations(a, b, region, seconds)}", keep_open, out
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
 import struct
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnstorm.workload.nbd import NbdClient, NbdError
-from txnstorm.workload.nbd_stamps import READY, STOP_SIGNALS, ChildWriter, stop_requested
+from txnstorm.workload.nbd import NbdClient
+from txnstorm.workload.nbd_stamps import ChildWriter, serve_as_child, stop_requested
 from txnstorm.workload.stamp_format import BLOCK
 
 COUNT_EVERY_S = 0.05
@@ -65,23 +64,16 @@ def write_until_stopped(client: NbdClient, limit: int, depth: int, counter_fd: i
 
 
 def run(args: argparse.Namespace) -> int:
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     client = NbdClient(args.uri)
     fd = os.open(args.counter_file, os.O_WRONLY | os.O_CREAT, 0o600)
+
+    def write() -> str:
+        return f"writes {write_until_stopped(client, args.limit, args.depth, fd, random.Random(args.seed))}"
+
     try:
-        client.connect()
-        print(READY, file=sys.stderr, flush=True)
-        done = write_until_stopped(client, args.limit, args.depth, fd, random.Random(args.seed))
-        print(f"writes {done}", flush=True)
-        if args.keep_open:
-            signal.sigwait(STOP_SIGNALS)
-        return 0
-    except NbdError as exc:
-        print(f"nbd_storm: {exc}", file=sys.stderr, flush=True)
-        return 1
+        return serve_as_child("nbd_storm", (client,), write, args.keep_open, sys.stdout)
     finally:
         os.close(fd)
-        client.close()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
