@@ -40,7 +40,7 @@ from txnstorm.oracles import known_issues
 from txnstorm.scenario.daemon_storm import daemon_storm, nbd_witnesses
 from txnstorm.scenario.guest_on_daemon import guest_on_daemon_storm
 from txnstorm.scenario.rounds import Finding, check_control
-from txnstorm.scenario.story import Storm, Workspace, guest_storm, rounds_of
+from txnstorm.scenario.story import Storm, Workspace, every_round_fired, guest_storm, rounds_of
 from txnstorm.scenario.writers import Witnesses
 from txnstorm.settings import Settings
 from txnstorm.transactions.plans import PLANS, PlanKind, action_types
@@ -391,19 +391,14 @@ class EveryPlanStory:
 
     def one_point_in_time_on(self: Any, topology: Topology) -> None:
         rounds = self.rounds(list(PLANS.values()))
-        with self.story_storm(topology, rounds) as storm:
-            for plan in rounds:
-                storm.fire(plan)
-        findings = self.verify(storm)
+        findings = self.verify(every_round_fired(self.story_storm(topology, rounds), rounds))
         checked = any(f.oracle.startswith(f"cross-disk stamps/{self.STAMPS}") for f in findings)
         self.assertTrue(checked, f"{self.STAMPS} stamps unchecked")
         self.assert_one_point_in_time(findings)
 
     def separate_commands_caught_on(self: Any, topology: Topology) -> None:
         rounds = self.rounds(list(PLANS.values()))
-        with self.story_storm(topology, rounds) as storm:
-            for plan in rounds:
-                storm.fire(plan, atomic=False)
+        storm = every_round_fired(self.story_storm(topology, rounds), rounds, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))
 
 
