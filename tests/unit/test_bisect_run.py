@@ -87,7 +87,8 @@ def test_a_qemu_that_aborts_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
     rc, said = bisect_run(qemu_that(tmp_path, "ABRT"), tmp_path, TXNSTORM_BOOT="cold")
     jobs_removed_on_pass.append(said)
     assert rc == 1, said
-    assert "FAIL: QEMU crashed: QEMU killed by SIGABRT" in said
+    # the stage is the step where the suite met the dead QEMU: the round's firing or its transaction
+    assert re.search(r"FAIL: QEMU crashed at '(round 1: |transaction of )[^']*': QEMU killed by SIGABRT", said), said
 
 
 @pytest.mark.long(15)
@@ -99,7 +100,7 @@ def test_a_qemu_that_hangs_mid_storm_is_bad(tmp_path, jobs_removed_on_pass):
     assert rc == 1, said
     # which QMP call meets the stopped QEMU first depends on the round: a command or the ping
     # while a job runs; both wait the user's 5 s
-    assert "FAIL: QEMU hung: " in said and "no answer within 5 s" in said, said
+    assert re.search(r"FAIL: QEMU hung at '(round 1: |transaction of )", said) and "no answer within 5 s" in said, said
     assert re.search(r"\(QEMU (main thread in [^;]+; )?backtrace: qemu-backtrace.txt\)", said), said
 
 

@@ -13,16 +13,15 @@ import pytest
 
 from txnstorm.host import assets, sut
 from txnstorm.runner import deaths
-from txnstorm.settings import default_cache_dir
 
 pytestmark = pytest.mark.skipif(not (deaths.DEBIAN / deaths.VM).exists(), reason="needs Debian's QEMU (make setup)")
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache of the module's own beside the user's guest (built there if missing)."""
-    assets.ensure_guest(allow_build=True, say=lambda _: None, cache=default_cache_dir({}))
-    return deaths.private_cache(tmp_path_factory.mktemp("deaths") / "cache")
+@pytest.fixture
+def cache(tmp_path: Path, guest_cache: Path) -> Path:
+    """A cache of the case's own beside the caller's guest (built there if missing)."""
+    assets.ensure_guest(allow_build=True, say=lambda _: None, cache=guest_cache)
+    return deaths.private_cache(tmp_path / "cache", guest_cache)
 
 
 def stage(name: str) -> deaths.Stage:

@@ -134,11 +134,11 @@ def matrix(signals: Sequence[str] = SIGNALS, with_daemon: bool = True) -> list[C
     return cases
 
 
-def private_cache(directory: Path) -> Path:
-    """A cache root of this run: the user's verified guests (linked), nothing else, so the schema
-    probes and saved guests of the wrappers (a new QEMU each case) go when the run does."""
+def private_cache(directory: Path, users: Path) -> Path:
+    """A cache root of this run: the guests of the user's cache ``users`` (linked), nothing else,
+    so the schema probes and saved guests of the wrappers (a new QEMU each case) go with the run."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "guests").symlink_to(cache_dir() / "guests")
+    (directory / "guests").symlink_to(users / "guests")
     return directory
 
 
@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"deaths: {system.describe()}, {len(cases)} cases", flush=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="txnstorm-deaths-") as tmp:
-        cache = private_cache(Path(tmp) / "cache")
+        cache = private_cache(Path(tmp) / "cache", cache_dir())
         for i, case in enumerate(cases):
             wrappers = wrapper_dir(Path(tmp) / f"bin{i}", system)
             outcome = run_case(case, wrappers, args.results / case.name.replace(" ", "-"), cache)
