@@ -26,52 +26,53 @@ DISKS = ("disk0", "disk1")
 PAUSE_S = 1.0
 
 
-class DrainStory(TxnstormTest):
-    """:avocado: disable"""
-
-    timeout = 300
-
-    def two_reads(self, stopped: bool) -> tuple[drain.Snapshot, drain.Snapshot]:
-        with self.storm(TOPOLOGY, stamps=False) as storm:
-            vm = storm.vm
-            uris = drain.export_read_only(vm, DISKS)
-            clients = {d: storm.after_qemu.enter_context(nbd.NbdClient(u)) for d, u in uris.items()}
-            wait_until_writing(vm, DISKS)
-            if stopped:
-                vm.cmd("stop")
-                vm.note("VM stopped")
-            first = drain.read_through(vm, clients)
-            time.sleep(PAUSE_S)
-            second = drain.read_through(vm, clients)
-            if stopped:
-                vm.cmd("cont")
-                vm.note("VM continued")
-                resumed = drain.wait_resumed(vm, DISKS)
-                self.log.info("storm resumed after cont: write_ops %s", resumed)
-        self.log.info("first read %s, second read %s", first, second)
-        return first, second
+def two_reads(test: TxnstormTest, stopped: bool) -> tuple[drain.Snapshot, drain.Snapshot]:
+    """Storm both disks, read every disk through QEMU twice, ``PAUSE_S`` apart (``stopped``: with
+    the VM stopped between ``stop`` and ``cont``, and the storm resuming after)."""
+    with test.storm(TOPOLOGY, stamps=False) as storm:
+        vm = storm.vm
+        uris = drain.export_read_only(vm, DISKS)
+        clients = {d: storm.after_qemu.enter_context(nbd.NbdClient(u)) for d, u in uris.items()}
+        wait_until_writing(vm, DISKS)
+        if stopped:
+            vm.cmd("stop")
+            vm.note("VM stopped")
+        first = drain.read_through(vm, clients)
+        time.sleep(PAUSE_S)
+        second = drain.read_through(vm, clients)
+        if stopped:
+            vm.cmd("cont")
+            vm.note("VM continued")
+            resumed = drain.wait_resumed(vm, DISKS)
+            test.log.info("storm resumed after cont: write_ops %s", resumed)
+    test.log.info("first read %s, second read %s", first, second)
+    return first, second
 
 
-class StoppedVmIsStill(DrainStory):
+class StoppedVmIsStill(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=quick,drain,nbd,dataplane
     """
 
+    timeout = 300
+
     def test_stopped_vm_writes_nothing_and_resumes(self):
-        first, second = self.two_reads(stopped=True)
+        first, second = two_reads(self, stopped=True)
         moved = drain.changed(first, second)
         self.assertFalse(moved, f"disks changed while the VM was stopped: {moved} ({first} -> {second})")
 
 
-class RunningVmIsNotStill(DrainStory):
+class RunningVmIsNotStill(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=quick,drain,nbd,dataplane,control
     """
 
+    timeout = 300
+
     def test_read_through_oracle_sees_a_running_storm(self):
-        first, second = self.two_reads(stopped=False)
+        first, second = two_reads(self, stopped=False)
         moved = drain.changed(first, second)
         self.assertEqual(
             sorted(moved), sorted(DISKS), "negative control: reads through QEMU did not see the running storm"

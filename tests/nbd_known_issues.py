@@ -24,7 +24,7 @@ from pathlib import Path
 
 from txnstorm.deadline import Deadline
 from txnstorm.scenario.attempts import UntilFailure
-from txnstorm.scenario.harness import KnownIssueTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.transactions import actions as txn
 from txnstorm.vm.boot import booted
 from txnstorm.vm.machine import Machine
@@ -40,7 +40,7 @@ TWO_DISKS = Topology(
 )
 
 
-class NbdClientDisconnectIothread(KnownIssueTest):
+class NbdClientDisconnectIothread(TxnstormTest):
     """KI-1: a client disconnecting from an export whose node is in an iothread.
 
     :avocado: enable
@@ -80,7 +80,7 @@ class NbdClientDisconnectIothread(KnownIssueTest):
         return None
 
 
-class NbdWritesDuringSnapshot(KnownIssueTest):
+class NbdWritesDuringSnapshot(TxnstormTest):
     """KI-2: NBD writes to exports in iothreads while blockdev-snapshot-sync runs.
 
     The host stamp writer writes both exports (one request in flight per

@@ -21,7 +21,7 @@ import contextlib
 from txnstorm.errors import DeviceStalled, QMPCommandError
 from txnstorm.oracles.rollback import ABORT
 from txnstorm.scenario.attempts import UntilFailure
-from txnstorm.scenario.harness import KnownIssueTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.scenario.story import Storm
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
@@ -38,7 +38,7 @@ def failing_transaction(storm: Storm) -> None:
         storm.vm.cmd("transaction", actions=[ABORT])
 
 
-class LostNotificationAfterDrains(KnownIssueTest):
+class LostNotificationAfterDrains(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=known-issue,stall,dataplane,drain,nightly

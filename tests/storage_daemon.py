@@ -18,7 +18,7 @@ daemon beside it CANCELs.
 from txnstorm.deadline import Deadline
 from txnstorm.errors import QemuDied
 from txnstorm.scenario.attempts import UntilFailure
-from txnstorm.scenario.harness import DaemonKnownIssueTest, EveryPlanStory, StorageDaemonTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.transactions import actions as txn
 from txnstorm.transactions.plans import PLANS
 from txnstorm.vm.topology import Disk, Topology
@@ -33,58 +33,59 @@ THREE_EXPORTS_ONE_IOTHREAD = Topology(
 THREE_EXPORTS_MAIN_LOOP = Topology("qsd-3-exports-main-loop", tuple(Disk(f"disk{i}", iothread=None) for i in range(3)))
 
 
-class DaemonStormStory(EveryPlanStory, StorageDaemonTest):
-    """The story on one daemon topology: storm, fire every plan, verify (the NBD stamps checked).
-
-    :avocado: disable
-    """
-
-    timeout = 300
-    STAMPS = "nbd"
-    story_storm = StorageDaemonTest.daemon_storm
-
-
-class DaemonNbdStorm(DaemonStormStory):
+class DaemonNbdStorm(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=nightly,qsd,nbd,snapshot,backup,internal-snapshot
     """
 
+    timeout = 300
+    NEEDS_GUEST, NEEDS_DAEMON = False, True  # NBD clients on the daemon, no guest
+
     def test_one_point_in_time_at_the_daemon(self):
-        self.one_point_in_time_on(THREE_EXPORTS_ONE_IOTHREAD)
+        self.one_point_in_time(THREE_EXPORTS_ONE_IOTHREAD, storm_of=self.daemon_storm, stamps="nbd")
 
 
-class DaemonNbdStormControl(DaemonStormStory):
+class DaemonNbdStormControl(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=nightly,qsd,nbd,snapshot,backup,internal-snapshot,control
     """
 
+    timeout = 300
+    NEEDS_GUEST, NEEDS_DAEMON = False, True  # NBD clients on the daemon, no guest
+
     def test_separate_commands_are_caught_by_every_oracle(self):
-        self.separate_commands_caught_on(THREE_EXPORTS_ONE_IOTHREAD)
+        self.separate_commands_caught(THREE_EXPORTS_ONE_IOTHREAD, storm_of=self.daemon_storm)
 
 
-class DaemonNbdStormMainLoop(DaemonStormStory):
+class DaemonNbdStormMainLoop(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=quick,qsd,nbd,snapshot,backup,internal-snapshot
     """
 
+    timeout = 300
+    NEEDS_GUEST, NEEDS_DAEMON = False, True  # NBD clients on the daemon, no guest
+
     def test_one_point_in_time_exports_in_main_loop(self):
-        self.one_point_in_time_on(THREE_EXPORTS_MAIN_LOOP)
+        self.one_point_in_time(THREE_EXPORTS_MAIN_LOOP, storm_of=self.daemon_storm, stamps="nbd")
 
 
-class DaemonNbdStormMainLoopControl(DaemonStormStory):
+class DaemonNbdStormMainLoopControl(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=quick,qsd,nbd,snapshot,backup,internal-snapshot,control
     """
 
+    timeout = 300
+    NEEDS_GUEST, NEEDS_DAEMON = False, True  # NBD clients on the daemon, no guest
+
     def test_separate_commands_are_caught_main_loop(self):
-        self.separate_commands_caught_on(THREE_EXPORTS_MAIN_LOOP)
+        self.separate_commands_caught(THREE_EXPORTS_MAIN_LOOP, storm_of=self.daemon_storm)
 
 
-class DaemonBackupOfExportedNode(DaemonKnownIssueTest):
+class DaemonBackupOfExportedNode(TxnstormTest):
     """KI-8: a backup of a node exported over NBD in an iothread while
     clients write to it.
 
@@ -105,6 +106,7 @@ class DaemonBackupOfExportedNode(DaemonKnownIssueTest):
     """
 
     timeout = 300
+    NEEDS_GUEST, NEEDS_DAEMON = False, True
     ISSUE = "KI-8"
     RELATED = ("KI-9", "KI-10")  # KI-10: 10.2.2 aborts at the same backup, before KI-8 can
     MAX_DAEMONS = 8

@@ -8,7 +8,7 @@ the two backups must still be the same instant.
 """
 
 from txnstorm.errors import QemuDied
-from txnstorm.scenario.harness import KnownIssueTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.scenario.rounds import RoundRecord, verify_rounds
 from txnstorm.transactions.actions import fire_transaction, wait_jobs
 from txnstorm.transactions.plans import DiskState, RoundContext, two_backups
@@ -17,7 +17,7 @@ from txnstorm.vm.topology import Disk, Topology
 ONE_DISK = Topology("one-dataplane-disk", (Disk("disk0", iothread="io0"),))
 
 
-class BackupOfBackupFilter(KnownIssueTest):
+class BackupOfBackupFilter(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=known-issue,backup,quick

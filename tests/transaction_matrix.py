@@ -31,12 +31,10 @@ class TransactionMatrix(TxnstormTest):
 
     timeout = 600
 
-    def one_point_in_time_on(self, topology_name: str, rotations: int = 1) -> None:
+    def matrix_story_on(self, topology_name: str, rotations: int = 1) -> None:
+        """The story on a topology of the matrix with every plan its disks' formats allow."""
         topology = TOPOLOGIES[topology_name]
-        plans = self.plans_for(topology)
-        rounds = self.rounds(plans, rotations=rotations)
-        storm = every_round_fired(self.storm(topology, rounds), rounds)
-        self.assert_one_point_in_time(self.verify(storm))
+        self.one_point_in_time(topology, self.plans_for(topology), rotations=rotations)
 
     def plans_for(self, topology: Topology) -> list[PlanKind]:
         names = plans_for({d.fmt for d in topology.disks})
@@ -53,7 +51,7 @@ class TransactionMatrix(TxnstormTest):
 
         :avocado: tags=quick
         """
-        self.one_point_in_time_on("two-disks-one-iothread", rotations=2)
+        self.matrix_story_on("two-disks-one-iothread", rotations=2)
 
     def test_guest_races_the_transaction(self):
         """The quick tier's guest-side race (class 1 of teeth/): a polling iothread and a guest
@@ -72,65 +70,65 @@ class TransactionMatrix(TxnstormTest):
 
     def test_three_disks_one_iothread(self):
         """:avocado: tags=nightly"""
-        self.one_point_in_time_on("three-disks-one-iothread")
+        self.matrix_story_on("three-disks-one-iothread")
 
     def test_iothread_per_disk(self):
         """:avocado: tags=nightly"""
-        self.one_point_in_time_on("iothread-per-disk")
+        self.matrix_story_on("iothread-per-disk")
 
     def test_main_loop_and_iothread(self):
         """:avocado: tags=nightly"""
-        self.one_point_in_time_on("main-loop-and-iothread")
+        self.matrix_story_on("main-loop-and-iothread")
 
     def test_multiqueue(self):
         """:avocado: tags=nightly"""
-        self.one_point_in_time_on("multiqueue")
+        self.matrix_story_on("multiqueue")
 
     def test_raw_disks(self):
         """:avocado: tags=nightly"""
-        self.one_point_in_time_on("raw-disks")
+        self.matrix_story_on("raw-disks")
 
     def test_vq_mapping(self):
         """Each disk's two queues on two iothreads (iothread-vq-mapping, QEMU 9.0+; CANCEL before).
 
         :avocado: tags=nightly,vq-mapping
         """
-        self.one_point_in_time_on("vq-mapping")
+        self.matrix_story_on("vq-mapping")
 
     def test_aio_native_direct(self):
         """Linux AIO with O_DIRECT on the images (host AIO backends, #15).
 
         :avocado: tags=nightly,aio
         """
-        self.one_point_in_time_on("aio-native-direct")
+        self.matrix_story_on("aio-native-direct")
 
     def test_aio_io_uring(self):
         """io_uring on the images; CANCEL where QEMU was built without liburing.
 
         :avocado: tags=nightly,aio
         """
-        self.one_point_in_time_on("aio-io-uring")
+        self.matrix_story_on("aio-io-uring")
 
     def test_aio_threads_direct(self):
         """The thread pool with O_DIRECT (cache.direct=on).
 
         :avocado: tags=nightly,aio
         """
-        self.one_point_in_time_on("aio-threads-direct")
+        self.matrix_story_on("aio-threads-direct")
 
     def test_scsi_two_disks_one_iothread(self):
         """Two scsi-hd disks on one virtio-scsi-pci controller on io0 (CANCEL without virtio-scsi).
 
         :avocado: tags=nightly,scsi
         """
-        self.one_point_in_time_on("scsi-two-disks-one-iothread")
+        self.matrix_story_on("scsi-two-disks-one-iothread")
 
     def test_scsi_beside_blk(self):
         """A scsi-hd disk (its controller on io0) and a virtio-blk disk (on io1) in one transaction.
 
         :avocado: tags=nightly,scsi
         """
-        self.one_point_in_time_on("scsi-beside-blk")
+        self.matrix_story_on("scsi-beside-blk")
 
     def test_scsi_vq_mapping(self):
         """The scsi controller's two request queues on two iothreads (iothread-vq-mapping of
@@ -138,7 +136,7 @@ class TransactionMatrix(TxnstormTest):
 
         :avocado: tags=nightly,scsi,vq-mapping
         """
-        self.one_point_in_time_on("scsi-vq-mapping")
+        self.matrix_story_on("scsi-vq-mapping")
 
 
 class TransactionMatrixControls(TxnstormTest):
@@ -149,15 +147,9 @@ class TransactionMatrixControls(TxnstormTest):
 
     timeout = 600
 
-    def separate_commands_caught_on(self, topology: Topology) -> None:
-        plans = list(PLANS.values())
-        rounds = self.rounds(plans)
-        storm = every_round_fired(self.storm(topology, rounds), rounds, atomic=False)
-        self.assert_every_oracle_caught(self.verify(storm))
-
     def test_separate_commands_are_caught_by_every_oracle(self):
         """:avocado: tags=quick"""
-        self.separate_commands_caught_on(TWO_DISKS_ONE_IOTHREAD)
+        self.separate_commands_caught(TWO_DISKS_ONE_IOTHREAD)
 
     def test_separate_commands_are_caught_with_aio_native(self):
         """The aio shapes' control: the oracles still see a non-atomic sequence with Linux AIO and
@@ -165,19 +157,19 @@ class TransactionMatrixControls(TxnstormTest):
 
         :avocado: tags=nightly,aio
         """
-        self.separate_commands_caught_on(TOPOLOGIES["aio-native-direct"])
+        self.separate_commands_caught(TOPOLOGIES["aio-native-direct"])
 
     def test_separate_commands_are_caught_with_vq_mapping(self):
         """:avocado: tags=nightly,vq-mapping"""
-        self.separate_commands_caught_on(TOPOLOGIES["vq-mapping"])
+        self.separate_commands_caught(TOPOLOGIES["vq-mapping"])
 
     def test_separate_commands_are_caught_with_io_uring(self):
         """:avocado: tags=nightly,aio"""
-        self.separate_commands_caught_on(TOPOLOGIES["aio-io-uring"])
+        self.separate_commands_caught(TOPOLOGIES["aio-io-uring"])
 
     def test_separate_commands_are_caught_with_a_polling_iothread(self):
         """:avocado: tags=nightly,race"""
-        self.separate_commands_caught_on(POLLING_IOTHREAD_POLLED_GUEST)
+        self.separate_commands_caught(POLLING_IOTHREAD_POLLED_GUEST)
 
     def test_separate_commands_are_caught_with_scsi(self):
         """The scsi shapes' control: one scsi disk beside a virtio-blk one, so every oracle (same-disk
@@ -185,11 +177,11 @@ class TransactionMatrixControls(TxnstormTest):
 
         :avocado: tags=nightly,scsi
         """
-        self.separate_commands_caught_on(TOPOLOGIES["scsi-beside-blk"])
+        self.separate_commands_caught(TOPOLOGIES["scsi-beside-blk"])
 
     def test_separate_commands_are_caught_with_scsi_vq_mapping(self):
         """:avocado: tags=nightly,scsi,vq-mapping"""
-        self.separate_commands_caught_on(TOPOLOGIES["scsi-vq-mapping"])
+        self.separate_commands_caught(TOPOLOGIES["scsi-vq-mapping"])
 
     def test_bitmap_added_apart_from_its_full_backup_is_caught(self):
         """The full backup and its bitmap as two commands, the incremental

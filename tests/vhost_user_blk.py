@@ -16,9 +16,11 @@ of that QEMU; a QEMU without a daemon, without ``vhost-user-blk-pci``, or a
 daemon built without vhost-user-blk exports CANCELs.
 """
 
+from collections.abc import Callable
+
 from txnstorm.errors import DeviceStalled, QemuDied, QemuHung
 from txnstorm.scenario.attempts import UntilFailure
-from txnstorm.scenario.harness import EveryPlanStory, GuestOnDaemonTest, KnownIssueTest
+from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.scenario.story import Storm
 from txnstorm.transactions import actions as txn
 from txnstorm.vm.topology import FIRST_FIXED_PCI_SLOT, Disk, Topology
@@ -38,54 +40,51 @@ VHOST_MAIN_LOOP = Topology("vhost-user-blk-main-loop", vhost_disks(None))
 VHOST_ONE_IOTHREAD = Topology("vhost-user-blk-one-iothread", vhost_disks("io0"))
 
 
-class GuestOnDaemonStory(EveryPlanStory, GuestOnDaemonTest):
-    """The story on one topology: boot on the daemon, storm, fire every plan, verify.
+class GuestOnVhostUserBlk(TxnstormTest):
+    """The story on one topology: boot on the daemon, storm, fire every plan, verify (the guest's
+    stamps checked).
 
-    :avocado: disable
-    """
-
-    timeout = 600
-    STAMPS = "guest"
-    story_storm = GuestOnDaemonTest.guest_on_daemon_storm
-
-
-class GuestOnVhostUserBlk(GuestOnDaemonStory):
-    """
     :avocado: enable
     :avocado: tags=qsd,vhost-user-blk,snapshot,backup,internal-snapshot
     """
+
+    timeout = 600
+    NEEDS_DAEMON = True
 
     def test_one_point_in_time_exports_in_main_loop(self):
         """About 20 s on every QEMU measured: the quick tier's.
 
         :avocado: tags=quick
         """
-        self.one_point_in_time_on(VHOST_MAIN_LOOP)
+        self.one_point_in_time(VHOST_MAIN_LOOP, storm_of=self.guest_on_daemon_storm, stamps="guest")
 
     def test_one_point_in_time_exports_in_an_iothread(self):
         """The daemon's dataplane: 10.0.13 and 10.2.2 hang in the first rounds (KI-11), 90 s.
 
         :avocado: tags=nightly
         """
-        self.one_point_in_time_on(VHOST_ONE_IOTHREAD)
+        self.one_point_in_time(VHOST_ONE_IOTHREAD, storm_of=self.guest_on_daemon_storm, stamps="guest")
 
 
-class GuestOnVhostUserBlkControl(GuestOnDaemonStory):
+class GuestOnVhostUserBlkControl(TxnstormTest):
     """
     :avocado: enable
     :avocado: tags=qsd,vhost-user-blk,snapshot,backup,internal-snapshot,control
     """
 
+    timeout = 600
+    NEEDS_DAEMON = True
+
     def test_separate_commands_are_caught_exports_in_main_loop(self):
         """:avocado: tags=quick"""
-        self.separate_commands_caught_on(VHOST_MAIN_LOOP)
+        self.separate_commands_caught(VHOST_MAIN_LOOP, storm_of=self.guest_on_daemon_storm)
 
     def test_separate_commands_are_caught_exports_in_an_iothread(self):
         """10.0.13 aborts at the first backup (KI-12), 10.2.2 hangs (KI-11).
 
         :avocado: tags=nightly
         """
-        self.separate_commands_caught_on(VHOST_ONE_IOTHREAD)
+        self.separate_commands_caught(VHOST_ONE_IOTHREAD, storm_of=self.guest_on_daemon_storm)
 
 
 # One disk exported in an iothread: the smallest shape that hangs 10.2.2 (KI-11).
@@ -97,35 +96,43 @@ VHOST_ONE_DISK_FIXED_IOTHREAD = Topology(
 )
 
 
-class GuestOnDaemonKnownIssue(GuestOnDaemonTest, KnownIssueTest):
-    """A daemon reproducer: the storm of ``GuestOnVhostUserBlk`` on one disk
-    exported in an iothread, then ``TRIES`` triggers, each answered and
-    followed by the guest writing again, until the daemon hangs or dies.
+Trigger = Callable[[TxnstormTest, Storm, int], None]
 
-    :avocado: disable
-    """
 
-    timeout = 300
-    TRIES = 40
-    TOPOLOGY = VHOST_ONE_DISK_IN_AN_IOTHREAD
-
-    def trigger(self, storm: Storm, number: int) -> None:
-        raise NotImplementedError
-
-    def fire_until_failure(self) -> None:
-        """Up to ``TRIES`` triggers (``-p tries=N``), until the daemon hangs, dies or stalls."""
-        attempts = UntilFailure(
-            most=int(self.params.get("tries", default=self.TRIES)), failures=(QemuHung, QemuDied, DeviceStalled)
-        )
-        with attempts, self.guest_on_daemon_storm(self.TOPOLOGY, []) as storm:
+def fire_until_failure(test: TxnstormTest, topology: Topology, trigger: Trigger, tries: int) -> None:
+    """A daemon reproducer: the storm of ``GuestOnVhostUserBlk`` on ``topology`` (one disk
+    exported in an iothread), then up to ``tries`` triggers (``-p tries=N``), each answered and
+    followed by the guest writing again, until the daemon hangs, dies or stalls; the verdict is
+    the issue's (``report``)."""
+    attempts = UntilFailure(
+        most=int(test.params.get("tries", default=tries)), failures=(QemuHung, QemuDied, DeviceStalled)
+    )
+    with attempts, test.guest_on_daemon_storm(topology, []) as storm:
+        storm.still_writing()
+        for number in attempts:
+            trigger(test, storm, number)
             storm.still_writing()
-            for number in attempts:
-                self.trigger(storm, number)
-                storm.still_writing()
-        self.report(attempts.failure, tries=attempts.tries)
+    test.report(attempts.failure, tries=attempts.tries)
 
 
-class GuestOnDaemonDrainHang(GuestOnDaemonKnownIssue):
+def bitmap_add_transaction(test: TxnstormTest, storm: Storm, number: int) -> None:
+    """A transaction of a single ``block-dirty-bitmap-add``: no job, no node added, only the drain
+    every transaction begins with (``bdrv_drain_all``)."""
+    storm.vm.note(f"{test.ISSUE} try {number}: a transaction of block-dirty-bitmap-add while the guest writes")
+    txn.fire_transaction(storm.vm, [txn.dirty_bitmap_add("disk0", f"try-{number}")])
+
+
+def drive_backup_of_disk0(test: TxnstormTest, storm: Storm, number: int) -> None:
+    """One ``drive-backup`` (a command of its own, no transaction) of disk0, its job waited for."""
+    job = f"ki12-backup-{number}"
+    target = test.scratch / f"{job}.qcow2"
+    storm.vm.note(f"{test.ISSUE} try {number}: drive-backup of disk0 while the guest writes")
+    storm.vm.cmd("drive-backup", **txn.drive_backup("disk0", target, job)["data"])
+    txn.wait_jobs(storm.vm, [job])
+    target.unlink()
+
+
+class GuestOnDaemonDrainHang(TxnstormTest):
     """KI-11: the daemon drains a vhost-user-blk export in an iothread while
     the guest writes through it.
 
@@ -139,18 +146,16 @@ class GuestOnDaemonDrainHang(GuestOnDaemonKnownIssue):
     :avocado: tags=qsd,vhost-user-blk,known-issue
     """
 
+    timeout = 300
+    NEEDS_DAEMON = True
     ISSUE = "KI-11"
     TRIES = 100  # at the measured 9 in 114, a miss is 0.03 %: then "no longer reproduces" is earned
 
     def test_drain_while_the_guest_writes(self):
-        self.fire_until_failure()
-
-    def trigger(self, storm: Storm, number: int) -> None:
-        storm.vm.note(f"{self.ISSUE} try {number}: a transaction of block-dirty-bitmap-add while the guest writes")
-        txn.fire_transaction(storm.vm, [txn.dirty_bitmap_add("disk0", f"try-{number}")])
+        fire_until_failure(self, VHOST_ONE_DISK_IN_AN_IOTHREAD, bitmap_add_transaction, self.TRIES)
 
 
-class GuestOnDaemonBackupAbort(GuestOnDaemonKnownIssue):
+class GuestOnDaemonBackupAbort(TxnstormTest):
     """KI-12: a backup job of a node exported over vhost-user-blk in an
     iothread while the guest writes through it.
 
@@ -168,23 +173,17 @@ class GuestOnDaemonBackupAbort(GuestOnDaemonKnownIssue):
     :avocado: tags=qsd,vhost-user-blk,known-issue,backup
     """
 
+    timeout = 300
+    NEEDS_DAEMON = True
     ISSUE = "KI-12"
     RELATED = ("KI-11",)  # 10.2.2: the same backup hangs
-    TOPOLOGY = VHOST_ONE_DISK_FIXED_IOTHREAD
+    TRIES = 40
 
     def test_backup_while_the_guest_writes(self):
-        self.fire_until_failure()
-
-    def trigger(self, storm: Storm, number: int) -> None:
-        job = f"ki12-backup-{number}"
-        target = self.scratch / f"{job}.qcow2"
-        storm.vm.note(f"{self.ISSUE} try {number}: drive-backup of disk0 while the guest writes")
-        storm.vm.cmd("drive-backup", **txn.drive_backup("disk0", target, job)["data"])
-        txn.wait_jobs(storm.vm, [job])
-        target.unlink()
+        fire_until_failure(self, VHOST_ONE_DISK_FIXED_IOTHREAD, drive_backup_of_disk0, self.TRIES)
 
 
-class GuestOnDaemonStallAfterDrain(GuestOnDaemonKnownIssue):
+class GuestOnDaemonStallAfterDrain(TxnstormTest):
     """KI-13: after a transaction's drain, the daemon's vhost-user-blk export
     in an iothread stops taking the guest's requests.
 
@@ -199,12 +198,11 @@ class GuestOnDaemonStallAfterDrain(GuestOnDaemonKnownIssue):
     :avocado: tags=qsd,vhost-user-blk,known-issue,stall
     """
 
+    timeout = 600
+    NEEDS_DAEMON = True
     ISSUE = "KI-13"
     RELATED = ("KI-11",)  # 10.0.13 and 10.2.2 hang in the drain first
     TRIES = 300
-    timeout = 600
 
     def test_guest_writes_after_each_drain(self):
-        self.fire_until_failure()
-
-    trigger = GuestOnDaemonDrainHang.trigger
+        fire_until_failure(self, VHOST_ONE_DISK_IN_AN_IOTHREAD, bitmap_add_transaction, self.TRIES)

@@ -1,9 +1,13 @@
-"""The Avocado base class for scenario tests.
+"""The one Avocado base class of every scenario test, ``TxnstormTest``.
 
 It resolves the QEMU under test (``-p qemu=`` or ``QEMU``), the verified
 guest, the accelerator (``-p accel=`` or ``ACCEL``, default auto), and gives
 each test a scratch dir for images inside its log dir: kept when the test
-does not PASS (the evidence), removed when it does.
+does not PASS (the evidence), removed when it does.  What differs between tests
+is a value, not a subclass: ``NEEDS_GUEST``, ``NEEDS_DAEMON`` (qemu-storage-daemon),
+``ISSUE`` (a known issue's reproducer), and the storm a story is given
+(``storm``: a guest; ``daemon_storm``: NBD clients on the daemon; ``guest_on_daemon_storm``).
+A test class inherits ``TxnstormTest`` and nothing else of the project's.
 
 Machines live inside the test method (``with self.boot(...)``): Avocado runs
 ``tearDown`` in another thread with another event loop, so tearDown only
@@ -109,7 +113,8 @@ def qemu_failures_fail(method: Callable[..., Any]) -> Callable[..., Any]:
             if death is not None:
                 self.qemu_failed(death, known, cause=error)
             raise
-        if not self.JUDGES_ITS_OWN_CRASHES and (death := self.death_of_a_qemu()) is not None:
+        # A reproducer's trigger (ISSUE) is meant to crash QEMU: its ``report`` judged the end.
+        if not self.ISSUE and (death := self.death_of_a_qemu()) is not None:
             self.qemu_failed(death, known)  # e.g. killed by a signal while it quit: the test saw nothing
         return result
 
@@ -132,6 +137,10 @@ def timeline_kept(logdir: Path) -> Iterator[Callable[[Storm], Storm]]:
     finally:
         for storm in storms:
             storm.timeline.save(logdir / "timeline.json", storm.write_samples)
+
+
+# A story's storm: ``TxnstormTest.storm`` (a guest), ``daemon_storm`` or ``guest_on_daemon_storm``.
+StormOf = Callable[[Topology, Sequence[PlanKind]], contextlib.AbstractContextManager[Storm]]
 
 
 def explains(death: QemuFailure, failure: QemuFailure) -> bool:
@@ -165,8 +174,11 @@ class TxnstormTest(Test):
             if name.startswith("test") and callable(value):
                 setattr(cls, name, qemu_failures_fail(value))
 
+    # What a test needs is said by values, not by a subclass:
     NEEDS_GUEST = True  # False: no guest is booted (no guest cache, no accelerator probe)
-    JUDGES_ITS_OWN_CRASHES = False  # True: a reproducer that expects QEMU to die and judges that itself
+    NEEDS_DAEMON = False  # True: the QEMU under test's qemu-storage-daemon (CANCEL when it has none)
+    ISSUE = ""  # a known issue's reproducer: its id; ``report`` judges how the trigger ended
+    RELATED: tuple[str, ...] = ()  # issues the same trigger is known to hit first
 
     def setUp(self) -> None:
         sweep_stale()
@@ -211,6 +223,20 @@ class TxnstormTest(Test):
         self.scratch.mkdir(exist_ok=True)
         # saved guests of the same shape load instead of booting (TXNSTORM_BOOT=cold: never)
         self.boot_states = BootStates(self.settings.cache_dir / "boot-states") if self.settings.restore_guests else None
+        self.set_up_what_the_test_needs()
+
+    def set_up_what_the_test_needs(self) -> None:
+        """Beyond the QEMU under test and its guest: the daemon (``NEEDS_DAEMON``), the known issue
+        a reproducer judges (``ISSUE``)."""
+        if self.NEEDS_DAEMON:
+            self.daemon_binary = storage_daemon.find_daemon(self.sut.qemu)
+            if self.daemon_binary is None:
+                self.cancel(storage_daemon.missing_daemon(self.sut.qemu))
+            self.record(qsd_path=str(self.daemon_binary))
+        if self.ISSUE:
+            self.issues = known_issues.load()
+            self.issue = known_issues.get(self.ISSUE, self.issues)
+            self.log.info("%s: %s (listed for QEMU %s)", self.issue.id, self.issue.title, self.issue.affects.describe())
 
     def tearDown(self) -> None:
         for vm in getattr(self, "_to_kill", []):
@@ -368,6 +394,29 @@ class TxnstormTest(Test):
                 f"(round {rounds}); first: {bad[0].describe()} (QEMU {self.sut.version})"
             )
 
+    def one_point_in_time(
+        self, topology: Topology, plans: Sequence[PlanKind] = (), *, storm_of: StormOf | None = None,
+        stamps: str = "", rotations: int = 1,
+    ) -> None:  # fmt: skip
+        """The story: storm ``topology`` (``storm_of``: ``self.storm``, the guest's, by default;
+        ``self.daemon_storm``, ``self.guest_on_daemon_storm``), fire ``plans`` (default: every
+        plan) in turn as one transaction each, verify: one point in time.  ``stamps``: the
+        stamp writer whose oracle must have run ("nbd", "guest")."""
+        rounds = self.rounds(list(plans or PLANS.values()), rotations=rotations)
+        findings = self.verify(every_round_fired((storm_of or self.storm)(topology, rounds), rounds))
+        if stamps:
+            checked = any(f.oracle.startswith(f"cross-disk stamps/{stamps}") for f in findings)
+            self.assertTrue(checked, f"{stamps} stamps unchecked")
+        self.assert_one_point_in_time(findings)
+
+    def separate_commands_caught(
+        self, topology: Topology, plans: Sequence[PlanKind] = (), *, storm_of: StormOf | None = None
+    ) -> None:
+        """The control of that story: the same plans as separate commands, caught by every oracle."""
+        rounds = self.rounds(list(plans or PLANS.values()))
+        storm = every_round_fired((storm_of or self.storm)(topology, rounds), rounds, atomic=False)
+        self.assert_every_oracle_caught(self.verify(storm))
+
     def assert_every_oracle_caught(self, findings: list[Finding]) -> None:
         """A negative control of every oracle that ran."""
         for oracle in sorted({f.oracle for f in findings}):
@@ -378,48 +427,7 @@ class TxnstormTest(Test):
         sequence in every round it could judge (``rounds.check_control``)."""
         self.log.info("control: %s", check_control(findings, oracle_prefix))
 
-
-class EveryPlanStory:
-    """A mixin of a ``TxnstormTest`` whose storm is its own (``story_storm``): the story on one
-    topology with every plan, storm, fire, verify; and its control, the same plans as separate
-    commands, caught by every oracle.  ``STAMPS``: the stamp writer whose oracle must have run."""
-
-    STAMPS = ""
-
-    def story_storm(self, topology: Topology, plans: Sequence[PlanKind]) -> contextlib.AbstractContextManager[Storm]:
-        raise NotImplementedError
-
-    def one_point_in_time_on(self: Any, topology: Topology) -> None:
-        rounds = self.rounds(list(PLANS.values()))
-        findings = self.verify(every_round_fired(self.story_storm(topology, rounds), rounds))
-        checked = any(f.oracle.startswith(f"cross-disk stamps/{self.STAMPS}") for f in findings)
-        self.assertTrue(checked, f"{self.STAMPS} stamps unchecked")
-        self.assert_one_point_in_time(findings)
-
-    def separate_commands_caught_on(self: Any, topology: Topology) -> None:
-        rounds = self.rounds(list(PLANS.values()))
-        storm = every_round_fired(self.story_storm(topology, rounds), rounds, atomic=False)
-        self.assert_every_oracle_caught(self.verify(storm))
-
-
-# -- qemu-storage-daemon --------------------------------------------------------
-class StorageDaemonTest(TxnstormTest):
-    """:avocado: disable
-
-    The QEMU under test's qemu-storage-daemon, no guest: CANCEL when the
-    QEMU has no daemon beside it, or the daemon's QMP schema lacks what the
-    plans fire.  A crash or hang of the daemon is a FAIL of that QEMU.
-    """
-
-    NEEDS_GUEST = False
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.daemon_binary = storage_daemon.find_daemon(self.sut.qemu)
-        if self.daemon_binary is None:
-            self.cancel(storage_daemon.missing_daemon(self.sut.qemu))
-        self.record(qsd_path=str(self.daemon_binary))
-
+    # -- qemu-storage-daemon (NEEDS_DAEMON) ---------------------------------------------
     def _require_daemon(self, daemon: StorageDaemon, plans: Sequence[PlanKind]) -> None:
         """CANCEL when the daemon's own QMP schema lacks the plans' actions or the export type of a
         disk (NBD always; vhost-user-blk only when built with it)."""
@@ -464,17 +472,6 @@ class StorageDaemonTest(TxnstormTest):
             yield storm
             storm.stop()
 
-
-class GuestOnDaemonTest(StorageDaemonTest):
-    """:avocado: disable
-
-    A guest whose disks are the daemon's vhost-user-blk exports: CANCEL when
-    the QEMU has no daemon, no ``vhost-user-blk-pci``, or a daemon built
-    without vhost-user-blk exports.
-    """
-
-    NEEDS_GUEST = True
-
     @contextlib.contextmanager
     def guest_on_daemon_storm(self, topology: Topology, plans: Sequence[PlanKind]) -> Iterator[Storm]:
         """Start the daemon exporting ``topology``'s disks over vhost-user-blk (its logs in
@@ -492,22 +489,7 @@ class GuestOnDaemonTest(StorageDaemonTest):
                 storm.stop()
             quit_cleanly(booted.vm)
 
-
-# -- known issues ---------------------------------------------------------------
-class KnownIssueTest(TxnstormTest):
-    """:avocado: disable"""
-
-    JUDGES_ITS_OWN_CRASHES = True  # its trigger is meant to crash QEMU: ``report`` judges the end
-
-    ISSUE = ""
-    RELATED: tuple[str, ...] = ()  # issues the same trigger is known to hit first
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.issues = known_issues.load()
-        self.issue = known_issues.get(self.ISSUE, self.issues)
-        self.log.info("%s: %s (listed for QEMU %s)", self.issue.id, self.issue.title, self.issue.affects.describe())
-
+    # -- a known issue's reproducer (ISSUE) ----------------------------------------------
     def report(self, crash: str | None, tries: int, **facts: object) -> None:
         """The verdict on ``tries`` tries of the trigger (as the issue's rate
         counts them) that ended in ``crash`` (None: QEMU survived them all)."""
@@ -525,9 +507,3 @@ class KnownIssueTest(TxnstormTest):
             raise TestWarn(verdict.label)
         else:
             self.log.info(verdict.label)
-
-
-class DaemonKnownIssueTest(StorageDaemonTest, KnownIssueTest):
-    """:avocado: disable
-
-    A reproducer of a known issue of qemu-storage-daemon (no guest)."""
