@@ -304,10 +304,10 @@ def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
     test (QEMU, or Debian's) plus every QEMU built by `make qemu` unless --no-built."""
     words = (getattr(args, "qemus", "") or "").split()
     if words:
-        return runs.nightly_qemus(words)
-    wanted = [q for q in args.qemu if q] or [Settings.from_env().qemu or ""]
+        return runs.nightly_qemus(words, args.settings)
+    wanted = [q for q in args.qemu if q] or [args.settings.qemu or ""]
     if not args.no_built:  # newest build first: an older build of the same version (other flags) is skipped
-        wanted += runs.built_qemus()
+        wanted += runs.built_qemus(args.settings.cache_dir)
     return runs.one_per_version(wanted)
 
 
@@ -393,7 +393,8 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
     jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
-    rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs)
+    rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs,
+                       cache=args.settings.cache_dir)  # fmt: skip
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())
@@ -415,14 +416,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
     if args.seed and not args.seed.isdigit():
         raise UserError(f"SEED={args.seed} is not a whole number")
-    validate.check_inputs(args.series, args.base, args.runs)  # bad input before the test list
+    validate.check_inputs(args.series, args.base, args.runs, args.settings.cache_dir)  # bad input before the test list
     refs = _selected(args.tags, args.test, "1/1")
     stamp = time.strftime("%Y-%m-%dT%H.%M.%S")
     results = Path(args.results_dir).resolve() / f"validate-{stamp}"
     args.recipe, args.build_guest = "tiny", True
     outcome = validate.validate(
         args.series, args.base, refs, args.runs, results, seed=int(args.seed) if args.seed else None,
-        say=_say, preflight=lambda qemu: cmd_preflight(args, qemu),
+        say=_say, preflight=lambda qemu: cmd_preflight(args, qemu), cache=args.settings.cache_dir,
     )  # fmt: skip
     _say(f"page: {_near(results / 'validate.html')}")
     return validate.EXIT_REGRESSION if outcome.regressions else 0
