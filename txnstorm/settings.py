@@ -1,9 +1,10 @@
 """Every setting a user gives txnstorm through the environment, read in one place.
 
-Entry points (the CLI, the input check, a scenario test's set-up, the bench and reliability
-harnesses) read them once with ``Settings.from_env()`` (a scenario test lets Avocado's ``-p``
-parameters win) and hand the values down; no module below the scenario layer reads
-``os.environ`` (``tests/unit/test_layers.py``).  Standard library only: the input check imports it
+Entry points (the CLI, the input check, a scenario test's set-up, the bench, reliability and deaths
+harnesses, ``scripts/storm-stop-repro``) read them once with ``Settings.from_env()`` (a scenario test
+lets Avocado's ``-p`` parameters win) and hand the ``Settings`` (or its ``cache_dir``) down
+(``tests/unit/test_testbed.py``); no module below the scenario layer reads ``os.environ``
+(``tests/unit/test_layers.py``).  Standard library only: the input check imports it
 before the virtualenv exists.
 
 Every setting, make's and the environment's, is declared once, in ``SETTINGS``: its name and aliases,
@@ -273,11 +274,6 @@ def boot_choice(value: str) -> str:
         raise UserError(f"TXNSTORM_BOOT={value} is not one of {', '.join(BOOT_CHOICES)} "
                         "(restore: load a saved guest where one fits, the default; cold: boot every guest)")
     return choice
-
-
-def cache_dir() -> Path:
-    """The cache root the environment names now (for the entry points and the runner layer)."""
-    return Settings.from_env().cache_dir
 
 
 def main(argv: Sequence[str]) -> int:

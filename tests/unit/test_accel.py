@@ -21,8 +21,9 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
                             cache=tmp_path / "cache")  # fmt: skip
     state.answer = None
 
-    def probe(sut, image, logdir):
+    def probe(sut, image, logdir, keeping=None, trace=()):
         probes.append(str(logdir))
+        state.watched = (keeping, trace)
         return state.answer
 
     monkeypatch.setattr(accel, "probe_kvm", probe)
@@ -83,3 +84,13 @@ def test_the_reason_names_no_file_of_the_deleted_probe_dir(tmp_path, monkeypatch
     monkeypatch.setattr(boot, "booted", failing(hang))
     failure = accel.probe_kvm(SimpleNamespace(qemu=tmp_path / "qemu"), image, tmp_path)
     assert failure == ProbeFailure("guest console never showed 'ready' within 20 s", final=False)
+
+
+def test_the_kvm_probe_is_watched_as_the_user_asked(host):
+    """TXNSTORM_QMP_ANSWER_S, TXNSTORM_KEEP_CORES and TXNSTORM_QEMU_TRACE reach the probe's QEMU too."""
+    from txnstorm.vm.qemu_process import Keeping
+
+    watched = Keeping(cores=True, qmp_answer_s=120.0)
+    accel.choose("auto", host.sut, host.image, say=lambda _: None, cache=host.cache, keeping=watched,
+                 trace=("virtio_notify*",))  # fmt: skip
+    assert host.watched == (watched, ("virtio_notify*",))

@@ -45,8 +45,8 @@ def test_the_nightly_compares_one_build_per_version_the_newest(tmp_path, monkeyp
 
     from txnstorm.host import sut
     from txnstorm.runner import cli
+    from txnstorm.settings import Settings
 
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path))
     for entry, mtime in (("10.2.2-old", 100), ("10.2.2-new", 200), ("10.0.13-x", 150)):
         binary = tmp_path / "qemu" / entry / "bin" / "qemu-system-x86_64"
         binary.parent.mkdir(parents=True)
@@ -59,7 +59,7 @@ def test_the_nightly_compares_one_build_per_version_the_newest(tmp_path, monkeyp
         return sut.SystemUnderTest(path, path.with_name("qemu-img"), version)
 
     monkeypatch.setattr(sut, "resolve", fake_resolve)
-    systems = cli._nightly_qemus(argparse.Namespace(qemu=[], no_built=False))
+    systems = cli._nightly_qemus(argparse.Namespace(qemu=[], no_built=False, settings=Settings(cache_dir=tmp_path)))
     assert [(s.version, s.qemu.parts[-3]) for s in systems] == [
         ("7.2.22", "usr"), ("10.2.2", "10.2.2-new"), ("10.0.13", "10.0.13-x")
     ]
@@ -103,8 +103,9 @@ def test_nightly_qemus_are_chosen_by_version_or_path(tmp_path, monkeypatch):
     from txnstorm.errors import UserError
     from txnstorm.host import sut
     from txnstorm.runner import cli
+    from txnstorm.settings import Settings
 
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path))
+    settings = Settings(cache_dir=tmp_path)
     binary = tmp_path / "qemu" / "10.2.2-x" / "bin" / "qemu-system-x86_64"
     binary.parent.mkdir(parents=True)
     binary.write_text("")
@@ -115,10 +116,11 @@ def test_nightly_qemus_are_chosen_by_version_or_path(tmp_path, monkeypatch):
         return sut.SystemUnderTest(path, path.with_name("qemu-img"), version)
 
     monkeypatch.setattr(sut, "resolve", fake_resolve)
-    chosen = cli._nightly_qemus(argparse.Namespace(qemus="10.2.2 /home/me/build/x/qemu-system-x86_64", qemu=[]))
+    chosen = cli._nightly_qemus(argparse.Namespace(qemus="10.2.2 /home/me/build/x/qemu-system-x86_64", qemu=[],
+                                                    settings=settings))  # fmt: skip
     assert [s.version for s in chosen] == ["10.2.2", "11.0.50"]
     with pytest.raises(UserError, match=r"NIGHTLY_QEMUS: no QEMU 9\.9 here \(have: 7\.2\.22, 10\.2\.2\)"):
-        cli._nightly_qemus(argparse.Namespace(qemus="9.9", qemu=[]))
+        cli._nightly_qemus(argparse.Namespace(qemus="9.9", qemu=[], settings=settings))
 
 
 def test_a_shard_that_selects_no_test_says_so_and_exits_0(tmp_path):

@@ -87,3 +87,23 @@ def test_a_results_dir_that_cannot_be_written_is_bad_input(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=r"results dir .*/file/results cannot be written \(.*/file is not a dir"):
         inputs.host_room(tmp_path / "file" / "results", "results dir", "fix it")
+
+
+# Each process reads the settings once, at its entry point, and hands the Settings (or its cache dir)
+# down (issue #37): {file: its calls of Settings.from_env}.  A scenario test's process is its setUp.
+ENTRY_POINTS = {
+    "txnstorm/runner/cli.py": 1, "txnstorm/runner/inputs.py": 1, "txnstorm/runner/bench.py": 1,
+    "txnstorm/runner/reliability.py": 1, "txnstorm/runner/deaths.py": 1, "txnstorm/scenario/harness.py": 1,
+    "scripts/storm-stop-repro": 1,
+}  # fmt: skip
+
+
+def test_settings_are_read_only_at_the_entry_points():
+    calls, below = {}, []
+    for path in [*sorted((REPO / "txnstorm").rglob("*.py")), REPO / "scripts" / "storm-stop-repro"]:
+        text, name = path.read_text(), str(path.relative_to(REPO))
+        if name != "txnstorm/settings.py" and (n := len(re.findall(r"Settings\.from_env\(", text))):
+            calls[name] = n
+        below += [name] if re.search(r"\bcache_(?:dir|root)\(\)", text) else []
+    assert calls == ENTRY_POINTS
+    assert not below, f"the cache dir is read from the environment below the entry points: {below}"

@@ -34,30 +34,30 @@ def fake_tree(root):
     return tree
 
 
-def test_a_patch_applies_to_a_copy_and_is_reused(tmp_path, monkeypatch):
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
+def test_a_patch_applies_to_a_copy_and_is_reused(tmp_path):
+    cache = tmp_path / "cache"
     tree = fake_tree(tmp_path)
     patch = tmp_path / "10.patch"
     patch.write_text("--- a/nbd/server.c\n+++ b/nbd/server.c\n@@ -1,4 +1,4 @@\n int drained(void)\n {\n"
                      "-    return 1;\n+    return 0; /* fault */\n }\n")  # fmt: skip
     fault = teeth.Fault("f", "Class 2", {"10": patch})
-    copy = teeth.patched_tree(tree, fault, "10.2.2")
+    copy = teeth.patched_tree(tree, fault, "10.2.2", cache)
     assert "fault" in (copy / "nbd" / "server.c").read_text()
     assert "fault" not in (tree / "nbd" / "server.c").read_text()  # the cached source stays stock
     mtime = (copy / "nbd" / "server.c").stat().st_mtime_ns
-    assert teeth.patched_tree(tree, fault, "10.2.2") == copy  # reused: build-qemu's cache hits
+    assert teeth.patched_tree(tree, fault, "10.2.2", cache) == copy  # reused: build-qemu's cache hits
     assert (copy / "nbd" / "server.c").stat().st_mtime_ns == mtime
     assert not list(copy.glob(".txnstorm*"))  # the stamp lives beside the tree, not in it
 
 
-def test_a_patch_that_does_not_apply_or_is_missing_is_said(tmp_path, monkeypatch):
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path / "cache"))
+def test_a_patch_that_does_not_apply_or_is_missing_is_said(tmp_path):
+    cache = tmp_path / "cache"
     tree = fake_tree(tmp_path)
     bad = tmp_path / "10.patch"
     bad.write_text("--- a/nbd/server.c\n+++ b/nbd/server.c\n@@ -1,1 +1,1 @@\n-nothing like this\n+x\n")
-    said = teeth.patched_tree(tree, teeth.Fault("f", "Class 2", {"10": bad}), "10.2.2")
+    said = teeth.patched_tree(tree, teeth.Fault("f", "Class 2", {"10": bad}), "10.2.2", cache)
     assert isinstance(said, str) and said.startswith("10.patch does not apply")
-    said = teeth.patched_tree(tree, teeth.Fault("f", "Class 2", {"10": bad}), "7.2.22")
+    said = teeth.patched_tree(tree, teeth.Fault("f", "Class 2", {"10": bad}), "7.2.22", cache)
     assert said == "no patch for the 7.2 family (10 exist)"
 
 
@@ -103,10 +103,9 @@ def test_a_miss_where_the_fault_needs_kvm_is_said_not_counted():
     assert all(not f.needs_kvm for f in teeth.load_faults())
 
 
-def test_unknown_versions_are_bad_input_before_anything_builds(tmp_path, monkeypatch):
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path))
+def test_unknown_versions_are_bad_input_before_anything_builds(tmp_path):
     with pytest.raises(UserError, match="no QEMU source for 9.9.9"):
-        teeth.teeth(["quick"], tmp_path / "results", ["9.9.9"])
+        teeth.teeth(["quick"], tmp_path / "results", ["9.9.9"], cache=tmp_path)
 
 
 def test_make_teeth_with_a_bad_tier_is_one_line_and_exit_2():
@@ -116,10 +115,9 @@ def test_make_teeth_with_a_bad_tier_is_one_line_and_exit_2():
     assert "TEETH_TAGS: unknown tag 'nosuch'" in run.stderr
 
 
-def test_the_stock_build_is_never_a_fault_build(tmp_path, monkeypatch):
+def test_the_stock_build_is_never_a_fault_build(tmp_path):
     import json
 
-    monkeypatch.setenv("TXNSTORM_CACHE", str(tmp_path))
     patched = tmp_path / "teeth" / "src" / "f-7.2.22"
     stock_src = tmp_path / "teeth" / "qemu" / "src" / "1_7.2" / "qemu-7.2"
     for tree in (patched, stock_src):
@@ -129,7 +127,8 @@ def test_the_stock_build_is_never_a_fault_build(tmp_path, monkeypatch):
     for entry, source in (("0-fault", patched), ("1-stock", stock_src)):
         (tmp_path / "teeth" / "qemu" / entry).mkdir(parents=True)
         (tmp_path / "teeth" / "qemu" / entry / "manifest.json").write_text(json.dumps({"source": str(source)}))
-    assert teeth.stock_build("7.2.22") == tmp_path / "teeth" / "qemu" / "1-stock" / "bin" / "qemu-system-x86_64"
+    stock = tmp_path / "teeth" / "qemu" / "1-stock" / "bin" / "qemu-system-x86_64"
+    assert teeth.stock_build("7.2.22", tmp_path) == stock
 
 
 def test_the_tier_runs_in_make_quicks_order(tmp_path, monkeypatch):

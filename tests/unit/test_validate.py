@@ -137,17 +137,17 @@ def test_runs_must_be_a_positive_number(value):
 
 
 def test_a_base_must_be_built_or_a_tree(tmp_path, monkeypatch):
-    monkeypatch.setattr(v.teeth, "stock_build", lambda version: None)
-    monkeypatch.setattr(v.teeth, "source_trees", lambda: {"10.2.2": tmp_path})
+    monkeypatch.setattr(v.teeth, "stock_build", lambda version, cache: None)
+    monkeypatch.setattr(v.teeth, "source_trees", lambda cache: {"10.2.2": tmp_path})
     with pytest.raises(UserError, match=r"BASE=9.9.9 is not built \(built: 10.2.2\); build it first: make qemu"):
-        v.resolve_base("9.9.9")
+        v.resolve_base("9.9.9", tmp_path)
     with pytest.raises(UserError, match="neither a QEMU source tree nor a version"):
-        v.resolve_base("latest")
+        v.resolve_base("latest", tmp_path)
     with pytest.raises(UserError, match="is not a QEMU source tree"):
-        v.resolve_base(str(tmp_path))
-    assert v.resolve_base(str(base_tree(tmp_path))).qemu is None, "a tree is built by validate"
+        v.resolve_base(str(tmp_path), tmp_path)
+    assert v.resolve_base(str(base_tree(tmp_path)), tmp_path).qemu is None, "a tree is built by validate"
     with pytest.raises(UserError, match="name the base"):
-        v.resolve_base("")
+        v.resolve_base("", tmp_path)
 
 
 def test_fisher_tail_probabilities():
@@ -303,10 +303,9 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
     series = tmp_path / "v1"
     series.mkdir()
     (series / "0001-a.patch").write_text(PATCH)
-    monkeypatch.setattr(v, "cache_root", lambda: tmp_path / "cache")
     built = []
 
-    def build(source, log):
+    def build(source, log, cache):
         built.append(source)
         return source / "bin" / "qemu-system-x86_64", 12.0, "10 hits, 1 misses"
 
@@ -321,7 +320,7 @@ def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch):
 
     said = []
     outcome = v.validate(str(series), str(tree), ["tests/a.py"], "3", tmp_path / "out", seed=7, say=said.append,
-                         run_job=run_job)  # fmt: skip
+                         run_job=run_job, cache=tmp_path / "cache")  # fmt: skip
     assert [p.name for p in built] == ["qemu", tree.name + "-" + v.series_digest([series / "0001-a.patch"])]
     assert [x.kind for x in outcome.regressions] == ["regression"]
     text = "\n".join(said)
@@ -369,10 +368,9 @@ def test_a_range_of_a_git_checkout_is_built_from_worktrees_left_nowhere(tmp_path
     import subprocess
 
     repo = git_checkout(tmp_path)
-    monkeypatch.setattr(v, "cache_root", lambda: tmp_path / "cache")
     built = []
 
-    def build(source, log):
+    def build(source, log, cache):
         built.append((source, (source / "hello.c").read_text().split("return ")[1][0]))
         return source / "qemu-system-x86_64", 3.0, "hits"
 
@@ -382,7 +380,8 @@ def test_a_range_of_a_git_checkout_is_built_from_worktrees_left_nowhere(tmp_path
         return job(tmp_path, results.name, [{"name": "t", "status": "PASS", "whiteboard": "{}"}]), 1.0
 
     said = []
-    outcome = v.validate("v1..master", str(repo), ["t"], "1", tmp_path / "out", say=said.append, run_job=run_job)
+    outcome = v.validate("v1..master", str(repo), ["t"], "1", tmp_path / "out", say=said.append, run_job=run_job,
+                         cache=tmp_path / "cache")  # fmt: skip
     assert [value for _, value in built] == ["0", "2"], "the base at v1, the series at master"
     assert outcome.series_patches[0].endswith("block: return 1") and len(outcome.series_patches) == 2
     assert "validate: 2 commits of" in said[0]

@@ -36,15 +36,16 @@ from typing import Any
 
 from txnstorm import REPO
 from txnstorm.errors import TxnstormError, UserError
-from txnstorm.host import assets, sut
+from txnstorm.host import assets
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import private_dir
 from txnstorm.runner import runs
-from txnstorm.settings import Settings, cache_dir
-from txnstorm.vm import accel
+from txnstorm.settings import Settings
+from txnstorm.vm import testbed
 from txnstorm.vm.boot import booted
 from txnstorm.vm.boot_states import BootStates
 from txnstorm.vm.machine import Machine, Platform
+from txnstorm.vm.testbed import Bed
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.vm.write_counters import wait_until_writing
 from txnstorm.workload import nbd
@@ -75,28 +76,28 @@ def _boot_times(
     return times[-n:]
 
 
-def debian_guest(say: Callable[[str], None] = print) -> assets.GuestImage:
+def debian_guest(settings: Settings, say: Callable[[str], None] = print) -> assets.GuestImage:
     """The plain Debian guest; built (first time only, a few minutes) when missing."""
     try:
-        return assets.ensure_guest(DEBIAN_RECIPE, allow_build=False, say=say, cache=cache_dir())
+        return testbed.guest(settings, recipe=DEBIAN_RECIPE, say=say)
     except UserError:
         say(f"bench: building the plain Debian guest '{DEBIAN_RECIPE}' (bench-only asset, first time only) ...")
-        return assets.ensure_guest(DEBIAN_RECIPE, say=say, cache=cache_dir())
+        return testbed.guest(settings, recipe=DEBIAN_RECIPE, allow_build=True, say=say)
 
 
-def debian_boot_time(system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, tmp: Path) -> float:
-    """Seconds from QEMU start to the first SSH command of ONE plain Debian boot."""
-    overlay = QemuImg(system.qemu_img).create_overlay(tmp / "debian-root.qcow2", image.directory / "root.img", "raw")
-    platform = Platform(system, image.boot_files(), accel_name)
-    vm = Machine(platform, DEBIAN_TOPOLOGY, tmp / "debian-boot", {"root": overlay})
+def debian_boot_time(bed: Bed, image: assets.GuestImage, tmp: Path) -> float:
+    """Seconds from QEMU start to the first SSH command of ONE plain Debian boot (on ``bed``'s
+    QEMU, accelerator and settings)."""
+    overlay = QemuImg(bed.sut.qemu_img).create_overlay(tmp / "debian-root.qcow2", image.directory / "root.img", "raw")
+    vm = Machine(bed.platform_for(image), DEBIAN_TOPOLOGY, tmp / "debian-boot", {"root": overlay})
     with booted(vm, image, ssh_deadline_s=DEBIAN_SSH_DEADLINE_S) as b:
         return b.boot_seconds
 
 
-def _debian_boot(system: sut.SystemUnderTest, accel_name: str, tiny_median: float, tmp: Path) -> dict[str, Any]:
+def _debian_boot(bed: Bed, tiny_median: float, tmp: Path) -> dict[str, Any]:
     """One plain Debian boot beside the tiny guest's median; an error is recorded, not raised."""
     try:
-        seconds = debian_boot_time(system, debian_guest(), accel_name, tmp)
+        seconds = debian_boot_time(bed, debian_guest(bed.settings), tmp)
     except TxnstormError as exc:
         return {"seconds": None, "tiny_faster_by": None, "error": str(exc).splitlines()[0]}
     return {"seconds": round(seconds, 2), "tiny_faster_by": round(seconds / tiny_median, 1), "boots": 1,
@@ -121,11 +122,11 @@ def thread_cpu_seconds(pid: int | None) -> dict[str, float]:
     return per_name
 
 
-def _storm_iops(system: sut.SystemUnderTest, image: assets.GuestImage, accel_name: str, tmp: Path) -> dict[str, Any]:
+def _storm_iops(platform: Platform, image: assets.GuestImage, tmp: Path) -> dict[str, Any]:
     """Guest fio on disk0 (dataplane), then host fio over NBD on disk1's node (idle in the guest)."""
-    img = QemuImg(system.qemu_img)
+    img = QemuImg(platform.sut.qemu_img)
     images = {d.name: img.create(tmp / f"s-{d.name}.qcow2", d.size) for d in BENCH_TOPOLOGY.disks}
-    vm = Machine(Platform(system, image.boot_files(), accel_name), BENCH_TOPOLOGY, tmp / "storm", images)
+    vm = Machine(platform, BENCH_TOPOLOGY, tmp / "storm", images)
     with booted(vm, image) as b:
         storm = start_storm(b, ["disk0"], runtime_s=SECONDS, name="bench")
         wait_until_writing(b.vm, ["disk0"])
@@ -295,6 +296,7 @@ def main() -> int:
     parser.add_argument("--baseline", default="", help="also run the cadence tests of this revision, side by side")
     parser.add_argument("--pairs", type=int, default=2)
     args = parser.parse_args()
+    settings = Settings.from_env()  # read once: the QEMU, ACCEL, the cache and every machine's settings
     if args.baseline:
         with private_dir("bench") as tmp:
             figures = side_by_side(args.baseline, args.pairs, tmp / "results")
@@ -310,19 +312,18 @@ def main() -> int:
                   f"{t['round_to_round_s']:g} s; statuses {b['statuses']} / {t['statuses']}")  # fmt: skip
         print(f"  results: {out}")
         return 0
-    system = sut.resolve_settings(Settings.from_env())
-    image = assets.ensure_guest(allow_build=False, cache=cache_dir())
-    choice = accel.choose("auto", system, image, say=lambda _: None, cache=cache_dir())
+    bed = testbed.set_up(settings, needs_caps=False)
+    assert bed.platform is not None and bed.guest is not None  # a guest was asked for
+    platform, image, system = bed.platform, bed.guest, bed.sut
     with private_dir("bench") as tmp:
-        platform = Platform(system, image.boot_files(), choice.accel)
         boots = _boot_times(platform, image, 5, tmp)
         restores = _boot_times(platform, image, 5, tmp, BootStates(tmp / "boot-states"))
-        debian = _debian_boot(system, choice.accel, statistics.median(boots), tmp)
-        storm = _storm_iops(system, image, choice.accel, tmp)
+        debian = _debian_boot(bed, statistics.median(boots), tmp)
+        storm = _storm_iops(platform, image, tmp)
         suite = _suite_figures(tmp / "results")
     result = {
         "qemu": system.version,
-        "accel": choice.accel,
+        "accel": platform.accel,
         "boot_to_ssh_s": {"median": round(statistics.median(boots), 2), "all": [round(b, 2) for b in boots]},
         "restore_to_ssh_s": {"median": round(statistics.median(restores), 2), "all": [round(r, 2) for r in restores]},
         "boot_to_ssh_debian": debian,
@@ -332,7 +333,7 @@ def main() -> int:
     out = REPO / "results" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"txnstorm bench (QEMU {system.version}, {choice.accel}):")
+    print(f"txnstorm bench (QEMU {system.version}, {platform.accel}):")
     print(f"  boot to SSH, median of 5         {result['boot_to_ssh_s']['median']} s  {result['boot_to_ssh_s']['all']}")
     restored = result["restore_to_ssh_s"]
     print(f"  restore to SSH, median of 5      {restored['median']} s  {restored['all']}  (a saved guest, "

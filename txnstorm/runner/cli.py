@@ -40,11 +40,11 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import QemuFailure, TxnstormError, UserError
-from txnstorm.host import assets, cachedir, sut
+from txnstorm.host import cachedir, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
 from txnstorm.runner import inputs, junit, report, runs
-from txnstorm.settings import Settings, cache_dir
-from txnstorm.vm import accel, caps
+from txnstorm.settings import Settings
+from txnstorm.vm import testbed
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
 
@@ -53,7 +53,7 @@ def _say(msg: str) -> None:
 
 
 def cmd_guest(args: argparse.Namespace) -> int:
-    image = assets.ensure_guest(args.recipe, allow_build=not args.verify_only, say=_say, cache=cache_dir())
+    image = testbed.guest(args.settings, recipe=args.recipe, allow_build=not args.verify_only, say=_say)
     _say(f"guest '{args.recipe}' ok: {image.directory}")
     return 0
 
@@ -61,75 +61,64 @@ def cmd_guest(args: argparse.Namespace) -> int:
 def cmd_preflight(args: argparse.Namespace, qemu: Path | None = None) -> int:
     """The QEMU, the guest, the accelerator and the capabilities; ``qemu``: a build of this command's
     own (validate's series) instead of the environment's."""
-    settings = Settings.from_env()
+    settings = args.settings
     if qemu is not None:
         settings = dataclasses.replace(settings, qemu=str(qemu), qemu_img=str(qemu.with_name("qemu-img")))
-    system = sut.resolve_settings(settings)  # first: a wrong QEMU must not cost a guest build
-    _say(f"system under test: {system.describe()}")
-    image = assets.ensure_guest(args.recipe, allow_build=args.build_guest, say=_say, cache=settings.cache_dir)
-    _say(f"guest: {image.directory} (kernel {image.build_info.get('kernel_release', '?')})")
-    choice = accel.choose(settings.accel, system, image, say=_say, cache=settings.cache_dir)
-    _say(f"accel: {choice.accel} ({choice.reason})")
-    _say(f"capabilities: {caps.probe(system, cache=settings.cache_dir).describe()}")
+    testbed.set_up(settings, say=_say, allow_build=args.build_guest, recipe=args.recipe)
     return 0
 
 
 def cmd_accel(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    system = sut.resolve_settings(settings)
-    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=settings.cache_dir)
-    choice = accel.choose(settings.accel, system, image, say=_say, reprobe=args.reprobe, cache=settings.cache_dir)
-    _say(f"accel: {choice.accel} ({choice.reason})")
+    testbed.set_up(args.settings, say=_say, needs_caps=False, recipe=args.recipe, reprobe=args.reprobe)
     return 0
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
     from txnstorm.host.images import QemuImg
     from txnstorm.vm.boot import booted
-    from txnstorm.vm.machine import Machine, Platform
+    from txnstorm.vm.machine import Machine
 
-    settings = Settings.from_env()
-    system = sut.resolve_settings(settings)
-    image = assets.ensure_guest(args.recipe, allow_build=False, say=_say, cache=settings.cache_dir)
-    choice = accel.choose(settings.accel, system, image, say=_say, cache=settings.cache_dir)
+    bed = testbed.set_up(args.settings, say=_say, needs_caps=False, recipe=args.recipe)
+    assert bed.platform is not None and bed.guest is not None  # a guest was asked for
     topology = TWO_DISKS_ONE_IOTHREAD
     times = []
     with private_dir("boot") as tmp:
-        img = QemuImg(system.qemu_img)
+        img = QemuImg(bed.sut.qemu_img)
         images = {d.name: img.create(tmp / f"{d.name}.qcow2", d.size) for d in topology.disks}
         for i in range(args.count):
-            vm = Machine(Platform(system, image.boot_files(), choice.accel), topology, tmp / f"boot{i}", images)
-            with booted(vm, image) as b:
+            vm = Machine(bed.platform, topology, tmp / f"boot{i}", images)
+            with booted(vm, bed.guest) as b:
                 times.append(b.boot_seconds)
                 _say(f"boot {i + 1}: {b.boot_seconds:.2f} s to SSH")
-    _say(f"boot-to-SSH ({choice.accel}): median {statistics.median(times):.2f} s over {len(times)}")
+    _say(f"boot-to-SSH ({bed.platform.accel}): median {statistics.median(times):.2f} s over {len(times)}")
     return 0
 
 
 WARN = "WARN"  # a doctor line that is no fault but limits what a run can show
 
 
-def _doctor_checks() -> list[tuple[str, bool | str, str]]:
+def _doctor_checks(settings: Settings) -> list[tuple[str, bool | str, str]]:
     """(item, ok (True, False or WARN), detail or what to do) for each thing a run needs."""
     checks: list[tuple[str, bool | str, str]] = []
     system = None
     try:
-        system = sut.resolve_settings(Settings.from_env())
+        system = testbed.set_up(settings, needs_guest=False, needs_caps=False).sut
         checks.append(("QEMU", True, system.describe()))
     except UserError as exc:
         checks.append(("QEMU", False, str(exc)))
     image = None
     try:
-        image = assets.ensure_guest(allow_build=False, say=lambda _: None, cache=cache_dir())
+        image = testbed.guest(settings)
         checks.append(("guest", True, f"{image.directory} verified against its sha256 manifest"))
     except UserError as exc:
         checks.append(("guest", False, f"{exc} (make guest)"))
-    if system and image:
-        choice = accel.choose(Settings.from_env().accel, system, image, say=lambda _: None, cache=cache_dir())
-        checks.append(("accel", True, f"{choice.accel} ({choice.reason})"))
-        if choice.accel == "tcg":
+    if system and image:  # both there: the whole test bed, as a run sets it up
+        bed = testbed.set_up(settings)
+        assert bed.accel is not None and bed.caps is not None
+        checks.append(("accel", True, f"{bed.accel.accel} ({bed.accel.reason})"))
+        if bed.accel.accel == "tcg":
             checks.append(("accel", WARN, runs.TCG_NOTE))
-        checks.append(("capabilities", True, caps.probe(system, cache=cache_dir()).describe()))
+        checks.append(("capabilities", True, bed.caps.describe()))
     setup = (REPO / "scripts" / "setup").read_text()
     wanted = setup.split("packages=(", 1)[1].split(")", 1)[0].split()
     missing = [
@@ -140,7 +129,7 @@ def _doctor_checks() -> list[tuple[str, bool | str, str]]:
     ]  # fmt: skip
     checks.append(("packages", not missing, f"missing: {' '.join(missing)} (make setup)" if missing else "all present"))
     try:
-        root = cachedir.writable_cache_root(cache_dir())
+        root = cachedir.writable_cache_root(settings.cache_dir)
     except UserError as exc:
         checks.append(("cache", False, str(exc)))
         return checks
@@ -151,7 +140,7 @@ def _doctor_checks() -> list[tuple[str, bool | str, str]]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    checks = _doctor_checks()
+    checks = _doctor_checks(args.settings)
     for item, ok, detail in checks:
         print(f"{ok if ok == WARN else 'ok' if ok else 'BAD':4} {item:13} {detail}")
     return 0 if all(ok for _, ok, _ in checks) else 1
@@ -315,10 +304,10 @@ def _nightly_qemus(args: argparse.Namespace) -> list[sut.SystemUnderTest]:
     test (QEMU, or Debian's) plus every QEMU built by `make qemu` unless --no-built."""
     words = (getattr(args, "qemus", "") or "").split()
     if words:
-        return runs.nightly_qemus(words)
-    wanted = [q for q in args.qemu if q] or [Settings.from_env().qemu or ""]
+        return runs.nightly_qemus(words, args.settings)
+    wanted = [q for q in args.qemu if q] or [args.settings.qemu or ""]
     if not args.no_built:  # newest build first: an older build of the same version (other flags) is skipped
-        wanted += runs.built_qemus()
+        wanted += runs.built_qemus(args.settings.cache_dir)
     return runs.one_per_version(wanted)
 
 
@@ -404,7 +393,8 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
     jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
-    rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs)
+    rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs,
+                       cache=args.settings.cache_dir)  # fmt: skip
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())
@@ -426,14 +416,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
     if args.seed and not args.seed.isdigit():
         raise UserError(f"SEED={args.seed} is not a whole number")
-    validate.check_inputs(args.series, args.base, args.runs)  # bad input before the test list
+    validate.check_inputs(args.series, args.base, args.runs, args.settings.cache_dir)  # bad input before the test list
     refs = _selected(args.tags, args.test, "1/1")
     stamp = time.strftime("%Y-%m-%dT%H.%M.%S")
     results = Path(args.results_dir).resolve() / f"validate-{stamp}"
     args.recipe, args.build_guest = "tiny", True
     outcome = validate.validate(
         args.series, args.base, refs, args.runs, results, seed=int(args.seed) if args.seed else None,
-        say=_say, preflight=lambda qemu: cmd_preflight(args, qemu),
+        say=_say, preflight=lambda qemu: cmd_preflight(args, qemu), cache=args.settings.cache_dir,
     )  # fmt: skip
     _say(f"page: {_near(results / 'validate.html')}")
     return validate.EXIT_REGRESSION if outcome.regressions else 0
@@ -560,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit stat
     args = parser().parse_args(_leading_not_tags(sys.argv[1:] if argv is None else argv))
     try:
         require_checkout()
-        Settings.from_env()  # an empty QEMU (or any setting) in the environment is an error, not its default
+        # the settings, read once for every command: an empty QEMU (or any setting) is an error, not its default
+        args.settings = Settings.from_env()
         if getattr(args, "results_dir", ""):  # a read-only or full disk: bad input now, not a traceback later
             inputs.host_room(Path(args.results_dir).resolve(), "results dir",
                              "give --results-dir a dir you can write, on a disk with room")  # fmt: skip

@@ -26,11 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnstorm.host import sut
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.runner import runs
-from txnstorm.settings import Settings, cache_dir
-from txnstorm.vm import storage_daemon
+from txnstorm.settings import Settings
+from txnstorm.vm import storage_daemon, testbed
 
 DEBIAN = Path("/usr/bin")  # Debian's QEMU: the programs behind the wrapper unless QEMU names others
 VM, DAEMON = "qemu-system-x86_64", "qemu-storage-daemon"
@@ -157,11 +156,11 @@ def wrapper_dir(directory: Path, system: SystemUnderTest) -> Path:
     return directory
 
 
-def run_case(case: Case, wrappers: Path, results: Path, cache: Path) -> Outcome:
+def run_case(case: Case, wrappers: Path, results: Path, cache: Path, accel: str = "auto") -> Outcome:
     """One Avocado job of ``case.test`` on the wrappers (a dir of this case's own: its schema is
-    probed anew), the death at ``case.stage``; ``cache``: the run's ``private_cache``."""
+    probed anew), the death at ``case.stage``; ``cache``: the run's ``private_cache``; ``accel``: ACCEL."""
     started = time.monotonic()
-    env = {"ACCEL": Settings.from_env().accel, "TXNSTORM_BOOT": case.stage.boot, "TXNSTORM_QMP_ANSWER_S": QMP_ANSWER_S,
+    env = {"ACCEL": accel, "TXNSTORM_BOOT": case.stage.boot, "TXNSTORM_QMP_ANSWER_S": QMP_ANSWER_S,
            "TXNSTORM_CACHE": str(cache), "DEATH_OF": case.victim, "DEATH_SIGNAL": case.signal,
            "DEATH_LOG": case.stage.log, "DEATH_MARKER": case.stage.marker,
            "DEATH_LAUNCH": case.stage.launch or LAUNCHES[case.victim]}  # fmt: skip
@@ -202,14 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cases:
         print("txnstorm deaths: error: --stage and --test name no case of the matrix", file=sys.stderr)
         return 2
-    system = sut.resolve_settings(Settings.from_env())  # QEMU=: the QEMU under test (default Debian's)
+    settings = Settings.from_env()  # read once: QEMU= (the QEMU under test, default Debian's), ACCEL, the cache
+    system = testbed.set_up(settings, needs_guest=False, needs_caps=False).sut
     print(f"deaths: {system.describe()}, {len(cases)} cases", flush=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="txnstorm-deaths-") as tmp:
-        cache = private_cache(Path(tmp) / "cache", cache_dir())
+        cache = private_cache(Path(tmp) / "cache", settings.cache_dir)
         for i, case in enumerate(cases):
             wrappers = wrapper_dir(Path(tmp) / f"bin{i}", system)
-            outcome = run_case(case, wrappers, args.results / case.name.replace(" ", "-"), cache)
+            outcome = run_case(case, wrappers, args.results / case.name.replace(" ", "-"), cache, settings.accel)
             print(f"deaths: {case.name}: {outcome.status} ({outcome.seconds:.0f} s) {outcome.reason[:120]}",
                   flush=True)  # fmt: skip
             outcomes.append(outcome)

@@ -16,6 +16,7 @@ Avocado's test list: ``scripts/txnstorm run`` checks it before preflight.)
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -76,21 +77,31 @@ def checks(env: dict[str, str]) -> list[Callable[[], object]]:
     said = {name: problem for name, problem in zip(given, command_line_problems(given, goals, every=True), strict=True)
             if problem is not None}  # fmt: skip
     env = {k: v for k, v in env.items() if k not in said}  # a name wrong on the command line: its one line only
+
+    @functools.cache
+    def settings() -> Settings:  # read once, where a check needs them whole: an empty or disagreeing one raises
+        return Settings.from_env(env)
+
     found: list[Callable[[], object]] = [
         *(lambda problem=problem: _raise(problem) for problem in said.values()),
-        lambda: sut.check_named(Settings.from_env(env)),  # QEMU and its alias disagreeing, or empty
+        lambda: sut.check_named(settings()),  # QEMU and its alias disagreeing, or empty
         lambda: host_room(cachedir.writable_cache_root(default_cache_dir(env)), "cache dir",
                           "set TXNSTORM_CACHE=/a/dir/on/a/bigger/disk"),
         lambda: host_room(RESULTS, "results dir", "run from a checkout you can write, with room"),
     ]
     if "validate" in goals and not env.get("JUDGE", "").strip() and not {"SERIES", "BASE"} & set(said):
         # the series and its base, before set-up (not again when the command line got them wrong)
-        found.append(lambda: validate.check_inputs(env.get("SERIES", ""), env.get("BASE", ""), "3"))  # RUNS: below
+        found.append(lambda: validate.check_inputs(env.get("SERIES", ""), env.get("BASE", ""), "3",  # RUNS: below
+                                                   default_cache_dir(env)))  # fmt: skip
     for setting in SETTINGS:
-        check = KINDS.get(setting.kind)
+        check, beside = KINDS.get(setting.kind), BESIDE_THE_SETTINGS.get(setting.kind)
         for name in setting.names:
-            if check is not None and env.get(name, "").strip():
+            if not env.get(name, "").strip():
+                continue
+            if check is not None:
                 found.append(lambda check=check, name=name: check(name, env[name]))
+            elif beside is not None:
+                found.append(lambda beside=beside, name=name: beside(name, env[name], settings()))
     return found
 
 
@@ -130,13 +141,13 @@ def check_switch(var: str, value: str) -> None:
         raise UserError(f"{var}={value} is not 0 or 1 (e.g. {var}=1)")
 
 
-def check_nightly_qemus(value: str) -> None:
-    """Each word a version of Debian's QEMU or a `make qemu` build, a binary or a build dir."""
-    runs.nightly_qemus(value.split())
+def check_nightly_qemus(value: str, settings: Settings) -> None:
+    """Each word a version of the QEMU under test (Debian's) or a `make qemu` build, a binary or a build dir."""
+    runs.nightly_qemus(value.split(), settings)
 
 
 # How each kind of setting is checked: (name, value) -> raises UserError.  The QEMU and qemu-img
-# kinds are checked together (sut.check_named), below; a kind not here needs no check of its own.
+# kinds are checked together (sut.check_named), below; a kind in neither table needs no check of its own.
 KINDS: dict[str, Callable[[str, str], object]] = {
     "accel": lambda var, value: check_accel(value, var),
     "tags": _tags,
@@ -148,10 +159,13 @@ KINDS: dict[str, Callable[[str, str], object]] = {
     "count": check_count,
     "count0": lambda var, value: check_count(var, value, least=0),
     "revision": check_revision,
-    "qemus": lambda var, value: check_nightly_qemus(value),
-    "teeth_versions": lambda var, value: teeth.check_versions(value.split(), var),
     "qmp_seconds": lambda var, value: qmp_answer_seconds(value),
     "boot": lambda var, value: boot_choice(value),
+}
+# The kinds checked beside the other settings (the QEMU under test, the cache): (name, value, settings).
+BESIDE_THE_SETTINGS: dict[str, Callable[[str, str, Settings], object]] = {
+    "qemus": lambda var, value, settings: check_nightly_qemus(value, settings),
+    "teeth_versions": lambda var, value, settings: teeth.check_versions(value.split(), settings.cache_dir, var),
 }
 
 

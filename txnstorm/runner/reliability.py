@@ -37,6 +37,7 @@ from txnstorm import REPO
 from txnstorm.host import scratch
 from txnstorm.host.scratch import PREFIX
 from txnstorm.runner.runs import avocado_binary
+from txnstorm.settings import Settings
 
 # Caches meant to outlive runs (guests/*/build.sh default), not leaks.
 SHARED_CACHES = {"txnstorm-build-cache"}
@@ -164,20 +165,20 @@ def failures(counts: dict[str, int]) -> int:
     return counts.get("FAIL", 0) + counts.get("ERROR", 0) + counts.get("NO_RESULTS", 0)
 
 
-def injected_hang(logdir: Path) -> bool:
-    """A QMP wait forced to expire: the error must name it and keep a backtrace."""
+def injected_hang(logdir: Path, settings: Settings) -> bool:
+    """A QMP wait forced to expire: the error must name it and keep a backtrace (on the QEMU,
+    accelerator and watch the settings name)."""
     from txnstorm.errors import DeadlineExceeded
-    from txnstorm.host import assets, sut
-    from txnstorm.settings import Settings, cache_dir
+    from txnstorm.vm import testbed
     from txnstorm.vm.boot import booted
-    from txnstorm.vm.machine import Machine, Platform
+    from txnstorm.vm.machine import Machine
     from txnstorm.vm.topology import Topology
 
     try:
-        guest = assets.ensure_guest(allow_build=False, cache=cache_dir())
-        platform = Platform(sut.resolve_settings(Settings.from_env()), guest.boot_files(), "tcg")
-        vm = Machine(platform, Topology("hang", ()), logdir, {})
-        with booted(vm, guest) as b:
+        bed = testbed.set_up(settings, needs_caps=False)
+        assert bed.platform is not None and bed.guest is not None  # a guest was asked for
+        vm = Machine(bed.platform, Topology("hang", ()), logdir, {})
+        with booted(vm, bed.guest) as b:
             b.vm.wait_event("NEVER_EMITTED", timeout=1.0, what="an event that never comes (injected hang)")
     except DeadlineExceeded as exc:
         return "injected hang" in str(exc) and (logdir / "qemu-backtrace.txt").is_file()
@@ -192,6 +193,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.load < 0 or args.runs < 0 or args.interrupts < 0:
         parser.error("--runs, --interrupts and --load take a count (0 or more)")
+    settings = Settings.from_env()  # read once, before the first run: a wrong setting costs no run
     # A shell starting us in the background (no job control) ignores SIGINT
     # and children inherit that: the interrupts would silently do nothing.
     # A handled signal is reset to the default on exec; an ignored one is not.
@@ -217,7 +219,7 @@ def main() -> int:
     if hogs:
         print(f"load: {len(hogs)} CPU hogs (yes >/dev/null), PIDs {[h.pid for h in hogs]}", flush=True)
     try:
-        false_positives, interrupted, hang_ok = runs(args, results, rng, totals, account)
+        false_positives, interrupted, hang_ok = runs(args, results, rng, totals, account, settings=settings)
     finally:
         ended = end_hogs(hogs)
     if hogs:
@@ -234,9 +236,9 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def runs(
+def runs(  # noqa: PLR0913 - the harness's inputs and its tallies
     args: argparse.Namespace, results: Path, rng: random.Random, totals: dict[str, int],
-    account: Callable[[str], str],
+    account: Callable[[str], str], *, settings: Settings,
 ) -> tuple[int, int, bool]:  # fmt: skip
     """The quick-tier runs, the interrupted ones and the injected hang: (FAIL/ERROR, runs stopped, hang named)."""
     false_positives = 0
@@ -254,7 +256,7 @@ def runs(
         interrupted += "SIGINT_EXIT_S" in outcome
         what = f"exited {outcome['SIGINT_EXIT_S']} s later" if "SIGINT_EXIT_S" in outcome else "had ended before"
         print(account(f"interrupted run {i + 1}/{args.interrupts}: SIGINT after {when:.1f} s, {what}"), flush=True)
-    hang_ok = injected_hang(results / "hang")
+    hang_ok = injected_hang(results / "hang", settings)
     print(account(f"injected hang named with a backtrace: {hang_ok}"), flush=True)
     if hang_ok:
         shutil.rmtree(results / "hang", ignore_errors=True)

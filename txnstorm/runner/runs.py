@@ -22,7 +22,7 @@ from pathlib import Path
 from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.host import sut
-from txnstorm.settings import ALIASES, Settings, cache_dir
+from txnstorm.settings import ALIASES, Settings
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -569,9 +569,9 @@ def bisect_answer(job_dir: Path, issues: Sequence[str] = ()) -> BisectAnswer:
 
 
 # -- the nightly's QEMUs -------------------------------------------------------------
-def built_qemus() -> list[str]:
-    """Every QEMU `make qemu` built, newest first."""
-    built = (cache_dir() / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
+def built_qemus(cache: Path) -> list[str]:
+    """Every QEMU `make qemu` built into the cache root ``cache``, newest first."""
+    built = (cache / "qemu").glob("[!.]*/bin/qemu-system-x86_64")
     return [str(p) for p in sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
@@ -584,11 +584,11 @@ def one_per_version(values: Sequence[str]) -> list[sut.SystemUnderTest]:
     return list(systems.values())
 
 
-def nightly_qemus(words: Sequence[str]) -> list[sut.SystemUnderTest]:
-    """NIGHTLY_QEMUS: each word a version that Debian's QEMU or a `make qemu` build has (7.2.22,
-    10.2.2; the newest build of it), a binary or a build dir."""
+def nightly_qemus(words: Sequence[str], settings: Settings) -> list[sut.SystemUnderTest]:
+    """NIGHTLY_QEMUS: each word a version that the settings' QEMU (else Debian's) or a `make qemu`
+    build has (7.2.22, 10.2.2; the newest build of it), a binary or a build dir."""
     known: dict[str, str] = {}
-    for value in [Settings.from_env().qemu or "", *built_qemus()]:
+    for value in [settings.qemu or "", *built_qemus(settings.cache_dir)]:
         known.setdefault(sut.resolve(value).version, value)
     wanted = []
     for word in words:

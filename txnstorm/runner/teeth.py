@@ -27,7 +27,6 @@ from pathlib import Path
 from txnstorm import REPO
 from txnstorm.errors import UserError
 from txnstorm.runner import runs
-from txnstorm.settings import cache_dir as cache_root
 
 FAULTS_DIR = REPO / "teeth"
 CAUGHT = ("FAIL", "ERROR")
@@ -76,33 +75,34 @@ def load_faults(directory: Path = FAULTS_DIR) -> list[Fault]:
     return faults
 
 
-def shared_ccache() -> dict[str, str]:
-    """The teeth builds compile through the compiler cache of ``make qemu``'s builds: a fault's
-    tree differs from its stock tree by one patch, so only the patched files are compiled."""
-    return {"QEMU_CCACHE_DIR": str(cache_root() / "ccache")}
+def shared_ccache(cache: Path) -> dict[str, str]:
+    """The teeth builds compile through the compiler cache of ``make qemu``'s builds (in the cache
+    root ``cache``): a fault's tree differs from its stock tree by one patch, so only the patched
+    files are compiled."""
+    return {"QEMU_CCACHE_DIR": str(cache / "ccache")}
 
 
-def build_caches() -> list[Path]:
-    """Where stock builds and their unpacked sources are: make qemu's cache,
-    then the teeth cache (Debian 12's 7.2, fetched and built by teeth itself)."""
-    return [cache_root() / "qemu", cache_root() / "teeth" / "qemu"]
+def build_caches(cache: Path) -> list[Path]:
+    """Where stock builds and their unpacked sources are in the cache root ``cache``: make qemu's
+    cache, then the teeth cache (Debian 12's 7.2, fetched and built by teeth itself)."""
+    return [cache / "qemu", cache / "teeth" / "qemu"]
 
 
-def source_trees() -> dict[str, Path]:
+def source_trees(cache: Path) -> dict[str, Path]:
     """{QEMU version: the unpacked Debian source tree a stock build came from}."""
     trees = {}
-    for cache in build_caches():
-        for version_file in sorted((cache / "src").glob("*/qemu-*/VERSION")):
+    for builds in build_caches(cache):
+        for version_file in sorted((builds / "src").glob("*/qemu-*/VERSION")):
             trees.setdefault(version_file.read_text().strip(), version_file.parent)
     return trees
 
 
-def stock_build(version: str) -> Path | None:
+def stock_build(version: str, cache: Path) -> Path | None:
     """The unpatched build of ``version`` (its qemu-system-x86_64), if any:
     never a fault build, whose source is a patched copy under ``teeth/src``."""
-    patched = cache_root() / "teeth" / "src"
-    for cache in build_caches():
-        for manifest in sorted(cache.glob("*/manifest.json")):
+    patched = cache / "teeth" / "src"
+    for builds in build_caches(cache):
+        for manifest in sorted(builds.glob("*/manifest.json")):
             data = json.loads(manifest.read_text())
             source = Path(data.get("source", ""))
             if source.is_relative_to(patched):
@@ -112,11 +112,11 @@ def stock_build(version: str) -> Path | None:
     return None
 
 
-def fetch_debian12(log: Path) -> str | None:
+def fetch_debian12(log: Path, cache: Path) -> str | None:
     """Debian 12's QEMU 7.2 (the default QEMU under test) from source, built
     stock into the teeth cache (cached: a second run only verifies it).  The
     7.2 faults need its tree; make qemu's builds are 10.x.  None, or why not."""
-    env = {**os.environ, "TXNSTORM_CACHE": str(cache_root() / "teeth"), "QEMU_DEB_SUITE": "bookworm", **shared_ccache()}
+    env = {**os.environ, "TXNSTORM_CACHE": str(cache / "teeth"), "QEMU_DEB_SUITE": "bookworm", **shared_ccache(cache)}
     env.pop("QEMU_SRC", None)
     env.pop("QEMU_DEB_VERSION", None)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -126,12 +126,12 @@ def fetch_debian12(log: Path) -> str | None:
     return None if done.returncode == 0 else f"Debian 12's QEMU did not build (exit {done.returncode}; log {log})"
 
 
-def patched_tree(tree: Path, fault: Fault, version: str) -> Path | str:
+def patched_tree(tree: Path, fault: Fault, version: str, cache: Path) -> Path | str:
     """A patched copy of ``tree`` (kept in the teeth cache: a second run reuses it), or why there is none."""
     patch = fault.patches.get(family(version))
     if patch is None:
         return f"no patch for the {family(version)} family ({', '.join(fault.patches) or 'none'} exist)"
-    copy = cache_root() / "teeth" / "src" / f"{fault.name}-{version}"
+    copy = cache / "teeth" / "src" / f"{fault.name}-{version}"
     stamp = copy.with_name(copy.name + ".patch")  # beside the tree: build-qemu hashes every file in it
     if stamp.is_file() and stamp.read_text() == patch.read_text():
         return copy
@@ -148,9 +148,9 @@ def patched_tree(tree: Path, fault: Fault, version: str) -> Path | str:
     return copy
 
 
-def build(tree: Path, log: Path) -> Path | str:
+def build(tree: Path, log: Path, cache: Path) -> Path | str:
     """scripts/build-qemu on ``tree`` into the teeth cache; the binary, or why the build failed."""
-    env = {**os.environ, "TXNSTORM_CACHE": str(cache_root() / "teeth"), "QEMU_SRC": str(tree), **shared_ccache()}
+    env = {**os.environ, "TXNSTORM_CACHE": str(cache / "teeth"), "QEMU_SRC": str(tree), **shared_ccache(cache)}
     with open(log, "w") as out:
         done = subprocess.run([str(REPO / "scripts" / "build-qemu")], env=env, stdout=out,
                               stderr=subprocess.STDOUT, check=False)  # fmt: skip
@@ -249,10 +249,10 @@ def debian12_version() -> str | None:
     return found.group(1) if found else None
 
 
-def check_versions(versions: Sequence[str], var: str = "TEETH_QEMUS") -> None:
+def check_versions(versions: Sequence[str], cache: Path, var: str = "TEETH_QEMUS") -> None:
     """Each version one to inject faults into: a source tree make qemu (or an earlier teeth run)
     unpacked, or Debian 12's 7.2.x, which teeth fetches; UserError before any fetch or build."""
-    known = set(source_trees())
+    known = set(source_trees(cache))
     debian12 = debian12_version()
     if debian12:
         known.add(debian12)
@@ -263,21 +263,21 @@ def check_versions(versions: Sequence[str], var: str = "TEETH_QEMUS") -> None:
                         "run 'make qemu' (QEMU_DEB_SUITE=...) first")  # fmt: skip
 
 
-def teeth(
+def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
     tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print,
-    jobs: int = 1,
+    jobs: int = 1, *, cache: Path,
 ) -> list[Row]:
     """Every fault x every QEMU source make qemu unpacked (or ``versions``), and the stock rows; each
-    tier with ``jobs`` tests side by side."""
-    check_versions(versions)  # bad input, before anything slow
-    faults, trees = load_faults(), source_trees()
+    tier with ``jobs`` tests side by side; ``cache``: the cache root (make qemu's builds, teeth's own)."""
+    check_versions(versions, cache)  # bad input, before anything slow
+    faults, trees = load_faults(), source_trees(cache)
     rows = []
     if not versions or any(family(v) == "7.2" for v in versions):
         say("teeth: Debian 12's QEMU 7.2 from source (stock, cached after the first time)")
-        failed = fetch_debian12(results / "build-stock-debian12.log")
+        failed = fetch_debian12(results / "build-stock-debian12.log", cache)
         if failed:
             rows.append(Row("stock", "7.2", "build failed", failed))
-        trees = source_trees()
+        trees = source_trees(cache)
     if versions:
         unknown = sorted(set(versions) - set(trees))
         if unknown:
@@ -286,19 +286,19 @@ def teeth(
     if not trees:
         raise UserError("no QEMU source tree to inject faults into; run 'make qemu' first")
     for version, tree in trees.items():
-        stock = stock_build(version)
+        stock = stock_build(version, cache)
         if stock is None:
             rows.append(Row("stock", version, "no stock build", "run 'make qemu' for this version"))
         else:
             say(f"teeth: stock {version}: running the tier")
             rows.append(judge("stock", version, run_tier(stock, tags, results / f"stock-{version}", jobs)))
         for fault in faults:
-            prepared = patched_tree(tree, fault, version)
+            prepared = patched_tree(tree, fault, version, cache)
             if isinstance(prepared, str):
                 rows.append(Row(fault.name, version, "not applicable", prepared))
                 continue
             say(f"teeth: {fault.name} {version}: building (cached after the first time)")
-            qemu = build(prepared, results / f"build-{fault.name}-{version}.log")
+            qemu = build(prepared, results / f"build-{fault.name}-{version}.log", cache)
             if isinstance(qemu, str):
                 rows.append(Row(fault.name, version, "build failed", qemu))
                 continue

@@ -64,7 +64,6 @@ from txnstorm.oracles import known_issues
 from txnstorm.oracles.known_issues import MISS_CHANCE_FOR_FIXED, KnownIssue, KnownIssuesError
 from txnstorm.runner import runs, teeth
 from txnstorm.settings import ALIASES
-from txnstorm.settings import cache_dir as cache_root
 
 PATCH_SUFFIXES = (".patch", ".diff")
 REUSED = "reused-base-run.json"  # in a run's dir: the kept base run it reused
@@ -177,8 +176,9 @@ class Base:
     qemu: Path | None  # its build, when there is one already
 
 
-def resolve_base(value: str) -> Base:
-    """``BASE``: a version ``make qemu`` built (its tree and binary) or a QEMU source tree."""
+def resolve_base(value: str, cache: Path) -> Base:
+    """``BASE``: a version ``make qemu`` built (its tree and binary, in the cache root ``cache``) or a
+    QEMU source tree."""
     if not value:
         raise UserError("name the base: BASE=10.2.2 (a version make qemu built) or BASE=~/qemu (a source tree)")
     path = Path(value).expanduser()
@@ -188,8 +188,8 @@ def resolve_base(value: str) -> Base:
         return Base(str(path.resolve()), path.resolve(), None)
     if not re.fullmatch(r"\d+\.\d+\.\d+", value):
         raise UserError(f"BASE={value}: neither a QEMU source tree nor a version such as 10.2.2")
-    qemu = teeth.stock_build(value)
-    built = sorted(teeth.source_trees())
+    qemu = teeth.stock_build(value, cache)
+    built = sorted(teeth.source_trees(cache))
     if qemu is None:
         raise UserError(f"BASE={value} is not built (built: {', '.join(built) or 'none'}); "
                         f"build it first: make qemu QEMU_DEB_SUITE=sid (or QEMU_SRC=<tree>)")  # fmt: skip
@@ -206,10 +206,11 @@ def check_runs(value: str) -> int:
 
 
 # -- the builds -----------------------------------------------------------------------
-def build(tree: Path, log: Path) -> tuple[Path, float, str]:
-    """``scripts/build-qemu`` on ``tree`` into the validate cache: (binary, seconds, compiler cache line)."""
-    env = {**_env_without_qemu(), "TXNSTORM_CACHE": str(cache_root() / "validate"), "QEMU_SRC": str(tree),
-           **teeth.shared_ccache()}  # fmt: skip
+def build(tree: Path, log: Path, cache: Path) -> tuple[Path, float, str]:
+    """``scripts/build-qemu`` on ``tree`` into the validate cache (below the cache root ``cache``):
+    (binary, seconds, compiler cache line)."""
+    env = {**_env_without_qemu(), "TXNSTORM_CACHE": str(cache / "validate"), "QEMU_SRC": str(tree),
+           **teeth.shared_ccache(cache)}  # fmt: skip
     started = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
@@ -651,13 +652,13 @@ def parse_range(series: str, base_value: str) -> Range | None:
 
 
 @contextlib.contextmanager
-def worktrees(span: Range) -> Iterator[tuple[Path, Path]]:
+def worktrees(span: Range, cache: Path) -> Iterator[tuple[Path, Path]]:
     """Detached worktrees of the range's two ends (at fixed paths per commit: a build of the same
     commit is reused), removed from the checkout afterwards."""
     made = []
     try:
         for commit in (span.base, span.head):
-            tree = cache_root() / "validate" / "trees" / commit[:12]
+            tree = cache / "validate" / "trees" / commit[:12]
             if tree.exists():
                 git(span.repo, "worktree", "remove", "--force", str(tree))
                 shutil.rmtree(tree, ignore_errors=True)
@@ -672,26 +673,28 @@ def worktrees(span: Range) -> Iterator[tuple[Path, Path]]:
             git(span.repo, "worktree", "remove", "--force", str(tree))
 
 
-def check_inputs(series_value: str, base_value: str, runs_value: str) -> None:
+def check_inputs(series_value: str, base_value: str, runs_value: str, cache: Path) -> None:
     """The cheap checks of every input (no copy, no build, no test list): RUNS, the range or the
-    series' patches and the base; UserError (one line) for the first that is wrong."""
+    series' patches and the base (``cache``: the cache root of its build); UserError (one line)
+    for the first that is wrong."""
     check_runs(runs_value)
     if not series_value.strip():
         raise UserError("name the series: SERIES=DIR (git format-patch files), SERIES=FILE.mbox (b4 am) or a patch")
     if parse_range(series_value, base_value) is None:
         with private_dir("series") as split:  # the user's own file first: its verdict needs no build
             read_series(Path(series_value).expanduser(), split)
-        resolve_base(base_value)
+        resolve_base(base_value, cache)
 
 
 def validate(  # noqa: PLR0913 - the command's inputs
     series_value: str, base_value: str, refs: Sequence[str], runs_value: str, results: Path, *,
     seed: int | None = None, say: Callable[[str], None] = print,
     preflight: Callable[[Path], object] = lambda qemu: None,
-    run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios,
+    run_job: Callable[..., tuple[Path | None, float]] = runs.run_scenarios, cache: Path,
 ) -> Outcome:  # fmt: skip
     """The whole command: every input checked (and the series applied) before any build;
-    ``preflight`` (the series build, the guest and the accelerator) after the builds, before the runs."""
+    ``preflight`` (the series build, the guest and the accelerator) after the builds, before the runs;
+    ``cache``: the cache root (the base's build, the series' trees and builds, kept base runs)."""
     count = check_runs(runs_value)
     builds: dict[str, dict[str, object]] = {}
     span = parse_range(series_value, base_value)
@@ -700,32 +703,32 @@ def validate(  # noqa: PLR0913 - the command's inputs
         names = span.log
         say(f"validate: {len(names)} commits of {span.repo}, {span.base[:12]}..{span.head[:12]}")
         results.mkdir(parents=True, exist_ok=True)
-        with worktrees(span) as (base_tree, head_tree):
-            base_qemu, seconds, cache = build(base_tree, results / "build-base.log")
-            builds["base"] = {"seconds": round(seconds), "cache": cache}
-            series_qemu, seconds, cache = build(head_tree, results / "build-series.log")
-            builds["series"] = {"seconds": round(seconds), "cache": cache}
+        with worktrees(span, cache) as (base_tree, head_tree):
+            base_qemu, seconds, ccache = build(base_tree, results / "build-base.log", cache)
+            builds["base"] = {"seconds": round(seconds), "cache": ccache}
+            series_qemu, seconds, ccache = build(head_tree, results / "build-series.log", cache)
+            builds["series"] = {"seconds": round(seconds), "cache": ccache}
     else:
-        base = resolve_base(base_value)
+        base = resolve_base(base_value, cache)
         with private_dir("series") as split:  # bad input leaves nothing behind, not even the results dir
             patches = read_series(Path(series_value).expanduser(), split)
             key = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', base.tree.name)}-{series_digest(patches)}"
-            tree = apply_series(base.tree, patches, cache_root() / "validate" / "src" / key, base.label)
+            tree = apply_series(base.tree, patches, cache / "validate" / "src" / key, base.label)
             (results / "series").mkdir(parents=True, exist_ok=True)
             names = [Path(shutil.copy(patch, results / "series" / patch.name)).name for patch in patches]
         say(f"validate: the series ({patch_count(len(names))}) applies to {base.label}: {tree}")
         base_qemu = base.qemu
         if base_qemu is None:
-            base_qemu, seconds, cache = build(base.tree, results / "build-base.log")
-            builds["base"] = {"seconds": round(seconds), "cache": cache}
-        series_qemu, seconds, cache = build(tree, results / "build-series.log")
-        builds["series"] = {"seconds": round(seconds), "cache": cache}
+            base_qemu, seconds, ccache = build(base.tree, results / "build-base.log", cache)
+            builds["base"] = {"seconds": round(seconds), "cache": ccache}
+        series_qemu, seconds, ccache = build(tree, results / "build-series.log", cache)
+        builds["series"] = {"seconds": round(seconds), "cache": ccache}
     say(f"validate: series build {builds['series']['seconds']} s ({builds['series']['cache']}): {series_qemu}")
     preflight(series_qemu)
     seeds = interleaved(count, seed)
     sides = [Side("base", base_qemu), Side("series", series_qemu)]
     reusable = seed is not None and base_qemu.is_file()  # fresh seeds are runs no one made before
-    kept = KeptBaseRuns(cache_root() / "validate" / "base-runs", base_qemu, refs) if reusable else None
+    kept = KeptBaseRuns(cache / "validate" / "base-runs", base_qemu, refs) if reusable else None
     tallies = run_sides(sides, refs, seeds, results, run_job, kept=kept, say=say)
     qemus = {side.name: str(side.qemu) for side in sides}
     return conclude(base, names, qemus, builds, seeds, tallies=tallies, results=results, say=say)

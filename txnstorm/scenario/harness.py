@@ -17,6 +17,7 @@ kills leftovers by PID.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import random
@@ -37,7 +38,6 @@ from avocado.core.exceptions import (
 )
 
 from txnstorm.errors import QemuDied, QemuFailure, QemuHung, UserError
-from txnstorm.host import assets, sut
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
 from txnstorm.oracles import known_issues
@@ -48,11 +48,11 @@ from txnstorm.scenario.story import Storm, Workspace, every_round_fired, guest_s
 from txnstorm.scenario.writers import Witnesses
 from txnstorm.settings import Settings
 from txnstorm.transactions.plans import PLANS, PlanKind, action_types
-from txnstorm.vm import accel, caps, storage_daemon
+from txnstorm.vm import caps, storage_daemon, testbed
 from txnstorm.vm.boot import Booted, booted
 from txnstorm.vm.boot_states import BootStates
-from txnstorm.vm.machine import Machine, Platform
-from txnstorm.vm.qemu_process import Keeping, QemuProcess
+from txnstorm.vm.machine import Machine
+from txnstorm.vm.qemu_process import QemuProcess
 from txnstorm.vm.storage_daemon import StorageDaemon
 from txnstorm.vm.topology import Topology
 
@@ -183,19 +183,21 @@ class TxnstormTest(Test):
     def setUp(self) -> None:
         sweep_stale()
         self._to_kill: list[QemuProcess] = []
-        try:  # the user's settings, read once: Avocado's -p parameters win over the environment
-            self.settings = Settings.from_env()
-            self.keeping = Keeping(self.settings.keep_cores, self.settings.qmp_answer_s)
+        try:  # the user's settings, read once (this process's entry point): Avocado's -p parameters win
+            env, params = Settings.from_env(), self.params
+            qemu, qemu_img = params.get("qemu", default=env.qemu), params.get("qemu_img", default=env.qemu_img)
+            self.settings = dataclasses.replace(
+                env, qemu=qemu, qemu_var=env.qemu_var if qemu == env.qemu else "QEMU", qemu_img=qemu_img,
+                qemu_img_var=env.qemu_img_var if qemu_img == env.qemu_img else "QEMU_IMG",
+                accel=params.get("accel", default=env.accel),
+            )  # fmt: skip
             self.seed = self._seed()  # bad input first, before anything slow
-            params = self.params
-            self.sut = sut.resolve(params.get("qemu", default=self.settings.qemu),
-                                   params.get("qemu_img", default=self.settings.qemu_img))  # fmt: skip
-            cache = self.settings.cache_dir
+            bed = testbed.set_up(self.settings, say=self.log.info, needs_guest=self.NEEDS_GUEST, needs_caps=False)
+            self.keeping, self.sut = bed.keeping, bed.sut  # known before the schema probe: a FAIL names its version
             if self.NEEDS_GUEST:
-                self.guest_image = assets.ensure_guest(allow_build=False, say=self.log.info, cache=cache)
-                requested = params.get("accel", default=self.settings.accel)
-                self.accel = accel.choose(requested, self.sut, self.guest_image, say=self.log.info, cache=cache)
-            self.caps = caps.probe(self.sut, cache=cache, keeping=self.keeping)
+                self.guest_image, self.accel = bed.guest, bed.accel
+            bed = bed.with_caps(say=self.log.info)
+            self.caps = bed.caps
         except UserError as exc:
             # Not CANCEL: a missing guest or a wrong QEMU means nothing was
             # tested, which must never read as a clean run.
@@ -216,9 +218,7 @@ class TxnstormTest(Test):
         )  # fmt: skip
         self.qemu_img = QemuImg(self.sut.qemu_img)
         if self.NEEDS_GUEST:
-            self.platform = Platform(self.sut, self.guest_image.boot_files(), self.accel.accel,
-                                     self.settings.qemu_trace, self.settings.keep_cores,
-                                     self.settings.qmp_answer_s)  # fmt: skip
+            self.platform = bed.platform
         self.scratch = self.logdir_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
         # saved guests of the same shape load instead of booting (TXNSTORM_BOOT=cold: never)

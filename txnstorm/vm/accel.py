@@ -23,6 +23,7 @@ from txnstorm.host.assets import GuestImage
 from txnstorm.host.scratch import private_dir
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.settings import ACCEL_CHOICES
+from txnstorm.vm.qemu_process import Keeping
 from txnstorm.vm.topology import Topology
 
 CHOICES = ACCEL_CHOICES
@@ -57,13 +58,18 @@ class ProbeFailure:
     final: bool  # QEMU refused or crashed under KVM; a timeout (a busy host?) is not final
 
 
-def probe_kvm(sut: SystemUnderTest, image: GuestImage, logdir: Path) -> ProbeFailure | None:
-    """Boot under KVM; return None if the guest answered SSH, else why not."""
+def probe_kvm(
+    sut: SystemUnderTest, image: GuestImage, logdir: Path, keeping: Keeping | None = None, trace: tuple[str, ...] = ()
+) -> ProbeFailure | None:
+    """Boot under KVM; return None if the guest answered SSH, else why not (``keeping``, ``trace``:
+    the user's QMP window, kept cores and trace events, as for any machine)."""
     from txnstorm.vm.boot import booted  # local: boot imports machine, keep this module light
     from txnstorm.vm.machine import Machine, Platform
 
     try:
-        vm = Machine(Platform(sut, image.boot_files(), "kvm"), Topology("kvm-probe", ()), logdir, {})
+        keeping = keeping or Keeping()
+        platform = Platform(sut, image.boot_files(), "kvm", trace, keeping.cores, keeping.qmp_answer_s)
+        vm = Machine(platform, Topology("kvm-probe", ()), logdir, {})
         with booted(vm, image, ssh_deadline_s=PROBE_DEADLINE_S):
             return None
     except TxnstormError as exc:
@@ -98,12 +104,14 @@ def choose(  # noqa: PLR0913 - the request, what it is probed with, and where ve
     reprobe: bool = False,
     *,
     cache: Path,
+    keeping: Keeping | None = None,
+    trace: tuple[str, ...] = (),
 ) -> AccelChoice:
     """The accelerator to use.  ``auto`` keeps a probe's verdict per QEMU
     binary, guest and host kernel, with the time it was taken; a probe that
     failed by a timeout (a busy host is not a broken KVM) is kept only for
     ``TIMEOUT_KEPT_S`` (the tests of one run), and ``reprobe`` forgets the
-    kept one first."""
+    kept one first; ``keeping`` and ``trace`` watch the probe's QEMU as the user asked."""
     requested = (requested or "auto").lower()
     if requested not in CHOICES:
         raise UserError(f"ACCEL={requested} is not one of {', '.join(CHOICES)}")
@@ -124,7 +132,7 @@ def choose(  # noqa: PLR0913 - the request, what it is probed with, and where ve
     elif cached := _cached(verdict):
         return cached
     with private_dir("kvm-probe") as logdir:
-        failure = probe_kvm(sut, image, logdir)
+        failure = probe_kvm(sut, image, logdir, keeping, trace)
     if failure is None:
         choice = AccelChoice("kvm", "KVM probe booted the guest to SSH")
     else:
