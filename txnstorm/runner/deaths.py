@@ -105,7 +105,8 @@ class Case:
 
     @property
     def name(self) -> str:
-        return f"{self.victim.split('-')[-1]} {self.stage.name} SIG{self.signal}"
+        test = self.test.split(":")[-1].split(".")[0]
+        return f"{test} {self.victim.split('-')[-1]} {self.stage.name} SIG{self.signal}"
 
 
 @dataclass(frozen=True)
@@ -178,11 +179,12 @@ def run_case(case: Case, wrappers: Path, results: Path, cache: Path, accel: str 
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
-    lines = ["| process | stage | signal | verdict | s | reason |", "|---|---|---|---|---|---|"]
+    lines = ["| test | process | stage | signal | verdict | s | reason |", "|---|---|---|---|---|---|---|"]
     for o in outcomes:
         said = o.reason if o.injected else f"{o.reason or 'the test ended before the stage'} (nothing injected)"
         mark = "" if o.ok else " **(wrong)**"
-        lines.append(f"| {o.case.victim} | {o.case.stage.name} | SIG{o.case.signal} | {o.status}{mark} | "
+        test = o.case.test.split(":")[-1].split(".")[0]
+        lines.append(f"| {test} | {o.case.victim} | {o.case.stage.name} | SIG{o.case.signal} | {o.status}{mark} | "
                      f"{o.seconds:.0f} | {said[:160]} |")  # fmt: skip
     return "\n".join(lines)
 
