@@ -71,6 +71,18 @@ def test_caught_missed_and_stock_rows():
     assert teeth.judge("nbd", "10.2.2", teeth.TierResult({})).outcome == "no result"
 
 
+def test_a_real_bug_the_tier_misses_is_said_not_counted():
+    """Issue #35's corpus: what the tier catches of real upstream bugs is measured; a miss is a row."""
+    failed = {"tests/n.py:N.test_stamps": ("FAIL", "device stalled")}
+    passed = {"tests/n.py:N.test_stamps": ("PASS", "")}
+    missed = teeth.judge("upstream-x", "10.2.2", teeth.TierResult(passed, 60), real_bug=True)
+    assert missed.outcome == "missed (real bug)"
+    assert teeth.judge("upstream-x", "10.2.2", teeth.TierResult(failed, 60), real_bug=True).outcome == "caught"
+    corpus = [f for f in teeth.load_faults() if f.name.startswith("upstream-")]
+    assert corpus and all(f.real_bug for f in corpus)
+    assert not any(f.real_bug for f in teeth.load_faults() if not f.name.startswith("upstream-"))
+
+
 def test_each_row_says_how_long_after_the_first_test_started_the_first_fail_came():
     """make teeth's '1st FAIL' column (issue #23: the first verdict within a minute)."""
     tests = [
