@@ -30,12 +30,17 @@ def test_describe_exit():
     assert describe_exit(1) == "exited with status 1"
 
 
-def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fake_qemu):
-    qemu = fake_qemu(tmp_path)
+def machine_of(qemu: Path, tmp_path: Path) -> Machine:
+    """A machine of ``qemu`` (a fake that aborts at start) on two disks, its logs in ``log``."""
     sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
     images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
     platform = Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg")
-    vm = Machine(platform, TWO_DISKS_ONE_IOTHREAD, tmp_path / "log", images)
+    return Machine(platform, TWO_DISKS_ONE_IOTHREAD, tmp_path / "log", images)
+
+
+def test_qemu_abort_at_start_is_reported_with_signal_and_assertion(tmp_path, fake_qemu):
+    qemu = fake_qemu(tmp_path)
+    vm = machine_of(qemu, tmp_path)
     # QemuDied, not DeadlineExceeded: a crash must not be reported as a timeout
     with pytest.raises(QemuDied, match=r"killed by SIGABRT: .*Assertion `x == 0' failed"):
         vm.launch(start_timeout=10)
@@ -102,10 +107,7 @@ def test_a_crash_core_becomes_a_backtrace_in_the_log_dir_and_leaves_nothing(tmp_
     if not shutil.which("gdb"):
         pytest.skip("gdb not installed")
     qemu = fake_qemu(tmp_path)
-    sut = SystemUnderTest(qemu=qemu, qemu_img=qemu, version="9.9.9")
-    images = {d.name: tmp_path / f"{d.name}.qcow2" for d in TWO_DISKS_ONE_IOTHREAD.disks}
-    platform = Platform(sut, BootFiles(tmp_path / "k", tmp_path / "i", ""), "tcg")
-    vm = Machine(platform, TWO_DISKS_ONE_IOTHREAD, tmp_path / "log", images)
+    vm = machine_of(qemu, tmp_path)
     with pytest.raises(QemuDied, match=r"SIGABRT.*\(backtrace: qemu-crash-backtrace.txt\)"):
         vm.launch(start_timeout=10)
     assert "#0" in (tmp_path / "log" / "qemu-crash-backtrace.txt").read_text()
