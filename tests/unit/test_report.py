@@ -55,7 +55,7 @@ def job(tmp_path: Path) -> Path:
          "whiteboard": json.dumps({"known_issue": {"label": "known issue KI-1, still reproduces on QEMU 7.2.22"}})},
         {"id": "3-tests/f.py:F.test_z", "name": "tests/f.py:F.test_z", "status": "FAIL", "logdir": str(failed),
          "time_elapsed": 9.0, "fail_reason": f"QEMU crashed: QEMU killed by SIGABRT: {ASSERTION} (QEMU 7.2.22)",
-         "whiteboard": json.dumps(board)},
+         "whiteboard": json.dumps({**board, "failure": {"noticed_by": "SSHException: SSH session not active"}})},
     ]  # fmt: skip
     (tmp_path / "results.json").write_text(json.dumps({"job_id": "abc123", "tests": tests}))
     return render_job(tmp_path)
@@ -76,6 +76,8 @@ def test_failures_come_first_with_what_triage_needs(tmp_path):
     failure = page.split('id="3-tests/f.py:F.test_z"')[1].split("</section>")[0]
     assert "QEMU crashed: QEMU killed by SIGABRT" in failure
     assert "bdrv_do_drained_end: Assertion" in failure.split('class="assertion"')[1]
+    # QEMU's death is the verdict; what met it first (here SSH) is the evidence under it (issue #39)
+    assert "first noticed as: <code>SSHException: SSH session not active</code>" in failure
     replay = re.search(r'<code class="replay">(.*?)</code>', failure).group(1)
     assert replay == "make run TEST=tests/f.py:F.test_z SEED=42 QEMU=/usr/bin/qemu-system-x86_64 ACCEL=tcg"
     bisect = re.search(r'<code class="bisect">(.*?)</code>', failure).group(1)

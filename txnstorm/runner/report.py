@@ -297,6 +297,7 @@ def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:
         "seconds": float(test.get("time_elapsed") or 0),
         "reason": _known_issue_label(test) if status == "WARN" else _reason(test) if failed else "",
         "assertion": assertion_line(logdir) if failed else "",
+        "noticed_by": _noticed_by(board) if failed or status == "WARN" else "",
         "replay": runs.replay_command(test) if failed else "",
         "bisect": runs.bisect_command(test) if status == "FAIL" else "",
         "violations": violations[:10],
@@ -308,6 +309,13 @@ def view_of(job_dir: Path, test: dict[str, Any]) -> dict[str, Any]:
         "picture": Markup(picture),  # noqa: S704 - built by svg_timeline, which escapes every text it holds
         "oracle": oracle,
     }  # fmt: skip
+
+
+def _noticed_by(board: dict[str, Any]) -> str:
+    """What met a dead or hung QEMU first, when it was not QMP (SSH, an NBD client, fio): the
+    evidence the verdict keeps under QEMU's death (``harness.qemu_failed``)."""
+    failure = board.get("failure") if isinstance(board.get("failure"), dict) else {}
+    return str(failure.get("noticed_by") or "")
 
 
 def _header(job_dir: Path, data: dict[str, Any], tests: list[dict[str, Any]]) -> list[tuple[str, str]]:
