@@ -178,3 +178,12 @@ def wait_jobs(vm: QemuProcess, ids: Sequence[str], timeout: float = 120.0) -> di
             raise JobFailed(f"job {job_id} failed: {event['data']['error']}")
         done[job_id] = event
     return done
+
+
+def block_stream(top: str, base: str, job_id: str, auto_dismiss: bool = False) -> dict[str, Any]:
+    """``block-stream``'s arguments: copy into ``top`` the data of its backing chain down to (not
+    including) ``base``, through a copy-on-read filter named ``<job_id>-cor`` above ``top``.
+    ``auto_dismiss=False`` (as libvirt creates its jobs): the job waits, concluded, for
+    ``job-dismiss``."""
+    return {"job-id": job_id, "device": top, "base-node": base, "filter-node-name": f"{job_id}-cor",
+            "auto-dismiss": auto_dismiss}  # fmt: skip
