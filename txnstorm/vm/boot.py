@@ -28,14 +28,9 @@ def wait_console(vm: Machine, marker: str, timeout: float) -> float:
     accepts and then stalls the SSH banner: the marker is the honest signal.
     """
     start, deadline = time.monotonic(), Deadline(timeout)
-    pinged = start
+    alive_and_answering = vm.watchdog(f"the guest console's {marker!r}")  # a stopped QEMU: named now
     while not deadline.passed():
-        vm.check_alive()
-        if time.monotonic() - pinged >= vm.ping_every_s:  # a stopped QEMU is named now, not at the deadline
-            if not vm.answers_qmp():
-                raise QemuHung(f"QMP {vm.PING_COMMAND}: no answer within {vm.ping_answer_s:.0f} s "
-                               f"(waiting for the guest console's {marker!r})", stage=vm.stage)  # fmt: skip
-            pinged = time.monotonic()
+        alive_and_answering()
         try:
             if marker in vm.console_log.read_text(errors="replace"):
                 return time.monotonic() - start

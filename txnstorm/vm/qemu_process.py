@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -234,9 +235,14 @@ class QemuProcess:
         stage = self._ended_at_stage or self.stage
         if self._hung is not None:
             return QemuHung(f"{self.NAME} {self._hung}", stage=stage)
-        if self._gone_unasked or (self._proc.returncode < 0 and not self._ended_by_us(self._proc.returncode)):
-            return QemuDied(self.exit_report(), stage=stage)
-        return None
+        report = self.exit_report() if self._gone_unasked else self.died_at_shutdown()
+        return QemuDied(report, stage=stage) if report else None
+
+    def ended_cleanly(self) -> None:
+        """After shutdown, before anything reads its images: a process that did not end as it was
+        asked to (``death``: a crash, or a hang while it quit) raises that failure."""
+        if (death := self.death()) is not None:
+            raise death
 
     def _ended_by_us(self, returncode: int) -> bool:
         """Killed by our SIGTERM or SIGKILL.  Another signal is QEMU's own death even when ours
@@ -412,6 +418,12 @@ class QemuProcess:
         answering QMP (a hung main loop is named in seconds, not after the
         whole wait)."""
         assert self.qmp is not None
+        return self.qmp.wait_event(name, alive=self.watchdog(kwargs.get("what") or name), **kwargs)
+
+    def watchdog(self, waiting_for: str) -> Callable[[], None]:
+        """A check to call while waiting for ``waiting_for``: QEMU must stay alive (QemuDied) and,
+        every ``ping_every_s``, answer a ping (QemuHung), so a stopped QEMU is named in seconds,
+        not after the whole wait."""
         last_answer = time.monotonic()
 
         def alive_and_answering() -> None:
@@ -421,11 +433,11 @@ class QemuProcess:
                 if not self.answers_qmp():
                     raise QemuHung(
                         f"QMP {self.PING_COMMAND}: no answer within {self.ping_answer_s:.0f} s "
-                        f"(while waiting for {kwargs.get('what') or name})", stage=self.stage,
+                        f"(while waiting for {waiting_for})", stage=self.stage,
                     )  # fmt: skip
                 last_answer = time.monotonic()
 
-        return self.qmp.wait_event(name, alive=alive_and_answering, **kwargs)
+        return alive_and_answering
 
     def note(self, text: str) -> None:
         """A step of the test into ``qmp.log`` (also the ``stage`` a failure names)."""
