@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -104,9 +105,12 @@ class Case:
     signal: str
 
     @property
+    def test_class(self) -> str:
+        return self.test.split(":")[-1].split(".")[0]
+
+    @property
     def name(self) -> str:
-        test = self.test.split(":")[-1].split(".")[0]
-        return f"{test} {self.victim.split('-')[-1]} {self.stage.name} SIG{self.signal}"
+        return f"{self.test_class} {self.victim.split('-')[-1]} {self.stage.name} SIG{self.signal}"
 
 
 @dataclass(frozen=True)
@@ -120,10 +124,11 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """FAIL naming where it died, or PASS where the death never came; never ERROR."""
+        """FAIL naming where it died (its stage: "QEMU crashed at '...'", "QEMU hung while ..."), or
+        PASS where the death never came; never ERROR."""
         if self.status == "PASS":
             return not self.injected
-        return self.status == "FAIL" and ("crashed" in self.reason or "hung" in self.reason)
+        return self.status == "FAIL" and re.search(r"QEMU (crashed|hung) (at '|while )", self.reason) is not None
 
 
 def matrix(signals: Sequence[str] = SIGNALS, with_daemon: bool = True) -> list[Case]:
@@ -183,8 +188,8 @@ def table(outcomes: Sequence[Outcome]) -> str:
     for o in outcomes:
         said = o.reason if o.injected else f"{o.reason or 'the test ended before the stage'} (nothing injected)"
         mark = "" if o.ok else " **(wrong)**"
-        test = o.case.test.split(":")[-1].split(".")[0]
-        lines.append(f"| {test} | {o.case.victim} | {o.case.stage.name} | SIG{o.case.signal} | {o.status}{mark} | "
+        case = o.case
+        lines.append(f"| {case.test_class} | {case.victim} | {case.stage.name} | SIG{case.signal} | {o.status}{mark} | "
                      f"{o.seconds:.0f} | {said[:160]} |")  # fmt: skip
     return "\n".join(lines)
 
