@@ -31,12 +31,10 @@ the job was concluded (else the test is the suite's ERROR, not a PASS).
 The round itself is ``txnstorm/scenario/job_end.py``.
 """
 
-from txnstorm.errors import DeadlineExceeded, QemuDied, TxnstormError
+from txnstorm.errors import QemuDied, TxnstormError
 from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.scenario.job_end import stream_round
-from txnstorm.scenario.story import Storm
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
-from txnstorm.vm.write_counters import wait_until_writing
 
 STREAMED_DISK = "disk0"
 
@@ -74,11 +72,3 @@ class BlockJobEndsUnderStorm(TxnstormTest):
         if not any(r.saw_filter for r in results) or not any(r.while_concluded for r in results):
             raise TxnstormError("shape not built: no graph query listed the job's filter, or none ran concluded")
         self.report(None, tries=1)  # one run of the trigger, its rounds all survived
-
-    def assert_a_stopped_guest_fails_the_write_check(self, storm: Storm) -> None:
-        """The "still writing" check's own control (as in tests/transaction_rollback.py)."""
-        storm.vm.cmd("stop")
-        with self.assertRaises(DeadlineExceeded, msg="a stopped guest passed the 'still writing' check"):
-            wait_until_writing(storm.vm, storm.disks, timeout=3)
-        storm.vm.cmd("cont")
-        storm.mark("control: a stopped guest failed the 'still writing' check")

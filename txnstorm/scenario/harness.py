@@ -37,7 +37,7 @@ from avocado.core.exceptions import (
     TestWarn,
 )
 
-from txnstorm.errors import QemuDied, QemuFailure, QemuHung, UserError
+from txnstorm.errors import DeadlineExceeded, QemuDied, QemuFailure, QemuHung, UserError
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import sweep_stale
 from txnstorm.oracles import known_issues
@@ -55,6 +55,7 @@ from txnstorm.vm.machine import Machine
 from txnstorm.vm.qemu_process import QemuProcess
 from txnstorm.vm.storage_daemon import StorageDaemon
 from txnstorm.vm.topology import Topology
+from txnstorm.vm.write_counters import wait_until_writing
 
 
 def known_to_flake(reason: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -409,6 +410,15 @@ class TxnstormTest(Test):
         rounds = self.rounds(list(plans or PLANS.values()))
         storm = every_round_fired((storm_of or self.storm)(topology, rounds), rounds, atomic=False)
         self.assert_every_oracle_caught(self.verify(storm))
+
+    def assert_a_stopped_guest_fails_the_write_check(self, storm: Storm) -> None:
+        """The "devices write again" check's own control (``storm.still_writing``): with the guest
+        stopped, the same wait must time out."""
+        storm.vm.cmd("stop")
+        with self.assertRaises(DeadlineExceeded, msg="a stopped guest passed the 'write again' check"):
+            wait_until_writing(storm.vm, storm.disks, timeout=3)
+        storm.vm.cmd("cont")
+        storm.mark("control: a stopped guest failed the 'write again' check")
 
     def assert_every_oracle_caught(self, findings: list[Finding]) -> None:
         """A negative control of every oracle that ran."""
