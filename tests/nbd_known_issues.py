@@ -104,7 +104,7 @@ class NbdWritesDuringSnapshot(TxnstormTest):
     BUDGET_S = 60.0  # all boots together
     # The quick tier's share of the same race: one boot, then this long of snapshot rounds (its
     # boot is not counted: a loaded host's cold boot took 11 s of a 12 s budget, and the rounds
-    # 0.4 s).  7c1f51bf38's revert (teeth/upstream-7c1f51bf38-...) aborted 0.4-5.8 s into the
+    # 0.4 s).  7c1f51bf38's revert (teeth/upstream-7c1f51bf38-...) aborted 2.6-5.8 s into the
     # rounds (rounds 1-52); 7.2.22 crashes in most boots.
     QUICK_ROUNDS_S = 8.0
     MAX_BOOTS = 10
