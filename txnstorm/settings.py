@@ -83,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TEETH_TAGS", "tags", "quick", "make teeth's tier", ("teeth",), default="quick"),
     Setting("TEETH_QEMUS", "teeth_versions", '"7.2.22 10.2.2"', "make teeth's QEMU versions", ("teeth",),
             default="Debian 12's and every make qemu source"),
+    Setting("TEETH_FAULTS", "text", '"classes"|"real"|name ...', "make teeth's faults: the written classes, the "
+            "real upstream bugs, or teeth/ folder names", ("teeth",), default="every fault of teeth/"),
     Setting("SERIES", "text", "dir|mbox", "make validate: the series (git format-patch dir, b4 mbox, a patch)",
             ("validate",)),
     Setting("BASE", "text", "10.2.2|tree", "make validate: its base (a make qemu version or a QEMU tree)",

@@ -391,10 +391,11 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     from txnstorm.runner import teeth
 
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
+    teeth.chosen_faults(args.faults.split(), teeth.load_faults())  # a wrong name: its one line first
     jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
     rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs,
-                       cache=args.settings.cache_dir)  # fmt: skip
+                       cache=args.settings.cache_dir, fault_names=args.faults.split())  # fmt: skip
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())
@@ -496,6 +497,7 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--tags", default="quick", help="the tier to run against each build (Avocado tag filters)")
     te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
     te.add_argument("--jobs", default="auto", help="tests of each tier side by side: a number, or auto (one per core)")
+    te.add_argument("--faults", default="", help="classes, real, or teeth/ folder names (default: every fault)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
     va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")
