@@ -1,9 +1,14 @@
 """entry.run: every runner process reads its settings once and ends with the same statuses."""
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
-from txnstorm.errors import QemuDied, TxnstormError, UserError
-from txnstorm.runner import entry
+from txnstorm import REPO
+from txnstorm.errors import QemuDied, Terminated, TxnstormError, UserError
+from txnstorm.runner import entry, runs
 from txnstorm.settings import Settings
 
 
@@ -41,3 +46,45 @@ def test_a_qemu_failure_outside_a_test_is_a_finding(capsys):
     failure = QemuDied("killed by SIGSEGV", stage="while its capabilities were probed")
     assert entry.run(_raises(failure), prog="txnstorm", env={}) == 1
     assert capsys.readouterr().err == "txnstorm: QEMU crashed while its capabilities were probed: killed by SIGSEGV\n"
+
+
+BODY = """
+import sys, time
+from pathlib import Path
+from txnstorm.runner import entry
+
+def body(settings):
+    try:
+        print("started", flush=True)
+        time.sleep(60)
+        return 0
+    finally:
+        Path(sys.argv[1]).write_text("cleaned up")
+
+sys.exit(entry.run(body, prog="make bench", env={}))
+"""
+
+
+def test_sigterm_is_cleaned_up_as_ctrl_c_and_ends_with_143(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", BODY, str(tmp_path / "mark")], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err, (tmp_path / "mark").read_text()) == (143, "make bench: terminated\n", "cleaned up")
+
+
+TRAPS_SIGINT = ("import signal, sys, time; signal.signal(signal.SIGINT, lambda *_: sys.exit(7)); "
+                "print(1, flush=True); time.sleep(60)")
+
+
+@pytest.mark.parametrize(("stop", "status"), [(Terminated(), 7), (KeyboardInterrupt(), -signal.SIGTERM)])
+def test_avocado_is_told_of_a_sigterm_it_did_not_get(stop, status, monkeypatch):
+    """Ctrl-C reached Avocado too (the terminal's process group): it is not told twice; here, a job
+    that ignores it is terminated once its wait is over."""
+    job = subprocess.Popen([sys.executable, "-c", TRAPS_SIGINT], stdout=subprocess.PIPE, text=True)
+    assert job.stdout is not None and job.stdout.readline() == "1\n"
+    real_wait = job.wait
+    monkeypatch.setattr(job, "wait", lambda timeout=None: real_wait(timeout=min(timeout or 30, 2)))
+    runs.let_avocado_end(job, stop)
+    assert job.returncode == status

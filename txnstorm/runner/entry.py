@@ -6,7 +6,8 @@ the environment once (an empty or disagreeing setting is bad input, before anyth
 down as a ``Settings`` value, and whatever ends the body is said the same way by every command:
 
 - ``UserError``: one line, ``txnstorm: error: ...``, its exit status (2);
-- Ctrl-C: ``interrupted``, 130;
+- Ctrl-C: ``interrupted``, 130; SIGTERM (a CI job's timeout, ``kill``): ``terminated``, 143, after
+  the same clean-up as Ctrl-C (``errors.Terminated``);
 - a closed pipe (``... | head``): quietly, 141;
 - the host failing (a disk filled up, a dir gone read-only): one line, ``EXIT_SUITE``;
 - a ``QemuFailure`` met outside a test (boot, schema or accel probe): its reason, ``EXIT_FINDING``;
@@ -19,18 +20,25 @@ Avocado's ``-p`` parameters given on top: ``Settings.given``.)
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 
-from txnstorm.errors import QemuFailure, TxnstormError, UserError
-from txnstorm.runner.runs import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_SUITE
+from txnstorm.errors import QemuFailure, Terminated, TxnstormError, UserError
+from txnstorm.runner.runs import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_SUITE, EXIT_TERMINATED
 from txnstorm.settings import Settings
 
 EXIT_BROKEN_PIPE = 141
 
 
+def _on_sigterm(signum: int, _frame: object) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # the clean-up is not cut short by a second one
+    raise Terminated
+
+
 def run(body: Callable[[Settings], int], prog: str = "txnstorm", env: Mapping[str, str] | None = None) -> int:  # noqa: PLR0911 - one status per kind of end
     """``body(settings)``'s exit status, its end said on stderr as ``prog: ...``."""
+    before = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = body(Settings.from_env(env))
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -38,6 +46,9 @@ def run(body: Callable[[Settings], int], prog: str = "txnstorm", env: Mapping[st
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -56,3 +67,5 @@ def run(body: Callable[[Settings], int], prog: str = "txnstorm", env: Mapping[st
     except TxnstormError as exc:  # the suite's own trouble (a guest build, the host)
         print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_SUITE
+    finally:
+        signal.signal(signal.SIGTERM, before)
