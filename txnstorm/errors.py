@@ -102,3 +102,8 @@ class QMPCommandError(QemuFailure):
         self.command = command
         self.error_class = error_class
         self.desc = desc
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job's timeout, ``kill``), taken as Ctrl-C is: every ``finally`` and ``except
+    KeyboardInterrupt`` ends what it started; a child that did not get the signal is passed SIGINT."""

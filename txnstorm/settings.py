@@ -1,9 +1,10 @@
 """Every setting a user gives txnstorm through the environment, read in one place.
 
-Entry points (the CLI, the input check, a scenario test's set-up, the bench, reliability and deaths
-harnesses, ``scripts/storm-stop-repro``) read them once with ``Settings.from_env()`` (a scenario test
-lets Avocado's ``-p`` parameters win) and hand the ``Settings`` (or its ``cache_dir``) down
-(``tests/unit/test_testbed.py``); no module below the scenario layer reads ``os.environ``
+Each process reads them once with ``Settings.from_env()`` and hands the ``Settings`` (or its
+``cache_dir``) down: every runner process (the CLI, bench, reliability, deaths,
+``scripts/storm-stop-repro``) in ``txnstorm.runner.entry.run``, a scenario test's process in its
+set-up (Avocado's ``-p`` parameters given on top: ``Settings.given``), ``make inputs`` to check them
+(``tests/unit/test_settings.py``); no module below the scenario layer reads ``os.environ``
 (``tests/unit/test_layers.py``).  Standard library only: the input check imports it
 before the virtualenv exists.
 
@@ -16,6 +17,7 @@ input check (``txnstorm.runner.inputs``: unknown names, empty values, each kind'
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Mapping, Sequence
@@ -81,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TEETH_TAGS", "tags", "quick", "make teeth's tier", ("teeth",), default="quick"),
     Setting("TEETH_QEMUS", "teeth_versions", '"7.2.22 10.2.2"', "make teeth's QEMU versions", ("teeth",),
             default="Debian 12's and every make qemu source"),
+    Setting("TEETH_FAULTS", "text", '"classes"|"real"|name ...', "make teeth's faults: the written classes, the "
+            "real upstream bugs, or teeth/ folder names", ("teeth",), default="every fault of teeth/"),
     Setting("SERIES", "text", "dir|mbox", "make validate: the series (git format-patch dir, b4 mbox, a patch)",
             ("validate",)),
     Setting("BASE", "text", "10.2.2|tree", "make validate: its base (a make qemu version or a QEMU tree)",
@@ -235,6 +239,21 @@ class Settings:
     keep_cores: bool = False
     qmp_answer_s: float = QMP_ANSWER_S
     restore_guests: bool = True  # TXNSTORM_BOOT=restore (default) or cold
+
+    def given(self, *, qemu: str | None = None, qemu_img: str | None = None, accel: str | None = None,
+              by: str, img_by: str = "") -> Settings:  # fmt: skip
+        """These settings with what a command gave over the environment's (Avocado's ``-p qemu=``, a
+        script's ``--qemu``, validate's build of a series).  A value that differs is named in messages
+        as a variable is: ``by`` (``-p qemu``), its qemu-img ``img_by`` (default ``by`` + ``_img``).  A
+        QEMU given without its qemu-img keeps QEMU_IMG's, or the one beside it (``host.sut``)."""
+        changes: dict[str, object] = {}
+        if qemu is not None and qemu != self.qemu:
+            changes.update(qemu=qemu, qemu_var=by)
+        if qemu_img is not None and qemu_img != self.qemu_img:
+            changes.update(qemu_img=qemu_img, qemu_img_var=img_by or f"{by}_img")
+        if accel is not None:
+            changes.update(accel=accel)
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -271,7 +271,7 @@ def test_a_match_outside_the_measured_tests_says_both_and_stays_warn():
     assert (verdict.status, verdict.scope) == ("WARN", "outside")
     assert verdict.label == (
         "known issue KI-8, still reproduces on QEMU 7.2.22, outside what was measured: this test never "
-        "reproduced KI-8 (its tests: DaemonBackupOfExportedNode, DaemonNbdStorm, DaemonNbdStormControl)"
+        "reproduced KI-8 (its tests: DaemonBackupOfExportedNode, DaemonNbdStorm)"
     )
 
 

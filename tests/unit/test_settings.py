@@ -89,13 +89,17 @@ def test_a_results_dir_that_cannot_be_written_is_bad_input(tmp_path):
         inputs.host_room(tmp_path / "file" / "results", "results dir", "fix it")
 
 
-# Each process reads the settings once, at its entry point, and hands the Settings (or its cache dir)
-# down (issue #37): {file: its calls of Settings.from_env}.  A scenario test's process is its setUp.
-ENTRY_POINTS = {
-    "txnstorm/runner/cli.py": 1, "txnstorm/runner/inputs.py": 1, "txnstorm/runner/bench.py": 1,
-    "txnstorm/runner/reliability.py": 1, "txnstorm/runner/deaths.py": 1, "txnstorm/scenario/harness.py": 1,
-    "scripts/storm-stop-repro": 1,
-}  # fmt: skip
+# Each process reads the settings once and hands the Settings (or its cache dir) down (issue #37):
+# {file: its calls of Settings.from_env}.  Every runner process (scripts/txnstorm, bench, reliability,
+# deaths, storm-stop-repro) through ``entry.run``; a scenario test's process (Avocado's) in its setUp;
+# ``make inputs`` checks the make variables it was given.
+ENTRY_POINTS = {"txnstorm/runner/entry.py": 1, "txnstorm/scenario/harness.py": 1, "txnstorm/runner/inputs.py": 1}
+RUNNER_PROCESSES = ("txnstorm/runner/cli.py", "txnstorm/runner/bench.py", "txnstorm/runner/reliability.py",
+                    "txnstorm/runner/deaths.py", "scripts/storm-stop-repro")  # fmt: skip
+
+
+def test_every_runner_process_starts_through_entry_run():
+    assert [name for name in RUNNER_PROCESSES if "entry.run(" not in (REPO / name).read_text()] == []
 
 
 def test_settings_are_read_only_at_the_entry_points():
@@ -107,3 +111,13 @@ def test_settings_are_read_only_at_the_entry_points():
         below += [name] if re.search(r"\bcache_(?:dir|root)\(\)", text) else []
     assert calls == ENTRY_POINTS
     assert not below, f"the cache dir is read from the environment below the entry points: {below}"
+
+
+def test_a_value_a_command_gives_is_named_by_it():
+    env = Settings.from_env({"QEMU": "/env/qemu", "QEMU_IMG": "/env/qemu-img"})
+    given = env.given(qemu="/p/qemu", accel="tcg", by="-p qemu")
+    assert (given.qemu, given.qemu_var, given.qemu_img, given.qemu_img_var, given.accel) == (
+        "/p/qemu", "-p qemu", "/env/qemu-img", "QEMU_IMG", "tcg")
+    assert env.given(qemu="/env/qemu", by="-p qemu").qemu_var == "QEMU"  # the same value: the user's variable
+    assert env.given(qemu_img="/p/img", by="-p qemu").qemu_img_var == "-p qemu_img"
+    assert env.given(by="--qemu") == env

@@ -160,3 +160,15 @@ def test_the_tier_runs_in_make_quicks_order(tmp_path, monkeypatch):
     teeth.run_tier(tmp_path / "qemu-system-x86_64", ["quick"], tmp_path / "results")
     assert asked["refs"][: len(runs.CATCHES_FIRST)] == list(runs.CATCHES_FIRST)
     assert sorted(asked["refs"]) == in_file_order, "every test, once"
+
+
+def test_teeth_faults_choose_classes_real_bugs_or_folders():
+    faults = teeth.load_faults()
+    classes = [f.name for f in teeth.chosen_faults(["classes"], faults)]
+    real = [f.name for f in teeth.chosen_faults(["real"], faults)]
+    assert sorted(classes) == ["nbd-export-ignores-drain", "transaction-without-drain", "virtio-blk-ignores-drain"]
+    assert real and all(name.startswith("upstream-") for name in real)
+    assert [f.name for f in teeth.chosen_faults(["classes", real[0]], faults)] == sorted([*classes, real[0]])
+    assert len(teeth.chosen_faults([], faults)) == len(faults)
+    with pytest.raises(UserError, match=r"^TEETH_FAULTS: nosuch is not a fault; give classes, real or folder"):
+        teeth.chosen_faults(["classes", "nosuch"], faults)

@@ -175,7 +175,7 @@ class Scope:
                    for key in map(_test_key, self.shapes))  # fmt: skip
 
     def shape_names(self) -> str:
-        """The tests by class ('DaemonNbdStorm, DaemonNbdStormControl'), each once."""
+        """The tests by class ('DaemonNbdStorm, NbdAndGuestStorm'), each once."""
         return ", ".join(dict.fromkeys(_test_key(s)[1].split(".")[0] for s in self.shapes))
 
     def measured_line(self) -> str:

@@ -39,7 +39,7 @@ from txnstorm.errors import TxnstormError, UserError
 from txnstorm.host import assets
 from txnstorm.host.images import QemuImg
 from txnstorm.host.scratch import private_dir
-from txnstorm.runner import runs
+from txnstorm.runner import entry, runs
 from txnstorm.settings import Settings
 from txnstorm.vm import testbed
 from txnstorm.vm.boot import booted
@@ -296,7 +296,11 @@ def main() -> int:
     parser.add_argument("--baseline", default="", help="also run the cadence tests of this revision, side by side")
     parser.add_argument("--pairs", type=int, default=2)
     args = parser.parse_args()
-    settings = Settings.from_env()  # read once: the QEMU, ACCEL, the cache and every machine's settings
+    return entry.run(lambda settings: measure(args, settings), prog="make bench")
+
+
+def measure(args: argparse.Namespace, settings: Settings) -> int:
+    """What ``make bench`` measures, with the settings read once (the QEMU, ACCEL, the cache, every machine's)."""
     if args.baseline:
         with private_dir("bench") as tmp:
             figures = side_by_side(args.baseline, args.pairs, tmp / "results")

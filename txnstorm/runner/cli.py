@@ -27,7 +27,6 @@ and settings; every command below runs from the checkout as scripts/txnstorm COM
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -39,10 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from txnstorm import REPO
-from txnstorm.errors import QemuFailure, TxnstormError, UserError
+from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
-from txnstorm.runner import inputs, junit, report, runs
+from txnstorm.runner import entry, inputs, junit, report, runs
 from txnstorm.settings import Settings
 from txnstorm.vm import testbed
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
@@ -63,7 +62,8 @@ def cmd_preflight(args: argparse.Namespace, qemu: Path | None = None) -> int:
     own (validate's series) instead of the environment's."""
     settings = args.settings
     if qemu is not None:
-        settings = dataclasses.replace(settings, qemu=str(qemu), qemu_img=str(qemu.with_name("qemu-img")))
+        settings = settings.given(qemu=str(qemu), qemu_img=str(qemu.with_name("qemu-img")), by="QEMU",
+                                  img_by="QEMU_IMG")  # fmt: skip
     testbed.set_up(settings, say=_say, allow_build=args.build_guest, recipe=args.recipe)
     return 0
 
@@ -391,10 +391,11 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     from txnstorm.runner import teeth
 
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
+    teeth.chosen_faults(args.faults.split(), teeth.load_faults())  # a wrong name: its one line first
     jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
     rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs,
-                       cache=args.settings.cache_dir)  # fmt: skip
+                       cache=args.settings.cache_dir, fault_names=args.faults.split())  # fmt: skip
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())
@@ -496,6 +497,7 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--tags", default="quick", help="the tier to run against each build (Avocado tag filters)")
     te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
     te.add_argument("--jobs", default="auto", help="tests of each tier side by side: a number, or auto (one per core)")
+    te.add_argument("--faults", default="", help="classes, real, or teeth/ folder names (default: every fault)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
     va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")
@@ -546,39 +548,18 @@ def _leading_not_tags(argv: list[str]) -> list[str]:
     return argv
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit status per kind of outcome
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(_leading_not_tags(sys.argv[1:] if argv is None else argv))
-    try:
+
+    def command(settings: Settings) -> int:
         require_checkout()
-        # the settings, read once for every command: an empty QEMU (or any setting) is an error, not its default
-        args.settings = Settings.from_env()
+        args.settings = settings  # an empty QEMU (or any setting) is an error, not its default
         if getattr(args, "results_dir", ""):  # a read-only or full disk: bad input now, not a traceback later
             inputs.host_room(Path(args.results_dir).resolve(), "results dir",
                              "give --results-dir a dir you can write, on a disk with room")  # fmt: skip
-        status = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
-        return status
-    except UserError as exc:
-        print(f"txnstorm: error: {exc}", file=sys.stderr)
-        return exc.exit_status
-    except KeyboardInterrupt:
-        print("txnstorm: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, as a tool killed
-        # by SIGPIPE would; stdout goes to /dev/null so exit cannot fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except OSError as exc:  # the host mid-run: a disk that filled up, a dir that went read-only
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"txnstorm: the host failed the run: {exc.strerror or exc}{where}", file=sys.stderr)
-        return runs.EXIT_SUITE
-    except QemuFailure as exc:  # met outside a test (boot, schema or accel probe): a finding about that QEMU
-        print(f"txnstorm: {exc.reason()}", file=sys.stderr)
-        return runs.EXIT_FINDING
-    except TxnstormError as exc:  # the suite's own trouble (a guest build, the host)
-        print(f"txnstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return runs.EXIT_SUITE
+        return args.func(args)
+
+    return entry.run(command)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm.host.sut import SystemUnderTest
-from txnstorm.runner import runs
+from txnstorm.runner import entry, runs
 from txnstorm.settings import Settings
 from txnstorm.vm import storage_daemon, testbed
 
 DEBIAN = Path("/usr/bin")  # Debian's QEMU: the programs behind the wrapper unless QEMU names others
 VM, DAEMON = "qemu-system-x86_64", "qemu-storage-daemon"
 VM_TEST = "tests/transaction_snapshot_backup.py:SnapshotBackupTransaction.test_backup_equals_frozen_base"
-DAEMON_TEST = "tests/storage_daemon.py:DaemonNbdStormMainLoop.test_one_point_in_time_exports_in_main_loop"
+DAEMON_TEST = "tests/storage_daemon.py:DaemonNbdStorm.test_one_point_in_time_exports_in_main_loop"
 GUEST_ON_DAEMON_TEST = "tests/vhost_user_blk.py:GuestOnVhostUserBlk.test_one_point_in_time_exports_in_main_loop"
 SIGNALS = ("ABRT", "STOP")
 QMP_ANSWER_S = "10"  # the QMP window of every case: a stop is named in seconds, not the default minute
@@ -202,13 +202,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test", action="append", help="only tests whose id contains this (repeatable)")
     parser.add_argument("--results", type=Path, default=runs.REPO / "results" / "deaths")
     args = parser.parse_args(argv)
-    cases = [c for c in matrix(tuple(args.signal or SIGNALS), not args.no_daemon)
+    args.cases = cases = [c for c in matrix(tuple(args.signal or SIGNALS), not args.no_daemon)
              if (not args.stage or any(s in c.stage.name for s in args.stage))
              and (not args.test or any(t in c.test for t in args.test))]  # fmt: skip
     if not cases:
         print("txnstorm deaths: error: --stage and --test name no case of the matrix", file=sys.stderr)
         return 2
-    settings = Settings.from_env()  # read once: QEMU= (the QEMU under test, default Debian's), ACCEL, the cache
+    return entry.run(lambda settings: kill_at_every_stage(args, settings), prog="txnstorm deaths")
+
+
+def kill_at_every_stage(args: argparse.Namespace, settings: Settings) -> int:
+    """The matrix's ``args.cases``, with the settings read once: QEMU= (default Debian's), ACCEL, the cache."""
+    cases: list[Case] = args.cases
     system = testbed.set_up(settings, needs_guest=False, needs_caps=False).sut
     print(f"deaths: {system.describe()}, {len(cases)} cases", flush=True)
     outcomes = []

@@ -36,6 +36,7 @@ from pathlib import Path
 from txnstorm import REPO
 from txnstorm.host import scratch
 from txnstorm.host.scratch import PREFIX
+from txnstorm.runner import entry
 from txnstorm.runner.runs import avocado_binary
 from txnstorm.settings import Settings
 
@@ -193,7 +194,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.load < 0 or args.runs < 0 or args.interrupts < 0:
         parser.error("--runs, --interrupts and --load take a count (0 or more)")
-    settings = Settings.from_env()  # read once, before the first run: a wrong setting costs no run
+    return entry.run(lambda settings: campaign(args, settings), prog="make reliability")
+
+
+def campaign(args: argparse.Namespace, settings: Settings) -> int:
+    """The runs, with the settings read once before the first: a wrong setting costs no run."""
     # A shell starting us in the background (no job control) ignores SIGINT
     # and children inherit that: the interrupts would silently do nothing.
     # A handled signal is reset to the default on exec; an ignored one is not.

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm import REPO
-from txnstorm.errors import UserError
+from txnstorm.errors import Terminated, UserError
 from txnstorm.host import sut
 from txnstorm.settings import ALIASES, Settings
 
@@ -129,7 +130,7 @@ def pick_tests(selected: Sequence[str], names: Sequence[str], everything: Sequen
 
 
 # -- what a run means, as an exit status (scripts/txnstorm run) ---------------------
-EXIT_GREEN, EXIT_FINDING, EXIT_BAD_INPUT, EXIT_SUITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_GREEN, EXIT_FINDING, EXIT_BAD_INPUT, EXIT_SUITE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_STATUSES = (
     (EXIT_GREEN, "green: every test PASSed, WARNed with a listed known issue, or was CANCELled (QEMU lacks a feature)"),
     (EXIT_FINDING, "a finding about the QEMU under test: a test FAILed (an oracle violation, or QEMU crashed, "
@@ -139,6 +140,7 @@ EXIT_STATUSES = (
     (EXIT_SUITE, "the suite's own trouble: a test ERRORed or was INTERRUPTED, set-up failed, the host failed "
                  "mid-run (one line: a full disk), or the job wrote no result; nothing is known against QEMU"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C): what the run started was ended"),
+    (EXIT_TERMINATED, "terminated (SIGTERM: a CI job's timeout, kill): ended as Ctrl-C ends it, Avocado's job told"),
 )  # fmt: skip
 
 
@@ -202,11 +204,28 @@ def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener an
         cmd += [f"--filter-by-tags={f}" for f in filters] + scenario_refs()
     env = {**env_for(qemu, qemu_img), **(env or {})}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO, text=True) as job:
-        for line in job.stdout or ():
-            ended = parse_test_line(line)
-            if ended is not None and on_test is not None:
-                on_test(ended)
+        try:
+            for line in job.stdout or ():
+                ended = parse_test_line(line)
+                if ended is not None and on_test is not None:
+                    on_test(ended)
+        except KeyboardInterrupt as stop:
+            let_avocado_end(job, stop)
+            raise
     return results_dir / "latest"
+
+
+def let_avocado_end(job: subprocess.Popen, stop: KeyboardInterrupt) -> None:
+    """Ctrl-C or SIGTERM met while an Avocado job runs: Avocado got Ctrl-C's SIGINT too, a SIGTERM
+    came to us alone (it is told as Ctrl-C would); it ends its tests and their QEMUs (two minutes at
+    most, then it is terminated)."""
+    if isinstance(stop, Terminated):
+        job.send_signal(signal.SIGINT)
+    try:
+        job.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        job.terminate()
+        job.wait()
 
 
 @dataclass(frozen=True)
@@ -282,12 +301,8 @@ def run_scenarios(  # noqa: PLR0913 - the job's settings
     proc = subprocess.Popen([*cmd, *map(exact, refs)], cwd=REPO, env=env)
     try:
         proc.wait()
-    except KeyboardInterrupt:
-        try:  # Avocado got the same SIGINT: let it end its tests and QEMUs
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            proc.wait()
+    except KeyboardInterrupt as stop:
+        let_avocado_end(proc, stop)
         raise
     seconds = time.monotonic() - started
     if not latest.is_symlink() or os.readlink(latest) == before:

@@ -269,14 +269,29 @@ def check_versions(versions: Sequence[str], cache: Path, var: str = "TEETH_QEMUS
                         "run 'make qemu' (QEMU_DEB_SUITE=...) first")  # fmt: skip
 
 
+def chosen_faults(names: Sequence[str], faults: Sequence[Fault]) -> list[Fault]:
+    """``TEETH_FAULTS``: every fault (nothing named), ``classes`` (the bug classes written for the
+    suite), ``real`` (the real upstream bugs) or folder names of ``teeth/``; a name that is none of
+    these is bad input."""
+    if not names:
+        return list(faults)
+    unknown = [n for n in names if n not in ("classes", "real") and n not in {f.name for f in faults}]
+    if unknown:
+        raise UserError(f"TEETH_FAULTS: {unknown[0]} is not a fault; give classes, real or folder names of "
+                        f"teeth/: {', '.join(f.name for f in faults)}")  # fmt: skip
+    return [f for f in faults if f.name in names or ("real" if f.real_bug else "classes") in names]
+
+
 def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
     tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print,
-    jobs: int = 1, *, cache: Path,
+    jobs: int = 1, *, cache: Path, fault_names: Sequence[str] = (),
 ) -> list[Row]:
-    """Every fault x every QEMU source make qemu unpacked (or ``versions``), and the stock rows; each
-    tier with ``jobs`` tests side by side; ``cache``: the cache root (make qemu's builds, teeth's own)."""
-    check_versions(versions, cache)  # bad input, before anything slow
-    faults, trees = load_faults(), source_trees(cache)
+    """Every fault (or those ``fault_names`` choose) x every QEMU source make qemu unpacked (or
+    ``versions``), and the stock rows; each tier with ``jobs`` tests side by side; ``cache``: the
+    cache root (make qemu's builds, teeth's own)."""
+    faults = chosen_faults(fault_names, load_faults())  # bad input, before anything slow
+    check_versions(versions, cache)
+    trees = source_trees(cache)
     rows = []
     if not versions or any(family(v) == "7.2" for v in versions):
         say("teeth: Debian 12's QEMU 7.2 from source (stock, cached after the first time)")

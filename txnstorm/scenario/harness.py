@@ -17,7 +17,6 @@ kills leftovers by PID.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import random
@@ -178,12 +177,9 @@ class TxnstormTest(Test):
         sweep_stale()
         self._to_kill: list[QemuProcess] = []
         try:  # the user's settings, read once (this process's entry point): Avocado's -p parameters win
-            env, params = Settings.from_env(), self.params
-            qemu, qemu_img = params.get("qemu", default=env.qemu), params.get("qemu_img", default=env.qemu_img)
-            self.settings = dataclasses.replace(
-                env, qemu=qemu, qemu_var=env.qemu_var if qemu == env.qemu else "QEMU", qemu_img=qemu_img,
-                qemu_img_var=env.qemu_img_var if qemu_img == env.qemu_img else "QEMU_IMG",
-                accel=params.get("accel", default=env.accel),
+            self.settings = Settings.from_env().given(
+                qemu=self.params.get("qemu"), qemu_img=self.params.get("qemu_img"), accel=self.params.get("accel"),
+                by="-p qemu",
             )  # fmt: skip
             self.seed = self._seed()  # bad input first, before anything slow
             bed = testbed.set_up(self.settings, say=self.log.info, needs_guest=self.NEEDS_GUEST, needs_caps=False)
