@@ -42,7 +42,7 @@ STREAMED_DISK = "disk0"
 class BlockJobEndsUnderStorm(TxnstormTest):
     """
     :avocado: enable
-    :avocado: tags=nightly,job,stream,known-issue
+    :avocado: tags=quick,nightly,job,stream,known-issue
     """
 
     timeout = 600
