@@ -1,0 +1,180 @@
+"""``make mutants``: does the tier kill each mutant of ``mutants.generate`` (a drained section, a
+quiesce or a transaction step deleted from QEMU's source)?
+
+    make mutants [MUTANTS_SHARD=i/n] [MUTANTS_LIMIT=n] [MUTANTS="io.c:392 step"] [TAGS=quick]
+    make mutants MUTANTS_LIST=1                # every mutant's id, and nothing built
+
+ONE build dir is reused (``scripts/build-qemu`` of make qemu's 10.2.2 source into
+``$TXNSTORM_CACHE/mutants``, kept with ``QEMU_BUILD_DIR``, through the shared compiler cache): per
+mutant its file is patched (a new file: the hard link to make qemu's source is never written
+through), ninja recompiles that one object and re-links, the binaries are copied to
+``$TXNSTORM_CACHE/mutants/run/bin`` (beside the entry's firmware), the tier runs against them with
+``FAILFAST``, and the file is restored (ninja's next build of it is a compiler-cache hit).
+
+A mutant is **killed** when a test FAILs or ERRORs (the first one, and how many seconds into the
+tier), **survived** when every test passed, **not reached** when ``make coverage``'s run of the
+same tier (``results/coverage/<tier>/coverage.json``, if there) never executed its line: it cannot
+be killed by that tier, so it is not run (``MUTANTS_UNREACHED=run`` runs it anyway), **build
+failed** when the mutant does not compile.  The score is killed / (killed + survived + not reached).
+Results: ``results/mutants/<shard>/mutants.json`` and ``table.txt``, one line per mutant as it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from txnstorm.runner import coverage, mutants, runs, teeth
+
+KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT = "killed", "survived", "not reached", "build failed", "no result"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: str
+    label: str  # what the mutant deletes
+    function: str
+    status: str
+    detail: str = ""  # the killing test and its reason, or why it did not run
+    first_kill_s: float | None = None  # from the tier's first test start to the end of the first killing test
+    build_s: float = 0.0
+    tier_s: float = 0.0
+
+    def line(self) -> str:
+        kill = f"{self.first_kill_s:5.0f} s" if self.first_kill_s is not None else f"{'-':>7}"
+        return (f"{self.id:62} {self.status:12} {kill} build {self.build_s:4.0f} s tier {self.tier_s:4.0f} s  "
+                f"{self.detail[:110]}")  # fmt: skip
+
+
+def reached_lines(coverage_json: Path) -> dict[str, dict[int, int]] | None:
+    """{file: {line: count}} of a gcovr JSON (None when there is none)."""
+    try:
+        data = json.loads(coverage_json.read_text())
+    except (OSError, ValueError):
+        return None
+    return {str(f["file"]): {int(ln["line_number"]): int(ln.get("count", 0)) for ln in f.get("lines", [])}
+            for f in data.get("files", [])}  # fmt: skip
+
+
+def never_reached(mutant: mutants.Mutant, lines: Mapping[str, Mapping[int, int]] | None) -> bool:
+    """True when the coverage run's data has the mutant's line and counted 0 there (a call site's
+    statement; an initializer's line is no code and always runs)."""
+    if lines is None or mutant.site.kind in ("hook", "step"):
+        return False
+    counts = next((v for k, v in lines.items() if k == mutant.file or k.endswith("/" + mutant.file)), None)
+    return counts is not None and counts.get(mutant.site.line) == 0
+
+
+def score(outcomes: Sequence[Outcome]) -> tuple[int, int]:
+    """(killed, of the mutants that count: killed, survived, not reached)."""
+    counted = [o for o in outcomes if o.status in (KILLED, SURVIVED, UNREACHED)]
+    return sum(o.status == KILLED for o in counted), len(counted)
+
+
+def table(outcomes: Sequence[Outcome], name: str) -> str:
+    killed, counted = score(outcomes)
+    rows = [f"{'mutant':62} {'status':12} {'1st kill':>7} {'':>12} {'':>13}  detail"]
+    rows += [o.line() for o in outcomes]
+    pct = f"{100 * killed / counted:.0f} %" if counted else "-"
+    rows.append(f"{name}: mutation score {killed}/{counted} ({pct}); "
+                + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
+                            for s in (KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT)))  # fmt: skip
+    survivors = [o for o in outcomes if o.status in (SURVIVED, UNREACHED)]
+    if survivors:
+        rows.append("survivors (file:line, what, function):")
+        rows += [f"  {o.id.rsplit(':', 2)[0]}  {o.label}  in {o.function}  ({o.status})" for o in survivors]
+    return "\n".join(rows) + "\n"
+
+
+def write_file(path: Path, text: str) -> None:
+    """A new file in place of ``path`` (never through a hard link to make qemu's source)."""
+    tmp = path.with_name(path.name + ".txnstorm-tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def mutant_build(cache: Path, log: Path, say: Callable[[str], None]) -> tuple[Path, Path]:
+    """The one kept build dir of the mutants (cached): (the entry's qemu-system-x86_64, the build dir)."""
+    return coverage.kept_build(cache, "", cache / "mutants", log, say)
+
+
+def relink(work: Path, run_dir: Path, entry: Path, log: Path) -> str | None:
+    """ninja in the kept build dir, the binaries copied to ``run_dir/bin`` (firmware: the entry's);
+    None, or why it failed."""
+    with open(log, "a") as out:
+        done = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(work / "build"), *coverage.BINARIES],
+                              stdout=out, stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    if done.returncode != 0:
+        return f"ninja exit {done.returncode} (log {log})"
+    (run_dir / "bin").mkdir(parents=True, exist_ok=True)
+    share = run_dir / "share"
+    if not share.is_symlink():
+        share.symlink_to(entry / "share")
+    for binary in coverage.BINARIES:
+        shutil.copy2(work / "build" / binary, run_dir / "bin" / Path(binary).name)
+    return None
+
+
+def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: float) -> Outcome:
+    base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function,
+            "build_s": round(build_s, 1), "tier_s": round(tier_s, 1)}  # fmt: skip
+    try:
+        tests = json.loads((job / "results.json").read_text()).get("tests", []) if job else []
+    except (OSError, ValueError):
+        tests = []
+    if not tests:
+        return Outcome(**base, status=NO_RESULT, detail="the tier left no results.json")
+    caught = [t for t in tests if t.get("status") in teeth.CAUGHT]
+    if not caught:
+        return Outcome(**base, status=SURVIVED, detail=f"{len(tests)} tests passed")
+    first = min(caught, key=lambda t: t.get("actual_time_end") or 0)
+    detail = f"{first['name'].split(':')[-1]}: {first['status']} {teeth.first_detection(first)}"
+    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=teeth.first_fail_after(tests))
+
+
+def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
+    chosen: Sequence[mutants.Mutant], refs: Sequence[str], results: Path, cache: Path,
+    *, jobs: int = 1, coverage_json: Path | None = None, run_unreached: bool = False,
+    say: Callable[[str], None] = print, preflight: Callable[[Path], object] | None = None,
+) -> list[Outcome]:  # fmt: skip
+    """Each mutant of ``chosen`` built in the one build dir and the tier ``refs`` run on it (FAILFAST)."""
+    results.mkdir(parents=True, exist_ok=True)
+    entry_qemu, work = mutant_build(cache, results / "build.log", say)
+    entry, run_dir = entry_qemu.parent.parent, cache / "mutants" / "run"
+    lines = None if run_unreached or coverage_json is None else reached_lines(coverage_json)
+    say("mutants: " + (f"coverage data {coverage_json} skips the lines it never reached" if lines
+                       else "no coverage data: every mutant runs"))  # fmt: skip
+    outcomes: list[Outcome] = []
+    for n, mutant in enumerate(chosen, 1):
+        base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function}
+        if never_reached(mutant, lines):
+            outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never executed this line")
+        else:
+            source = work / "src" / mutant.file
+            original = source.read_text()
+            write_file(source, mutant.apply(original))
+            started = time.monotonic()
+            try:
+                failed = relink(work, run_dir, entry, results / "ninja.log")
+                build_s = time.monotonic() - started
+                if failed:
+                    outcome = Outcome(**base, status=BUILD_FAILED, detail=failed, build_s=round(build_s, 1))
+                else:
+                    qemu = run_dir / "bin" / "qemu-system-x86_64"
+                    if preflight is not None and n == 1:
+                        preflight(qemu)
+                    job, tier_s = runs.run_scenarios(refs, results / "jobs", failfast=True, qemu=qemu, jobs=jobs)
+                    outcome = judge(mutant, job, build_s, tier_s)
+            finally:
+                write_file(source, original)
+        outcomes.append(outcome)
+        say(f"mutants: [{n}/{len(chosen)}] {outcome.line()}")
+        (results / "mutants.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=1) + "\n")
+    relink(work, run_dir, entry, results / "ninja.log")  # the build dir back to the source's binaries
+    return outcomes
