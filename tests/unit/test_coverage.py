@@ -11,12 +11,13 @@ from txnstorm.runner import coverage, csource, mutants, mutants_run
 GCOVR = {
     "files": [{
         "file": "block/io.c",
-        "lines": [{"line_number": 3, "count": 5, "branches": [{"count": 1}, {"count": 0}]},
-                  {"line_number": 4, "count": 0, "branches": []},
-                  {"line_number": 9, "count": 2, "branches": []}],
+        "lines": [{"line_number": 3, "count": 5, "branches": [{"count": 1}, {"count": 0}],
+                   "function_name": "bdrv_drained_begin"},
+                  {"line_number": 4, "count": 0, "branches": [], "function_name": "bdrv_drained_begin"},
+                  {"line_number": 9, "count": 2, "branches": [], "function_name": "inlined"}],
         "functions": [{"name": "bdrv_drained_begin", "lineno": 2, "execution_count": 5},
                       {"name": "bdrv_drain_all_begin", "lineno": 8, "execution_count": 0},
-                      {"name": "helper", "lineno": 12, "execution_count": 1}],
+                      {"name": "inlined", "lineno": 9, "execution_count": 0}],
     }],
 }  # fmt: skip
 PART = {"block/io.c": {"bdrv_drained_begin": "a drain primitive", "bdrv_drain_all_begin": "a drain primitive"},
@@ -27,6 +28,7 @@ def test_the_summary_counts_lines_branches_functions_and_the_headline() -> None:
     s = coverage.summarize(GCOVR, ["block/io.c", "nbd/server.c"], PART, "quick")
     io = s["files"]["block/io.c"]
     assert io["lines"] == [2, 3] and io["branches"] == [1, 2] and io["functions"] == [2, 3]
+    assert io["calls"]["inlined"] == 2  # its entry counter 0 (inlined before GCC instrumented it), its lines ran
     assert s["reached"]["block/io.c"] == ["bdrv_drained_begin"]
     assert s["never"]["block/io.c"] == {"bdrv_drain_all_begin": "a drain primitive"}
     assert s["never"]["nbd/server.c"] == {"nbd_drained_begin": ".drained_begin of nbd_block_ops"}  # no data: never
@@ -56,17 +58,18 @@ def test_counter_files_are_named_as_meson_names_objects() -> None:
     assert coverage.results_name(["quick"]) == "quick" and coverage.results_name([]) == "all"
 
 
-SNIPPET = "void f(void)\n{\n    aio_notify(ctx);\n    bdrv_drained_begin(bs);\n}\nstatic const BlockDevOps o = {\n" \
-          "    .drained_begin = f,\n};\n"  # fmt: skip
+SNIPPET = "void bdrv_drained_begin(void)\n{\n    aio_notify(ctx);\n}\nvoid bdrv_drain_all_begin(void)\n{\n" \
+          "    aio_notify(ctx);\n}\nstatic const BlockDevOps o = {\n    .drained_begin = f,\n};\n"  # fmt: skip
 
 
-def test_a_mutant_on_a_line_the_coverage_run_never_reached_is_not_run(tmp_path: Path) -> None:
+def test_a_mutant_in_a_function_the_coverage_run_never_ran_is_not_run(tmp_path: Path) -> None:
     found = [mutants.Mutant("block/io.c", s) for s in csource.sites(SNIPPET)]
     (tmp_path / "c.json").write_text(json.dumps(GCOVR))
-    lines = mutants_run.reached_lines(tmp_path / "c.json")
-    assert [m.site.line for m in found] == [3, 4, 7]
-    assert [mutants_run.never_reached(m, lines) for m in found] == [False, True, False]  # a hook line always runs
-    assert mutants_run.reached_lines(tmp_path / "none.json") is None
+    counts = mutants_run.function_counts(tmp_path / "c.json")
+    assert [(m.site.line, m.site.function) for m in found] == [(3, "bdrv_drained_begin"), (7, "bdrv_drain_all_begin"),
+                                                               (10, "o")]  # fmt: skip
+    assert [mutants_run.never_reached(m, counts) for m in found] == [False, True, False]  # a hook line always runs
+    assert mutants_run.function_counts(tmp_path / "none.json") is None
     assert not mutants_run.never_reached(found[1], None)
 
 

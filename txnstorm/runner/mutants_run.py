@@ -52,23 +52,23 @@ class Outcome:
                 f"{self.detail[:110]}")  # fmt: skip
 
 
-def reached_lines(coverage_json: Path) -> dict[str, dict[int, int]] | None:
-    """{file: {line: count}} of a gcovr JSON (None when there is none)."""
+def function_counts(coverage_json: Path) -> dict[str, dict[str, int]] | None:
+    """{file: {function: how often it ran}} of a gcovr JSON (None when there is none)."""
     try:
         data = json.loads(coverage_json.read_text())
     except (OSError, ValueError):
         return None
-    return {str(f["file"]): {int(ln["line_number"]): int(ln.get("count", 0)) for ln in f.get("lines", [])}
-            for f in data.get("files", [])}  # fmt: skip
+    return {str(f["file"]): coverage.function_counts(f) for f in data.get("files", [])}
 
 
-def never_reached(mutant: mutants.Mutant, lines: Mapping[str, Mapping[int, int]] | None) -> bool:
-    """True when the coverage run's data has the mutant's line and counted 0 there (a call site's
-    statement; an initializer's line is no code and always runs)."""
-    if lines is None or mutant.site.kind in ("hook", "step"):
+def never_reached(mutant: mutants.Mutant, counts: Mapping[str, Mapping[str, int]] | None) -> bool:
+    """True when the coverage run's data has the mutant's function and it never ran (neither its
+    entry nor any of its lines: ``coverage.function_counts``; one line's count is not trusted).  A
+    ``hook`` or ``step`` line is an initializer, no code: always run."""
+    if counts is None or mutant.site.kind in ("hook", "step"):
         return False
-    counts = next((v for k, v in lines.items() if k == mutant.file or k.endswith("/" + mutant.file)), None)
-    return counts is not None and counts.get(mutant.site.line) == 0
+    of_file = next((v for k, v in counts.items() if k == mutant.file or k.endswith("/" + mutant.file)), None)
+    return of_file is not None and of_file.get(mutant.site.function) == 0
 
 
 def score(outcomes: Sequence[Outcome]) -> tuple[int, int]:
@@ -147,14 +147,14 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
     results.mkdir(parents=True, exist_ok=True)
     entry_qemu, work = mutant_build(cache, results / "build.log", say)
     entry, run_dir = entry_qemu.parent.parent, cache / "mutants" / "run"
-    lines = None if run_unreached or coverage_json is None else reached_lines(coverage_json)
-    say("mutants: " + (f"coverage data {coverage_json} skips the lines it never reached" if lines
+    lines = None if run_unreached or coverage_json is None else function_counts(coverage_json)
+    say("mutants: " + (f"coverage data {coverage_json} skips the functions it never ran" if lines
                        else "no coverage data: every mutant runs"))  # fmt: skip
     outcomes: list[Outcome] = []
     for n, mutant in enumerate(chosen, 1):
         base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function}
         if never_reached(mutant, lines):
-            outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never executed this line")
+            outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never ran its function")
         else:
             source = work / "src" / mutant.file
             original = source.read_text()
