@@ -182,9 +182,12 @@ def file_entry(data: Mapping, source: str) -> Mapping | None:
 def summarize(data: Mapping, files: Sequence[str], part: Mapping[str, Mapping[str, str]], name: str) -> dict:
     """Our summary of gcovr's JSON ``data``: per file lines, branches and functions (hit, total), each
     function's call count, and the functions of ``part`` the run reached and missed."""
-    out: dict = {"name": name, "files": {}, "reached": {}, "never": {}}
+    out: dict = {"name": name, "files": {}, "reached": {}, "never": {}, "not_built": []}
     for source in files:
         entry = file_entry(data, source)
+        if not (entry or {}).get("lines"):  # not compiled in this configuration (fuse.c without libfuse)
+            out["not_built"].append(source)
+            continue
         lines = (entry or {}).get("lines", [])
         branches = [b for ln in lines for b in ln.get("branches", [])]
         calls = function_counts(entry or {})
@@ -214,6 +217,8 @@ def table(summary: Mapping) -> str:
         reached, never = len(summary["reached"][source]), len(summary["never"][source])
         rows.append(f"{source:38} {lh:5}/{lt:<5} {_pct(lh, lt):3.0f}% {bh:5}/{bt:<5} {_pct(bh, bt):3.0f}% "
                     f"{fh:4}/{ft:<4} {_pct(fh, ft):3.0f}% {reached:6}/{reached + never:<6}")  # fmt: skip
+    if summary.get("not_built"):
+        rows.append(f"not built in this configuration (left out): {', '.join(summary['not_built'])}")
     hit, total = headline(summary)
     rows.append(f"{summary['name']}: reaches {hit} of the {total} functions that take part in a drained section "
                 f"or a transaction ({_pct(hit, total):.0f} %); never:")  # fmt: skip
