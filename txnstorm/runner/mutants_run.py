@@ -116,9 +116,33 @@ def relink(work: Path, run_dir: Path, entry: Path, log: Path) -> str | None:
     share = run_dir / "share"
     if not share.is_symlink():
         share.symlink_to(entry / "share")
-    for binary in coverage.BINARIES:
-        shutil.copy2(work / "build" / binary, run_dir / "bin" / Path(binary).name)
+    for binary in coverage.BINARIES:  # a new file each: one still running (ETXTBSY) keeps its old inode
+        target = run_dir / "bin" / Path(binary).name
+        shutil.copy2(work / "build" / binary, target.with_name(target.name + ".new"))
+        os.replace(target.with_name(target.name + ".new"), target)
     return None
+
+
+def still_running(run_dir: Path) -> list[int]:
+    """PIDs of processes whose binary is in ``run_dir/bin`` (a previous mutant's QEMU not yet gone)."""
+    found = []
+    for exe in Path("/proc").glob("[0-9]*/exe"):
+        try:
+            if Path(os.readlink(exe)).parent == run_dir / "bin":
+                found.append(int(exe.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def wait_quiet(run_dir: Path, seconds: float, say: Callable[[str], None]) -> None:
+    """Wait (up to ``seconds``) until no QEMU of the previous mutant runs: the next tier must not
+    share the host with it.  Said when one outlives the wait (never killed here: not ours)."""
+    deadline = time.monotonic() + seconds
+    while (pids := still_running(run_dir)) and time.monotonic() < deadline:
+        time.sleep(1)
+    if pids:
+        say(f"mutants: a previous mutant's process still runs after {seconds:.0f} s: PIDs {pids}")
 
 
 def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: float) -> Outcome:
@@ -156,6 +180,7 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
         if never_reached(mutant, lines):
             outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never ran its function")
         else:
+            wait_quiet(run_dir, 60, say)
             source = work / "src" / mutant.file
             original = source.read_text()
             write_file(source, mutant.apply(original))
