@@ -77,12 +77,13 @@ def test_a_mutant_in_a_function_the_coverage_run_never_ran_is_not_run(tmp_path: 
 def test_a_mutant_is_killed_by_the_first_test_that_fails(tmp_path: Path) -> None:
     mutant = mutants.Mutant("block/io.c", csource.sites(SNIPPET)[0])
     tests = [{"name": "tests/a.py:A.test_one", "status": "PASS", "actual_time_start": 100.0, "actual_time_end": 130.0},
-             {"name": "tests/b.py:B.test_two", "status": "FAIL", "fail_reason": "QEMU hung at 'round 1'",
+             {"name": "tests/b.py:B.test_two", "status": "FAIL",
+              "fail_reason": "QEMU hung at 'round 1' (/work/r/job-1/scratch/d.qcow2)\nmore",
               "actual_time_start": 101.0, "actual_time_end": 141.5}]  # fmt: skip
     (tmp_path / "results.json").write_text(json.dumps({"tests": tests}))
     outcome = mutants_run.judge(mutant, tmp_path, 40.0, 60.0)
     assert outcome.status == "killed" and outcome.first_kill_s == 41.5
-    assert outcome.detail.startswith("B.test_two: FAIL QEMU hung")
+    assert outcome.detail == "B.test_two: FAIL QEMU hung at 'round 1' (d.qcow2)"
     (tmp_path / "results.json").write_text(json.dumps({"tests": tests[:1]}))
     assert mutants_run.judge(mutant, tmp_path, 1, 1).status == "survived"
     assert mutants_run.judge(mutant, None, 1, 1).status == "no result"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -158,7 +159,12 @@ def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: floa
     if not caught:
         return Outcome(**base, status=SURVIVED, detail=f"{len(tests)} tests passed")
     first = min(caught, key=lambda t: t.get("actual_time_end") or 0)
-    detail = f"{first['name'].split(':')[-1]}: {first['status']} {teeth.first_detection(first)}"
+    reason = re.sub(r"(?<![\w.])/(?:[^\s/:]+/)+", "", (first.get("fail_reason") or "").splitlines()[0] if
+                    first.get("fail_reason") else "")  # paths cut to their last part: the reason fits the table
+    board = runs.whiteboard(first)
+    where = f"[round {board['first_violation_round']} of {board.get('rounds')}] " \
+        if board.get("first_violation_round") is not None else ""  # fmt: skip
+    detail = f"{first['name'].split(':')[-1]}: {first['status']} {where}{reason[:300]}"
     return Outcome(**base, status=KILLED, detail=detail, first_kill_s=teeth.first_fail_after(tests))
 
 
