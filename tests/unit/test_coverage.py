@@ -70,6 +70,8 @@ def test_a_mutant_in_a_function_the_coverage_run_never_ran_is_not_run(tmp_path: 
     assert [(m.site.line, m.site.function) for m in found] == [(3, "bdrv_drained_begin"), (7, "bdrv_drain_all_begin"),
                                                                (10, "o")]  # fmt: skip
     assert [mutants_run.never_reached(m, counts) for m in found] == [False, True, False]  # a hook line always runs
+    caller = mutants.Mutant("block/io.c", csource.Site("prepare", "bdrv_drain_all_begin()", 3, (0, 1), "inlined"))
+    assert mutants_run.never_reached(caller, counts)  # its function ran, the function it calls never did
     assert mutants_run.function_counts(tmp_path / "none.json") is None
     assert not mutants_run.never_reached(found[1], None)
 

@@ -64,12 +64,17 @@ def function_counts(coverage_json: Path) -> dict[str, dict[str, int]] | None:
 
 def never_reached(mutant: mutants.Mutant, counts: Mapping[str, Mapping[str, int]] | None) -> bool:
     """True when the coverage run's data has the mutant's function and it never ran (neither its
-    entry nor any of its lines: ``coverage.function_counts``; one line's count is not trusted).  A
-    ``hook`` or ``step`` line is an initializer, no code: always run."""
+    entry nor any of its lines: ``coverage.function_counts``; one line's count is not trusted), or
+    the function its statement calls is this file's and never ran (``transaction_action`` ran, its
+    call of ``block_dirty_bitmap_enable_action`` did not).  A ``hook`` or ``step`` line is an
+    initializer, no code: always run."""
     if counts is None or mutant.site.kind in ("hook", "step"):
         return False
     of_file = next((v for k, v in counts.items() if k == mutant.file or k.endswith("/" + mutant.file)), None)
-    return of_file is not None and of_file.get(mutant.site.function) == 0
+    if of_file is None:
+        return False
+    callee = mutant.site.what.removesuffix("()")  # a callee of this file that never ran was never called
+    return of_file.get(mutant.site.function) == 0 or of_file.get(callee) == 0
 
 
 def score(outcomes: Sequence[Outcome]) -> tuple[int, int]:
@@ -184,7 +189,7 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
     for n, mutant in enumerate(chosen, 1):
         base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function}
         if never_reached(mutant, lines):
-            outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never ran its function")
+            outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never ran it (or its callee)")
         else:
             wait_quiet(run_dir, 60, say)
             source = work / "src" / mutant.file
