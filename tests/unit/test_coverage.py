@@ -88,6 +88,10 @@ def test_a_mutant_is_killed_by_the_first_test_that_fails(tmp_path: Path) -> None
     assert outcome.detail == "B.test_two: FAIL QEMU hung at 'round 1' (d.qcow2)"
     (tmp_path / "results.json").write_text(json.dumps({"tests": tests[:1]}))
     assert mutants_run.judge(mutant, tmp_path, 1, 1).status == "survived"
+    hung = [{**tests[0], "status": "INTERRUPTED", "fail_reason": "Test interrupted: Timeout reached"}]
+    (tmp_path / "results.json").write_text(json.dumps({"tests": hung}))
+    outcome = mutants_run.judge(mutant, tmp_path, 1, 1)
+    assert (outcome.status, outcome.first_kill_s) == ("killed", 30.0)  # Avocado's timeout: a QEMU that hung
     assert mutants_run.judge(mutant, None, 1, 1).status == "no result"
 
 

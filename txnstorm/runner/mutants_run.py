@@ -11,11 +11,12 @@ through), ninja recompiles that one object and re-links, the binaries are copied
 ``$TXNSTORM_CACHE/mutants/run/bin`` (beside the entry's firmware), the tier runs against them with
 ``FAILFAST``, and the file is restored (ninja's next build of it is a compiler-cache hit).
 
-A mutant is **killed** when a test FAILs or ERRORs (the first one, and how many seconds into the
-tier), **survived** when every test passed, **not reached** when ``make coverage``'s run of the
-same tier (``results/coverage/<tier>/coverage.json``, if there) never executed its line: it cannot
-be killed by that tier, so it is not run (``MUTANTS_UNREACHED=run`` runs it anyway), **build
-failed** when the mutant does not compile.  The score is killed / (killed + survived + not reached).
+A mutant is **killed** when a test FAILs, ERRORs or is interrupted by its timeout (the first one,
+and how many seconds into the tier), **survived** when every test passed, **not reached** when
+``make coverage``'s run of the same tier (``results/coverage/<tier>/coverage.json``, if there) never
+ran the function that holds it, or the function it calls (``never_reached``): that run could not
+have killed it, so it is not run (``MUTANTS_UNREACHED=1`` runs it anyway), **build failed** when the
+mutant does not compile.  The score is killed / (killed + survived + not reached).
 Results: ``results/mutants/<shard>/mutants.json`` and ``table.txt``, one line per mutant as it ends.
 """
 
@@ -34,6 +35,9 @@ from pathlib import Path
 from txnstorm.runner import coverage, mutants, runs, teeth
 
 KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT = "killed", "survived", "not reached", "build failed", "no result"
+# A FAIL, an ERROR (as make teeth counts them), or a test Avocado's timeout interrupted (a QEMU that
+# hung where no watchdog of the test looked: 10.2.2 without bdrv_inc_in_flight in blk_co_do_pwritev_part).
+KILLING = (*teeth.CAUGHT, "INTERRUPTED")
 
 
 @dataclass(frozen=True)
@@ -160,9 +164,10 @@ def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: floa
         tests = []
     if not tests:
         return Outcome(**base, status=NO_RESULT, detail="the tier left no results.json")
-    caught = [t for t in tests if t.get("status") in teeth.CAUGHT]
+    caught = [t for t in tests if t.get("status") in KILLING]
     if not caught:
-        return Outcome(**base, status=SURVIVED, detail=f"{len(tests)} tests passed")
+        passed = sum(t.get("status") in ("PASS", "WARN") for t in tests)
+        return Outcome(**base, status=SURVIVED, detail=f"{passed} of {len(tests)} tests passed or warned")
     first = min(caught, key=lambda t: t.get("actual_time_end") or 0)
     reason = re.sub(r"(?<![\w.])/(?:[^\s/:]+/)+", "", (first.get("fail_reason") or "").splitlines()[0] if
                     first.get("fail_reason") else "")  # paths cut to their last part: the reason fits the table
@@ -170,7 +175,10 @@ def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: floa
     where = f"[round {board['first_violation_round']} of {board.get('rounds')}] " \
         if board.get("first_violation_round") is not None else ""  # fmt: skip
     detail = f"{first['name'].split(':')[-1]}: {first['status']} {where}{reason[:300]}"
-    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=teeth.first_fail_after(tests))
+    starts = [t["actual_time_start"] for t in tests if isinstance(t.get("actual_time_start"), (int, float))]
+    ends = [t["actual_time_end"] for t in caught if isinstance(t.get("actual_time_end"), (int, float))]
+    first_s = round(min(ends) - min(starts), 1) if starts and ends else None
+    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=first_s)
 
 
 def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
