@@ -113,3 +113,16 @@ def test_a_mutant_file_is_written_as_a_new_file_never_through_a_hard_link(tmp_pa
     linked.hardlink_to(original)
     mutants_run.write_file(linked, "int y;\n")
     assert original.read_text() == "int x;\n" and linked.read_text() == "int y;\n"
+
+
+def test_an_iotest_that_is_not_in_the_tree_is_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from txnstorm.errors import UserError
+
+    (tmp_path / "tests" / "qemu-iotests" / "tests").mkdir(parents=True)
+    (tmp_path / "tests" / "qemu-iotests" / "055").write_text("")
+    (tmp_path / "tests" / "qemu-iotests" / "tests" / "qsd-jobs").write_text("")
+    coverage.check_iotests(tmp_path, ["055", "qsd-jobs"])
+    with pytest.raises(UserError, match="no such iotest .*: 999"):
+        coverage.check_iotests(tmp_path, ["055", "999"])

@@ -410,10 +410,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from txnstorm.runner import coverage
 
     cache = args.settings.cache_dir
-    coverage.source_tree(cache)  # bad input before anything slow
+    tree = coverage.source_tree(cache)  # bad input before anything slow
     results = Path(args.results_dir).resolve() / "coverage"
     if args.iotests is not None:
         tests = args.iotests.split() or list(coverage.IOTESTS)
+        coverage.check_iotests(tree, tests)
 
         def run(build: coverage.GcovBuild, out: Path) -> tuple[float, str]:
             return coverage.run_iotests(build, tests, out / "iotests.log")

@@ -66,6 +66,14 @@ def source_tree(cache: Path, version: str = VERSION) -> Path:
     return tree
 
 
+def check_iotests(tree: Path, tests: Sequence[str]) -> None:
+    """Each name an iotest of ``tree`` (``tests/qemu-iotests/NNN`` or ``.../tests/NAME``); UserError."""
+    iotests = tree / "tests" / "qemu-iotests"
+    unknown = [t for t in tests if not ((iotests / t).is_file() or (iotests / "tests" / t).is_file())]
+    if unknown:
+        raise UserError(f"IOTESTS: no such iotest in {iotests}: {' '.join(unknown)} (e.g. 055, qsd-jobs)")
+
+
 def build_env(cache: Path, tree: Path, work: Path, extra: str) -> dict[str, str]:
     import os
 
