@@ -14,7 +14,7 @@ DURATION ?= 10m
 # do not read, empty ones): txnstorm/settings.py declares every setting.
 GIVEN := $(strip $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
 
-.PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth validate replay replay-test clean deaths
+.PHONY: all help inputs setup guest preflight lint unit quick scenarios check run ci nightly teeth validate replay replay-test clean deaths coverage coverage-iotests mutants
 
 # One step at a time, in the order written: the input check always comes first.
 .NOTPARALLEL:
@@ -34,6 +34,8 @@ help:
 	@echo '  make replay         the replay line of each failure of the last run'
 	@echo '  make teeth          fault-injected QEMU builds: does the tier catch each bug class?'
 	@echo '  make validate       a patch series vs its base: both built, the tier RUNS times each, verdicts with odds'
+	@echo '  make coverage       the tier on a gcov build of QEMU: what it never reaches (coverage-iotests: QEMU'"'"'s iotests)'
+	@echo '  make mutants        drain/transaction mutants of QEMU'"'"'s source vs the tier (FAILFAST): killed or survived'
 	@echo '  make qemu           build QEMU into the cache (QEMU_SRC=tree, or Debian'"'"'s source)'
 	@echo '  make bench          speed and strength, side by side (asserts nothing); BASELINE=rev: round cadence vs rev'
 	@echo '  make reliability    repeated runs: leaks, false positives, Ctrl-C, an injected hang'
@@ -120,6 +122,24 @@ validate: TAGS = $(if $(TEST),,quick)
 validate: inputs setup
 	@scripts/txnstorm validate --series='$(SERIES)' --base='$(BASE)' --tags='$(TAGS)' --runs='$(or $(RUNS),3)' \
 	  $(if $(SEED),--seed='$(SEED)') $(foreach t,$(TEST),--test='$(t)') $(if $(JUDGE),--judge='$(JUDGE)')
+
+# Where the suite is blind (docs/teeth.md): make qemu's 10.2.2 source built with gcov into its own
+# cache (build dir kept: the counters live there), TAGS (default quick) run on it, then gcovr's map of
+# the block layer's files and the functions of drained sections and transactions never reached;
+# `make coverage-iotests` measures QEMU's own iotests of the area (IOTESTS=...) on the same build.
+coverage: inputs setup
+	@scripts/txnstorm coverage --tags='$(TAGS)' $(if $(JOBS),--jobs='$(JOBS)')
+
+coverage-iotests: inputs setup
+	@scripts/txnstorm coverage --iotests='$(IOTESTS)'
+
+# Mutants generated from QEMU's source (a drained section, a quiesce, a transaction step deleted),
+# each built in one kept build dir and the tier (TAGS, default quick) run on it with FAILFAST.
+# MUTANTS_SHARD=i/N, MUTANTS_LIMIT=N, MUTANTS="id pieces", MUTANTS_LIST=1 (ids only).
+mutants: inputs setup
+	@scripts/txnstorm mutants --tags='$(TAGS)' --shard='$(or $(MUTANTS_SHARD),1/1)' $(if $(MUTANTS_LIMIT),--limit='$(MUTANTS_LIMIT)') \
+	  $(foreach m,$(MUTANTS),--pick='$(m)') $(if $(filter-out 0,$(MUTANTS_LIST)),--list) \
+	  $(if $(filter-out 0,$(MUTANTS_UNREACHED)),--run-unreached) $(if $(JOBS),--jobs='$(JOBS)')
 
 # Replay: `make replay` prints the line replaying each failure of the last job on the QEMU (and
 # accelerator) it failed on: `make run TEST=tests/x.py:Class.test SEED=N QEMU=... ACCEL=...`.

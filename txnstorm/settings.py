@@ -32,9 +32,10 @@ BOOT_CHOICES = ("restore", "cold")
 # The make targets, by what they read (``all`` is ``check``; ``inputs`` reads every setting).
 SCENARIOS = ("quick", "run", "ci", "check", "all", "scenarios", "replay-test")  # one Avocado job
 QEMU_UNDER_TEST = (*SCENARIOS, "preflight", "nightly", "bench", "reliability", "deaths")
-SUITE = (*QEMU_UNDER_TEST, "teeth", "validate")  # everything that boots a guest
-BUILDS = ("qemu", "teeth", "validate")  # everything that runs scripts/build-qemu
-CACHE_USERS = (*SUITE, "guest", "qemu", "unit")
+SUITE = (*QEMU_UNDER_TEST, "teeth", "validate", "coverage", "mutants")  # everything that boots a guest
+BUILDS = ("qemu", "teeth", "validate")  # everything that runs scripts/build-qemu on a source of the user's choice
+OWN_BUILDS = ("coverage", "coverage-iotests", "mutants")  # build-qemu of make qemu's 10.2.2 source, kept dirs
+CACHE_USERS = (*SUITE, "guest", "qemu", "unit", "coverage-iotests")
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TEST", "text", '"name ..."', "only these tests: an id or a piece of one (test_multiqueue, Rollback)",
             (*SCENARIOS, "validate"), default="every test of TAGS"),
     Setting("TAGS", "tags", '"quick,-control nbd"', "tag filters: comma = AND, space = OR, -tag = NOT",
-            (*SCENARIOS, "validate"), default="the target's tier", empty_means="every test"),
+            (*SCENARIOS, "validate", "coverage", "mutants"), default="the target's tier", empty_means="every test"),
     Setting("SEED", "seed", "N", "every test with this seed (a report prints it)", (*SCENARIOS, "validate"),
             default="a fresh seed per test"),
     Setting("FAILFAST", "switch", "1", "stop at the first test that does not pass", SCENARIOS, default="0"),
-    Setting("JOBS", "jobs", "N|auto", "scenario tests side by side (auto: one per core)", (*SCENARIOS, "teeth"),
+    Setting("JOBS", "jobs", "N|auto", "scenario tests side by side (auto: one per core)",
+            (*SCENARIOS, "teeth", "coverage", "mutants"),
             default="auto"),
     Setting("SHARD", "shard", "i/N", "shard i of N of the selected tests (CI)", SCENARIOS, default="1/1"),
     Setting("DURATION", "duration", "2h", "make nightly's budget", ("nightly",), default="10m"),
@@ -97,6 +99,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOAD", "count0", "N", "make reliability: CPU hogs beside the runs", ("reliability",), default="0"),
     Setting("INTERRUPTS", "count0", "N", "make reliability: runs interrupted with Ctrl-C", ("reliability",),
             default="3"),
+    Setting("IOTESTS", "text", '"055 141 qsd-jobs"', "make coverage-iotests: these of QEMU's iotests",
+            ("coverage-iotests",), default="the block layer's (docs/teeth.md)"),
+    Setting("MUTANTS", "text", '"block/io.c step"', "make mutants: only the mutants whose id has one of these",
+            ("mutants",), default="every mutant"),
+    Setting("MUTANTS_SHARD", "shard", "i/N", "make mutants: shard i of N of the mutants", ("mutants",),
+            default="1/1"),
+    Setting("MUTANTS_LIMIT", "count", "N", "make mutants: the first N (after MUTANTS and the shard)", ("mutants",),
+            default="every one"),
+    Setting("MUTANTS_LIST", "switch", "1", "make mutants: list the mutants' ids, build and run nothing",
+            ("mutants",), default="0"),
+    Setting("MUTANTS_UNREACHED", "switch", "1", "make mutants: run the mutants make coverage never reached too",
+            ("mutants",), default="0"),
     Setting("RESULTS_DIR", "text", "dir", "make replay: the job dir", ("replay",), default="results/latest"),
     Setting("QEMU_SRC", "text", "~/qemu", "make qemu: build this QEMU tree", ("qemu",),
             default="Debian's source", empty_means="Debian's source"),
@@ -104,7 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QEMU_DEB_VERSION", "text", "1:10.0.13+ds-0+deb13u1", "make qemu: that Debian source version",
             BUILDS, default="the newest that downloads"),
     Setting("QEMU_CONFIGURE_EXTRA", "text", '"--enable-..."', "make qemu: more configure flags", BUILDS),
-    Setting("QEMU_BUILD_JOBS", "count", "N", "make qemu: compile jobs", BUILDS, default="2"),
+    Setting("QEMU_BUILD_JOBS", "count", "N", "make qemu: compile jobs", (*BUILDS, *OWN_BUILDS), default="2"),
     Setting("QEMU_CCACHE", "switch", "0", "make qemu: 0 compiles without the compiler cache", BUILDS, default="1"),
     Setting("QEMU_CCACHE_DIR", "text", "dir", "make qemu: the compiler cache", BUILDS,
             default="$TXNSTORM_CACHE/ccache"),

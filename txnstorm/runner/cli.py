@@ -13,6 +13,8 @@ and settings; every command below runs from the checkout as scripts/txnstorm COM
     txnstorm nightly --duration 2h [--tags ...] [--qemu Q]...   iterate the suite until the budget ends
     txnstorm teeth [--tags quick] [--versions 10.2.2]   fault-injected builds vs a tier
     txnstorm validate --series DIR|MBOX --base 10.2.2|TREE [--tags T] [--runs N]   a patch series vs its base
+    txnstorm coverage [--tags quick] [--iotests [LIST]]   the tier (or QEMU's iotests) on a gcov build: the map
+    txnstorm mutants [--shard i/n] [--limit N] [--pick ID]... [--list]   drain/transaction mutants vs the tier
     txnstorm preflight     check QEMU, qemu-img, guest cache and accel (--build-guest: build the guest)
     txnstorm guest         build the guest if missing or corrupt, print its dir
     txnstorm accel [--reprobe]   the accelerator ACCEL=auto chooses (and when it was probed)
@@ -404,6 +406,66 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """The tier (or, with --iotests, QEMU's iotests of the area) on the gcov build, and the map."""
+    from txnstorm.runner import coverage
+
+    cache = args.settings.cache_dir
+    tree = coverage.source_tree(cache)  # bad input before anything slow
+    results = Path(args.results_dir).resolve() / "coverage"
+    if args.iotests is not None:
+        tests = args.iotests.split() or list(coverage.IOTESTS)
+        coverage.check_iotests(tree, tests)
+
+        def run(build: coverage.GcovBuild, out: Path) -> tuple[float, str]:
+            return coverage.run_iotests(build, tests, out / "iotests.log")
+
+        name = "iotests"
+    else:
+        refs = _selected(args.tags, [], "1/1")
+        jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"), len(refs))
+        args.recipe, args.build_guest = "tiny", True
+
+        def run(build: coverage.GcovBuild, out: Path) -> tuple[float, str]:
+            cmd_preflight(args, build.qemu)
+            return coverage.run_tier(build, refs, out, jobs)
+
+        name = coverage.results_name(runs.check_tags(args.tags, _scenario_files()))
+    coverage.measure(name, results, cache, run, say=_say)
+    return 0
+
+
+def cmd_mutants(args: argparse.Namespace) -> int:
+    """Each chosen mutant built in the one kept build dir, the tier run on it with FAILFAST; the table."""
+    from txnstorm.runner import coverage, mutants, mutants_run
+
+    cache = args.settings.cache_dir
+    shard = mutants.parse_shard(args.shard)
+    limit = int(args.limit) if args.limit else None
+    every = mutants.generate(coverage.source_tree(cache))
+    chosen = mutants.select(every, pick=[w for p in args.pick for w in p.split()], shard=shard, limit=limit)
+    if args.list:
+        for mutant in chosen:
+            print(f"{mutant.id:62} {mutant.site.label}  in {mutant.site.function}")
+        _say(f"{len(chosen)} of {len(every)} mutants")
+        return 0
+    refs = _selected(args.tags, [], "1/1")
+    jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"), len(refs))
+    name = coverage.results_name(runs.check_tags(args.tags, _scenario_files()))
+    results = Path(args.results_dir).resolve() / "mutants" / f"{name}-shard{shard[0]}of{shard[1]}"
+    _say(f"mutants: {len(chosen)} of {len(every)} (shard {shard[0]}/{shard[1]}), the {name} tier with FAILFAST")
+    args.recipe, args.build_guest = "tiny", True
+    outcomes = mutants_run.campaign(
+        chosen, refs, results, cache, jobs=jobs, coverage_json=Path(args.results_dir).resolve() / "coverage" / name
+        / "coverage.json", run_unreached=args.run_unreached, say=_say, preflight=lambda q: cmd_preflight(args, q),
+    )  # fmt: skip
+    text = mutants_run.table(outcomes, name)
+    (results / "table.txt").write_text(text)
+    print(text, end="")
+    _say(f"mutants: {results / 'table.txt'}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """A patch series judged against its base: every input first (the series applied), then the
     builds, then the tier RUNS times on each side; exit 1 on a regression."""
@@ -512,6 +574,23 @@ def parser() -> argparse.ArgumentParser:
     va.add_argument("--judge", default="",
                     help="judge a finished validation's runs again (its results dir); nothing runs")  # fmt: skip
     va.set_defaults(func=cmd_validate)
+    co = sub.add_parser("coverage", help="the tier (or QEMU's iotests) on a gcov build: what it never reaches")
+    co.add_argument("--tags", default="quick", help="the tier (Avocado tag filters)")
+    co.add_argument("--iotests", nargs="?", const="", default=None,
+                    help="QEMU's iotests instead of the tier: these (default: the block layer's)")  # fmt: skip
+    co.add_argument("--jobs", default="auto", help="tests side by side: a number, or auto (one per core)")
+    co.add_argument("--results-dir", default="results")
+    co.set_defaults(func=cmd_coverage)
+    mu = sub.add_parser("mutants", help="drain and transaction mutants of QEMU's source vs the tier (FAILFAST)")
+    mu.add_argument("--tags", default="quick", help="the tier (Avocado tag filters)")
+    mu.add_argument("--shard", default="1/1", help="i/n: every n-th mutant from the i-th")
+    mu.add_argument("--limit", default="", help="the first N mutants (after --pick and --shard)")
+    mu.add_argument("--pick", action="append", default=[], help="mutants whose id has this (repeatable)")
+    mu.add_argument("--list", action="store_true", help="list the chosen mutants; build and run nothing")
+    mu.add_argument("--run-unreached", action="store_true", help="run mutants make coverage never reached too")
+    mu.add_argument("--jobs", default="auto", help="tests side by side: a number, or auto (one per core)")
+    mu.add_argument("--results-dir", default="results")
+    mu.set_defaults(func=cmd_mutants)
     ki = sub.add_parser("known-issues", help="docs/known-issues.md from known-issues.json (--write: update it)")
     ki.add_argument("--write", action="store_true")
     ki.set_defaults(func=cmd_known_issues)

@@ -1,0 +1,128 @@
+"""``make coverage``'s map and ``make mutants``'s verdicts from made-up gcovr data and job results:
+no QEMU, no gcov."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from txnstorm.runner import coverage, csource, mutants, mutants_run
+
+GCOVR = {
+    "files": [{
+        "file": "block/io.c",
+        "lines": [{"line_number": 3, "count": 5, "branches": [{"count": 1}, {"count": 0}],
+                   "function_name": "bdrv_drained_begin"},
+                  {"line_number": 4, "count": 0, "branches": [], "function_name": "bdrv_drained_begin"},
+                  {"line_number": 9, "count": 2, "branches": [], "function_name": "inlined"}],
+        "functions": [{"name": "bdrv_drained_begin", "lineno": 2, "execution_count": 5},
+                      {"name": "bdrv_drain_all_begin", "lineno": 8, "execution_count": 0},
+                      {"name": "inlined", "lineno": 9, "execution_count": 0}],
+    }],
+}  # fmt: skip
+PART = {"block/io.c": {"bdrv_drained_begin": "a drain primitive", "bdrv_drain_all_begin": "a drain primitive"},
+        "nbd/server.c": {"nbd_drained_begin": ".drained_begin of nbd_block_ops"}}  # fmt: skip
+
+
+def test_the_summary_counts_lines_branches_functions_and_the_headline() -> None:
+    s = coverage.summarize(GCOVR, ["block/io.c", "nbd/server.c"], PART, "quick")
+    io = s["files"]["block/io.c"]
+    assert io["lines"] == [2, 3] and io["branches"] == [1, 2] and io["functions"] == [2, 3]
+    assert io["calls"]["inlined"] == 2  # its entry counter 0 (inlined before GCC instrumented it), its lines ran
+    assert s["reached"]["block/io.c"] == ["bdrv_drained_begin"]
+    assert s["never"]["block/io.c"] == {"bdrv_drain_all_begin": "a drain primitive"}
+    assert s["not_built"] == ["nbd/server.c"]  # no counters at all: not compiled here, left out
+    assert coverage.headline(s) == (1, 2)  # of the taking-part functions of the files built
+    text = coverage.table(s)
+    assert "quick: reaches 1 of the 2 functions" in text and "  block/io.c: bdrv_drain_all_begin (" in text
+    assert "not built in this configuration (left out): nbd/server.c" in text
+
+
+def test_absolute_paths_in_gcovr_data_match_the_relative_file() -> None:
+    data = {"files": [{**GCOVR["files"][0], "file": "/cache/coverage/work/src/block/io.c"}]}
+    assert coverage.summarize(data, ["block/io.c"], PART, "q")["files"]["block/io.c"]["lines"] == [2, 3]
+
+
+def test_the_union_says_what_each_reaches_alone() -> None:
+    quick = coverage.summarize(GCOVR, ["block/io.c", "nbd/server.c"], PART, "quick")
+    other = {"name": "iotests", "reached": {"block/io.c": ["bdrv_drain_all_begin"], "nbd/server.c": []},
+             "never": {"block/io.c": {"bdrv_drained_begin": ""},
+                       "nbd/server.c": {"nbd_drained_begin": ""}}}  # fmt: skip
+    text = coverage.union(quick, other)
+    assert text.splitlines()[0] == "quick: 1, iotests: 1, union: 2, neither: 1 of 3 functions taking part"
+    assert "only quick (1):\n  block/io.c: bdrv_drained_begin" in text
+    assert "neither (1):\n  nbd/server.c: nbd_drained_begin" in text
+
+
+def test_counter_files_are_named_as_meson_names_objects() -> None:
+    assert coverage.object_name("block/export/export.c") == "block_export_export.c.gcda"
+    assert coverage.results_name(["quick"]) == "quick" and coverage.results_name([]) == "all"
+
+
+SNIPPET = "void bdrv_drained_begin(void)\n{\n    aio_notify(ctx);\n}\nvoid bdrv_drain_all_begin(void)\n{\n" \
+          "    aio_notify(ctx);\n}\nstatic const BlockDevOps o = {\n    .drained_begin = f,\n};\n"  # fmt: skip
+
+
+def test_a_mutant_in_a_function_the_coverage_run_never_ran_is_not_run(tmp_path: Path) -> None:
+    found = [mutants.Mutant("block/io.c", s) for s in csource.sites(SNIPPET)]
+    (tmp_path / "c.json").write_text(json.dumps(GCOVR))
+    counts = mutants_run.function_counts(tmp_path / "c.json")
+    assert [(m.site.line, m.site.function) for m in found] == [(3, "bdrv_drained_begin"), (7, "bdrv_drain_all_begin"),
+                                                               (10, "o")]  # fmt: skip
+    assert [mutants_run.never_reached(m, counts) for m in found] == [False, True, False]  # a hook line always runs
+    caller = mutants.Mutant("block/io.c", csource.Site("prepare", "bdrv_drain_all_begin()", 3, (0, 1), "inlined"))
+    assert mutants_run.never_reached(caller, counts)  # its function ran, the function it calls never did
+    assert mutants_run.function_counts(tmp_path / "none.json") is None
+    assert not mutants_run.never_reached(found[1], None)
+
+
+def test_a_mutant_is_killed_by_the_first_test_that_fails(tmp_path: Path) -> None:
+    mutant = mutants.Mutant("block/io.c", csource.sites(SNIPPET)[0])
+    tests = [{"name": "tests/a.py:A.test_one", "status": "PASS", "actual_time_start": 100.0, "actual_time_end": 130.0},
+             {"name": "tests/b.py:B.test_two", "status": "FAIL",
+              "fail_reason": "QEMU hung at 'round 1' (/work/r/job-1/scratch/d.qcow2)\nmore",
+              "actual_time_start": 101.0, "actual_time_end": 141.5}]  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"tests": tests}))
+    outcome = mutants_run.judge(mutant, tmp_path, 40.0, 60.0)
+    assert outcome.status == "killed" and outcome.first_kill_s == 41.5
+    assert outcome.detail == "B.test_two: FAIL QEMU hung at 'round 1' (d.qcow2)"
+    (tmp_path / "results.json").write_text(json.dumps({"tests": tests[:1]}))
+    assert mutants_run.judge(mutant, tmp_path, 1, 1).status == "survived"
+    hung = [{**tests[0], "status": "INTERRUPTED", "fail_reason": "Test interrupted: Timeout reached"}]
+    (tmp_path / "results.json").write_text(json.dumps({"tests": hung}))
+    outcome = mutants_run.judge(mutant, tmp_path, 1, 1)
+    assert (outcome.status, outcome.first_kill_s) == ("killed", 30.0)  # Avocado's timeout: a QEMU that hung
+    assert mutants_run.judge(mutant, None, 1, 1).status == "no result"
+
+
+def test_the_score_counts_unreached_as_survivors_and_leaves_out_build_failures() -> None:
+    def o(status: str, n: int) -> mutants_run.Outcome:
+        return mutants_run.Outcome(f"block/io.c:{n}:call:aio_notify", "delete aio_notify()", "f", status)
+
+    outcomes = [o("killed", 1), o("survived", 2), o("not reached", 3), o("build failed", 4)]
+    assert mutants_run.score(outcomes) == (1, 3)
+    text = mutants_run.table(outcomes, "quick")
+    assert "mutation score 1/3 (33 %)" in text
+    assert "  block/io.c:2  delete aio_notify()  in f  (survived)" in text
+
+
+def test_a_mutant_file_is_written_as_a_new_file_never_through_a_hard_link(tmp_path: Path) -> None:
+    original = tmp_path / "orig.c"
+    original.write_text("int x;\n")
+    linked = tmp_path / "linked.c"
+    linked.hardlink_to(original)
+    mutants_run.write_file(linked, "int y;\n")
+    assert original.read_text() == "int x;\n" and linked.read_text() == "int y;\n"
+
+
+def test_an_iotest_that_is_not_in_the_tree_is_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from txnstorm.errors import UserError
+
+    (tmp_path / "tests" / "qemu-iotests" / "tests").mkdir(parents=True)
+    (tmp_path / "tests" / "qemu-iotests" / "055").write_text("")
+    (tmp_path / "tests" / "qemu-iotests" / "tests" / "qsd-jobs").write_text("")
+    coverage.check_iotests(tmp_path, ["055", "qsd-jobs"])
+    with pytest.raises(UserError, match="no such iotest .*: 999"):
+        coverage.check_iotests(tmp_path, ["055", "999"])

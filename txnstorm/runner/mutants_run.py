@@ -1,0 +1,224 @@
+"""``make mutants``: does the tier kill each mutant of ``mutants.generate`` (a drained section, a
+quiesce or a transaction step deleted from QEMU's source)?
+
+    make mutants [MUTANTS_SHARD=i/n] [MUTANTS_LIMIT=n] [MUTANTS="io.c:392 step"] [TAGS=quick]
+    make mutants MUTANTS_LIST=1                # every mutant's id, and nothing built
+
+ONE build dir is reused (``scripts/build-qemu`` of make qemu's 10.2.2 source into
+``$TXNSTORM_CACHE/mutants``, kept with ``QEMU_BUILD_DIR``, through the shared compiler cache): per
+mutant its file is patched (a new file: the hard link to make qemu's source is never written
+through), ninja recompiles that one object and re-links, the binaries are copied to
+``$TXNSTORM_CACHE/mutants/run/bin`` (beside the entry's firmware), the tier runs against them with
+``FAILFAST``, and the file is restored (ninja's next build of it is a compiler-cache hit).
+
+A mutant is **killed** when a test FAILs, ERRORs or is interrupted by its timeout (the first one,
+and how many seconds into the tier), **survived** when every test passed, **not reached** when
+``make coverage``'s run of the same tier (``results/coverage/<tier>/coverage.json``, if there) never
+ran the function that holds it, or the function it calls (``never_reached``): that run could not
+have killed it, so it is not run (``MUTANTS_UNREACHED=1`` runs it anyway), **build failed** when the
+mutant does not compile.  The score is killed / (killed + survived + not reached).
+Results: ``results/mutants/<shard>/mutants.json`` and ``table.txt``, one line per mutant as it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from txnstorm.runner import coverage, mutants, runs, teeth
+
+KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT = "killed", "survived", "not reached", "build failed", "no result"
+# A FAIL, an ERROR (as make teeth counts them), or a test Avocado's timeout interrupted (a QEMU that
+# hung where no watchdog of the test looked: 10.2.2 without bdrv_inc_in_flight in blk_co_do_pwritev_part).
+KILLING = (*teeth.CAUGHT, "INTERRUPTED")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: str
+    label: str  # what the mutant deletes
+    function: str
+    status: str
+    detail: str = ""  # the killing test and its reason, or why it did not run
+    first_kill_s: float | None = None  # from the tier's first test start to the end of the first killing test
+    build_s: float = 0.0
+    tier_s: float = 0.0
+
+    def line(self) -> str:
+        kill = f"{self.first_kill_s:5.0f} s" if self.first_kill_s is not None else f"{'-':>7}"
+        return (f"{self.id:62} {self.status:12} {kill} build {self.build_s:4.0f} s tier {self.tier_s:4.0f} s  "
+                f"{self.detail[:110]}")  # fmt: skip
+
+
+def function_counts(coverage_json: Path) -> dict[str, dict[str, int]] | None:
+    """{file: {function: how often it ran}} of a gcovr JSON (None when there is none)."""
+    try:
+        data = json.loads(coverage_json.read_text())
+    except (OSError, ValueError):
+        return None
+    return {str(f["file"]): coverage.function_counts(f) for f in data.get("files", [])}
+
+
+def never_reached(mutant: mutants.Mutant, counts: Mapping[str, Mapping[str, int]] | None) -> bool:
+    """True when the coverage run's data has the mutant's function and it never ran (neither its
+    entry nor any of its lines: ``coverage.function_counts``; one line's count is not trusted), or
+    the function its statement calls is this file's and never ran (``transaction_action`` ran, its
+    call of ``block_dirty_bitmap_enable_action`` did not).  A ``hook`` or ``step`` line is an
+    initializer, no code: always run."""
+    if counts is None or mutant.site.kind in ("hook", "step"):
+        return False
+    of_file = next((v for k, v in counts.items() if k == mutant.file or k.endswith("/" + mutant.file)), None)
+    if of_file is None:
+        return False
+    callee = mutant.site.what.removesuffix("()")  # a callee of this file that never ran was never called
+    return of_file.get(mutant.site.function) == 0 or of_file.get(callee) == 0
+
+
+def score(outcomes: Sequence[Outcome]) -> tuple[int, int]:
+    """(killed, of the mutants that count: killed, survived, not reached)."""
+    counted = [o for o in outcomes if o.status in (KILLED, SURVIVED, UNREACHED)]
+    return sum(o.status == KILLED for o in counted), len(counted)
+
+
+def table(outcomes: Sequence[Outcome], name: str) -> str:
+    killed, counted = score(outcomes)
+    rows = [f"{'mutant':62} {'status':12} {'1st kill':>7} {'':>12} {'':>13}  detail"]
+    rows += [o.line() for o in outcomes]
+    pct = f"{100 * killed / counted:.0f} %" if counted else "-"
+    rows.append(f"{name}: mutation score {killed}/{counted} ({pct}); "
+                + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
+                            for s in (KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT)))  # fmt: skip
+    survivors = [o for o in outcomes if o.status in (SURVIVED, UNREACHED)]
+    if survivors:
+        rows.append("survivors (file:line, what, function):")
+        rows += [f"  {o.id.rsplit(':', 2)[0]}  {o.label}  in {o.function}  ({o.status})" for o in survivors]
+    return "\n".join(rows) + "\n"
+
+
+def write_file(path: Path, text: str) -> None:
+    """A new file in place of ``path`` (never through a hard link to make qemu's source)."""
+    tmp = path.with_name(path.name + ".txnstorm-tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def mutant_build(cache: Path, log: Path, say: Callable[[str], None]) -> tuple[Path, Path]:
+    """The one kept build dir of the mutants (cached): (the entry's qemu-system-x86_64, the build dir)."""
+    return coverage.kept_build(cache, "", cache / "mutants", log, say)
+
+
+def relink(work: Path, run_dir: Path, entry: Path, log: Path) -> str | None:
+    """ninja in the kept build dir, the binaries copied to ``run_dir/bin`` (firmware: the entry's);
+    None, or why it failed."""
+    with open(log, "a") as out:
+        done = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(work / "build"), *coverage.BINARIES],
+                              stdout=out, stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    if done.returncode != 0:
+        return f"ninja exit {done.returncode} (log {log})"
+    (run_dir / "bin").mkdir(parents=True, exist_ok=True)
+    share = run_dir / "share"
+    if not share.is_symlink():
+        share.symlink_to(entry / "share")
+    for binary in coverage.BINARIES:  # a new file each: one still running (ETXTBSY) keeps its old inode
+        target = run_dir / "bin" / Path(binary).name
+        shutil.copy2(work / "build" / binary, target.with_name(target.name + ".new"))
+        os.replace(target.with_name(target.name + ".new"), target)
+    return None
+
+
+def still_running(run_dir: Path) -> list[int]:
+    """PIDs of processes whose binary is in ``run_dir/bin`` (a previous mutant's QEMU not yet gone)."""
+    found = []
+    for exe in Path("/proc").glob("[0-9]*/exe"):
+        try:
+            if Path(os.readlink(exe)).parent == run_dir / "bin":
+                found.append(int(exe.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def wait_quiet(run_dir: Path, seconds: float, say: Callable[[str], None]) -> None:
+    """Wait (up to ``seconds``) until no QEMU of the previous mutant runs: the next tier must not
+    share the host with it.  Said when one outlives the wait (never killed here: not ours)."""
+    deadline = time.monotonic() + seconds
+    while (pids := still_running(run_dir)) and time.monotonic() < deadline:
+        time.sleep(1)
+    if pids:
+        say(f"mutants: a previous mutant's process still runs after {seconds:.0f} s: PIDs {pids}")
+
+
+def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: float) -> Outcome:
+    base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function,
+            "build_s": round(build_s, 1), "tier_s": round(tier_s, 1)}  # fmt: skip
+    try:
+        tests = json.loads((job / "results.json").read_text()).get("tests", []) if job else []
+    except (OSError, ValueError):
+        tests = []
+    if not tests:
+        return Outcome(**base, status=NO_RESULT, detail="the tier left no results.json")
+    caught = [t for t in tests if t.get("status") in KILLING]
+    if not caught:
+        passed = sum(t.get("status") in ("PASS", "WARN") for t in tests)
+        return Outcome(**base, status=SURVIVED, detail=f"{passed} of {len(tests)} tests passed or warned")
+    first = min(caught, key=lambda t: t.get("actual_time_end") or 0)
+    reason = re.sub(r"(?<![\w.])/(?:[^\s/:]+/)+", "", (first.get("fail_reason") or "").splitlines()[0] if
+                    first.get("fail_reason") else "")  # paths cut to their last part: the reason fits the table
+    board = runs.whiteboard(first)
+    where = f"[round {board['first_violation_round']} of {board.get('rounds')}] " \
+        if board.get("first_violation_round") is not None else ""  # fmt: skip
+    detail = f"{first['name'].split(':')[-1]}: {first['status']} {where}{reason[:300]}"
+    starts = [t["actual_time_start"] for t in tests if isinstance(t.get("actual_time_start"), (int, float))]
+    ends = [t["actual_time_end"] for t in caught if isinstance(t.get("actual_time_end"), (int, float))]
+    first_s = round(min(ends) - min(starts), 1) if starts and ends else None
+    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=first_s)
+
+
+def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
+    chosen: Sequence[mutants.Mutant], refs: Sequence[str], results: Path, cache: Path,
+    *, jobs: int = 1, coverage_json: Path | None = None, run_unreached: bool = False,
+    say: Callable[[str], None] = print, preflight: Callable[[Path], object] | None = None,
+) -> list[Outcome]:  # fmt: skip
+    """Each mutant of ``chosen`` built in the one build dir and the tier ``refs`` run on it (FAILFAST)."""
+    results.mkdir(parents=True, exist_ok=True)
+    entry_qemu, work = mutant_build(cache, results / "build.log", say)
+    entry, run_dir = entry_qemu.parent.parent, cache / "mutants" / "run"
+    lines = None if run_unreached or coverage_json is None else function_counts(coverage_json)
+    say("mutants: " + (f"coverage data {coverage_json} skips the functions it never ran" if lines
+                       else "no coverage data: every mutant runs"))  # fmt: skip
+    outcomes: list[Outcome] = []
+    for n, mutant in enumerate(chosen, 1):
+        base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function}
+        if never_reached(mutant, lines):
+            outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never ran it (or its callee)")
+        else:
+            wait_quiet(run_dir, 60, say)
+            source = work / "src" / mutant.file
+            original = source.read_text()
+            write_file(source, mutant.apply(original))
+            started = time.monotonic()
+            try:
+                failed = relink(work, run_dir, entry, results / "ninja.log")
+                build_s = time.monotonic() - started
+                if failed:
+                    outcome = Outcome(**base, status=BUILD_FAILED, detail=failed, build_s=round(build_s, 1))
+                else:
+                    qemu = run_dir / "bin" / "qemu-system-x86_64"
+                    if preflight is not None and n == 1:
+                        preflight(qemu)
+                    job, tier_s = runs.run_scenarios(refs, results / "jobs", failfast=True, qemu=qemu, jobs=jobs)
+                    outcome = judge(mutant, job, build_s, tier_s)
+            finally:
+                write_file(source, original)
+        outcomes.append(outcome)
+        say(f"mutants: [{n}/{len(chosen)}] {outcome.line()}")
+        (results / "mutants.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=1) + "\n")
+    relink(work, run_dir, entry, results / "ninja.log")  # the build dir back to the source's binaries
+    return outcomes
