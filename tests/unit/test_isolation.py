@@ -38,7 +38,7 @@ def test_a_child_of_a_txnstorm_that_is_pid_1_runs(tmp_path):
     (every QEMU used to exit 1 there, 'capability probe: QEMU exited with status 1')."""
     script = (
         "import os, subprocess, sys\n"
-        "from txnstorm.vm import process\n"
+        "from txnstorm.host import process\n"
         "child = process.spawn(['true'], subprocess.DEVNULL, subprocess.DEVNULL)\n"
         "sys.exit(child.wait())\n"
     )

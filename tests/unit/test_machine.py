@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from txnstorm.errors import QemuDied, QemuFailure, QemuHung, QemuRefusedCommandLine
+from txnstorm.host.process import describe_exit
 from txnstorm.host.sut import SystemUnderTest
 from txnstorm.vm.backtrace import main_thread_site
 from txnstorm.vm.cmdline import BootFiles
 from txnstorm.vm.machine import Machine, Platform
-from txnstorm.vm.process import describe_exit
 from txnstorm.vm.qemu_process import crash_summary
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
@@ -74,7 +74,7 @@ def test_children_die_with_their_parent(tmp_path):
     pidfile = tmp_path / "pid"
     runner = textwrap.dedent(f"""
         import time
-        from txnstorm.vm import process
+        from txnstorm.host import process
         p = process.spawn(["sleep", "60"], stdout=None, stderr=None)
         open({str(pidfile)!r}, "w").write(str(p.pid))
         time.sleep(60)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import signal
 import subprocess
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from txnstorm.errors import TxnstormError
+from txnstorm.errors import QemuDied, QemuHung, TxnstormError
+from txnstorm.host.process import die_with_parent
 
 
 class QemuImgError(TxnstormError):
@@ -20,13 +24,20 @@ class QemuImg:
         self.binary = Path(binary)
 
     def run(self, args: Sequence[str], timeout: float = 300.0) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(self.binary), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        """``qemu-img args``, which dies with this process (a test Avocado's timeout ends leaves no
+        qemu-img behind).  qemu-img is the QEMU under test's too: killed by a signal it is a
+        ``QemuDied``, not ending in ``timeout`` seconds a ``QemuHung`` (it is killed first); either is
+        a FAIL of that QEMU, never the suite's ERROR."""
+        command = [str(self.binary), *args]
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                                  preexec_fn=functools.partial(die_with_parent, os.getpid()))  # noqa: PLW1509 - PDEATHSIG
+        except subprocess.TimeoutExpired as hung:
+            raise QemuHung(f"qemu-img {args[0]} did not end in {timeout:g} s (killed): {_short(command)}") from hung
+        if proc.returncode < 0:
+            raise QemuDied(f"qemu-img {args[0]} killed by {signal.Signals(-proc.returncode).name}: "
+                           f"{proc.stderr.strip()[-300:] or _short(command)}")  # fmt: skip
+        return proc
 
     def create(self, path: Path, size: str, fmt: str = "qcow2") -> Path:
         proc = self.run(["create", "-q", "-f", fmt, str(path), size])
@@ -65,3 +76,8 @@ class QemuImg:
 def nbd_uri(socket: Path, name: str) -> str:
     """The NBD URI of export ``name`` on a unix socket (qemu-img and libnbd read it)."""
     return f"nbd+unix:///{urllib.parse.quote(name, safe='')}?socket={socket}"
+
+
+def _short(command: Sequence[str]) -> str:
+    """A command line with its paths cut to their last part (a reason line stays readable)."""
+    return " ".join(Path(word).name if word.startswith("/") else word for word in command)

@@ -39,8 +39,8 @@ from txnstorm.errors import (
     QMPCommandError,
     TxnstormError,
 )
+from txnstorm.host import process
 from txnstorm.host.scratch import make_private_dir
-from txnstorm.vm import process
 from txnstorm.vm.backtrace import main_thread_site
 from txnstorm.vm.qmp import Monitor
 

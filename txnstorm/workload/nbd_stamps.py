@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from txnstorm import REPO
 from txnstorm.deadline import Deadline
 from txnstorm.errors import DeadlineExceeded, TxnstormError
-from txnstorm.vm import process
+from txnstorm.host import process
 from txnstorm.workload.nbd import NbdClient, NbdError
 from txnstorm.workload.stamp_format import BLOCK, StampRegion, encode
 

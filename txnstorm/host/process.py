@@ -15,7 +15,7 @@ from typing import IO, Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int, core_dumps: bool = False) -> None:  # runs in the child between fork and exec
+def die_with_parent(parent: int, core_dumps: bool = False) -> None:  # runs in the child between fork and exec
     if core_dumps:  # as large as the hard limit allows (the soft one is often 0)
         hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
         resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
@@ -45,7 +45,7 @@ def spawn(
         stderr=stderr,
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=functools.partial(_die_with_parent, os.getpid(), core_dumps),  # noqa: PLW1509 - needed for PDEATHSIG
+        preexec_fn=functools.partial(die_with_parent, os.getpid(), core_dumps),  # noqa: PLW1509 - needed for PDEATHSIG
     )
 
 
