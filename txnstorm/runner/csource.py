@@ -283,7 +283,10 @@ def prepare_functions(code: str, funcs: list[Function]) -> list[str]:
 def sites(text: str) -> list[Site]:
     """Every site of a C file, in the order of the text."""
     code = blank(text)
-    funcs = functions(text, code)
+    return _sites(text, code, functions(text, code))
+
+
+def _sites(text: str, code: str, funcs: list[Function]) -> list[Site]:
     found = _calls(text, code, _CALL, "call", funcs) + _calls(text, code, _HOOK_CALL, "hook-call", funcs)
     found += _fields(text, code)
     prepares = prepare_functions(code, funcs)
@@ -301,7 +304,7 @@ def taking_part(text: str) -> dict[str, str]:
     why: dict[str, str] = {}
     for f in prepare_functions(code, funcs):
         why.setdefault(f, "transaction prepare (tran_add)")
-    for s in sites(text):
+    for s in _sites(text, code, funcs):
         if s.kind in ("hook", "step"):
             target = s.what.split("= ", 1)[1]
             if target in defined:
