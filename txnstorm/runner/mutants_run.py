@@ -171,14 +171,8 @@ def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: floa
     first = min(caught, key=lambda t: t.get("actual_time_end") or 0)
     reason = re.sub(r"(?<![\w.])/(?:[^\s/:]+/)+", "", (first.get("fail_reason") or "").splitlines()[0] if
                     first.get("fail_reason") else "")  # paths cut to their last part: the reason fits the table
-    board = runs.whiteboard(first)
-    where = f"[round {board['first_violation_round']} of {board.get('rounds')}] " \
-        if board.get("first_violation_round") is not None else ""  # fmt: skip
-    detail = f"{first['name'].split(':')[-1]}: {first['status']} {where}{reason[:300]}"
-    starts = [t["actual_time_start"] for t in tests if isinstance(t.get("actual_time_start"), (int, float))]
-    ends = [t["actual_time_end"] for t in caught if isinstance(t.get("actual_time_end"), (int, float))]
-    first_s = round(min(ends) - min(starts), 1) if starts and ends else None
-    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=first_s)
+    detail = f"{first['name'].split(':')[-1]}: {first['status']} {teeth.violation_round(first)}{reason[:300]}"
+    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=teeth.first_fail_after(tests, KILLING))
 
 
 def campaign(  # noqa: PLR0913 - what runs, where, and how to say it

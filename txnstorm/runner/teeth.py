@@ -179,10 +179,10 @@ def _clock(tests: Sequence[dict], key: str, statuses: Sequence[str] | None = Non
             if isinstance(t.get(key), (int, float)) and (statuses is None or t.get("status") in statuses)]  # fmt: skip
 
 
-def first_fail_after(tests: Sequence[dict]) -> float | None:
-    """Seconds from the first test's start to the end of the first test that caught (results.json's
-    wall-clock ``actual_time_*``); None when none caught."""
-    started, ended = _clock(tests, "actual_time_start"), _clock(tests, "actual_time_end", CAUGHT)
+def first_fail_after(tests: Sequence[dict], caught: Sequence[str] = CAUGHT) -> float | None:
+    """Seconds from the first test's start to the end of the first test that caught (its status in
+    ``caught``; results.json's wall-clock ``actual_time_*``); None when none caught."""
+    started, ended = _clock(tests, "actual_time_start"), _clock(tests, "actual_time_end", caught)
     return round(min(ended) - min(started), 1) if started and ended else None
 
 
@@ -214,10 +214,15 @@ def first_detection(test: dict) -> str:
     """How a caught test caught it: its reason line, and the round of the
     first oracle violation (of how many) when an oracle saw it."""
     reason = (test.get("fail_reason") or "").splitlines()[0][:160] if test.get("fail_reason") else ""
+    return violation_round(test) + reason if test.get("status") in CAUGHT else reason
+
+
+def violation_round(test: dict) -> str:
+    """``[round 3 of 24] `` when an oracle of ``test`` saw a violation (its whiteboard), else ''."""
     board = runs.whiteboard(test)
-    if test.get("status") in CAUGHT and board.get("first_violation_round") is not None:
-        return f"[round {board['first_violation_round']} of {board.get('rounds')}] {reason}"
-    return reason
+    if board.get("first_violation_round") is None:
+        return ""
+    return f"[round {board['first_violation_round']} of {board.get('rounds')}] "
 
 
 def judge(fault: str, version: str, tier: TierResult, needs_kvm: bool = False, real_bug: bool = False) -> Row:
