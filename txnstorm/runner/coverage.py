@@ -21,6 +21,7 @@ reaches that the other does not.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm import REPO
-from txnstorm.errors import UserError
+from txnstorm.errors import TxnstormError, UserError
 from txnstorm.runner import csource, mutants, runs, teeth
 
 VERSION = "10.2.2"  # the source make qemu unpacked that the gcov build is made of
@@ -75,8 +76,6 @@ def check_iotests(tree: Path, tests: Sequence[str]) -> None:
 
 
 def build_env(cache: Path, tree: Path, work: Path, extra: str) -> dict[str, str]:
-    import os
-
     env = {**os.environ, "TXNSTORM_CACHE": str(work.parent), "QEMU_SRC": str(tree),
            "QEMU_BUILD_DIR": str(work), "QEMU_CONFIGURE_EXTRA": extra, **teeth.shared_ccache(cache)}  # fmt: skip
     env.pop("QEMU_DEB_VERSION", None)
@@ -97,14 +96,14 @@ def kept_build(cache: Path, extra: str, home: Path, log: Path, say: Callable[[st
                                   stderr=subprocess.STDOUT, check=False)  # fmt: skip
         found = re.findall(r"^QEMU=(\S+)$", log.read_text(), re.MULTILINE)
         if done.returncode != 0 or not found:
-            raise RuntimeError(f"the build failed (exit {done.returncode}; log {log})")
+            raise TxnstormError(f"the build failed (exit {done.returncode}; log {log})")
         qemu = Path(found[-1])
         if (work / "build" / "build.ninja").is_file():
             say(f"build: {qemu.parent.parent.name} in {time.monotonic() - started:.0f} s (build dir {work})")
             return qemu, work
         say(f"build: {qemu.parent.parent} has no kept build dir; building it again")
         shutil.rmtree(qemu.parent.parent)
-    raise RuntimeError(f"build-qemu kept no build dir in {work} (log {log})")
+    raise TxnstormError(f"build-qemu kept no build dir in {work} (log {log})")
 
 
 def gcov_build(cache: Path, log: Path, say: Callable[[str], None] = print) -> GcovBuild:
@@ -139,7 +138,7 @@ def run_gcovr(build: GcovBuild, files: Sequence[str], out: Path) -> dict:
     gcovr = Path(runs.avocado_binary()).with_name("gcovr")
     counters = counter_files(build, files)
     if not counters:
-        raise RuntimeError(f"no .gcda counters of {', '.join(files[:3])}... in {build.build}: did QEMU run and exit?")
+        raise TxnstormError(f"no .gcda counters of {', '.join(files[:3])}... in {build.build}: did QEMU run and exit?")
     filters = [f"--filter={re.escape(str(build.src / f))}$" for f in files]
     cmd = [str(gcovr), "--root", str(build.src), "--object-directory", str(build.build), *filters,
            "--gcov-ignore-parse-errors=all", "--gcov-ignore-errors=source_not_found", "-j", "1",
@@ -147,7 +146,7 @@ def run_gcovr(build: GcovBuild, files: Sequence[str], out: Path) -> dict:
            "--json", str(out / "coverage.json"), *map(str, counters)]  # fmt: skip
     done = subprocess.run(["nice", "-n", "19", *cmd], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"gcovr failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-400:]}")
+        raise TxnstormError(f"gcovr failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-400:]}")
     return json.loads((out / "coverage.json").read_text())
 
 
@@ -174,11 +173,11 @@ def function_counts(entry: Mapping) -> dict[str, int]:
     for fn in entry.get("functions", []):
         name = str(fn.get("demangled_name") or fn.get("name", ""))
         calls[name] = calls.get(name, 0) + int(fn.get("execution_count", 0) or 0)
+    most: dict[str, int] = {}
     for line in entry.get("lines", []):
         name, count = str(line.get("function_name", "")), int(line.get("count", 0) or 0)
-        if name in calls and calls[name] == 0 and count > 0:
-            calls[name] = -count  # marked: from its lines, made positive below
-    return {name: abs(count) for name, count in calls.items()}
+        most[name] = max(most.get(name, 0), count)
+    return {name: count or most.get(name, 0) for name, count in calls.items()}
 
 
 def file_entry(data: Mapping, source: str) -> Mapping | None:
@@ -282,7 +281,7 @@ def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[floa
     ninja = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(build.build), "qemu-nbd", *BINARIES],
                            capture_output=True, text=True, check=False)  # fmt: skip
     if ninja.returncode != 0:
-        raise RuntimeError(f"ninja qemu-nbd failed: {ninja.stdout[-400:]}")
+        raise TxnstormError(f"ninja qemu-nbd failed: {ninja.stdout[-400:]}")
     # The build dir's firmware: make qemu's source is Debian's (+ds, no blobs) and built with
     # --disable-install-blobs, so QEMU run from the build dir finds no bios-256k.bin; the entry's
     # share/qemu links Debian's firmware (scripts/build-qemu).
@@ -293,7 +292,7 @@ def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[floa
             (bundle / firmware.name).symlink_to(firmware.resolve())
     check = build.build / "tests" / "qemu-iotests" / "check"
     if not check.exists():
-        raise RuntimeError(f"{check}: not in the build dir")
+        raise TxnstormError(f"{check}: not in the build dir")
     started = time.monotonic()
     with open(log, "w") as out:
         subprocess.run(["nice", "-n", "19", str(check), "-qcow2", *tests], cwd=check.parent, stdout=out,
