@@ -393,11 +393,11 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     from txnstorm.runner import teeth
 
     tags = runs.check_tags(args.tags, _scenario_files(), "TEETH_TAGS")
-    teeth.chosen_faults(args.faults.split(), teeth.load_faults())  # a wrong name: its one line first
+    faults = teeth.chosen_faults(args.faults.split(), teeth.load_faults())  # a wrong name: its one line first
     jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
     rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs,
-                       cache=args.settings.cache_dir, fault_names=args.faults.split())  # fmt: skip
+                       cache=args.settings.cache_dir, faults=faults)  # fmt: skip
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())

@@ -289,13 +289,13 @@ def chosen_faults(names: Sequence[str], faults: Sequence[Fault]) -> list[Fault]:
 
 def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
     tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print,
-    jobs: int = 1, *, cache: Path, fault_names: Sequence[str] = (),
+    jobs: int = 1, *, cache: Path, faults: Sequence[Fault] | None = None,
 ) -> list[Row]:
-    """Every fault (or those ``fault_names`` choose) x every QEMU source make qemu unpacked (or
-    ``versions``), and the stock rows; each tier with ``jobs`` tests side by side; ``cache``: the
-    cache root (make qemu's builds, teeth's own)."""
-    faults = chosen_faults(fault_names, load_faults())  # bad input, before anything slow
-    check_versions(versions, cache)
+    """Every fault of ``teeth/`` (or ``faults``, as ``chosen_faults`` chose them) x every QEMU
+    source make qemu unpacked (or ``versions``), and the stock rows; each tier with ``jobs`` tests
+    side by side; ``cache``: the cache root (make qemu's builds, teeth's own)."""
+    faults = load_faults() if faults is None else faults
+    check_versions(versions, cache)  # bad input, before anything slow
     trees = source_trees(cache)
     rows = []
     if not versions or any(family(v) == "7.2" for v in versions):
