@@ -37,6 +37,7 @@ from txnstorm.runner import csource, mutants, runs, teeth
 VERSION = "10.2.2"  # the source make qemu unpacked that the gcov build is made of
 GCOV_FLAGS = "--enable-gcov"
 BINARIES = ("qemu-system-x86_64", "qemu-img", "qemu-io", "storage-daemon/qemu-storage-daemon")
+IOTEST_BINARIES = ("qemu-nbd", *BINARIES)  # what the tree's check runs from the build dir
 # QEMU's iotests of this area (issue #36), run with the tree's check -qcow2 from the gcov build dir.
 IOTESTS = (
     "055", "056", "124", "129", "141", "185", "202", "203", "208", "218", "219", "234", "256", "257", "281",
@@ -275,10 +276,11 @@ def run_tier(build: GcovBuild, refs: Sequence[str], results: Path, jobs: int) ->
     return seconds, ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
-def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[float, str]:
-    """QEMU's iotests ``tests`` with the tree's check -qcow2 from the gcov build dir (qemu-nbd built
-    there first): (seconds, check's last line)."""
-    ninja = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(build.build), "qemu-nbd", *BINARIES],
+def prepare_iotests(build: GcovBuild) -> Path:
+    """The build dir ready for the tree's iotests: qemu-nbd built beside ``BINARIES`` (check wants it)
+    and the entry's firmware where QEMU run from the build dir looks; the build dir's ``check``.
+    ``make coverage-iotests`` on the gcov build, ``make mutants MUTANTS_PEER=iotests`` on the mutants'."""
+    ninja = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(build.build), *IOTEST_BINARIES],
                            capture_output=True, text=True, check=False)  # fmt: skip
     if ninja.returncode != 0:
         raise TxnstormError(f"ninja qemu-nbd failed: {ninja.stdout[-400:]}")
@@ -293,6 +295,13 @@ def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[floa
     check = build.build / "tests" / "qemu-iotests" / "check"
     if not check.exists():
         raise TxnstormError(f"{check}: not in the build dir")
+    return check
+
+
+def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[float, str]:
+    """QEMU's iotests ``tests`` with the tree's check -qcow2 from the gcov build dir (qemu-nbd built
+    there first): (seconds, check's last line)."""
+    check = prepare_iotests(build)
     started = time.monotonic()
     with open(log, "w") as out:
         subprocess.run(["nice", "-n", "19", str(check), "-qcow2", *tests], cwd=check.parent, stdout=out,
