@@ -63,7 +63,7 @@ class BitmapLifecycleSeparateCommands(TxnstormTest):
         """Round 1 as separate commands, two lifecycles.  The cleared bitmap's check is left to
         the positive test: its disk's writes between the clear and the enable are in no gap.
 
-        :avocado: tags=nightly
+        :avocado: tags=quick
         """
         rounds = self.rounds(PLANS, default=4)
         with self.storm(TWO_DISKS_ONE_IOTHREAD, rounds) as storm:
