@@ -5,7 +5,7 @@ headline: of the functions that take part in a drained section or a transaction
 (``csource.taking_part``), which the run reached and which it never did.
 
     make coverage [TAGS=quick]                 # the tier on the gcov build
-    make coverage COVERAGE_PEER=iotests        # QEMU's iotests of the area on the same build
+    make coverage-iotests                      # QEMU's iotests of the area on the same build
 
 The gcov build is ``make qemu``'s 10.2.2 source with ``--enable-gcov``, built by
 ``scripts/build-qemu`` into its own cache (``$TXNSTORM_CACHE/coverage``: no QEMU under test picks it

@@ -3,6 +3,7 @@ quiesce or a transaction step deleted from QEMU's source)?
 
     make mutants [MUTANTS_SHARD=i/n] [MUTANTS_LIMIT=n] [MUTANTS="io.c:392 step"] [TAGS=quick]
     make mutants MUTANTS_LIST=1                # every mutant's id, and nothing built
+    make mutants MUTANTS_PEER=iotests          # the same mutants judged by QEMU's iotests of the area
 
 ONE build dir is reused (``scripts/build-qemu`` of make qemu's 10.2.2 source into
 ``$TXNSTORM_CACHE/mutants``, kept with ``QEMU_BUILD_DIR``, through the shared compiler cache): per
