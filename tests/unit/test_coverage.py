@@ -147,7 +147,8 @@ ok qcow2 qsd-jobs # SKIP
 def test_check_s_tap_lines_say_each_iotest_s_verdict() -> None:
     assert [mutants_run.tap_status(TAP, t) for t in ("055", "185", "qsd-jobs", "999")] == [
         "pass", "fail", "not run", "fail"]  # no line: check itself failed  # fmt: skip
-    assert mutants_run.first_difference(TAP) == '-{"offset": 65536}'
+    assert mutants_run.first_difference(TAP) == '+{"offset": 131072}'
+    assert mutants_run.first_difference("not ok qcow2 1\n--- a\n+++ b\n-gone\n") == "-gone"
     assert mutants_run.first_difference("") == "no output"
 
 

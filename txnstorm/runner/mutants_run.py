@@ -144,11 +144,12 @@ def tap_status(output: str, test: str) -> str:
 
 
 def first_difference(output: str) -> str:
-    """A failed iotest's first line that differs from its reference output (check prints the diff), else
-    the last line check printed."""
+    """A failed iotest's first line of output its reference does not have (check prints the diff;
+    the ``+`` side is what the mutant said), else its first missing line, else check's first line."""
     lines = [ln for ln in output.splitlines() if ln.strip()]
-    diff = [ln for ln in lines if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
-    return (diff or lines or ["no output"])[0].strip()[:200]
+    said = [ln for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
+    missing = [ln for ln in lines if ln.startswith("-") and not ln.startswith("---")]
+    return (said or missing or lines or ["no output"])[0].strip()[:200]
 
 
 def iotest_timeout(baseline_s: float) -> float:
