@@ -387,17 +387,24 @@ def _bitmaps_enabled_and_cleared_at_full_backups(ctx: RoundContext, backup_disk:
 
 
 def _bitmaps_merged_disabled_and_backed_up(ctx: RoundContext, backup_disk: str) -> Plan:
-    """Point 2 of the bitmap lifecycle, one transaction: the enabled bitmap merged into a new
-    disabled one and then disabled, an incremental backup of each disk (the first by the merged
-    bitmap, the second by the cleared one, each onto its full backup), and a snapshot of every
-    disk.  Full + incremental must equal the frozen base, on each disk: a lost enable, a lost
-    merge or a clear after the point in time loses writes.  (A lost disable or clear only leaves
-    more bits: an incremental that copies more is still right, so no image oracle sees it.)"""
+    """Point 2 of the bitmap lifecycle, one transaction: a snapshot of every disk, the enabled
+    bitmap merged into a new disabled one and then disabled, and an incremental backup of each
+    disk's frozen node (the first by the merged bitmap, the second by the cleared one, each onto
+    its full backup).  Full + incremental must equal the frozen base, on each disk: a lost enable,
+    a lost merge or a clear after the point in time loses writes.  (A lost disable or clear only
+    leaves more bits: an incremental that copies more is still right, so no image oracle sees it.)
+
+    Here the snapshots come first: a bitmap action drains nothing, so one listed before every
+    action that drains its node runs while the iothread still completes the guest's writes (on
+    10.2.2 a merge listed first missed writes that the frozen base then held: 1 of 6 runs).  After
+    the snapshots the bitmaps sit on frozen nodes, and what the incremental copies is still their
+    choice: reading the frozen base does not make it agree by construction."""
     base = ctx.bitmap_base
     if base is None or not base.others:
         raise ValueError("the bitmap lifecycle's second round must follow its first")
     enabled, merged = base.bitmap, f"bm-merged-r{ctx.round_no}"
-    plan = Plan("block-dirty-bitmap-merge + -disable + blockdev-backup incremental x2 + blockdev-snapshot-sync", [])
+    plan = Plan("blockdev-snapshot-sync + block-dirty-bitmap-merge + -disable + blockdev-backup incremental x2", [])
+    _snapshot_sync_every_disk(ctx, plan)
     plan.setup.append(as_command(dirty_bitmap_add(base.node, merged, disabled=True)))
     plan.actions += [dirty_bitmap_merge(base.node, merged, [enabled]), dirty_bitmap_disable(base.node, enabled)]
     for held, bitmap, what in ((base, merged, "merged from the enabled"), (base.others[0], base.others[0].bitmap,
@@ -409,7 +416,6 @@ def _bitmaps_merged_disabled_and_backed_up(ctx: RoundContext, backup_disk: str) 
         plan.actions.append(blockdev_backup(held.node, target_node, job, sync="incremental", bitmap=bitmap))
         plan.pairs.append(Pair(f"full + incremental ({what} bitmap) == frozen base", ImageRef(incremental),
                                ctx.disks[held.disk].ref(), base.round_no))  # fmt: skip
-    _snapshot_sync_every_disk(ctx, plan)
     return plan
 
 
@@ -442,8 +448,8 @@ bitmaps_enabled_and_cleared_at_full_backups = PlanKind(
     ("drive-backup", "block-dirty-bitmap-clear", "block-dirty-bitmap-enable"),
 )  # fmt: skip
 bitmaps_merged_disabled_and_backed_up = PlanKind(
-    "bitmaps-merged+disabled+incremental-backups+snapshot-sync", _bitmaps_merged_disabled_and_backed_up,
-    ("block-dirty-bitmap-merge", "block-dirty-bitmap-disable", "blockdev-backup", "blockdev-snapshot-sync"),
+    "snapshot-sync+bitmaps-merged+disabled+incremental-backups", _bitmaps_merged_disabled_and_backed_up,
+    ("blockdev-snapshot-sync", "block-dirty-bitmap-merge", "block-dirty-bitmap-disable", "blockdev-backup"),
     uses_bitmap_base=True,
 )  # fmt: skip
 # Not in the rotation: QEMU 7.2 aborts on it (KI-5); tests/transaction_known_issues.py reproduces it.
