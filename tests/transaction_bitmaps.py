@@ -4,11 +4,11 @@ The story: boot a guest with two virtio-blk dataplane disks on one iothread and
 storm both with fio random writes.  Before the first round, while the storm
 writes, each disk gets a dirty bitmap: the first disabled, the second enabled.
 Round 1 fires one transaction: a full backup of each disk, the second disk's
-bitmap cleared, the first disk's bitmap enabled.  Round 2 fires another: the
-enabled bitmap merged into a new disabled one and then disabled, an
-incremental backup of each disk (the first by the merged bitmap, the second by
-the cleared one, each onto its full backup of round 1), and a snapshot of every
-disk.  Full + incremental must equal each disk's frozen base: the bitmaps
+bitmap cleared, the first disk's bitmap enabled.  Round 2 fires another: a
+snapshot of every disk, the enabled bitmap merged into a new disabled one and
+then disabled, and an incremental backup of each frozen disk (the first by the
+merged bitmap, the second by the cleared one, each onto its full backup of
+round 1).  Full + incremental must equal each disk's frozen base: the bitmaps
 started at round 1's point in time and held every write up to round 2's.  A
 transaction that leaves the bitmap disabled (its enable lost) or the merged one
 empty loses the storm's writes, and the oracle sees it (docs/teeth.md: the
