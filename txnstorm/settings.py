@@ -87,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
             default="Debian 12's and every make qemu source"),
     Setting("TEETH_FAULTS", "text", '"classes"|"real"|name ...', "make teeth's faults: the written classes, the "
             "real upstream bugs, or teeth/ folder names", ("teeth",), default="every fault of teeth/"),
+    Setting("TEETH_PEER", "switch", "1", "make teeth: QEMU's own iotests of the area on every build too (the "
+            "peer row)", ("teeth",), default="0"),
     Setting("SERIES", "text", "dir|mbox", "make validate: the series (git format-patch dir, b4 mbox, a patch)",
             ("validate",)),
     Setting("BASE", "text", "10.2.2|tree", "make validate: its base (a make qemu version or a QEMU tree)",
