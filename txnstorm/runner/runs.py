@@ -56,24 +56,27 @@ def parse_shard(text: str, var: str = "SHARD=") -> tuple[int, int]:
     return index, count
 
 
-# The tests that caught a fault class soonest in docs/teeth.md's table (2026-12-03), cheapest
-# catch first: a FAIL comes early, which FAILFAST=1 turns into a verdict in about a minute.
-# class 2: StoppedVmIsStill (QEMU aborts, ~8 s); class 3: BackupOfBackupFilter (a refusal, ~8 s);
-# class 1: the race (~40 s: 10.2.2's build crashed QEMU in it, 7.2's shows in 23 % of its rounds),
-# then the real-bug corpus's short catchers (issue #35, 2026-12-06), beside the race in the other
-# slot: BlockJobEndsUnderStorm (GitLab #3149's revert crashes at round 1, ~4 s; at the 6th place
-# its FAIL came 115 s into a loaded tier), the brief NBD snapshot race (7c1f51bf38's revert
-# aborts within ~6 s) and the idle iothreads (c42c3833e0's class, ~25 s);
-# then the quick matrix test (~14 s: 10.2.2's class 3 in round 4, class 1 in round 3 in some runs);
-# classes 2 and 3 again: NbdAndGuestStorm (round 1, ~24 s), after the class 1 catchers, since
-# the two tests before it catch those classes already.
+# The tests that catch the faults of teeth/ soonest (docs/teeth.md), in the order that puts every
+# first FAIL within about 100 s on a quiet 2-core TCG host with JOBS=2 (what FAILFAST=1 waits for).
+# The race runs alone in one slot for its ~110 s: class 1 (10.2.2's build crashes in it, 7.2's shows
+# in 23 % of its rounds) and 5bdbaebcce (a stall at round 2, ~90 s in).  The other slot takes the
+# short catchers, the longest catch first: the rollback test (2842ff2d81's endless drain: a stall
+# noticed after 30 s and examined, ~77 s), StoppedVmIsStill (class 2 and 9c707525cb abort within
+# ~12 s; 7c1f51bf38 often), BlockJobEndsUnderStorm (GitLab #3149 crashes at round 1, ~4 s),
+# the NBD server stop (CVE-2024-7409's revert crashes in round 1, ~11 s), the idle iothreads
+# (c42c3833e0, ~43 s), the brief NBD snapshot race (7c1f51bf38 aborts within ~6 s);
+# then BackupOfBackupFilter (class 3, a refusal, ~8 s), the quick matrix test (~14 s: 10.2.2's
+# class 3 in round 4, class 1 in round 3 in some runs) and NbdAndGuestStorm (classes 2 and 3 in
+# round 1, ~24 s).
 CATCHES_FIRST = (
-    "tests/drain_stop_cont.py:StoppedVmIsStill.test_stopped_vm_writes_nothing_and_resumes",
-    "tests/transaction_known_issues.py:BackupOfBackupFilter.test_two_backups_of_one_node",
     "tests/transaction_matrix.py:TransactionMatrix.test_guest_races_the_transaction",
+    "tests/transaction_rollback.py:TransactionRollback.test_a_failing_action_rolls_back_every_action",
+    "tests/drain_stop_cont.py:StoppedVmIsStill.test_stopped_vm_writes_nothing_and_resumes",
     "tests/block_job_end.py:BlockJobEndsUnderStorm.test_graph_queries_while_a_stream_job_ends",
-    "tests/nbd_known_issues.py:NbdWritesDuringSnapshot.test_snapshot_while_nbd_writes_briefly",
+    "tests/nbd_server_stop.py:NbdServerStopsUnderClients.test_server_stop_ends_every_client",
     "tests/iothread_idle.py:IdleIothreadsSleep.test_iothreads_sleep_while_the_guest_trickles",
+    "tests/nbd_known_issues.py:NbdWritesDuringSnapshot.test_snapshot_while_nbd_writes_briefly",
+    "tests/transaction_known_issues.py:BackupOfBackupFilter.test_two_backups_of_one_node",
     "tests/transaction_matrix.py:TransactionMatrix.test_two_disks_one_iothread",
     "tests/nbd_transaction.py:NbdAndGuestStorm.test_one_point_in_time_for_nbd_and_guest_writers",
 )
