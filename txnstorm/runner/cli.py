@@ -396,8 +396,9 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     faults = teeth.chosen_faults(args.faults.split(), teeth.load_faults())  # a wrong name: its one line first
     jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
-    rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs,
-                       cache=args.settings.cache_dir, faults=faults, peers=args.peer)  # fmt: skip
+    versions = [v for v in args.versions.split() if v]
+    rows = teeth.teeth(tags, results, versions, say=_say, jobs=jobs, cache=args.settings.cache_dir, faults=faults,
+                       peers=args.peer, failfast=args.failfast)  # fmt: skip
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())
@@ -561,6 +562,7 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--jobs", default="auto", help="tests of each tier side by side: a number, or auto (one per core)")
     te.add_argument("--faults", default="", help="classes, real, or teeth/ folder names (default: every fault)")
     te.add_argument("--peer", action="store_true", help="QEMU's own iotests of the area on every build too")
+    te.add_argument("--failfast", action="store_true", help="a fault's tier stops at its first FAIL (stock: whole)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
     va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")

@@ -197,13 +197,14 @@ def wall_seconds(tests: Sequence[dict], job_time: float) -> float:
     return round(max(ends) - min(starts), 1) if starts and ends else job_time
 
 
-def run_tier(qemu: Path, tags: Sequence[str], results: Path, jobs: int = 1) -> TierResult:
+def run_tier(qemu: Path, tags: Sequence[str], results: Path, jobs: int = 1, failfast: bool = False) -> TierResult:
     """The tier against ``qemu``, in the order ``make quick`` runs it (what caught soonest first:
     ``runs.CATCHES_FIRST``), so the 1st FAIL column is what ``FAILFAST=1`` waits for: each test's
     status and reason, the job's seconds, the accelerator."""
     avocado = runs.avocado_binary()
     ordered = runs.shard(runs.avocado_list(avocado, tags, runs.scenario_refs(), cwd=REPO), 1, 1)
-    latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results, refs=ordered, jobs=jobs)
+    latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results, refs=ordered, jobs=jobs,
+                                  failfast=failfast)  # fmt: skip
     try:
         data = json.loads((latest / "results.json").read_text())
     except (OSError, ValueError):
@@ -294,11 +295,14 @@ def chosen_faults(names: Sequence[str], faults: Sequence[Fault]) -> list[Fault]:
 def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
     tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print,
     jobs: int = 1, *, cache: Path, faults: Sequence[Fault] | None = None, peers: bool = False,
+    failfast: bool = False,
 ) -> list[Row]:
     """Every fault of ``teeth/`` (or ``faults``, as ``chosen_faults`` chose them) x every QEMU
     source make qemu unpacked (or ``versions``), and the stock rows; each tier with ``jobs`` tests
     side by side; ``cache``: the cache root (make qemu's builds, teeth's own); ``peers``: QEMU's
-    own iotests of the area on every row's build too (``peer.py``), judged against the stock's."""
+    own iotests of the area on every row's build too (``peer.py``), judged against the stock's;
+    ``failfast``: a fault's tier stops at its first FAIL (what FAILFAST=1 waits for; the stock's runs
+    whole, to prove it clean)."""
     faults = load_faults() if faults is None else faults
     peer_tests = peer.tests_for([t for f in faults for t in f.peer_tests])
     check_versions(versions, cache)  # bad input, before anything slow
@@ -341,7 +345,7 @@ def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
                 rows.append(Row(fault.name, version, "build failed", qemu))
                 continue
             say(f"teeth: {fault.name} {version}: running the tier")
-            tier = run_tier(qemu, tags, results / f"{fault.name}-{version}", jobs)
+            tier = run_tier(qemu, tags, results / f"{fault.name}-{version}", jobs, failfast)
             row = judge(fault.name, version, tier, family(version) in fault.needs_kvm, fault.real_bug)
             if peers:
                 say(f"teeth: {fault.name} {version}: QEMU's own iotests of the area")
