@@ -26,7 +26,7 @@ help:
 	@echo 'txnstorm: does a QMP transaction capture one point in time while guests and NBD clients write?'
 	@echo
 	@echo 'Targets (each does its own set-up; bad input is one line and exit 2, before anything slow):'
-	@echo '  make quick          the quick scenario tier (21 tests, ~5 min on 2 cores under TCG)'
+	@echo '  make quick          the quick scenario tier (22 tests, ~5 min on 2 cores under TCG)'
 	@echo '  make run            every scenario test'
 	@echo '  make ci             every scenario test but those tagged flaky (what a pipeline runs)'
 	@echo '  make check          the project'"'"'s own tests: ruff, unit tests, then the quick tier'
@@ -112,7 +112,7 @@ nightly: inputs setup
 # TEETH_TAGS (default quick) against each, beside the stock build: a table of
 # fault x QEMU -> caught / missed.  TEETH_QEMUS="10.2.2" limits the versions.
 teeth: inputs setup
-	@scripts/txnstorm teeth --tags='$(or $(TEETH_TAGS),quick)' --versions='$(TEETH_QEMUS)' --faults='$(TEETH_FAULTS)' $(if $(JOBS),--jobs='$(JOBS)')
+	@scripts/txnstorm teeth --tags='$(or $(TEETH_TAGS),quick)' --versions='$(TEETH_QEMUS)' --faults='$(TEETH_FAULTS)' $(if $(filter-out 0,$(TEETH_PEER)),--peer) $(if $(filter-out 0,$(FAILFAST)),--failfast) $(if $(JOBS),--jobs='$(JOBS)')
 
 # Validate a patch series: SERIES (a dir of git format-patch files, an mbox from b4 am, or a patch)
 # applied onto BASE (a version `make qemu` built, e.g. 10.2.2, or a QEMU source tree), both built

@@ -73,7 +73,8 @@ SETTINGS: tuple[Setting, ...] = (
             (*SCENARIOS, "validate", "coverage", "mutants"), default="the target's tier", empty_means="every test"),
     Setting("SEED", "seed", "N", "every test with this seed (a report prints it)", (*SCENARIOS, "validate"),
             default="a fresh seed per test"),
-    Setting("FAILFAST", "switch", "1", "stop at the first test that does not pass", SCENARIOS, default="0"),
+    Setting("FAILFAST", "switch", "1", "stop at the first test that does not pass (make teeth: in a fault's row)",
+            (*SCENARIOS, "teeth"), default="0"),
     Setting("JOBS", "jobs", "N|auto", "scenario tests side by side (auto: one per core)",
             (*SCENARIOS, "teeth", "coverage", "mutants"),
             default="auto"),
@@ -88,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
             default="Debian 12's and every make qemu source"),
     Setting("TEETH_FAULTS", "text", '"classes"|"real"|name ...', "make teeth's faults: the written classes, the "
             "real upstream bugs, or teeth/ folder names", ("teeth",), default="every fault of teeth/"),
+    Setting("TEETH_PEER", "switch", "1", "make teeth: QEMU's own iotests of the area on every build too (the "
+            "peer row)", ("teeth",), default="0"),
     Setting("SERIES", "text", "dir|mbox", "make validate: the series (git format-patch dir, b4 mbox, a patch)",
             ("validate",)),
     Setting("BASE", "text", "10.2.2|tree", "make validate: its base (a make qemu version or a QEMU tree)",

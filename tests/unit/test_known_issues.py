@@ -302,6 +302,8 @@ def test_stock_qemus_stay_green_where_their_issues_are_known():
                  "bdrv_drain_all_begin <- qmp_transaction)",
         "KI-13": "device stalled: storm wrote nothing to ['disk0'] within 30 s (qemu-storage-daemon main thread "
                  "in its main loop (idle); backtrace: qemu-backtrace.txt)",
+        "KI-15": "QEMU hung at 'round 1: nbd-server-stop with a writing and a negotiating client': "
+                 "QMP nbd-server-stop: no answer within 30 s (QEMU backtrace: qemu-backtrace.txt)",
     }  # fmt: skip
     for issue in issues:
         for version in issue.scope.versions("affected"):

@@ -24,7 +24,7 @@ from txnstorm.vm.cmdline import BootFiles
 from txnstorm.vm.machine import Machine, Platform
 from txnstorm.vm.topology import Disk, Topology
 from txnstorm.workload import nbd
-from txnstorm.workload.nbd_stamps import NbdStampWriter, StampWriterFailed, parse_args
+from txnstorm.workload.nbd_stamps import READY, NbdStampWriter, StampWriterFailed, parse_args
 from txnstorm.workload.stamp_format import StampRegion
 
 pytest.importorskip("nbd", reason="Debian's python3-libnbd is not installed (make setup)")
@@ -182,7 +182,11 @@ def test_command_line_stops_on_sigterm_and_prints_generations(vm, tmp_path):
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2]
     )
     try:
-        time.sleep(1.0)
+        # After READY its stop signals are blocked and its clients connected: a SIGTERM sent a
+        # fixed second after the start killed a child still importing on a loaded host.
+        said = proc.stderr.readline()
+        assert said.strip() == READY, said
+        time.sleep(0.5)  # writing now: some generations before the stop
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
     finally:

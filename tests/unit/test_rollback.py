@@ -40,3 +40,17 @@ def test_a_running_jobs_nameless_bitmap_is_no_error_and_no_leftover():
 
     found = graph_state(Vm())
     assert found.bitmaps == frozenset({"disk0/bm"}) and found.jobs == frozenset({"backup-0"})
+
+
+def test_a_refusal_names_its_reason():
+    from pathlib import Path
+
+    from txnstorm.oracles.rollback import ABORT_ACTION, AbortedRound, backup_to_a_missing_target
+
+    backup = backup_to_a_missing_target("disk1", Path("/scratch/missing.qcow2"))
+    assert backup.action["data"]["mode"] == "existing" and backup.action["data"]["device"] == "disk1"
+    assert backup.refused_as_meant("GenericError: Could not open '/scratch/missing.qcow2': No such file")
+    assert backup.refused_as_meant("GenericError: Node 'disk1' is busy: block device is in use by block job")
+    assert not backup.refused_as_meant("GenericError: Transaction aborted using Abort action")
+    aborted = AbortedRound(1, "plan", "GenericError: Transaction aborted using Abort action", [], ABORT_ACTION)
+    assert aborted.refused_as_meant and aborted.describe() == "round 1 (plan + abort): graph unchanged"

@@ -10,11 +10,39 @@ can change; ``GraphState.differences`` says what was not rolled back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from txnstorm.transactions.actions import Action
 from txnstorm.vm.qemu_process import QemuProcess
 
 ABORT: Action = {"type": "abort", "data": {}}  # the action that always fails
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An action QEMU refuses in its own prepare step, and what its error says (one of ``says``:
+    a refusal for any other reason is not the round the test meant to fire)."""
+
+    name: str
+    action: Action
+    says: tuple[str, ...]
+
+    def refused_as_meant(self, answer: str) -> bool:
+        return any(words.lower() in answer.lower() for words in self.says)
+
+
+ABORT_ACTION = Refusal("abort", ABORT, ("abort",))
+
+
+def backup_to_a_missing_target(node: str, target: Path) -> Refusal:
+    """A ``drive-backup`` of ``node`` in mode ``existing`` to a ``target`` that does not exist: it
+    fails after its prepare step drained ``node`` (as every failure of it past that point: an
+    operation blocker, a target it cannot create or open), and its clean step must end that
+    section, or the guest's disk stays drained for good (QEMU 5.0-6.0, fixed by 2842ff2d81).  A
+    plan's own backup job on ``node`` refuses it first, as "busy", after the same drain."""
+    data = {"device": node, "target": str(target), "sync": "full", "mode": "existing", "format": "qcow2"}
+    return Refusal("drive-backup to a missing target", {"type": "drive-backup", "data": data},
+                   ("Could not open", "is busy"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,7 +91,12 @@ class AbortedRound:
     plan: str
     answer: str  # QEMU's error for the transaction ("" for separate commands)
     leftovers: list[str]  # what the actions changed, though the transaction failed
+    refusal: Refusal = ABORT_ACTION  # the failing action the round added
 
     def describe(self) -> str:
         what = "; ".join(self.leftovers) if self.leftovers else "graph unchanged"
-        return f"round {self.round_no} ({self.plan}): {what}"
+        return f"round {self.round_no} ({self.plan} + {self.refusal.name}): {what}"
+
+    @property
+    def refused_as_meant(self) -> bool:
+        return self.refusal.refused_as_meant(self.answer)

@@ -396,8 +396,9 @@ def cmd_teeth(args: argparse.Namespace) -> int:
     faults = teeth.chosen_faults(args.faults.split(), teeth.load_faults())  # a wrong name: its one line first
     jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"))
     results = Path(args.results_dir).resolve() / "teeth"
-    rows = teeth.teeth(tags, results, [v for v in args.versions.split() if v], say=_say, jobs=jobs,
-                       cache=args.settings.cache_dir, faults=faults)  # fmt: skip
+    versions = [v for v in args.versions.split() if v]
+    rows = teeth.teeth(tags, results, versions, say=_say, jobs=jobs, cache=args.settings.cache_dir, faults=faults,
+                       peers=args.peer, failfast=args.failfast)  # fmt: skip
     print(f"{'fault':32} {'QEMU':10} {'outcome':24} {'tier':>8} {'1st FAIL':>8}  detail")
     for row in rows:
         print(row.line())
@@ -408,13 +409,13 @@ def cmd_teeth(args: argparse.Namespace) -> int:
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     """The tier (or, with --iotests, QEMU's iotests of the area) on the gcov build, and the map."""
-    from txnstorm.runner import coverage
+    from txnstorm.runner import coverage, peer
 
     cache = args.settings.cache_dir
     tree = coverage.source_tree(cache)  # bad input before anything slow
     results = Path(args.results_dir).resolve() / "coverage"
     if args.iotests is not None:
-        tests = args.iotests.split() or list(coverage.IOTESTS)
+        tests = args.iotests.split() or list(peer.IOTESTS)
         coverage.check_iotests(tree, tests)
 
         def run(build: coverage.GcovBuild, out: Path) -> tuple[float, str]:
@@ -438,7 +439,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 def cmd_mutants(args: argparse.Namespace) -> int:
     """Each chosen mutant built in the one kept build dir, the tier (or, with --peer iotests, QEMU's
     iotests of the area) run on it, stopping at the first failure; the table."""
-    from txnstorm.runner import coverage, mutants, mutants_run
+    from txnstorm.runner import coverage, mutants, mutants_run, peer
 
     cache = args.settings.cache_dir
     shard = mutants.parse_shard(args.shard)
@@ -453,7 +454,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         return 0
     iotests, refs, jobs, preflight = None, [], 1, None
     if args.peer == "iotests":
-        iotests = list(coverage.IOTESTS)
+        iotests = list(peer.IOTESTS)
         coverage.check_iotests(tree, iotests)
         name, how = "iotests", f"QEMU's {len(iotests)} iotests of the area, the first failure ending each"
     else:
@@ -573,6 +574,8 @@ def parser() -> argparse.ArgumentParser:
     te.add_argument("--versions", default="", help="QEMU versions to inject into (default: every make qemu source)")
     te.add_argument("--jobs", default="auto", help="tests of each tier side by side: a number, or auto (one per core)")
     te.add_argument("--faults", default="", help="classes, real, or teeth/ folder names (default: every fault)")
+    te.add_argument("--peer", action="store_true", help="QEMU's own iotests of the area on every build too")
+    te.add_argument("--failfast", action="store_true", help="a fault's tier stops at its first FAIL (stock: whole)")
     te.add_argument("--results-dir", default="results")
     te.set_defaults(func=cmd_teeth)
     va = sub.add_parser("validate", help="a patch series vs its base: both built, the tier N times each, verdicts")

@@ -37,14 +37,7 @@ from txnstorm.runner import csource, mutants, runs, teeth
 VERSION = "10.2.2"  # the source make qemu unpacked that the gcov build is made of
 GCOV_FLAGS = "--enable-gcov"
 BINARIES = ("qemu-system-x86_64", "qemu-img", "qemu-io", "storage-daemon/qemu-storage-daemon")
-IOTEST_BINARIES = ("qemu-nbd", *BINARIES)  # what the tree's check runs from the build dir
-# QEMU's iotests of this area (issue #36), run with the tree's check -qcow2 from the gcov build dir.
-IOTESTS = (
-    "055", "056", "124", "129", "141", "185", "202", "203", "208", "218", "219", "234", "256", "257", "281",
-    "283", "copy-before-write", "image-fleecing", "export-incoming-iothread", "graph-changes-while-io",
-    "iothreads-commit-active", "iothreads-create", "iothreads-nbd-export", "iothreads-resize",
-    "iothreads-stream", "migrate-during-backup", "qsd-jobs", "stream-under-throttle",
-)  # fmt: skip
+IOTEST_BINARIES = ("qemu-nbd", *BINARIES)  # what the tree's check runs from the build dir (peer.IOTESTS)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ mutant does not compile.  The score is killed / (killed + survived + not reached
 Results: ``results/mutants/<shard>/mutants.json`` and ``table.txt``, one line per mutant as it ends.
 
 **The peer** (``MUTANTS_PEER=iotests``, issue #36's "the same mutants against the iotests"): the same
-mutants, built the same way, judged by QEMU's iotests of the area (``coverage.IOTESTS``, the tree's
+mutants, built the same way, judged by QEMU's iotests of the area (``peer.IOTESTS``, the tree's
 ``check -qcow2`` from the kept build dir, qemu-nbd built there too) instead of the tier.  The
 unmutated build runs them once first: a test that does not pass there (185 and iothreads-create are
 timing-flaky under TCG) could not tell a mutant from the source, and is left out, said in the table.

@@ -56,24 +56,28 @@ def parse_shard(text: str, var: str = "SHARD=") -> tuple[int, int]:
     return index, count
 
 
-# The tests that caught a fault class soonest in docs/teeth.md's table (2026-12-03), cheapest
-# catch first: a FAIL comes early, which FAILFAST=1 turns into a verdict in about a minute.
-# class 2: StoppedVmIsStill (QEMU aborts, ~8 s); class 3: BackupOfBackupFilter (a refusal, ~8 s);
-# class 1: the race (~40 s: 10.2.2's build crashed QEMU in it, 7.2's shows in 23 % of its rounds),
-# then the real-bug corpus's short catchers (issue #35, 2026-12-06), beside the race in the other
-# slot: BlockJobEndsUnderStorm (GitLab #3149's revert crashes at round 1, ~4 s; at the 6th place
-# its FAIL came 115 s into a loaded tier), the brief NBD snapshot race (7c1f51bf38's revert
-# aborts within ~6 s) and the idle iothreads (c42c3833e0's class, ~25 s);
-# then the quick matrix test (~14 s: 10.2.2's class 3 in round 4, class 1 in round 3 in some runs);
-# classes 2 and 3 again: NbdAndGuestStorm (round 1, ~24 s), after the class 1 catchers, since
-# the two tests before it catch those classes already.
+# The tests that catch the faults of teeth/ soonest (docs/teeth.md), in the order that puts every
+# first FAIL within about 100 s on a 2-core TCG host with JOBS=2 (what FAILFAST=1 waits for), by the
+# stock 10.2.2 tier's own times (make teeth, 2026-12-07, load 6-10).  The race first (~70-110 s):
+# class 1 (10.2.2's build crashes in it, 7.2's shows in 23 % of its rounds) and 5bdbaebcce (a
+# stall at round 2).  The other slot the short catchers, the one that needs longest first: the
+# rollback test (11 s; 2842ff2d81's endless drain: a stall noticed after 30 s and examined, ~77 s),
+# StoppedVmIsStill (11 s; class 2 and 9c707525cb abort in it, 7c1f51bf38 often), the NBD server
+# stop (10 s; CVE-2024-7409's revert crashes in round 1), the idle iothreads (52 s; c42c3833e0
+# judged at its end); then, in whichever slot frees first (the race's, ~72 s), BlockJobEndsUnderStorm
+# (34 s; GitLab #3149 crashes at round 1) and the brief NBD snapshot race (34 s; 7c1f51bf38 aborts
+# within ~6 s of its rounds); then BackupOfBackupFilter (class 3, a refusal), the quick matrix test
+# (10.2.2's class 3 in round 4, class 1 in round 3 in some runs) and NbdAndGuestStorm (classes 2
+# and 3 in round 1).
 CATCHES_FIRST = (
-    "tests/drain_stop_cont.py:StoppedVmIsStill.test_stopped_vm_writes_nothing_and_resumes",
-    "tests/transaction_known_issues.py:BackupOfBackupFilter.test_two_backups_of_one_node",
     "tests/transaction_matrix.py:TransactionMatrix.test_guest_races_the_transaction",
+    "tests/transaction_rollback.py:TransactionRollback.test_a_failing_action_rolls_back_every_action",
+    "tests/drain_stop_cont.py:StoppedVmIsStill.test_stopped_vm_writes_nothing_and_resumes",
+    "tests/nbd_server_stop.py:NbdServerStopsUnderClients.test_server_stop_ends_every_client",
+    "tests/iothread_idle.py:IdleIothreadsSleep.test_iothreads_sleep_while_the_guest_trickles",
     "tests/block_job_end.py:BlockJobEndsUnderStorm.test_graph_queries_while_a_stream_job_ends",
     "tests/nbd_known_issues.py:NbdWritesDuringSnapshot.test_snapshot_while_nbd_writes_briefly",
-    "tests/iothread_idle.py:IdleIothreadsSleep.test_iothreads_sleep_while_the_guest_trickles",
+    "tests/transaction_known_issues.py:BackupOfBackupFilter.test_two_backups_of_one_node",
     "tests/transaction_matrix.py:TransactionMatrix.test_two_disks_one_iothread",
     "tests/nbd_transaction.py:NbdAndGuestStorm.test_one_point_in_time_for_nbd_and_guest_writers",
 )
@@ -188,15 +192,17 @@ def avocado_binary() -> Path:
 def run_avocado_job(  # noqa: PLR0913 - the job's five settings, its listener and its order
     qemu: Path, qemu_img: Path, filters: Sequence[str], results_dir: Path, timeout_s: int | None = None,
     *, on_test: Callable[[TestLine], None] | None = None, refs: Sequence[str] | None = None, jobs: int = 1,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, failfast: bool = False,
 ) -> Path:  # fmt: skip
     """One Avocado job of the scenario tests (tag ``filters``; or ``refs``, in that order) against
     ``qemu``; its results dir (``latest``).  QEMU's own names for the binaries (QEMU_TEST_*) are
     dropped: they must not disagree with ``qemu``.  ``on_test`` hears each test's verdict line as it ends;
-    ``jobs`` tests run side by side; ``env``: more of the environment (settings, a test double's)."""
+    ``jobs`` tests run side by side; ``env``: more of the environment (settings, a test double's);
+    ``failfast``: the job stops at its first test that does not pass."""
     avocado = avocado_binary()
     cmd = [str(avocado), "--config", "avocado.cfg", "run", "--job-results-dir", str(results_dir)]
     cmd += ["--job-timeout", str(timeout_s)] if timeout_s is not None else []
+    cmd += ["--failfast"] if failfast else []
     cmd += ["--max-parallel-tasks", str(jobs)] if jobs > 1 else []
     if refs is not None:
         cmd += [exact(ref) for ref in refs]

@@ -15,6 +15,7 @@ is *caught* when a test FAILs or ERRORs on it; a stock row must be clean.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import UserError
-from txnstorm.runner import runs
+from txnstorm.runner import peer, runs
 
 FAULTS_DIR = REPO / "teeth"
 CAUGHT = ("FAIL", "ERROR")
@@ -43,6 +44,7 @@ class Fault:
     # A real upstream bug brought back (README line "Corpus: real bug", issue #35): what the tier
     # catches of them is a measurement, so a miss is said ("missed (real bug)"), not counted.
     real_bug: bool = False
+    peer_tests: tuple[str, ...] = ()  # the fix's own regression tests in QEMU's iotests (README "Peer:")
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,12 @@ class Row:
     detail: str  # the tests that caught it (with their reason), or what went wrong
     seconds: float = 0.0
     first_fail_s: float | None = None  # from the first test's start to the end of the first catching test
+    peer: str = ""  # QEMU's own iotests on the same build (TEETH_PEER=1: peer.py), else ""
 
     def line(self) -> str:
         first = f"{self.first_fail_s:6.0f} s" if self.first_fail_s is not None else f"{'-':>8}"
-        return f"{self.fault:32} {self.version:10} {self.outcome:24} {self.seconds:6.0f} s {first}  {self.detail}"
+        peer = f"  | iotests: {self.peer}" if self.peer else ""
+        return f"{self.fault:32} {self.version:10} {self.outcome:24} {self.seconds:6.0f} s {first}  {self.detail}{peer}"
 
 
 def family(version: str) -> str:
@@ -75,7 +79,7 @@ def load_faults(directory: Path = FAULTS_DIR) -> list[Fault]:
         kvm = [line.split(":", 1)[1] for line in lines if line.startswith("Needs KVM on:")]
         families = frozenset(f.strip() for value in kvm for f in value.split(",") if f.strip())
         real = any(line.strip() == "Corpus: real bug" for line in lines)
-        faults.append(Fault(path.name, lines[0].strip(), patches, families, real))
+        faults.append(Fault(path.name, lines[0].strip(), patches, families, real, peer.peer_tests(lines)))
     return faults
 
 
@@ -193,13 +197,14 @@ def wall_seconds(tests: Sequence[dict], job_time: float) -> float:
     return round(max(ends) - min(starts), 1) if starts and ends else job_time
 
 
-def run_tier(qemu: Path, tags: Sequence[str], results: Path, jobs: int = 1) -> TierResult:
+def run_tier(qemu: Path, tags: Sequence[str], results: Path, jobs: int = 1, failfast: bool = False) -> TierResult:
     """The tier against ``qemu``, in the order ``make quick`` runs it (what caught soonest first:
     ``runs.CATCHES_FIRST``), so the 1st FAIL column is what ``FAILFAST=1`` waits for: each test's
     status and reason, the job's seconds, the accelerator."""
     avocado = runs.avocado_binary()
     ordered = runs.shard(runs.avocado_list(avocado, tags, runs.scenario_refs(), cwd=REPO), 1, 1)
-    latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results, refs=ordered, jobs=jobs)
+    latest = runs.run_avocado_job(qemu, qemu.with_name("qemu-img"), tags, results, refs=ordered, jobs=jobs,
+                                  failfast=failfast)  # fmt: skip
     try:
         data = json.loads((latest / "results.json").read_text())
     except (OSError, ValueError):
@@ -289,12 +294,17 @@ def chosen_faults(names: Sequence[str], faults: Sequence[Fault]) -> list[Fault]:
 
 def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
     tags: Sequence[str], results: Path, versions: Sequence[str] = (), say: Callable[[str], None] = print,
-    jobs: int = 1, *, cache: Path, faults: Sequence[Fault] | None = None,
+    jobs: int = 1, *, cache: Path, faults: Sequence[Fault] | None = None, peers: bool = False,
+    failfast: bool = False,
 ) -> list[Row]:
     """Every fault of ``teeth/`` (or ``faults``, as ``chosen_faults`` chose them) x every QEMU
     source make qemu unpacked (or ``versions``), and the stock rows; each tier with ``jobs`` tests
-    side by side; ``cache``: the cache root (make qemu's builds, teeth's own)."""
+    side by side; ``cache``: the cache root (make qemu's builds, teeth's own); ``peers``: QEMU's
+    own iotests of the area on every row's build too (``peer.py``), judged against the stock's;
+    ``failfast``: a fault's tier stops at its first FAIL (what FAILFAST=1 waits for; the stock's runs
+    whole, to prove it clean)."""
     faults = load_faults() if faults is None else faults
+    peer_tests = peer.tests_for([t for f in faults for t in f.peer_tests])
     check_versions(versions, cache)  # bad input, before anything slow
     trees = source_trees(cache)
     rows = []
@@ -313,11 +323,17 @@ def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
         raise UserError("no QEMU source tree to inject faults into; run 'make qemu' first")
     for version, tree in trees.items():
         stock = stock_build(version, cache)
+        stock_peers = None
         if stock is None:
             rows.append(Row("stock", version, "no stock build", "run 'make qemu' for this version"))
         else:
             say(f"teeth: stock {version}: running the tier")
-            rows.append(judge("stock", version, run_tier(stock, tags, results / f"stock-{version}", jobs)))
+            row = judge("stock", version, run_tier(stock, tags, results / f"stock-{version}", jobs))
+            if peers:
+                say(f"teeth: stock {version}: QEMU's own iotests of the area")
+                stock_peers = peer.run(tree, stock.parent, peer_tests, results / f"iotests-stock-{version}.log")
+                row = dataclasses.replace(row, peer=peer.stock_said(stock_peers))
+            rows.append(row)
         for fault in faults:
             prepared = patched_tree(tree, fault, version, cache)
             if isinstance(prepared, str):
@@ -329,6 +345,11 @@ def teeth(  # noqa: PLR0913 - the tier, its QEMUs and where builds are kept
                 rows.append(Row(fault.name, version, "build failed", qemu))
                 continue
             say(f"teeth: {fault.name} {version}: running the tier")
-            tier = run_tier(qemu, tags, results / f"{fault.name}-{version}", jobs)
-            rows.append(judge(fault.name, version, tier, family(version) in fault.needs_kvm, fault.real_bug))
+            tier = run_tier(qemu, tags, results / f"{fault.name}-{version}", jobs, failfast)
+            row = judge(fault.name, version, tier, family(version) in fault.needs_kvm, fault.real_bug)
+            if peers:
+                say(f"teeth: {fault.name} {version}: QEMU's own iotests of the area")
+                ran = peer.run(prepared, qemu.parent, peer_tests, results / f"iotests-{fault.name}-{version}.log")
+                row = dataclasses.replace(row, peer=peer.judge(ran, stock_peers).said)
+            rows.append(row)
     return rows

@@ -34,7 +34,7 @@ from pathlib import Path
 from txnstorm.errors import DeviceStalled, QMPCommandError, StormStuckInGuest, TxnstormError
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles import stall
-from txnstorm.oracles.rollback import ABORT, AbortedRound, graph_state
+from txnstorm.oracles.rollback import ABORT_ACTION, AbortedRound, Refusal, graph_state
 from txnstorm.scenario.ahead import RoundsAhead, RoundState, bitmap_base_after
 from txnstorm.scenario.rounds import (
     Finding,
@@ -256,24 +256,24 @@ class Storm:
         self.records[-1] = replace(last, overlap=overlap)
         self.mark(f"round {last.round_no}: overlap proven", later=later)
 
-    def fire_with_abort(self, kind: PlanKind, atomic: bool = True) -> AbortedRound:
-        """All or nothing: the plan plus the ``abort`` action in one
-        transaction, which QEMU must refuse leaving the graph as it was and
-        every device writing (``atomic=False``: the actions alone as separate
-        commands, the control, whose changes the graph check must name)."""
+    def fire_with_abort(self, kind: PlanKind, atomic: bool = True, refusal: Refusal = ABORT_ACTION) -> AbortedRound:
+        """All or nothing: the plan plus a failing action (``refusal``: the ``abort`` action, or
+        one that fails in its own prepare step) in one transaction, which QEMU must refuse
+        leaving the graph as it was and every device writing (``atomic=False``: the actions
+        alone as separate commands, the control, whose changes the graph check must name)."""
         ctx, plan, delay = self._next_round(kind, self.disks[0])
         before = graph_state(self.vm)
         time.sleep(delay)
         self.writing_again()
-        self.mark(f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, abort=atomic)
+        self.mark(f"round {ctx.round_no}: firing", plan=plan.name, atomic=atomic, failing=atomic and refusal.name)
         answer = ""
         if atomic:
             try:
-                self.vm.cmd("transaction", actions=[*plan.actions, ABORT])
+                self.vm.cmd("transaction", actions=[*plan.actions, refusal.action])
             except QMPCommandError as exc:
                 answer = f"{exc.error_class}: {exc.desc}"
             else:
-                raise TxnstormError("QEMU accepted a transaction with an 'abort' action")
+                raise TxnstormError(f"QEMU accepted a transaction with a failing action ({refusal.name})")
         else:
             fire_separately(self.vm, plan.actions, CONTROL_GAP_S)
         leftovers = before.differences(graph_state(self.vm))
@@ -283,7 +283,7 @@ class Storm:
             self.states.update(plan.new_tops)
         self.still_writing()  # no drained section left behind, no lost request
         self.mark(f"round {ctx.round_no}: devices write again")
-        return AbortedRound(ctx.round_no, plan.name, answer, leftovers)
+        return AbortedRound(ctx.round_no, plan.name, answer, leftovers, refusal)
 
     # -- the end -------------------------------------------------------------
     def stop(self) -> None:

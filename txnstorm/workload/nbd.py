@@ -221,3 +221,55 @@ class NbdClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class NegotiatingClient:
+    """A client that connected and stays in the handshake: libnbd's option mode (the server's
+    greeting read, no export chosen yet), as a slow client, a port scan or a TLS client without
+    the secret looks to the server.  Such a client belongs to the server, not to an export:
+    ``nbd-server-stop`` must end it too (CVE-2024-7409)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._nbd = _libnbd()
+        self._h: Any = None
+
+    def connect(self) -> NegotiatingClient:
+        handle = self._nbd.NBD()
+        handle.set_handle_name("txnstorm-negotiating")
+        handle.set_opt_mode(True)
+        try:
+            handle.connect_uri(self.uri)
+        except self._nbd.Error as exc:
+            raise NbdError(f"NBD connect (option mode) to {self.uri} failed: {_describe(exc)}") from exc
+        self._h = handle
+        return self
+
+    def still_connected(self) -> bool:
+        """Whether the server still answers an option request (NBD_OPT_LIST): False once it has
+        closed the connection."""
+        if self._h is None:
+            return False
+        try:
+            self._h.opt_list(lambda _name, _description: 0)
+        except self._nbd.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Drop the connection without finishing the handshake; never raises."""
+        handle, self._h = self._h, None
+        if handle is None:
+            return
+        closer = getattr(handle, "close", None)  # libnbd >= 1.16; older: freed on release
+        if closer is not None:
+            closer()
+        del handle
+
+    def __enter__(self) -> NegotiatingClient:
+        return self.connect()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
