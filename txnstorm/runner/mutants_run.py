@@ -41,6 +41,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -268,17 +269,19 @@ def run_iotest(check: Path, test: str, timeout: float, log: Path) -> IotestResul
     """One iotest, a check -qcow2 -tap of its own (a session of its own: one that hangs is ended with
     its QEMUs); its output appended to ``log``."""
     started = time.monotonic()
-    proc = subprocess.Popen(["nice", "-n", "19", str(check), "-qcow2", "-tap", test], cwd=check.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-        status = tap_status(output, test)
-        reason = first_difference(output) if status == "fail" else ""
-    except subprocess.TimeoutExpired:
-        end_group(proc)
-        output, _ = proc.communicate()
-        status, reason = "timeout", f"no verdict within {timeout:.0f} s (ended)"
+    # check's socket dir (/tmp/qemu-iotests-*) outlives a check that was ended: a TMPDIR of its own goes
+    with tempfile.TemporaryDirectory(prefix="txnstorm-iotest-") as tmp:
+        proc = subprocess.Popen(["nice", "-n", "19", str(check), "-qcow2", "-tap", test], cwd=check.parent,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True, env={**os.environ, "TMPDIR": tmp})  # fmt: skip
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            status = tap_status(output, test)
+            reason = first_difference(output) if status == "fail" else ""
+        except subprocess.TimeoutExpired:
+            end_group(proc)
+            output, _ = proc.communicate()
+            status, reason = "timeout", f"no verdict within {timeout:.0f} s (ended)"
     seconds = time.monotonic() - started
     with open(log, "a") as out:
         out.write(f"=== {test}: {status} in {seconds:.1f} s\n{output}\n")
