@@ -26,7 +26,7 @@ help:
 	@echo 'txnstorm: does a QMP transaction capture one point in time while guests and NBD clients write?'
 	@echo
 	@echo 'Targets (each does its own set-up; bad input is one line and exit 2, before anything slow):'
-	@echo '  make quick          the quick scenario tier (20 tests, ~5 min on 2 cores under TCG)'
+	@echo '  make quick          the quick scenario tier (22 tests, ~5 min on 2 cores under TCG)'
 	@echo '  make run            every scenario test'
 	@echo '  make ci             every scenario test but those tagged flaky (what a pipeline runs)'
 	@echo '  make check          the project'"'"'s own tests: ruff, unit tests, then the quick tier'
@@ -135,9 +135,11 @@ coverage-iotests: inputs setup
 
 # Mutants generated from QEMU's source (a drained section, a quiesce, a transaction step deleted),
 # each built in one kept build dir and the tier (TAGS, default quick) run on it with FAILFAST.
-# MUTANTS_SHARD=i/N, MUTANTS_LIMIT=N, MUTANTS="id pieces", MUTANTS_LIST=1 (ids only).
+# MUTANTS_SHARD=i/N, MUTANTS_LIMIT=N, MUTANTS="id pieces", MUTANTS_LIST=1 (ids only);
+# MUTANTS_PEER=iotests judges them by QEMU's iotests of the area instead (the peer's score).
 mutants: inputs setup
 	@scripts/txnstorm mutants --tags='$(TAGS)' --shard='$(or $(MUTANTS_SHARD),1/1)' $(if $(MUTANTS_LIMIT),--limit='$(MUTANTS_LIMIT)') \
+	  --peer='$(or $(MUTANTS_PEER),suite)' \
 	  $(foreach m,$(MUTANTS),--pick='$(m)') $(if $(filter-out 0,$(MUTANTS_LIST)),--list) \
 	  $(if $(filter-out 0,$(MUTANTS_UNREACHED)),--run-unreached) $(if $(JOBS),--jobs='$(JOBS)')
 

@@ -29,6 +29,7 @@ from txnstorm.errors import UserError
 QMP_ANSWER_S = 60.0  # a QEMU that answers no QMP command within this is hung (a FAIL of that QEMU)
 ACCEL_CHOICES = ("auto", "kvm", "tcg")  # ACCEL=: auto probes KVM with a real boot, then falls back to TCG
 BOOT_CHOICES = ("restore", "cold")
+MUTANTS_PEERS = ("suite", "iotests")  # MUTANTS_PEER=: who judges make mutants' mutants
 # The make targets, by what they read (``all`` is ``check``; ``inputs`` reads every setting).
 SCENARIOS = ("quick", "run", "ci", "check", "all", "scenarios", "replay-test")  # one Avocado job
 QEMU_UNDER_TEST = (*SCENARIOS, "preflight", "nightly", "bench", "reliability", "deaths")
@@ -114,6 +115,8 @@ SETTINGS: tuple[Setting, ...] = (
             ("mutants",), default="0"),
     Setting("MUTANTS_UNREACHED", "switch", "1", "make mutants: run the mutants make coverage never reached too",
             ("mutants",), default="0"),
+    Setting("MUTANTS_PEER", "mutants_peer", "suite|iotests", "make mutants: judged by the tier, or by QEMU's "
+            "iotests of the area (make coverage-iotests's)", ("mutants",), default="suite"),
     Setting("RESULTS_DIR", "text", "dir", "make replay: the job dir", ("replay",), default="results/latest"),
     Setting("QEMU_SRC", "text", "~/qemu", "make qemu: build this QEMU tree", ("qemu",),
             default="Debian's source", empty_means="Debian's source"),

@@ -4,6 +4,7 @@ no QEMU, no gcov."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from txnstorm.runner import coverage, csource, mutants, mutants_run
@@ -126,3 +127,97 @@ def test_an_iotest_that_is_not_in_the_tree_is_one_line(tmp_path: Path) -> None:
     coverage.check_iotests(tmp_path, ["055", "qsd-jobs"])
     with pytest.raises(UserError, match="no such iotest .*: 999"):
         coverage.check_iotests(tmp_path, ["055", "999"])
+
+
+# ------------------------------------------------------------------ make mutants MUTANTS_PEER=iotests
+
+TAP = """TAP version 13
+# QEMU          -- "/b/qemu-system-x86_64" -nodefaults
+1..1
+ok qcow2 055
+not ok qcow2 185
+--- /src/tests/qemu-iotests/185.out
++++ 185.out.bad
+@@ -10 +10 @@
+-{"offset": 65536}
++{"offset": 131072}
+ok qcow2 qsd-jobs # SKIP
+"""
+
+
+def test_check_s_tap_lines_say_each_iotest_s_verdict() -> None:
+    assert [mutants_run.tap_status(TAP, t) for t in ("055", "185", "qsd-jobs", "999")] == [
+        "pass", "fail", "not run", "fail"]  # no line: check itself failed  # fmt: skip
+    assert mutants_run.first_difference(TAP) == '+{"offset": 131072}'
+    assert mutants_run.first_difference("not ok qcow2 1\n--- a\n+++ b\n-gone\n") == "-gone"
+    assert mutants_run.first_difference("") == "no output"
+
+
+def test_the_iotests_that_fail_on_the_unmutated_build_are_left_out_and_the_rest_run_quickest_first() -> None:
+    baseline = [mutants_run.IotestResult("055", "pass", 30.0), mutants_run.IotestResult("185", "fail", 9.0, "-x"),
+                mutants_run.IotestResult("141", "pass", 5.0),
+                mutants_run.IotestResult("iothreads-create", "timeout", 1800.0),
+                mutants_run.IotestResult("qsd-jobs", "not run", 0.1)]  # fmt: skip
+    passing, left_out = mutants_run.baseline_split(baseline)
+    assert [r.test for r in passing] == ["141", "055"]
+    assert [r.test for r in left_out] == ["185", "iothreads-create", "qsd-jobs"]
+    line = mutants_run.excluded_line(left_out)
+    assert line.startswith("iotests left out (not passing on the unmutated build): 185 fail -x; iothreads-create")
+    assert "none left out" in mutants_run.excluded_line([])
+    assert mutants_run.iotest_timeout(5.0) == 120.0 and mutants_run.iotest_timeout(60.0) == 300.0
+
+
+def test_a_mutant_is_killed_by_the_first_iotest_that_fails_or_hangs() -> None:
+    mutant = mutants.Mutant("block/io.c", csource.sites(SNIPPET)[0])
+    ran = [mutants_run.IotestResult("141", "pass", 5.0), mutants_run.IotestResult("055", "timeout", 150.0, "ended")]
+    outcome = mutants_run.judge_iotests(mutant, ran, 12.0)
+    assert (outcome.status, outcome.first_kill_s, outcome.tier_s) == ("killed", 155.0, 155.0)
+    assert outcome.detail == "055: timeout ended"
+    survived = mutants_run.judge_iotests(mutant, ran[:1], 12.0)
+    assert (survived.status, survived.detail) == ("survived", "1 of 1 iotests passed")
+    assert mutants_run.judge_iotests(mutant, [], 1.0).status == "no result"
+    text = mutants_run.table([outcome, survived], "iotests", ["iotests left out ...: 185 fail"])
+    assert "iotests: mutation score 1/2 (50 %)" in text and "iotests left out ...: 185 fail" in text
+
+
+def test_an_iotest_is_a_check_of_its_own_and_one_that_hangs_is_ended_with_its_children(tmp_path: Path) -> None:
+    check = tmp_path / "check"
+    check.write_text("#!/bin/sh\n"  # check -qcow2 -tap TEST
+                     'case "$3" in\n'
+                     "  good) echo 'ok qcow2 good';;\n"
+                     "  bad) echo 'not ok qcow2 bad'; echo '+wrong'; exit 1;;\n"
+                     f"  hang) (trap '' TERM; sleep 300) & echo $! > {tmp_path}/child; wait;;\n"
+                     "esac\n")  # fmt: skip
+    check.chmod(0o755)
+    log = tmp_path / "iotests.log"
+    assert mutants_run.run_iotest(check, "good", 30, log).status == "pass"
+    bad = mutants_run.run_iotest(check, "bad", 30, log)
+    assert (bad.status, bad.reason) == ("fail", "+wrong")
+    hung = mutants_run.run_iotest(check, "hang", 3, log)
+    assert hung.status == "timeout" and hung.reason == "no verdict within 3 s (ended)"
+    child = int((tmp_path / "child").read_text())  # it ignores SIGTERM, as a QEMU hung in a drain does
+
+    def alive() -> bool:
+        try:
+            return Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 5  # SIGKILLed with its group; init reaps it
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive()
+    base = [mutants_run.IotestResult(t, "pass", 0.1) for t in ("good", "bad", "good")]
+    assert [r.test for r in mutants_run.run_iotests_until_one_fails(check, base, log)] == ["good", "bad"]
+    assert "=== bad: fail" in log.read_text()
+
+
+def test_mutants_peer_is_suite_or_iotests() -> None:
+    import pytest
+
+    from txnstorm.errors import UserError
+    from txnstorm.runner import inputs
+
+    inputs.check_mutants_peer("MUTANTS_PEER", "iotests")
+    with pytest.raises(UserError, match="MUTANTS_PEER=iotest is not one of suite, iotests"):
+        inputs.check_mutants_peer("MUTANTS_PEER", "iotest")

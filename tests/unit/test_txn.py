@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from txnstorm.transactions.actions import drive_backup, job_ids, snapshot_sync
 from txnstorm.transactions.plans import PLANS, DiskState, RoundContext, snapshot_sync_and_drive_backup, two_backups
 
@@ -177,3 +179,47 @@ def test_the_race_plan_backs_up_every_disk_before_any_snapshot(tmp_path, qemu_im
         (f"{d}-bdbackup-r1.qcow2", f"{d}.qcow2") for d in ("disk0", "disk1", "disk2")
     ]
     assert len(plan.jobs) == 3 and len(plan.stamp_pairs) == 1
+
+
+def test_the_bitmap_lifecycle_enables_last_and_backs_up_by_the_merged_and_the_cleared_bitmaps(tmp_path, qemu_img):
+    """Round 1 adds its bitmaps before firing (one disabled) and enables last (the control's gap);
+    round 2 merges, disables, then backs up each disk onto its own full backup."""
+    from txnstorm.scenario.ahead import RoundsAhead
+    from txnstorm.transactions.plans import (
+        bitmaps_enabled_and_cleared_at_full_backups as start,
+    )
+    from txnstorm.transactions.plans import (
+        bitmaps_merged_disabled_and_backed_up as end,
+    )
+
+    ctx = ctx_for(tmp_path, qemu_img)
+    first = start(ctx, "disk0")
+    assert [(cmd, args.get("disabled", False)) for cmd, args in first.setup] == [
+        ("block-dirty-bitmap-add", True), ("block-dirty-bitmap-add", False)]  # fmt: skip
+    assert [a["type"] for a in first.actions] == ["drive-backup", "drive-backup", "block-dirty-bitmap-clear",
+                                                  "block-dirty-bitmap-enable"]  # fmt: skip
+    assert first.actions[-1]["data"] == {"node": "disk0", "name": "bm-enabled-r1"} and first.gap_disk == "disk0"
+    assert first.jobs == ["full-disk0-r1", "full-disk1-r1"]
+    make_targets_qemu_would_create(first, qemu_img)
+    ctx.round_no, ctx.bitmap_base = 2, first.hands_on
+    second = end(ctx, "disk0")
+    second.prepare_images(qemu_img)
+    # the snapshots first: a bitmap action drains nothing, so every one runs while its node is drained
+    assert [a["type"] for a in second.actions] == ["blockdev-snapshot-sync", "blockdev-snapshot-sync",
+                                                   "block-dirty-bitmap-merge", "block-dirty-bitmap-disable",
+                                                   "blockdev-backup", "blockdev-backup"]  # fmt: skip
+    assert second.actions[2]["data"] == {"node": "disk0", "target": "bm-merged-r2", "bitmaps": ["bm-enabled-r1"]}
+    assert [(a["data"]["device"], a["data"]["bitmap"]) for a in second.actions[4:]] == [
+        ("disk0", "bm-merged-r2"), ("disk1", "bm-cleared-r1")]  # fmt: skip
+    assert [p.label for p in second.pairs] == ["full + incremental (merged from the enabled bitmap) == frozen base",
+                                               "full + incremental (cleared bitmap) == frozen base"]  # fmt: skip
+    for pair, disk in zip(second.pairs, ("disk0", "disk1"), strict=True):
+        assert qemu_img.info(pair.a.path)["backing-filename"] == str(tmp_path / f"{disk}-full-r1.qcow2")
+        assert pair.gap_round == 1
+    assert set(second.new_tops) == {"disk0", "disk1"}
+    # prepared before the storm: both incremental targets have their size from the disks'
+    (tmp_path / "a").mkdir()
+    ahead = RoundsAhead.prepare([start, end], ctx_for(tmp_path / "a", qemu_img), "disk0", qemu_img)
+    assert [len(p.deferred) for p in ahead.planned] == [0, 0]
+    with pytest.raises(ValueError, match="two disks"):
+        start(ctx_for(tmp_path / "a", qemu_img, ("disk0",)), "disk0")

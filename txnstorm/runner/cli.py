@@ -44,7 +44,7 @@ from txnstorm.errors import UserError
 from txnstorm.host import cachedir, sut
 from txnstorm.host.scratch import private_dir, sweep_stale
 from txnstorm.runner import entry, inputs, junit, report, runs
-from txnstorm.settings import Settings
+from txnstorm.settings import MUTANTS_PEERS, Settings
 from txnstorm.vm import testbed
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
@@ -437,30 +437,43 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
-    """Each chosen mutant built in the one kept build dir, the tier run on it with FAILFAST; the table."""
-    from txnstorm.runner import coverage, mutants, mutants_run
+    """Each chosen mutant built in the one kept build dir, the tier (or, with --peer iotests, QEMU's
+    iotests of the area) run on it, stopping at the first failure; the table."""
+    from txnstorm.runner import coverage, mutants, mutants_run, peer
 
     cache = args.settings.cache_dir
     shard = mutants.parse_shard(args.shard)
     limit = int(args.limit) if args.limit else None
-    every = mutants.generate(coverage.source_tree(cache))
+    tree = coverage.source_tree(cache)
+    every = mutants.generate(tree)
     chosen = mutants.select(every, pick=[w for p in args.pick for w in p.split()], shard=shard, limit=limit)
     if args.list:
         for mutant in chosen:
             print(f"{mutant.id:62} {mutant.site.label}  in {mutant.site.function}")
         _say(f"{len(chosen)} of {len(every)} mutants")
         return 0
-    refs = _selected(args.tags, [], "1/1")
-    jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"), len(refs))
-    name = coverage.results_name(runs.check_tags(args.tags, _scenario_files()))
+    iotests, refs, jobs, preflight = None, [], 1, None
+    if args.peer == "iotests":
+        iotests = list(peer.IOTESTS)
+        coverage.check_iotests(tree, iotests)
+        name, how = "iotests", f"QEMU's {len(iotests)} iotests of the area, the first failure ending each"
+    else:
+        refs = _selected(args.tags, [], "1/1")
+        jobs = _side_by_side(runs.parse_jobs(args.jobs, "JOBS"), len(refs))
+        name = coverage.results_name(runs.check_tags(args.tags, _scenario_files()))
+        how = f"the {name} tier with FAILFAST"
+        args.recipe, args.build_guest = "tiny", True
+
+        def preflight(q: Path) -> object:
+            return cmd_preflight(args, q)
+
     results = Path(args.results_dir).resolve() / "mutants" / f"{name}-shard{shard[0]}of{shard[1]}"
-    _say(f"mutants: {len(chosen)} of {len(every)} (shard {shard[0]}/{shard[1]}), the {name} tier with FAILFAST")
-    args.recipe, args.build_guest = "tiny", True
+    _say(f"mutants: {len(chosen)} of {len(every)} (shard {shard[0]}/{shard[1]}), {how}")
     outcomes = mutants_run.campaign(
         chosen, refs, results, cache, jobs=jobs, coverage_json=Path(args.results_dir).resolve() / "coverage" / name
-        / "coverage.json", run_unreached=args.run_unreached, say=_say, preflight=lambda q: cmd_preflight(args, q),
+        / "coverage.json", run_unreached=args.run_unreached, say=_say, preflight=preflight, iotests=iotests,
     )  # fmt: skip
-    text = mutants_run.table(outcomes, name)
+    text = mutants_run.table(outcomes, name, mutants_run.baseline_note(results) if iotests is not None else ())
     (results / "table.txt").write_text(text)
     print(text, end="")
     _say(f"mutants: {results / 'table.txt'}")
@@ -591,6 +604,8 @@ def parser() -> argparse.ArgumentParser:
     mu.add_argument("--pick", action="append", default=[], help="mutants whose id has this (repeatable)")
     mu.add_argument("--list", action="store_true", help="list the chosen mutants; build and run nothing")
     mu.add_argument("--run-unreached", action="store_true", help="run mutants make coverage never reached too")
+    mu.add_argument("--peer", choices=MUTANTS_PEERS, default="suite",
+                    help="who judges the mutants: the suite's tier, or QEMU's iotests of the area")  # fmt: skip
     mu.add_argument("--jobs", default="auto", help="tests side by side: a number, or auto (one per core)")
     mu.add_argument("--results-dir", default="results")
     mu.set_defaults(func=cmd_mutants)

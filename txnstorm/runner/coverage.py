@@ -5,7 +5,7 @@ headline: of the functions that take part in a drained section or a transaction
 (``csource.taking_part``), which the run reached and which it never did.
 
     make coverage [TAGS=quick]                 # the tier on the gcov build
-    make coverage COVERAGE_PEER=iotests        # QEMU's iotests of the area on the same build
+    make coverage-iotests                      # QEMU's iotests of the area on the same build
 
 The gcov build is ``make qemu``'s 10.2.2 source with ``--enable-gcov``, built by
 ``scripts/build-qemu`` into its own cache (``$TXNSTORM_CACHE/coverage``: no QEMU under test picks it
@@ -37,6 +37,7 @@ from txnstorm.runner import csource, mutants, runs, teeth
 VERSION = "10.2.2"  # the source make qemu unpacked that the gcov build is made of
 GCOV_FLAGS = "--enable-gcov"
 BINARIES = ("qemu-system-x86_64", "qemu-img", "qemu-io", "storage-daemon/qemu-storage-daemon")
+IOTEST_BINARIES = ("qemu-nbd", *BINARIES)  # what the tree's check runs from the build dir (peer.IOTESTS)
 
 
 @dataclass(frozen=True)
@@ -268,10 +269,11 @@ def run_tier(build: GcovBuild, refs: Sequence[str], results: Path, jobs: int) ->
     return seconds, ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
-def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[float, str]:
-    """QEMU's iotests ``tests`` with the tree's check -qcow2 from the gcov build dir (qemu-nbd built
-    there first): (seconds, check's last line)."""
-    ninja = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(build.build), "qemu-nbd", *BINARIES],
+def prepare_iotests(build: GcovBuild) -> Path:
+    """The build dir ready for the tree's iotests: qemu-nbd built beside ``BINARIES`` (check wants it)
+    and the entry's firmware where QEMU run from the build dir looks; the build dir's ``check``.
+    ``make coverage-iotests`` on the gcov build, ``make mutants MUTANTS_PEER=iotests`` on the mutants'."""
+    ninja = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(build.build), *IOTEST_BINARIES],
                            capture_output=True, text=True, check=False)  # fmt: skip
     if ninja.returncode != 0:
         raise TxnstormError(f"ninja qemu-nbd failed: {ninja.stdout[-400:]}")
@@ -286,6 +288,13 @@ def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[floa
     check = build.build / "tests" / "qemu-iotests" / "check"
     if not check.exists():
         raise TxnstormError(f"{check}: not in the build dir")
+    return check
+
+
+def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[float, str]:
+    """QEMU's iotests ``tests`` with the tree's check -qcow2 from the gcov build dir (qemu-nbd built
+    there first): (seconds, check's last line)."""
+    check = prepare_iotests(build)
     started = time.monotonic()
     with open(log, "w") as out:
         subprocess.run(["nice", "-n", "19", str(check), "-qcow2", *tests], cwd=check.parent, stdout=out,

@@ -31,6 +31,7 @@ from txnstorm.oracles import known_issues
 from txnstorm.runner import runs, teeth, validate
 from txnstorm.settings import (
     ACCEL_CHOICES,
+    MUTANTS_PEERS,
     SETTINGS,
     Settings,
     boot_choice,
@@ -141,6 +142,11 @@ def check_switch(var: str, value: str) -> None:
         raise UserError(f"{var}={value} is not 0 or 1 (e.g. {var}=1)")
 
 
+def check_mutants_peer(var: str, value: str) -> None:
+    if value.strip() not in MUTANTS_PEERS:
+        raise UserError(f"{var}={value} is not one of {', '.join(MUTANTS_PEERS)} (e.g. {var}=iotests)")
+
+
 def check_nightly_qemus(value: str, settings: Settings) -> None:
     """Each word a version of the QEMU under test (Debian's) or a `make qemu` build, a binary or a build dir."""
     runs.nightly_qemus(value.split(), settings)
@@ -161,6 +167,7 @@ KINDS: dict[str, Callable[[str, str], object]] = {
     "revision": check_revision,
     "qmp_seconds": lambda var, value: qmp_answer_seconds(value),
     "boot": lambda var, value: boot_choice(value),
+    "mutants_peer": check_mutants_peer,
 }
 # The kinds checked beside the other settings (the QEMU under test, the cache): (name, value, settings).
 BESIDE_THE_SETTINGS: dict[str, Callable[[str, str, Settings], object]] = {

@@ -3,6 +3,7 @@ quiesce or a transaction step deleted from QEMU's source)?
 
     make mutants [MUTANTS_SHARD=i/n] [MUTANTS_LIMIT=n] [MUTANTS="io.c:392 step"] [TAGS=quick]
     make mutants MUTANTS_LIST=1                # every mutant's id, and nothing built
+    make mutants MUTANTS_PEER=iotests          # the same mutants judged by QEMU's iotests of the area
 
 ONE build dir is reused (``scripts/build-qemu`` of make qemu's 10.2.2 source into
 ``$TXNSTORM_CACHE/mutants``, kept with ``QEMU_BUILD_DIR``, through the shared compiler cache): per
@@ -18,15 +19,29 @@ ran the function that holds it, or the function it calls (``never_reached``): th
 have killed it, so it is not run (``MUTANTS_UNREACHED=1`` runs it anyway), **build failed** when the
 mutant does not compile.  The score is killed / (killed + survived + not reached).
 Results: ``results/mutants/<shard>/mutants.json`` and ``table.txt``, one line per mutant as it ends.
+
+**The peer** (``MUTANTS_PEER=iotests``, issue #36's "the same mutants against the iotests"): the same
+mutants, built the same way, judged by QEMU's iotests of the area (``peer.IOTESTS``, the tree's
+``check -qcow2`` from the kept build dir, qemu-nbd built there too) instead of the tier.  The
+unmutated build runs them once first: a test that does not pass there (185 and iothreads-create are
+timing-flaky under TCG) could not tell a mutant from the source, and is left out, said in the table.
+A mutant is **killed** when an iotest that passed on the unmutated build fails or hangs (no verdict
+within ``iotest_timeout``: a drain that never ends hangs some of them, and they have no timeout of
+their own); check cannot stop at the first failure, so each test is a check of its own, quickest
+first, and the first one that fails ends the mutant's run.  **Not reached** reads
+``results/coverage/iotests/coverage.json`` (``make coverage-iotests``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -87,7 +102,8 @@ def score(outcomes: Sequence[Outcome]) -> tuple[int, int]:
     return sum(o.status == KILLED for o in counted), len(counted)
 
 
-def table(outcomes: Sequence[Outcome], name: str) -> str:
+def table(outcomes: Sequence[Outcome], name: str, notes: Sequence[str] = ()) -> str:
+    """One line per mutant, the score, the survivors; ``notes`` (the iotests left out) after the score."""
     killed, counted = score(outcomes)
     rows = [f"{'mutant':62} {'status':12} {'1st kill':>7} {'':>12} {'':>13}  detail"]
     rows += [o.line() for o in outcomes]
@@ -95,11 +111,82 @@ def table(outcomes: Sequence[Outcome], name: str) -> str:
     rows.append(f"{name}: mutation score {killed}/{counted} ({pct}); "
                 + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
                             for s in (KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT)))  # fmt: skip
+    rows += notes
     survivors = [o for o in outcomes if o.status in (SURVIVED, UNREACHED)]
     if survivors:
         rows.append("survivors (file:line, what, function):")
         rows += [f"  {o.id.rsplit(':', 2)[0]}  {o.label}  in {o.function}  ({o.status})" for o in survivors]
     return "\n".join(rows) + "\n"
+
+
+# ------------------------------------------------------------------ the iotests peer (pure)
+
+IOTEST_TIMEOUT_FACTOR, IOTEST_MIN_TIMEOUT_S = 5.0, 120.0
+IOTEST_BASELINE_TIMEOUT_S = 1800.0  # the unmutated build's run of one iotest (183 s the slowest measured)
+ITS_OWN_VERDICTS = ("pass", "fail", "not run")  # what check says of a test; "timeout" is ours
+
+
+@dataclass(frozen=True)
+class IotestResult:
+    test: str
+    status: str  # pass, fail, not run (check's words), or timeout (no verdict within its time)
+    seconds: float
+    reason: str = ""  # a failure's first line of difference, or why it has no verdict
+
+
+def tap_status(output: str, test: str) -> str:
+    """check -tap's verdict on ``test`` (``ok qcow2 055``, ``not ok qcow2 055``, ``ok qcow2 055 # SKIP``):
+    pass, fail or not run; fail when check printed none for it (check itself failed)."""
+    for line in output.splitlines():
+        m = re.fullmatch(r"(not ok|ok) \S+ (\S+)( # SKIP)?\s*", line)
+        if m and m.group(2) == test:
+            return "fail" if m.group(1) == "not ok" else "not run" if m.group(3) else "pass"
+    return "fail"
+
+
+def first_difference(output: str) -> str:
+    """A failed iotest's first line of output its reference does not have (check prints the diff;
+    the ``+`` side is what the mutant said), else its first missing line, else check's first line."""
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    said = [ln for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
+    missing = [ln for ln in lines if ln.startswith("-") and not ln.startswith("---")]
+    return (said or missing or lines or ["no output"])[0].strip()[:200]
+
+
+def iotest_timeout(baseline_s: float) -> float:
+    """How long a mutant's run of an iotest may take before it counts as hung: 5 times its run on the
+    unmutated build, at least 120 s (a slow host's spread, measured under TCG beside other jobs)."""
+    return max(IOTEST_MIN_TIMEOUT_S, IOTEST_TIMEOUT_FACTOR * baseline_s)
+
+
+def baseline_split(results: Sequence[IotestResult]) -> tuple[list[IotestResult], list[IotestResult]]:
+    """The unmutated build's results as (the tests a mutant runs, quickest first; those left out:
+    failed, hung or not run there, since a mutant could not be told from the source by them)."""
+    passing = sorted((r for r in results if r.status == "pass"), key=lambda r: r.seconds)
+    return passing, [r for r in results if r.status != "pass"]
+
+
+def judge_iotests(mutant: mutants.Mutant, results: Sequence[IotestResult], build_s: float) -> Outcome:
+    """Killed by the first iotest that failed or hung (and seconds from the first test's start to its
+    end), survived when every one passed."""
+    base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function,
+            "build_s": round(build_s, 1), "tier_s": round(sum(r.seconds for r in results), 1)}  # fmt: skip
+    if not results:
+        return Outcome(**base, status=NO_RESULT, detail="no iotest ran")
+    for n, result in enumerate(results):
+        if result.status in ("fail", "timeout"):
+            return Outcome(**base, status=KILLED, detail=f"{result.test}: {result.status} {result.reason}".strip(),
+                           first_kill_s=round(sum(r.seconds for r in results[: n + 1]), 1))  # fmt: skip
+    ran = sum(r.status == "pass" for r in results)
+    return Outcome(**base, status=SURVIVED, detail=f"{ran} of {len(results)} iotests passed")
+
+
+def excluded_line(left_out: Sequence[IotestResult]) -> str:
+    """The table's line of the iotests the unmutated build did not pass (none: said too)."""
+    if not left_out:
+        return "iotests: every one passed on the unmutated build; none left out"
+    return ("iotests left out (not passing on the unmutated build): "
+            + "; ".join(f"{r.test} {r.status} {r.reason}".strip() for r in left_out))  # fmt: skip
 
 
 def write_file(path: Path, text: str) -> None:
@@ -114,11 +201,11 @@ def mutant_build(cache: Path, log: Path, say: Callable[[str], None]) -> tuple[Pa
     return coverage.kept_build(cache, "", cache / "mutants", log, say)
 
 
-def relink(work: Path, run_dir: Path, entry: Path, log: Path) -> str | None:
-    """ninja in the kept build dir, the binaries copied to ``run_dir/bin`` (firmware: the entry's);
-    None, or why it failed."""
+def relink(work: Path, run_dir: Path, entry: Path, log: Path, targets: Sequence[str] = coverage.BINARIES) -> str | None:
+    """ninja in the kept build dir (``targets``: the iotests want qemu-nbd too), the binaries copied to
+    ``run_dir/bin`` (firmware: the entry's); None, or why it failed."""
     with open(log, "a") as out:
-        done = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(work / "build"), *coverage.BINARIES],
+        done = subprocess.run(["nice", "-n", "19", "ninja", "-C", str(work / "build"), *targets],
                               stdout=out, stderr=subprocess.STDOUT, check=False)  # fmt: skip
     if done.returncode != 0:
         return f"ninja exit {done.returncode} (log {log})"
@@ -155,6 +242,85 @@ def wait_quiet(run_dir: Path, seconds: float, say: Callable[[str], None]) -> Non
         say(f"mutants: a previous mutant's process still runs after {seconds:.0f} s: PIDs {pids}")
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def end_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """End the process group this module started for one check, its QEMUs with it: SIGTERM, then
+    SIGKILL to whatever of the group is left after ``grace_s`` (a qemu-storage-daemon hung in a
+    drain outlives check's SIGTERM: measured on the mutant block/io.c:2441)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        proc.poll()  # reap the leader: a zombie still counts as the group's
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run_iotest(check: Path, test: str, timeout: float, log: Path) -> IotestResult:
+    """One iotest, a check -qcow2 -tap of its own (a session of its own: one that hangs is ended with
+    its QEMUs); its output appended to ``log``."""
+    started = time.monotonic()
+    # check's socket dir (/tmp/qemu-iotests-*) outlives a check that was ended: a TMPDIR of its own goes
+    with tempfile.TemporaryDirectory(prefix="txnstorm-iotest-") as tmp:
+        proc = subprocess.Popen(["nice", "-n", "19", str(check), "-qcow2", "-tap", test], cwd=check.parent,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True, env={**os.environ, "TMPDIR": tmp})  # fmt: skip
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            status = tap_status(output, test)
+            reason = first_difference(output) if status == "fail" else ""
+        except subprocess.TimeoutExpired:
+            end_group(proc)
+            output, _ = proc.communicate()
+            status, reason = "timeout", f"no verdict within {timeout:.0f} s (ended)"
+    seconds = time.monotonic() - started
+    with open(log, "a") as out:
+        out.write(f"=== {test}: {status} in {seconds:.1f} s\n{output}\n")
+    return IotestResult(test, status, round(seconds, 1), reason)
+
+
+def run_iotests_until_one_fails(check: Path, passing: Sequence[IotestResult], log: Path) -> list[IotestResult]:
+    """The iotests of ``passing`` (the unmutated build's results) in order, each with its
+    ``iotest_timeout``, until the first that fails or hangs."""
+    done: list[IotestResult] = []
+    for base in passing:
+        done.append(run_iotest(check, base.test, iotest_timeout(base.seconds), log))
+        if done[-1].status in ("fail", "timeout"):
+            break
+    return done
+
+
+def iotests_baseline(
+    check: Path, tests: Sequence[str], results: Path, say: Callable[[str], None]
+) -> list[IotestResult]:
+    """The iotests on the unmutated build, every one (``results/iotests-baseline.json``)."""
+    started = time.monotonic()
+    baseline = [run_iotest(check, t, IOTEST_BASELINE_TIMEOUT_S, results / "iotests-baseline.log") for t in tests]
+    (results / "iotests-baseline.json").write_text(json.dumps([asdict(r) for r in baseline], indent=1) + "\n")
+    passing, left_out = baseline_split(baseline)
+    say(f"mutants: the unmutated build's iotests in {time.monotonic() - started:.0f} s: {len(passing)} pass; "
+        + excluded_line(left_out))  # fmt: skip
+    return baseline
+
+
+def baseline_note(results: Path) -> list[str]:
+    """The table's line of the iotests left out, from the campaign's ``iotests-baseline.json``."""
+    try:
+        data = json.loads((results / "iotests-baseline.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [excluded_line(baseline_split([IotestResult(**r) for r in data])[1])]
+
+
 def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: float) -> Outcome:
     base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function,
             "build_s": round(build_s, 1), "tier_s": round(tier_s, 1)}  # fmt: skip
@@ -179,11 +345,19 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
     chosen: Sequence[mutants.Mutant], refs: Sequence[str], results: Path, cache: Path,
     *, jobs: int = 1, coverage_json: Path | None = None, run_unreached: bool = False,
     say: Callable[[str], None] = print, preflight: Callable[[Path], object] | None = None,
+    iotests: Sequence[str] | None = None,
 ) -> list[Outcome]:  # fmt: skip
-    """Each mutant of ``chosen`` built in the one build dir and the tier ``refs`` run on it (FAILFAST)."""
+    """Each mutant of ``chosen`` built in the one build dir and the tier ``refs`` run on it (FAILFAST),
+    or, given ``iotests``, those of QEMU's iotests that pass on the unmutated build (run first)."""
     results.mkdir(parents=True, exist_ok=True)
     entry_qemu, work = mutant_build(cache, results / "build.log", say)
     entry, run_dir = entry_qemu.parent.parent, cache / "mutants" / "run"
+    targets, passing = coverage.BINARIES, []
+    check = None
+    if iotests is not None:
+        targets = coverage.IOTEST_BINARIES
+        check = coverage.prepare_iotests(coverage.GcovBuild(entry_qemu, work))
+        passing, _left_out = baseline_split(iotests_baseline(check, iotests, results, say))
     lines = None if run_unreached or coverage_json is None else function_counts(coverage_json)
     say("mutants: " + (f"coverage data {coverage_json} skips the functions it never ran" if lines
                        else "no coverage data: every mutant runs"))  # fmt: skip
@@ -199,10 +373,13 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
             write_file(source, mutant.apply(original))
             started = time.monotonic()
             try:
-                failed = relink(work, run_dir, entry, results / "ninja.log")
+                failed = relink(work, run_dir, entry, results / "ninja.log", targets)
                 build_s = time.monotonic() - started
                 if failed:
                     outcome = Outcome(**base, status=BUILD_FAILED, detail=failed, build_s=round(build_s, 1))
+                elif check is not None:
+                    ran = run_iotests_until_one_fails(check, passing, results / "iotests.log")
+                    outcome = judge_iotests(mutant, ran, build_s)
                 else:
                     qemu = run_dir / "bin" / "qemu-system-x86_64"
                     if preflight is not None and n == 1:
@@ -214,5 +391,7 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
         outcomes.append(outcome)
         say(f"mutants: [{n}/{len(chosen)}] {outcome.line()}")
         (results / "mutants.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=1) + "\n")
-    relink(work, run_dir, entry, results / "ninja.log")  # the build dir back to the source's binaries
+    relink(work, run_dir, entry, results / "ninja.log", targets)  # the build dir back to the source's binaries
+    if check is not None:
+        shutil.rmtree(check.parent / "scratch", ignore_errors=True)  # a hung test's images
     return outcomes

@@ -90,7 +90,8 @@ class RoundsAhead:
             for disk, state in plan.new_tops.items():
                 sizes[state.image] = sizes[disks[disk].image]
             if plan.hands_on is not None:
-                sizes[plan.hands_on.full_backup] = sizes[disks[plan.hands_on.disk].image]
+                for held in (plan.hands_on, *plan.hands_on.others):
+                    sizes[held.full_backup] = sizes[disks[held.disk].image]
             disks.update(plan.new_tops)
             bitmap_base = bitmap_base_after(kind, plan, bitmap_base)
         return cls(planned)

@@ -318,7 +318,8 @@ class Storm:
         disks' images and overlays stay (the violated rounds' frozen bases are their chains).
         Returns (files removed, bytes freed)."""
         backings = {image.backing.path for r in self.records for image in r.plan.images if image.backing}
-        backings |= {r.plan.hands_on.full_backup for r in self.records if r.plan.hands_on}
+        backings |= {held.full_backup for r in self.records if r.plan.hands_on
+                     for held in (r.plan.hands_on, *r.plan.hands_on.others)}  # fmt: skip
         removed = freed = 0
         for record in self.records:
             if record.round_no in violated_rounds:

@@ -98,13 +98,43 @@ def blockdev_backup(
 BITMAP_GRANULARITY = 4096
 
 
-def dirty_bitmap_add(node: str, name: str, granularity: int | None = BITMAP_GRANULARITY) -> Action:
+def dirty_bitmap_add(
+    node: str, name: str, granularity: int | None = BITMAP_GRANULARITY, disabled: bool = False
+) -> Action:
     """Start tracking writes to ``node`` from the transaction's point in time, per ``granularity``
-    bytes (None: QEMU's default, the image's cluster size)."""
+    bytes (None: QEMU's default, the image's cluster size); ``disabled``: track nothing until a
+    ``block-dirty-bitmap-enable``."""
     data: dict[str, Any] = {"node": node, "name": name}
     if granularity is not None:
         data["granularity"] = granularity
+    if disabled:
+        data["disabled"] = True
     return {"type": "block-dirty-bitmap-add", "data": data}
+
+
+def dirty_bitmap_enable(node: str, name: str) -> Action:
+    """A disabled bitmap starts tracking writes from the transaction's point in time."""
+    return {"type": "block-dirty-bitmap-enable", "data": {"node": node, "name": name}}
+
+
+def dirty_bitmap_disable(node: str, name: str) -> Action:
+    """The bitmap stops tracking: it keeps the writes up to the transaction's point in time."""
+    return {"type": "block-dirty-bitmap-disable", "data": {"node": node, "name": name}}
+
+
+def dirty_bitmap_clear(node: str, name: str) -> Action:
+    """The bitmap forgets every write before the transaction's point in time (and keeps tracking)."""
+    return {"type": "block-dirty-bitmap-clear", "data": {"node": node, "name": name}}
+
+
+def dirty_bitmap_merge(node: str, target: str, sources: Sequence[str]) -> Action:
+    """``target`` gains the writes of each of ``sources`` (bitmaps of ``node``) as of the transaction."""
+    return {"type": "block-dirty-bitmap-merge", "data": {"node": node, "target": target, "bitmaps": list(sources)}}
+
+
+def as_command(action: Action) -> tuple[str, dict[str, Any]]:
+    """The action as a plain QMP command (a plan's ``setup``)."""
+    return action["type"], dict(action["data"])
 
 
 def job_ids(actions: Sequence[Action]) -> list[str]:

@@ -22,16 +22,21 @@ construction), and the two stamp witnesses are frozen first and last.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from txnstorm.host.images import QemuImg
 from txnstorm.transactions.actions import (
     Action,
+    as_command,
     blockdev_backup,
     blockdev_snapshot,
     dirty_bitmap_add,
+    dirty_bitmap_clear,
+    dirty_bitmap_disable,
+    dirty_bitmap_enable,
+    dirty_bitmap_merge,
     drive_backup,
     filter_node,
     job_ids,
@@ -137,6 +142,7 @@ class BitmapBase:
     bitmap: str
     full_backup: Path
     round_no: int  # the round that created them
+    others: tuple[BitmapBase, ...] = ()  # the same round's bitmaps and full backups of other disks
 
 
 @dataclass
@@ -345,6 +351,74 @@ def _incremental_backup_and_snapshot(ctx: RoundContext, backup_disk: str) -> Pla
     return plan
 
 
+def lifecycle_bitmaps(round_no: int) -> tuple[str, str]:
+    """The bitmap lifecycle's two bitmaps of round ``round_no``: (enabled at it, cleared at it)."""
+    return f"bm-enabled-r{round_no}", f"bm-cleared-r{round_no}"
+
+
+def _bitmaps_enabled_and_cleared_at_full_backups(ctx: RoundContext, backup_disk: str) -> Plan:
+    """Point 1 of the bitmap lifecycle: a full backup of two disks, the first disk's bitmap
+    enabled and the second's cleared, in one transaction.
+
+    Both bitmaps are added before the round, while the storm writes: the first disabled, so it
+    records nothing until its ``block-dirty-bitmap-enable``; the second enabled, so it holds
+    writes from before the point in time until its ``block-dirty-bitmap-clear``.  From the
+    transaction on, each must account for every write after its disk's full backup; the next
+    round (``bitmaps_merged_disabled_and_backed_up``) checks it.  A bitmap whose enable was lost
+    records nothing, and the incremental backup built from it misses every write of the storm.
+    The enable comes last: fired as separate commands (the control), the first disk's writes
+    between its full backup and the enable are in neither (``gap_disk``)."""
+    other = next((d for d in ctx.disks if d != backup_disk), None)
+    if other is None:
+        raise ValueError("the bitmap lifecycle needs two disks (one bitmap enabled, one cleared)")
+    plan = Plan("drive-backup full x2 + block-dirty-bitmap-clear + -enable", [], gap_disk=backup_disk)
+    enabled, cleared = lifecycle_bitmaps(ctx.round_no)
+    first, second = ctx.disks[backup_disk], ctx.disks[other]
+    plan.setup += [as_command(dirty_bitmap_add(first.node, enabled, disabled=True)),
+                   as_command(dirty_bitmap_add(second.node, cleared))]  # fmt: skip
+    bases = []
+    for disk, state, bitmap in ((backup_disk, first, enabled), (other, second, cleared)):
+        full = ctx.path(f"{disk}-full")
+        plan.actions.append(drive_backup(state.node, full, job_id=f"full-{disk}-r{ctx.round_no}"))
+        bases.append(BitmapBase(disk, state.node, bitmap, full, ctx.round_no))
+    plan.actions += [dirty_bitmap_clear(second.node, cleared), dirty_bitmap_enable(first.node, enabled)]
+    plan.hands_on = replace(bases[0], others=(bases[1],))
+    return plan
+
+
+def _bitmaps_merged_disabled_and_backed_up(ctx: RoundContext, backup_disk: str) -> Plan:
+    """Point 2 of the bitmap lifecycle, one transaction: a snapshot of every disk, the enabled
+    bitmap merged into a new disabled one and then disabled, and an incremental backup of each
+    disk's frozen node (the first by the merged bitmap, the second by the cleared one, each onto
+    its full backup).  Full + incremental must equal the frozen base, on each disk: a lost enable,
+    a lost merge or a clear after the point in time loses writes.  (A lost disable or clear only
+    leaves more bits: an incremental that copies more is still right, so no image oracle sees it.)
+
+    Here the snapshots come first: a bitmap action drains nothing, so one listed before every
+    action that drains its node runs while the iothread still completes the guest's writes (on
+    10.2.2 a merge listed first missed writes that the frozen base then held: 1 of 6 runs).  After
+    the snapshots the bitmaps sit on frozen nodes, and what the incremental copies is still their
+    choice: reading the frozen base does not make it agree by construction."""
+    base = ctx.bitmap_base
+    if base is None or not base.others:
+        raise ValueError("the bitmap lifecycle's second round must follow its first")
+    enabled, merged = base.bitmap, f"bm-merged-r{ctx.round_no}"
+    plan = Plan("blockdev-snapshot-sync + block-dirty-bitmap-merge + -disable + blockdev-backup incremental x2", [])
+    _snapshot_sync_every_disk(ctx, plan)
+    plan.setup.append(as_command(dirty_bitmap_add(base.node, merged, disabled=True)))
+    plan.actions += [dirty_bitmap_merge(base.node, merged, [enabled]), dirty_bitmap_disable(base.node, enabled)]
+    for held, bitmap, what in ((base, merged, "merged from the enabled"), (base.others[0], base.others[0].bitmap,
+                                                                           "cleared")):  # fmt: skip
+        incremental, target_node = ctx.path(f"{held.disk}-incremental"), f"{held.disk}-incr{ctx.round_no}"
+        plan.images.append(NewImage(incremental, backing=ImageRef(held.full_backup)))
+        plan.setup.append(_qcow2_node(target_node, incremental, backing_none=False))
+        job = f"incr-{held.disk}-r{ctx.round_no}"
+        plan.actions.append(blockdev_backup(held.node, target_node, job, sync="incremental", bitmap=bitmap))
+        plan.pairs.append(Pair(f"full + incremental ({what} bitmap) == frozen base", ImageRef(incremental),
+                               ctx.disks[held.disk].ref(), base.round_no))  # fmt: skip
+    return plan
+
+
 snapshot_sync_and_drive_backup = PlanKind(
     "snapshot-sync+drive-backup", _snapshot_sync_and_drive_backup, ("drive-backup", "blockdev-snapshot-sync")
 )
@@ -366,6 +440,17 @@ internal_snapshot_and_drive_backup = PlanKind(
 every_disk_backup_and_snapshot = PlanKind(
     "every-disk-blockdev-backup+blockdev-snapshot", _every_disk_backup_and_snapshot,
     ("blockdev-backup", "blockdev-snapshot"),
+)  # fmt: skip
+# Not in the rotation: the bitmap lifecycle (tests/transaction_bitmaps.py), the enable, clear,
+# merge and disable actions in transactions; the second must directly follow the first.
+bitmaps_enabled_and_cleared_at_full_backups = PlanKind(
+    "bitmaps-enabled+cleared+full-backups", _bitmaps_enabled_and_cleared_at_full_backups,
+    ("drive-backup", "block-dirty-bitmap-clear", "block-dirty-bitmap-enable"),
+)  # fmt: skip
+bitmaps_merged_disabled_and_backed_up = PlanKind(
+    "snapshot-sync+bitmaps-merged+disabled+incremental-backups", _bitmaps_merged_disabled_and_backed_up,
+    ("blockdev-snapshot-sync", "block-dirty-bitmap-merge", "block-dirty-bitmap-disable", "blockdev-backup"),
+    uses_bitmap_base=True,
 )  # fmt: skip
 # Not in the rotation: QEMU 7.2 aborts on it (KI-5); tests/transaction_known_issues.py reproduces it.
 two_backups = PlanKind("drive-backup+blockdev-backup", _two_backups, ("drive-backup", "blockdev-backup"))
