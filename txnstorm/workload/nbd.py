@@ -15,7 +15,7 @@ import contextlib
 import errno as errno_mod
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from txnstorm.errors import QMPCommandError, TxnstormError
 from txnstorm.host.images import nbd_uri
@@ -135,14 +135,17 @@ class NbdClient:
     block layer), like a completed O_DIRECT write in a guest.
     """
 
+    OPT_MODE = False  # stop in the handshake (NegotiatingClient)
+
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._nbd = _libnbd()
         self._h: Any = None
 
-    def connect(self) -> NbdClient:
+    def connect(self) -> Self:
         handle = self._nbd.NBD()
-        handle.set_handle_name("txnstorm")
+        handle.set_handle_name(f"txnstorm{'-negotiating' if self.OPT_MODE else ''}")
+        handle.set_opt_mode(self.OPT_MODE)
         try:
             handle.connect_uri(self.uri)
         except self._nbd.Error as exc:
@@ -214,7 +217,7 @@ class NbdClient:
             closer()
         del handle
 
-    def __enter__(self) -> NbdClient:
+    def __enter__(self) -> Self:
         return self.connect()
 
     def __exit__(
@@ -223,27 +226,14 @@ class NbdClient:
         self.close()
 
 
-class NegotiatingClient:
+class NegotiatingClient(NbdClient):
     """A client that connected and stays in the handshake: libnbd's option mode (the server's
     greeting read, no export chosen yet), as a slow client, a port scan or a TLS client without
     the secret looks to the server.  Such a client belongs to the server, not to an export:
-    ``nbd-server-stop`` must end it too (CVE-2024-7409)."""
+    ``nbd-server-stop`` must end it too (CVE-2024-7409).  It has no export: only
+    ``still_connected`` and ``close`` (which says NBD_OPT_ABORT if it can) apply."""
 
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self._nbd = _libnbd()
-        self._h: Any = None
-
-    def connect(self) -> NegotiatingClient:
-        handle = self._nbd.NBD()
-        handle.set_handle_name("txnstorm-negotiating")
-        handle.set_opt_mode(True)
-        try:
-            handle.connect_uri(self.uri)
-        except self._nbd.Error as exc:
-            raise NbdError(f"NBD connect (option mode) to {self.uri} failed: {_describe(exc)}") from exc
-        self._h = handle
-        return self
+    OPT_MODE = True
 
     def still_connected(self) -> bool:
         """Whether the server still answers an option request (NBD_OPT_LIST): False once it has
@@ -255,21 +245,3 @@ class NegotiatingClient:
         except self._nbd.Error:
             return False
         return True
-
-    def close(self) -> None:
-        """Drop the connection without finishing the handshake; never raises."""
-        handle, self._h = self._h, None
-        if handle is None:
-            return
-        closer = getattr(handle, "close", None)  # libnbd >= 1.16; older: freed on release
-        if closer is not None:
-            closer()
-        del handle
-
-    def __enter__(self) -> NegotiatingClient:
-        return self.connect()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
