@@ -34,12 +34,10 @@ first, and the first one that fails ends the mutant's run.  **Not reached** read
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -47,6 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from txnstorm.host import process
 from txnstorm.runner import coverage, mutants, runs, teeth
 
 KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT = "killed", "survived", "not reached", "build failed", "no result"
@@ -242,29 +241,6 @@ def wait_quiet(run_dir: Path, seconds: float, say: Callable[[str], None]) -> Non
         say(f"mutants: a previous mutant's process still runs after {seconds:.0f} s: PIDs {pids}")
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def end_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """End the process group this module started for one check, its QEMUs with it: SIGTERM, then
-    SIGKILL to whatever of the group is left after ``grace_s`` (a qemu-storage-daemon hung in a
-    drain outlives check's SIGTERM: measured on the mutant block/io.c:2441)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while group_alive(proc.pid) and time.monotonic() < deadline:
-        proc.poll()  # reap the leader: a zombie still counts as the group's
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 def run_iotest(check: Path, test: str, timeout: float, log: Path) -> IotestResult:
     """One iotest, a check -qcow2 -tap of its own (a session of its own: one that hangs is ended with
     its QEMUs); its output appended to ``log``."""
@@ -279,7 +255,7 @@ def run_iotest(check: Path, test: str, timeout: float, log: Path) -> IotestResul
             status = tap_status(output, test)
             reason = first_difference(output) if status == "fail" else ""
         except subprocess.TimeoutExpired:
-            end_group(proc)
+            process.end_group(proc)
             output, _ = proc.communicate()
             status, reason = "timeout", f"no verdict within {timeout:.0f} s (ended)"
     seconds = time.monotonic() - started

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from txnstorm.errors import UserError
+from txnstorm.host import process
 
 # QEMU's iotests of this area (issues #35 and #36): make teeth's peer row, make coverage-iotests.
 IOTESTS = (
@@ -117,17 +118,25 @@ def run(tree: Path, bin_dir: Path, tests: Sequence[str], log: Path) -> PeerResul
             "QEMU_IO_PROG": str(bin_dir / "qemu-io"), "QSD_PROG": str(bin_dir / "qemu-storage-daemon"),
             "QEMU_NBD_PROG": str(QEMU_NBD),
         }  # fmt: skip
+        (root / "tmp").mkdir()  # check's socket dirs (/tmp/qemu-iotests-*) go with the copy
+        env["TMPDIR"] = str(root / "tmp")
         cmd = ["nice", "-n", "10", "python3", "./check", "-qcow2", *tests]
-        try:
-            with open(log, "w") as out:
-                done = subprocess.run(cmd, cwd=root / "tests" / "qemu-iotests", env=env, stdout=out,
-                                      stderr=subprocess.STDOUT, timeout=CHECK_TIMEOUT_S, check=False)  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return PeerResult(tuple(tests), seconds=time.monotonic() - started,
-                              trouble=f"check was cut off after {CHECK_TIMEOUT_S:.0f} s (log {log})")  # fmt: skip
+        with open(log, "w") as out:
+            # a session of its own: a check that hangs, or a Ctrl-C, ends with the QEMUs it started
+            proc = subprocess.Popen(cmd, cwd=root / "tests" / "qemu-iotests", env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            try:
+                returncode = proc.wait(timeout=CHECK_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.end_group(proc)
+                return PeerResult(tuple(tests), seconds=time.monotonic() - started,
+                                  trouble=f"check was cut off after {CHECK_TIMEOUT_S:.0f} s (log {log})")  # fmt: skip
+            except BaseException:
+                process.end_group(proc)
+                raise
     text = log.read_text(errors="replace")
     failed, not_run = parse_check(text, tests)
-    trouble = "" if done.returncode in (0, 1) else f"check exited {done.returncode} (log {log})"
+    trouble = "" if returncode in (0, 1) else f"check exited {returncode} (log {log})"
     return PeerResult(tuple(tests), failed, not_run, round(time.monotonic() - started, 1), trouble)
 
 
