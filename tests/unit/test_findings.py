@@ -4,6 +4,7 @@ report says, on Debian's QEMU (the default QEMU under test)."""
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,38 @@ def test_every_finding_names_its_known_issue():
     for entry in entries:
         if entry.get("report"):
             assert (FINDINGS.parents[1] / entry["report"]).is_file(), f"{entry['id']}: {entry['report']} missing"
+
+
+def test_qmp_lite_waits_for_a_socket_that_is_bound_but_not_yet_listening(tmp_path):
+    """QEMU's QMP socket file appears at bind(), connections are accepted only after listen(): a
+    reproducer that connects in between was refused (KI-5's, once, on a loaded fresh machine)."""
+    import socket
+    import threading
+
+    sys.path.insert(0, str(FINDINGS / "lib"))
+    from qmp_lite import Qmp
+
+    path = str(tmp_path / "qmp.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)  # the file exists, nothing listens yet
+    server.settimeout(15)  # a client that gave up must not leave the thread in accept()
+
+    def qemu_later() -> None:
+        time.sleep(0.5)
+        server.listen(1)
+        conn, _ = server.accept()
+        with conn, conn.makefile("rw") as f:
+            f.write('{"QMP": {"version": {}}}\n')
+            f.flush()
+            f.readline()  # qmp_capabilities
+            f.write('{"return": {}}\n')
+            f.flush()
+
+    thread = threading.Thread(target=qemu_later, daemon=True)
+    thread.start()
+    try:
+        qmp = Qmp(path, timeout=10, echo=False)
+        qmp.close()
+    finally:
+        thread.join(timeout=10)
+        server.close()

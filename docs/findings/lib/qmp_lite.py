@@ -21,12 +21,18 @@ class Qmp:
 
     def __init__(self, path: str, timeout: float = 30.0, echo: bool = True) -> None:
         deadline = time.monotonic() + timeout
-        while not os.path.exists(path):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no QMP socket at {path} after {timeout:.0f} s")
-            time.sleep(0.1)
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
+        while True:
+            # QEMU creates the socket file at bind() and accepts only after listen(): a loaded host
+            # can connect in between and be refused, so both a missing and a refusing socket wait
+            self.sock = socket.socket(socket.AF_UNIX)
+            try:
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no QMP socket accepting at {path} after {timeout:.0f} s") from None
+                time.sleep(0.1)
         self.file = self.sock.makefile("rw")
         self.echo = echo
         greeting = self.file.readline()
