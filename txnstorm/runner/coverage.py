@@ -32,7 +32,7 @@ from pathlib import Path
 
 from txnstorm import REPO
 from txnstorm.errors import TxnstormError, UserError
-from txnstorm.runner import csource, mutants, runs, teeth
+from txnstorm.runner import csource, mutants, peer, runs, teeth
 
 VERSION = "10.2.2"  # the source make qemu unpacked that the gcov build is made of
 GCOV_FLAGS = "--enable-gcov"
@@ -294,13 +294,10 @@ def prepare_iotests(build: GcovBuild) -> Path:
 def run_iotests(build: GcovBuild, tests: Sequence[str], log: Path) -> tuple[float, str]:
     """QEMU's iotests ``tests`` with the tree's check -qcow2 from the gcov build dir (qemu-nbd built
     there first): (seconds, check's last line)."""
-    check = prepare_iotests(build)
-    started = time.monotonic()
-    with open(log, "w") as out:
-        subprocess.run(["nice", "-n", "19", str(check), "-qcow2", *tests], cwd=check.parent, stdout=out,
-                       stderr=subprocess.STDOUT, check=False)  # fmt: skip
-    said = [ln for ln in log.read_text().splitlines() if ln.strip()]
-    return time.monotonic() - started, (said[-1] if said else "no output")
+    ran = peer.run_check(prepare_iotests(build), ["-qcow2", *tests])
+    log.write_text(ran.output)
+    said = [ln for ln in ran.output.splitlines() if ln.strip()]
+    return ran.seconds, (said[-1] if said else "no output")
 
 
 def measure(  # noqa: PLR0913 - what runs, where, and how to say it
@@ -322,9 +319,9 @@ def measure(  # noqa: PLR0913 - what runs, where, and how to say it
     summary.update(seconds=round(seconds, 1), verdicts=verdicts, gcovr_seconds=round(time.monotonic() - started, 1))
     say(write(summary, out).rstrip())
     say(f"coverage: {out / 'index.html'}")
-    peers = [p for p in results.glob("*/summary.json") if p.parent != out]
-    for peer in peers:
-        other = json.loads(peer.read_text())
+    others = [p for p in results.glob("*/summary.json") if p.parent != out]
+    for path in others:
+        other = json.loads(path.read_text())
         both = union(summary, other)
         (out / f"union-{other['name']}.txt").write_text(both)
         say(both.splitlines()[0])

@@ -39,14 +39,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from txnstorm.host import process
-from txnstorm.runner import coverage, mutants, runs, teeth
+from txnstorm.runner import coverage, mutants, peer, runs, teeth
 
 KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT = "killed", "survived", "not reached", "build failed", "no result"
 # A FAIL, an ERROR (as make teeth counts them), or a test Avocado's timeout interrupted (a QEMU that
@@ -242,26 +240,17 @@ def wait_quiet(run_dir: Path, seconds: float, say: Callable[[str], None]) -> Non
 
 
 def run_iotest(check: Path, test: str, timeout: float, log: Path) -> IotestResult:
-    """One iotest, a check -qcow2 -tap of its own (a session of its own: one that hangs is ended with
+    """One iotest, a check -qcow2 -tap of its own (``peer.run_check``: one that hangs is ended with
     its QEMUs); its output appended to ``log``."""
-    started = time.monotonic()
-    # check's socket dir (/tmp/qemu-iotests-*) outlives a check that was ended: a TMPDIR of its own goes
-    with tempfile.TemporaryDirectory(prefix="txnstorm-iotest-") as tmp:
-        proc = subprocess.Popen(["nice", "-n", "19", str(check), "-qcow2", "-tap", test], cwd=check.parent,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True, env={**os.environ, "TMPDIR": tmp})  # fmt: skip
-        try:
-            output, _ = proc.communicate(timeout=timeout)
-            status = tap_status(output, test)
-            reason = first_difference(output) if status == "fail" else ""
-        except subprocess.TimeoutExpired:
-            process.end_group(proc)
-            output, _ = proc.communicate()
-            status, reason = "timeout", f"no verdict within {timeout:.0f} s (ended)"
-    seconds = time.monotonic() - started
+    ran = peer.run_check(check, ["-qcow2", "-tap", test], timeout=timeout)
+    if ran.returncode is None:
+        status, reason = "timeout", f"no verdict within {timeout:.0f} s (ended)"
+    else:
+        status = tap_status(ran.output, test)
+        reason = first_difference(ran.output) if status == "fail" else ""
     with open(log, "a") as out:
-        out.write(f"=== {test}: {status} in {seconds:.1f} s\n{output}\n")
-    return IotestResult(test, status, round(seconds, 1), reason)
+        out.write(f"=== {test}: {status} in {ran.seconds:.1f} s\n{ran.output}\n")
+    return IotestResult(test, status, ran.seconds, reason)
 
 
 def run_iotests_until_one_fails(check: Path, passing: Sequence[IotestResult], log: Path) -> list[IotestResult]:

@@ -1,4 +1,10 @@
-"""The peer row of ``make teeth`` (issue #35): QEMU's own iotests of this area on the same build.
+"""QEMU's own iotests of this area: their list, ``check`` run safely, and the peer row of ``make
+teeth`` (issue #35), those iotests on the same build.
+
+``run_check`` is the one way this project runs a tree's ``check`` (the peer row here, ``make
+coverage-iotests``, ``make mutants MUTANTS_PEER=iotests``): in a session of its own with a TMPDIR
+of its own, so a check that hangs or is interrupted ends with the QEMUs it started, and its socket
+dirs (``$TMPDIR/qemu-iotests-*``) go with it.
 
 For a row of ``make teeth`` (a fault's build, or the stock build of that version) the tree's
 ``tests/qemu-iotests/check -qcow2`` runs the area's iotests (``IOTESTS``) and the fault's
@@ -19,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +41,37 @@ IOTESTS = (
 )  # fmt: skip
 QEMU_NBD = Path("/usr/bin/qemu-nbd")  # Debian's (make setup): the teeth builds make none
 CHECK_TIMEOUT_S = 1800.0  # 29 tests took 90-400 s on 2 cores; a hung test is cut here
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    returncode: int | None  # None: cut off at the timeout (its process group ended)
+    output: str
+    seconds: float
+
+
+def run_check(
+    check: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None,
+    nice: int = 19,
+) -> CheckRun:  # fmt: skip
+    """``check args`` from its own directory (under ``nice``), in a session and a TMPDIR of its own:
+    cut off after ``timeout`` seconds, or interrupted, it is ended with the QEMUs it started."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="txnstorm-iotests-") as tmp:
+        proc = subprocess.Popen(["nice", "-n", str(nice), str(check), *args], cwd=check.parent,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True, env={**(env or os.environ), "TMPDIR": tmp})  # fmt: skip
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            returncode: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
+            process.end_group(proc)
+            output, _ = proc.communicate()
+            returncode = None
+        except BaseException:
+            process.end_group(proc)
+            raise
+    return CheckRun(returncode, output, round(time.monotonic() - started, 1))
 
 
 @dataclass(frozen=True)
@@ -105,9 +142,8 @@ def present(tree: Path, tests: Sequence[str]) -> tuple[str, ...]:
 def run(tree: Path, bin_dir: Path, tests: Sequence[str], log: Path) -> PeerResult:
     """``check -qcow2 tests`` of ``tree`` (those it has) with the binaries of ``bin_dir``; its
     output goes to ``log``."""
-    iotests = check_tree(tree)
-    tests = present(tree, tests)
-    started = time.monotonic()
+    tests = present(tree, tests)  # a tree without check is bad input, said here
+    iotests = tree / "tests" / "qemu-iotests"
     with tempfile.TemporaryDirectory(prefix="txnstorm-peer-") as tmp:
         root = Path(tmp)
         shutil.copytree(iotests, root / "tests" / "qemu-iotests", symlinks=True)
@@ -118,26 +154,15 @@ def run(tree: Path, bin_dir: Path, tests: Sequence[str], log: Path) -> PeerResul
             "QEMU_IO_PROG": str(bin_dir / "qemu-io"), "QSD_PROG": str(bin_dir / "qemu-storage-daemon"),
             "QEMU_NBD_PROG": str(QEMU_NBD),
         }  # fmt: skip
-        (root / "tmp").mkdir()  # check's socket dirs (/tmp/qemu-iotests-*) go with the copy
-        env["TMPDIR"] = str(root / "tmp")
-        cmd = ["nice", "-n", "10", "python3", "./check", "-qcow2", *tests]
-        with open(log, "w") as out:
-            # a session of its own: a check that hangs, or a Ctrl-C, ends with the QEMUs it started
-            proc = subprocess.Popen(cmd, cwd=root / "tests" / "qemu-iotests", env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-            try:
-                returncode = proc.wait(timeout=CHECK_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.end_group(proc)
-                return PeerResult(tuple(tests), seconds=time.monotonic() - started,
-                                  trouble=f"check was cut off after {CHECK_TIMEOUT_S:.0f} s (log {log})")  # fmt: skip
-            except BaseException:
-                process.end_group(proc)
-                raise
-    text = log.read_text(errors="replace")
-    failed, not_run = parse_check(text, tests)
-    trouble = "" if returncode in (0, 1) else f"check exited {returncode} (log {log})"
-    return PeerResult(tuple(tests), failed, not_run, round(time.monotonic() - started, 1), trouble)
+        ran = run_check(root / "tests" / "qemu-iotests" / "check", ["-qcow2", *tests], env=env,
+                        timeout=CHECK_TIMEOUT_S, nice=10)  # fmt: skip
+    log.write_text(ran.output)
+    if ran.returncode is None:
+        cut_off = f"check was cut off after {CHECK_TIMEOUT_S:.0f} s (log {log})"
+        return PeerResult(tests, seconds=ran.seconds, trouble=cut_off)
+    failed, not_run = parse_check(ran.output, tests)
+    trouble = "" if ran.returncode in (0, 1) else f"check exited {ran.returncode} (log {log})"
+    return PeerResult(tests, failed, not_run, ran.seconds, trouble)
 
 
 def judge(result: PeerResult, stock: PeerResult | None) -> PeerVerdict:
