@@ -3,20 +3,28 @@
 The story: boot a guest with two dataplane disks on one iothread, storm both
 with fio, and each round fire a plan's actions (txnstorm/transactions/plans.py) plus a
 failing action as one transaction: in turn a ``drive-backup`` that fails in its own
-prepare step (a target that does not exist: after it drained its node) and the ``abort``
-action.  QEMU must refuse it for that action's reason, and then the
+prepare step (a target that does not exist: after it drained its node), a
+``blockdev-snapshot`` onto a read-only overlay (refused after the overlay was attached
+and put under the device: the graph's own rollback), the drive-backup again and the
+``abort`` action.  QEMU must refuse it for that action's reason, and then the
 block graph must be as before (no overlay attached, no job, no bitmap, no
-internal snapshot, no filter node left), the devices must write again (no
-drained section left behind) and fio must end without an I/O error.  As
+internal snapshot, no filter node left, every edge and its permissions as they
+were), the devices must write again (no drained section left behind) and fio must
+end without an I/O error.  As
 qemu-iotests 281 does for a failing transaction on an NBD/iothread mirror,
 but with a guest writing through dataplane while QEMU rolls back.
 
 The control fires the plans' actions as separate commands: the graph check
-must name what changed in every round; and with the guest stopped, the
-"devices write again" check must fail.
+must name what changed in every round, and the new edges in every round that
+snapshots; and with the guest stopped, the "devices write again" check must fail.
 """
 
-from txnstorm.oracles.rollback import ABORT_ACTION, Refusal, backup_to_a_missing_target
+from txnstorm.oracles.rollback import (
+    ABORT_ACTION,
+    Refusal,
+    backup_to_a_missing_target,
+    snapshot_onto_a_read_only_overlay,
+)
 from txnstorm.scenario.harness import TxnstormTest
 from txnstorm.scenario.story import Storm
 from txnstorm.transactions.plans import (
@@ -27,7 +35,11 @@ from txnstorm.transactions.plans import (
 )
 from txnstorm.vm.topology import TWO_DISKS_ONE_IOTHREAD
 
-FAILING = ["drive-backup", "abort"]  # the failing actions the rounds add, in turn (``failing``)
+FAILING = ["drive-backup", "blockdev-snapshot", "abort"]  # the failing actions the rounds add (``failing``)
+READ_ONLY_OVERLAY = "ro-overlay"
+SNAPSHOTS = {"blockdev-snapshot", "blockdev-snapshot-sync"}  # external: new edges in the control's graph
+# In this order round 2 of every 4 (the read-only overlay's) is the bitmap plan's, which snapshots
+# no disk: a plan's own snapshot of the disk refuses the overlay's snapshot as "busy" before its attach.
 ROLLBACK_PLANS = [
     snapshot_sync_and_drive_backup,
     bitmap_and_full_backup,
@@ -56,16 +68,26 @@ class TransactionRollback(TxnstormTest):
             results = [storm.fire_with_abort(plan, refusal=self.failing(storm, n)) for n, plan in enumerate(rounds)]
         for r in results:
             self.log.info("%s (QEMU: %s)", r.describe(), r.answer)
+        for r in results:  # the first round that went wrong says why (a leftover refuses later rounds)
             self.assertTrue(r.refused_as_meant, f"round {r.round_no}: QEMU refused for another reason: {r.answer}")
-        kept = [r.describe() for r in results if r.leftovers]
-        self.assertFalse(kept, "a failed transaction left changes behind:\n" + "\n".join(kept))
+            self.assertFalse(r.leftovers, f"a failed transaction left changes behind: {r.describe()}")
 
     def failing(self, storm: Storm, n: int) -> Refusal:
-        """Round ``n``'s failing action: a drive-backup of the last disk to a missing target
-        (even rounds, the first included), the ``abort`` action (odd ones)."""
-        if n % 2:
+        """Round ``n``'s failing action, for the last disk: a drive-backup to a missing target
+        (even rounds, the first included), a snapshot onto a read-only overlay and the ``abort``
+        action (odd ones, in turn).  The overlay is added once, before its first round: the
+        graph the round must leave as it was holds it."""
+        node = storm.vm.root_node(storm.disks[-1])
+        if n % 4 == 3:
             return ABORT_ACTION
-        return backup_to_a_missing_target(storm.vm.root_node(storm.disks[-1]), self.scratch / "no-such-target.qcow2")
+        if n % 4 == 1:
+            if not (self.scratch / f"{READ_ONLY_OVERLAY}.qcow2").exists():
+                image = self.qemu_img.create(self.scratch / f"{READ_ONLY_OVERLAY}.qcow2", "64M")
+                storm.vm.cmd("blockdev-add", driver="qcow2", backing=None, **{
+                    "node-name": READ_ONLY_OVERLAY, "read-only": True,
+                    "file": {"driver": "file", "filename": str(image)}})  # fmt: skip
+            return snapshot_onto_a_read_only_overlay(node, READ_ONLY_OVERLAY)
+        return backup_to_a_missing_target(node, self.scratch / "no-such-target.qcow2")
 
     def test_separate_commands_are_caught_by_the_graph_check(self):
         """:avocado: tags=quick,control"""
@@ -75,3 +97,7 @@ class TransactionRollback(TxnstormTest):
             self.assert_a_stopped_guest_fails_the_write_check(storm)
         missed = [r.describe() for r in results if not r.leftovers]
         self.assertFalse(missed, "negative control: the graph check missed separate commands:\n" + "\n".join(missed))
+        snapshots = [r for r, plan in zip(results, rounds, strict=True) if SNAPSHOTS & set(plan.action_types)]
+        no_edge = [r.describe() for r in snapshots if not any(x.startswith("edge ") for x in r.leftovers)]
+        self.assertTrue(snapshots, "negative control: no round snapshotted a disk")
+        self.assertFalse(no_edge, "negative control: the edge check missed a snapshot's edges:\n" + "\n".join(no_edge))

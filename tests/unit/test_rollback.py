@@ -36,6 +36,7 @@ def test_a_running_jobs_nameless_bitmap_is_no_error_and_no_leftover():
                 "query-named-block-nodes": [{"node-name": "disk0", "dirty-bitmaps": [
                     {"name": "bm", "granularity": 65536}, {"granularity": 65536, "busy": True}]}],
                 "query-jobs": [{"id": "backup-0"}],
+                "x-debug-query-block-graph": {"nodes": [], "edges": []},
             }[command]  # fmt: skip
 
     found = graph_state(Vm())
@@ -54,3 +55,44 @@ def test_a_refusal_names_its_reason():
     assert not backup.refused_as_meant("GenericError: Transaction aborted using Abort action")
     aborted = AbortedRound(1, "plan", "GenericError: Transaction aborted using Abort action", [], ABORT_ACTION)
     assert aborted.refused_as_meant and aborted.describe() == "round 1 (plan + abort): graph unchanged"
+
+
+def graph(*edges, names=("dev0", "disk0", "file0", "ro")):
+    nodes = [{"id": i, "name": n, "type": "block-driver"} for i, n in enumerate(names)]
+    return {"nodes": nodes, "edges": [
+        {"parent": p, "child": c, "name": name, "perm": ["write", "consistent-read"], "shared-perm": []}
+        for p, c, name in edges]}  # fmt: skip
+
+
+def test_an_edge_left_attached_is_named_with_its_permissions():
+    """The mutant ``block.c:3081`` (the attach's abort step deleted) left the read-only overlay
+    holding the disk as its backing after a refused snapshot: no node, bitmap or job changed."""
+    from txnstorm.oracles.rollback import graph_edges
+
+    before = graph((0, 1, "root"), (1, 2, "file"))
+    after = graph((0, 1, "root"), (1, 2, "file"), (3, 1, "backing"))
+    s0 = GraphState({}, frozenset(), frozenset(), frozenset(), frozenset(), graph_edges(before))
+    s1 = GraphState({}, frozenset(), frozenset(), frozenset(), frozenset(), graph_edges(after))
+    assert s0.differences(s1) == ["edge ro -backing-> disk0 (perm consistent-read,write; shares -) appeared"]
+    assert s0.differences(s0) == []
+
+
+def test_edge_names_do_not_depend_on_the_answers_numbers():
+    """The ids of x-debug-query-block-graph number one answer's nodes; a nameless node (a job's
+    BlockBackend) is named by its type."""
+    from txnstorm.oracles.rollback import graph_edges
+
+    backend, disk = {"name": "", "type": "block-backend"}, {"name": "disk0", "type": "block-driver"}
+    root = {"name": "root", "perm": [], "shared-perm": ["write"]}
+    one = {"nodes": [{"id": 1, **backend}, {"id": 2, **disk}], "edges": [{"parent": 1, "child": 2, **root}]}
+    other = {"nodes": [{"id": 7, **disk}, {"id": 9, **backend}], "edges": [{"parent": 9, "child": 7, **root}]}
+    assert graph_edges(one) == graph_edges(other) == frozenset({"(block-backend) -root-> disk0 (perm -; shares write)"})
+
+
+def test_a_read_only_overlay_snapshot_is_refused_for_its_reason_only():
+    from txnstorm.oracles.rollback import snapshot_onto_a_read_only_overlay
+
+    refusal = snapshot_onto_a_read_only_overlay("disk1", "ro-overlay")
+    assert refusal.action == {"type": "blockdev-snapshot", "data": {"node": "disk1", "overlay": "ro-overlay"}}
+    assert refusal.refused_as_meant("GenericError: Block node is read-only")
+    assert not refusal.refused_as_meant("GenericError: Node 'disk1' is busy: node is used as backing hd of 'ro'")

@@ -4,7 +4,10 @@ QEMU prepares every action of a transaction and, if one fails, aborts the
 ones already prepared: overlays detached, backup jobs and their filters
 gone, bitmaps and internal snapshots removed, and the drained section
 ended so the devices write again.  ``graph_state`` records what an action
-can change; ``GraphState.differences`` says what was not rolled back.
+can change, down to every edge of the graph and its permissions (a parent
+left attached to a node that stayed, as a snapshot's overlay still holding
+its backing after the abort step that detaches it was skipped);
+``GraphState.differences`` says what was not rolled back.
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ def backup_to_a_missing_target(node: str, target: Path) -> Refusal:
                    ("Could not open", "is busy"))  # fmt: skip
 
 
+def snapshot_onto_a_read_only_overlay(node: str, overlay: str) -> Refusal:
+    """A ``blockdev-snapshot`` of a guest's ``node`` onto an ``overlay`` added read-only: QEMU attaches
+    ``node`` as the overlay's backing and puts the overlay under the device, and only then finds that
+    the device cannot write to it; undoing that attach is the graph's own rollback
+    (``bdrv_attach_child_common_abort``), which ``abort`` and the drive-backup never reach.  ``node``
+    must not be snapshotted by the plan of the same round: its overlay's backing blocker refuses
+    this one as "busy" before the attach."""
+    data = {"node": node, "overlay": overlay}
+    return Refusal("snapshot onto a read-only overlay", {"type": "blockdev-snapshot", "data": data}, ("read-only",))
+
+
 @dataclass(frozen=True)
 class GraphState:
     roots: dict[str, str]  # device -> the node it writes to
@@ -52,6 +66,7 @@ class GraphState:
     bitmaps: frozenset[str]  # "node/bitmap"
     snapshots: frozenset[str]  # "node@internal snapshot"
     jobs: frozenset[str]
+    edges: frozenset[str] = frozenset()  # "parent -child-> node (perm ...; shares ...)"
 
     def differences(self, after: GraphState) -> list[str]:
         """What ``after`` has that this state did not, or lost: empty if equal."""
@@ -65,6 +80,7 @@ class GraphState:
             ("dirty bitmap", self.bitmaps, after.bitmaps),
             ("internal snapshot", self.snapshots, after.snapshots),
             ("job", self.jobs, after.jobs),
+            ("edge", self.edges, after.edges),
         ):
             found += [f"{what} {x} appeared" for x in sorted(new - old)]
             found += [f"{what} {x} vanished" for x in sorted(old - new)]
@@ -82,7 +98,19 @@ def graph_state(vm: QemuProcess) -> GraphState:
         bitmaps |= {f"{node}/{b['name']}" for b in info.get("dirty-bitmaps", []) if "name" in b}
         snapshots |= {f"{node}@{s['name']}" for s in info.get("image", {}).get("snapshots", [])}
     jobs = {job["id"] for job in vm.cmd("query-jobs")}
-    return GraphState(roots, frozenset(nodes), frozenset(bitmaps), frozenset(snapshots), frozenset(jobs))
+    edges = graph_edges(vm.cmd("x-debug-query-block-graph"))
+    return GraphState(roots, frozenset(nodes), frozenset(bitmaps), frozenset(snapshots), frozenset(jobs), edges)
+
+
+def graph_edges(graph: dict) -> frozenset[str]:
+    """Every edge of ``x-debug-query-block-graph`` (QEMU 3.0+) by its nodes' names, with the
+    permissions it takes and shares: the ids are numbers of one answer, the names are not."""
+    names = {n["id"]: n["name"] or f"({n['type']})" for n in graph["nodes"]}
+    return frozenset(
+        f"{names[e['parent']]} -{e['name']}-> {names[e['child']]} "
+        f"(perm {','.join(sorted(e['perm'])) or '-'}; shares {','.join(sorted(e['shared-perm'])) or '-'})"
+        for e in graph["edges"]
+    )
 
 
 @dataclass(frozen=True)
