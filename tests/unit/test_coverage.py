@@ -107,6 +107,26 @@ def test_the_score_counts_unreached_as_survivors_and_leaves_out_build_failures()
     assert "  block/io.c:2  delete aio_notify()  in f  (survived)" in text
 
 
+def test_an_equivalent_mutant_is_said_with_its_reason_and_not_counted() -> None:
+    eq = mutants_run.Outcome("hw/block/virtio-blk.c:1675:call:blk_drain", "delete blk_drain()", "f", "equivalent",
+                             "the next call drains the same requests")  # fmt: skip
+    killed = mutants_run.Outcome("block/io.c:1:call:aio_notify", "delete aio_notify()", "f", "killed")
+    assert mutants_run.score([eq, killed]) == (1, 1)
+    text = mutants_run.table([eq, killed], "quick")
+    assert "mutation score 1/1 (100 %)" in text and "1 equivalent" in text
+    assert "equivalent: hw/block/virtio-blk.c:1675:call:blk_drain: the next call drains the same requests" in text
+    assert "survivors" not in text
+
+
+def test_an_equivalence_whose_mutant_the_source_no_longer_has_is_stale() -> None:
+    site = csource.Site("call", "blk_drain()", 1675, (0, 1), "virtio_blk_stop_ioeventfd")
+    here = mutants.Mutant("hw/block/virtio-blk.c", site)
+    assert here.id in mutants.EQUIVALENT
+    assert mutants.stale_equivalents([here]) == [e for e in mutants.EQUIVALENT if e != here.id]
+    moved = mutants.Mutant("hw/block/virtio-blk.c", csource.Site("call", "blk_drain()", 1680, (0, 1), "f"))
+    assert here.id in mutants.stale_equivalents([moved])
+
+
 def test_a_mutant_file_is_written_as_a_new_file_never_through_a_hard_link(tmp_path: Path) -> None:
     original = tmp_path / "orig.c"
     original.write_text("int x;\n")

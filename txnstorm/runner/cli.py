@@ -447,9 +447,12 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     tree = coverage.source_tree(cache)
     every = mutants.generate(tree)
     chosen = mutants.select(every, pick=[w for p in args.pick for w in p.split()], shard=shard, limit=limit)
+    for stale in mutants.stale_equivalents(every):
+        _say(f"mutants: note: {stale} is listed equivalent (mutants.EQUIVALENT) but this source has no such mutant")
     if args.list:
         for mutant in chosen:
-            print(f"{mutant.id:62} {mutant.site.label}  in {mutant.site.function}")
+            equivalent = "  (equivalent)" if mutant.id in mutants.EQUIVALENT else ""
+            print(f"{mutant.id:62} {mutant.site.label}  in {mutant.site.function}{equivalent}")
         _say(f"{len(chosen)} of {len(every)} mutants")
         return 0
     iotests, refs, jobs, preflight = None, [], 1, None

@@ -17,7 +17,9 @@ and how many seconds into the tier), **survived** when every test passed, **not 
 ``make coverage``'s run of the same tier (``results/coverage/<tier>/coverage.json``, if there) never
 ran the function that holds it, or the function it calls (``never_reached``): that run could not
 have killed it, so it is not run (``MUTANTS_UNREACHED=1`` runs it anyway), **build failed** when the
-mutant does not compile.  The score is killed / (killed + survived + not reached).
+mutant does not compile, **equivalent** when ``mutants.EQUIVALENT`` shows from the source that it
+cannot change behaviour (not run; its reason in the table).  The score is killed / (killed +
+survived + not reached).
 Results: ``results/mutants/<shard>/mutants.json`` and ``table.txt``, one line per mutant as it ends.
 
 **The peer** (``MUTANTS_PEER=iotests``, issue #36's "the same mutants against the iotests"): the same
@@ -47,6 +49,7 @@ from pathlib import Path
 from txnstorm.runner import coverage, mutants, peer, runs, teeth
 
 KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT = "killed", "survived", "not reached", "build failed", "no result"
+EQUIVALENT = "equivalent"
 # A FAIL, an ERROR (as make teeth counts them), or a test Avocado's timeout interrupted (a QEMU that
 # hung where no watchdog of the test looked: 10.2.2 without bdrv_inc_in_flight in blk_co_do_pwritev_part).
 KILLING = (*teeth.CAUGHT, "INTERRUPTED")
@@ -107,8 +110,9 @@ def table(outcomes: Sequence[Outcome], name: str, notes: Sequence[str] = ()) -> 
     pct = f"{100 * killed / counted:.0f} %" if counted else "-"
     rows.append(f"{name}: mutation score {killed}/{counted} ({pct}); "
                 + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
-                            for s in (KILLED, SURVIVED, UNREACHED, BUILD_FAILED, NO_RESULT)))  # fmt: skip
+                            for s in (KILLED, SURVIVED, UNREACHED, EQUIVALENT, BUILD_FAILED, NO_RESULT)))  # fmt: skip
     rows += notes
+    rows += [f"equivalent: {o.id}: {o.detail}" for o in outcomes if o.status == EQUIVALENT]
     survivors = [o for o in outcomes if o.status in (SURVIVED, UNREACHED)]
     if survivors:
         rows.append("survivors (file:line, what, function):")
@@ -329,7 +333,9 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
     outcomes: list[Outcome] = []
     for n, mutant in enumerate(chosen, 1):
         base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function}
-        if never_reached(mutant, lines):
+        if mutant.id in mutants.EQUIVALENT:
+            outcome = Outcome(**base, status=EQUIVALENT, detail=mutants.EQUIVALENT[mutant.id])
+        elif never_reached(mutant, lines):
             outcome = Outcome(**base, status=UNREACHED, detail="the coverage run never ran it (or its callee)")
         else:
             wait_quiet(run_dir, 60, say)
