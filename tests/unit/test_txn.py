@@ -197,7 +197,9 @@ def test_the_bitmap_lifecycle_enables_last_and_backs_up_by_the_merged_and_the_cl
     assert [(cmd, args.get("disabled", False)) for cmd, args in first.setup] == [
         ("block-dirty-bitmap-add", True), ("block-dirty-bitmap-add", False)]  # fmt: skip
     assert [a["type"] for a in first.actions] == ["drive-backup", "drive-backup", "block-dirty-bitmap-clear",
-                                                  "block-dirty-bitmap-enable"]  # fmt: skip
+                                                  "block-dirty-bitmap-add", "block-dirty-bitmap-enable"]  # fmt: skip
+    # the clear's twin, in the same drained section (after both backups drained their nodes)
+    assert first.actions[3]["data"] == {"node": "disk1", "name": "bm-cleared-r1-twin", "granularity": 4096}
     assert first.actions[-1]["data"] == {"node": "disk0", "name": "bm-enabled-r1"} and first.gap_disk == "disk0"
     assert first.jobs == ["full-disk0-r1", "full-disk1-r1"]
     make_targets_qemu_would_create(first, qemu_img)
@@ -209,8 +211,10 @@ def test_the_bitmap_lifecycle_enables_last_and_backs_up_by_the_merged_and_the_cl
                                                    "block-dirty-bitmap-merge", "block-dirty-bitmap-disable",
                                                    "blockdev-backup", "blockdev-backup"]  # fmt: skip
     assert second.actions[2]["data"] == {"node": "disk0", "target": "bm-merged-r2", "bitmaps": ["bm-enabled-r1"]}
-    assert [(a["data"]["device"], a["data"]["bitmap"]) for a in second.actions[4:]] == [
-        ("disk0", "bm-merged-r2"), ("disk1", "bm-cleared-r1")]  # fmt: skip
+    # sync "bitmap" with bitmap-mode "never" (QEMU refuses "never" with sync "incremental")
+    assert [(a["data"]["device"], a["data"]["bitmap"], a["data"]["sync"], a["data"]["bitmap-mode"])
+            for a in second.actions[4:]] == [("disk0", "bm-merged-r2", "bitmap", "never"),
+                                             ("disk1", "bm-cleared-r1", "bitmap", "never")]  # fmt: skip
     assert [p.label for p in second.pairs] == ["full + incremental (merged from the enabled bitmap) == frozen base",
                                                "full + incremental (cleared bitmap) == frozen base"]  # fmt: skip
     for pair, disk in zip(second.pairs, ("disk0", "disk1"), strict=True):

@@ -75,10 +75,13 @@ def snapshot_internal(node: str, name: str) -> Action:
     return {"type": "blockdev-snapshot-internal-sync", "data": {"device": node, "name": name}}
 
 
-def blockdev_backup(
-    device: str, target_node: str, job_id: str, sync: str = "full", bitmap: str | None = None
+def blockdev_backup(  # noqa: PLR0913 - the QMP command's own arguments
+    device: str, target_node: str, job_id: str, sync: str = "full", bitmap: str | None = None,
+    *, bitmap_mode: str | None = None,
 ) -> Action:
-    """Backup of ``device`` into a target node already added with blockdev-add."""
+    """Backup of ``device`` into a target node already added with blockdev-add; ``bitmap_mode``
+    ``never`` leaves the bitmap as the job found it (``on-success``, QEMU's default for an
+    incremental, clears it)."""
     data: dict[str, Any] = {
         "device": device,
         "target": target_node,
@@ -88,6 +91,8 @@ def blockdev_backup(
     }
     if bitmap:
         data["bitmap"] = bitmap
+    if bitmap_mode:
+        data["bitmap-mode"] = bitmap_mode
     return {"type": "blockdev-backup", "data": data}
 
 

@@ -356,6 +356,12 @@ def lifecycle_bitmaps(round_no: int) -> tuple[str, str]:
     return f"bm-enabled-r{round_no}", f"bm-cleared-r{round_no}"
 
 
+def twin_of(cleared: str) -> str:
+    """The bitmap added beside ``cleared`` at the point it was cleared: the two must hold the same
+    writes (a clear lost, or done at another point, leaves them apart)."""
+    return f"{cleared}-twin"
+
+
 def _bitmaps_enabled_and_cleared_at_full_backups(ctx: RoundContext, backup_disk: str) -> Plan:
     """Point 1 of the bitmap lifecycle: a full backup of two disks, the first disk's bitmap
     enabled and the second's cleared, in one transaction.
@@ -366,8 +372,10 @@ def _bitmaps_enabled_and_cleared_at_full_backups(ctx: RoundContext, backup_disk:
     transaction on, each must account for every write after its disk's full backup; the next
     round (``bitmaps_merged_disabled_and_backed_up``) checks it.  A bitmap whose enable was lost
     records nothing, and the incremental backup built from it misses every write of the storm.
-    The enable comes last: fired as separate commands (the control), the first disk's writes
-    between its full backup and the enable are in neither (``gap_disk``)."""
+    The clear's twin (``twin_of``) is added right after it: their counts must agree (a lost clear
+    leaves more bits, which no image oracle sees; ``oracles.bitmap_state``).  The enable comes
+    last: fired as separate commands (the control), the first disk's writes between its full
+    backup and the enable are in neither (``gap_disk``)."""
     other = next((d for d in ctx.disks if d != backup_disk), None)
     if other is None:
         raise ValueError("the bitmap lifecycle needs two disks (one bitmap enabled, one cleared)")
@@ -381,7 +389,8 @@ def _bitmaps_enabled_and_cleared_at_full_backups(ctx: RoundContext, backup_disk:
         full = ctx.path(f"{disk}-full")
         plan.actions.append(drive_backup(state.node, full, job_id=f"full-{disk}-r{ctx.round_no}"))
         bases.append(BitmapBase(disk, state.node, bitmap, full, ctx.round_no))
-    plan.actions += [dirty_bitmap_clear(second.node, cleared), dirty_bitmap_enable(first.node, enabled)]
+    plan.actions += [dirty_bitmap_clear(second.node, cleared), dirty_bitmap_add(second.node, twin_of(cleared)),
+                     dirty_bitmap_enable(first.node, enabled)]  # fmt: skip
     plan.hands_on = replace(bases[0], others=(bases[1],))
     return plan
 
@@ -392,7 +401,9 @@ def _bitmaps_merged_disabled_and_backed_up(ctx: RoundContext, backup_disk: str) 
     disk's frozen node (the first by the merged bitmap, the second by the cleared one, each onto
     its full backup).  Full + incremental must equal the frozen base, on each disk: a lost enable,
     a lost merge or a clear after the point in time loses writes.  (A lost disable or clear only
-    leaves more bits: an incremental that copies more is still right, so no image oracle sees it.)
+    leaves more bits: an incremental that copies more is still right, so no image oracle sees it;
+    ``oracles.bitmap_state`` reads the bitmaps themselves, which the backups leave as they were:
+    ``sync`` bitmap, which copies what ``incremental`` copies, with ``bitmap-mode`` never.)
 
     Here the snapshots come first: a bitmap action drains nothing, so one listed before every
     action that drains its node runs while the iothread still completes the guest's writes (on
@@ -413,7 +424,9 @@ def _bitmaps_merged_disabled_and_backed_up(ctx: RoundContext, backup_disk: str) 
         plan.images.append(NewImage(incremental, backing=ImageRef(held.full_backup)))
         plan.setup.append(_qcow2_node(target_node, incremental, backing_none=False))
         job = f"incr-{held.disk}-r{ctx.round_no}"
-        plan.actions.append(blockdev_backup(held.node, target_node, job, sync="incremental", bitmap=bitmap))
+        # sync "bitmap" copies what "incremental" copies; "never" leaves the count for oracles.bitmap_state
+        plan.actions.append(blockdev_backup(held.node, target_node, job, sync="bitmap", bitmap=bitmap,
+                                            bitmap_mode="never"))  # fmt: skip
         plan.pairs.append(Pair(f"full + incremental ({what} bitmap) == frozen base", ImageRef(incremental),
                                ctx.disks[held.disk].ref(), base.round_no))  # fmt: skip
     return plan
@@ -445,7 +458,7 @@ every_disk_backup_and_snapshot = PlanKind(
 # merge and disable actions in transactions; the second must directly follow the first.
 bitmaps_enabled_and_cleared_at_full_backups = PlanKind(
     "bitmaps-enabled+cleared+full-backups", _bitmaps_enabled_and_cleared_at_full_backups,
-    ("drive-backup", "block-dirty-bitmap-clear", "block-dirty-bitmap-enable"),
+    ("drive-backup", "block-dirty-bitmap-clear", "block-dirty-bitmap-add", "block-dirty-bitmap-enable"),
 )  # fmt: skip
 bitmaps_merged_disabled_and_backed_up = PlanKind(
     "snapshot-sync+bitmaps-merged+disabled+incremental-backups", _bitmaps_merged_disabled_and_backed_up,
