@@ -34,7 +34,8 @@ def test_a_running_jobs_nameless_bitmap_is_no_error_and_no_leftover():
             return {
                 "query-block": [{"qdev": "disk0-dev", "inserted": {"node-name": "disk0"}}],
                 "query-named-block-nodes": [{"node-name": "disk0", "dirty-bitmaps": [
-                    {"name": "bm", "granularity": 65536}, {"granularity": 65536, "busy": True}]}],
+                    {"name": "bm", "granularity": 65536, "count": 0, "recording": True, "busy": False},
+                    {"granularity": 65536, "count": 0, "recording": True, "busy": True}]}],
                 "query-jobs": [{"id": "backup-0"}],
                 "x-debug-query-block-graph": {"nodes": [], "edges": []},
             }[command]  # fmt: skip
@@ -96,3 +97,29 @@ def test_a_read_only_overlay_snapshot_is_refused_for_its_reason_only():
     assert refusal.action == {"type": "blockdev-snapshot", "data": {"node": "disk1", "overlay": "ro-overlay"}}
     assert refusal.refused_as_meant("GenericError: Block node is read-only")
     assert not refusal.refused_as_meant("GenericError: Node 'disk1' is busy: node is used as backing hd of 'ro'")
+
+
+def test_a_bitmap_a_failed_transaction_changed_is_named():
+    """The abort steps of the bitmap actions (blockdev.c): enable, disable, clear and merge
+    (block_dirty_bitmap_restore) and remove, each deleted, leave one of these behind."""
+    from txnstorm.oracles.bitmap_state import BitmapState as B
+
+    def with_bitmaps(**states):
+        return GraphState({}, frozenset(), frozenset(states), frozenset(), frozenset(), frozenset(), states)
+
+    before = with_bitmaps(off=B(0, False), on=B(4096, True), cleared=B(65536, False), merged=B(0, False),
+                          removed=B(8192, True))  # fmt: skip
+    assert before.differences(with_bitmaps(off=B(0, False), on=B(12288, True), cleared=B(65536, False),
+                                           merged=B(0, False), removed=B(8192, True))) == []  # fmt: skip
+    after = with_bitmaps(off=B(0, True), on=B(4096, False), cleared=B(0, False), merged=B(65536, False),
+                         removed=B(8192, True, busy=True))  # fmt: skip
+    assert before.differences(after) == [
+        "dirty bitmap cleared (disabled) count 65536 -> 0",
+        "dirty bitmap merged (disabled) count 0 -> 65536",
+        "dirty bitmap off recording False -> True",
+        "dirty bitmap on recording True -> False",
+        "dirty bitmap removed busy False -> True",
+    ]
+    lost = with_bitmaps(off=B(0, False), on=B(0, True), cleared=B(65536, False), merged=B(0, False),
+                        removed=B(8192, True))  # fmt: skip
+    assert before.differences(lost) == ["dirty bitmap on lost bits: count 4096 -> 0"]

@@ -31,13 +31,19 @@ TWIN = "the cleared bitmap counts what its twin counts"
 class BitmapState:
     count: int  # dirty bytes
     recording: bool
+    busy: bool = False  # a job or an unfinished transaction holds it
 
 
 def bitmap_states(vm: QemuProcess) -> dict[str, BitmapState]:
     """Every named dirty bitmap, by ``node/name`` (a running job's nameless one left out)."""
+    return states_of(vm.cmd("query-named-block-nodes", flat=True))
+
+
+def states_of(named_block_nodes: list[dict]) -> dict[str, BitmapState]:
+    """``bitmap_states`` of one ``query-named-block-nodes`` answer."""
     return {
-        f"{node['node-name']}/{b['name']}": BitmapState(int(b["count"]), bool(b["recording"]))
-        for node in vm.cmd("query-named-block-nodes", flat=True)
+        f"{node['node-name']}/{b['name']}": BitmapState(int(b["count"]), bool(b["recording"]), bool(b.get("busy")))
+        for node in named_block_nodes
         for b in node.get("dirty-bitmaps", [])
         if "name" in b
     }

@@ -6,15 +6,18 @@ gone, bitmaps and internal snapshots removed, and the drained section
 ended so the devices write again.  ``graph_state`` records what an action
 can change, down to every edge of the graph and its permissions (a parent
 left attached to a node that stayed, as a snapshot's overlay still holding
-its backing after the abort step that detaches it was skipped);
+its backing after the abort step that detaches it was skipped) and every
+bitmap's state (recording, busy, its bits);
 ``GraphState.differences`` says what was not rolled back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from txnstorm.oracles.bitmap_state import BitmapState, states_of
 from txnstorm.transactions.actions import Action
 from txnstorm.vm.qemu_process import QemuProcess
 
@@ -67,6 +70,7 @@ class GraphState:
     snapshots: frozenset[str]  # "node@internal snapshot"
     jobs: frozenset[str]
     edges: frozenset[str] = frozenset()  # "parent -child-> node (perm ...; shares ...)"
+    bitmap_states: Mapping[str, BitmapState] = field(default_factory=dict)  # "node/bitmap" ->
 
     def differences(self, after: GraphState) -> list[str]:
         """What ``after`` has that this state did not, or lost: empty if equal."""
@@ -75,6 +79,8 @@ class GraphState:
             for dev, node in sorted(self.roots.items())
             if after.roots.get(dev) != node
         ]
+        for name in sorted(self.bitmap_states.keys() & after.bitmap_states.keys()):
+            found += bitmap_changes(name, self.bitmap_states[name], after.bitmap_states[name])
         for what, old, new in (
             ("node", self.nodes, after.nodes),
             ("dirty bitmap", self.bitmaps, after.bitmaps),
@@ -87,10 +93,24 @@ class GraphState:
         return found
 
 
+def bitmap_changes(name: str, was: BitmapState, now: BitmapState) -> list[str]:
+    """What a failed transaction changed of a bitmap it must have left alone: whether it records,
+    whether something holds it, and its bits (a disabled bitmap's count stays as it was; an
+    enabled one's only grows, with the writes since)."""
+    found = [f"dirty bitmap {name} {what} {a} -> {b}" for what, a, b in (
+        ("recording", was.recording, now.recording), ("busy", was.busy, now.busy)) if a != b]  # fmt: skip
+    if not (was.recording or now.recording) and was.count != now.count:
+        found.append(f"dirty bitmap {name} (disabled) count {was.count} -> {now.count}")
+    elif now.count < was.count:
+        found.append(f"dirty bitmap {name} lost bits: count {was.count} -> {now.count}")
+    return found
+
+
 def graph_state(vm: QemuProcess) -> GraphState:
     roots = {b["qdev"]: b["inserted"]["node-name"] for b in vm.cmd("query-block") if b.get("inserted")}
     nodes, bitmaps, snapshots = set(), set(), set()
-    for info in vm.cmd("query-named-block-nodes", flat=True):
+    named = vm.cmd("query-named-block-nodes", flat=True)
+    for info in named:
         node = info["node-name"]
         nodes.add(node)
         # A running backup job's own bitmap has no name (QMP leaves the key out): the job is in the
@@ -99,7 +119,8 @@ def graph_state(vm: QemuProcess) -> GraphState:
         snapshots |= {f"{node}@{s['name']}" for s in info.get("image", {}).get("snapshots", [])}
     jobs = {job["id"] for job in vm.cmd("query-jobs")}
     edges = graph_edges(vm.cmd("x-debug-query-block-graph"))
-    return GraphState(roots, frozenset(nodes), frozenset(bitmaps), frozenset(snapshots), frozenset(jobs), edges)
+    return GraphState(roots, frozenset(nodes), frozenset(bitmaps), frozenset(snapshots), frozenset(jobs), edges,
+                      states_of(named))  # fmt: skip
 
 
 def graph_edges(graph: dict) -> frozenset[str]:

@@ -132,9 +132,15 @@ def dirty_bitmap_clear(node: str, name: str) -> Action:
     return {"type": "block-dirty-bitmap-clear", "data": {"node": node, "name": name}}
 
 
-def dirty_bitmap_merge(node: str, target: str, sources: Sequence[str]) -> Action:
-    """``target`` gains the writes of each of ``sources`` (bitmaps of ``node``) as of the transaction."""
+def dirty_bitmap_merge(node: str, target: str, sources: Sequence[str | dict[str, str]]) -> Action:
+    """``target`` gains the writes of each of ``sources`` (bitmaps of ``node``, or ``{"node": ...,
+    "name": ...}`` of another node of the same size) as of the transaction."""
     return {"type": "block-dirty-bitmap-merge", "data": {"node": node, "target": target, "bitmaps": list(sources)}}
+
+
+def dirty_bitmap_remove(node: str, name: str) -> Action:
+    """The bitmap is gone once the transaction commits (held busy until then)."""
+    return {"type": "block-dirty-bitmap-remove", "data": {"node": node, "name": name}}
 
 
 def as_command(action: Action) -> tuple[str, dict[str, Any]]:

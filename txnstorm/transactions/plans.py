@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from txnstorm.transactions.actions import (
     dirty_bitmap_disable,
     dirty_bitmap_enable,
     dirty_bitmap_merge,
+    dirty_bitmap_remove,
     drive_backup,
     filter_node,
     job_ids,
@@ -465,6 +467,44 @@ bitmaps_merged_disabled_and_backed_up = PlanKind(
     ("blockdev-snapshot-sync", "block-dirty-bitmap-merge", "block-dirty-bitmap-disable", "blockdev-backup"),
     uses_bitmap_base=True,
 )  # fmt: skip
+
+
+RECORDER = "bm-recorder"  # an enabled bitmap a test adds before its rounds: the storm's writes, to copy
+
+
+def _bitmaps_changed_every_way(recorder_node: str, ctx: RoundContext, backup_disk: str) -> Plan:
+    """Every bitmap action but ``add``, on bitmaps of one disk, for a transaction that must fail
+    (tests/transaction_rollback.py adds the failing action): an enabled bitmap disabled, a disabled
+    one enabled, one cleared, one merged into, one removed.  Each action has an abort step of its
+    own, which only a failing transaction runs, and each leaves what ``rollback.bitmap_changes``
+    sees if that step is lost: the recording flag, the busy flag, the bits.  The cleared bitmap is
+    a disabled copy of ``RECORDER`` on ``recorder_node`` (merged in the setup: it holds the storm's
+    writes until then and keeps them), the merged-into one is empty and disabled, the merge's
+    source is ``RECORDER``: so a clear or a merge that was not undone changes a count that cannot
+    change otherwise."""
+    node, n = ctx.disks[backup_disk].node, ctx.round_no
+    recorder = {"node": recorder_node, "name": RECORDER}
+    on, off, cleared, merged, removed = (f"bm-{what}-r{n}" for what in ("on", "off", "cleared", "merged", "removed"))
+    plan = Plan("block-dirty-bitmap-enable + -disable + -clear + -merge + -remove", [])
+    plan.setup += [as_command(dirty_bitmap_add(node, on)), as_command(dirty_bitmap_add(node, off, disabled=True)),
+                   as_command(dirty_bitmap_add(node, cleared, disabled=True)),
+                   as_command(dirty_bitmap_merge(node, cleared, [recorder])),
+                   as_command(dirty_bitmap_add(node, merged, disabled=True)),
+                   as_command(dirty_bitmap_add(node, removed))]  # fmt: skip
+    plan.actions += [dirty_bitmap_enable(node, off), dirty_bitmap_disable(node, on), dirty_bitmap_clear(node, cleared),
+                     dirty_bitmap_merge(node, merged, [recorder]), dirty_bitmap_remove(node, removed)]  # fmt: skip
+    return plan
+
+
+def bitmaps_changed_every_way(recorder_node: str) -> PlanKind:
+    """The plan of ``_bitmaps_changed_every_way`` with its recorder on ``recorder_node`` (a disk's
+    first node: where the test added ``RECORDER``; it stays there when a snapshot moves the disk)."""
+    build = partial(_bitmaps_changed_every_way, recorder_node)
+    return PlanKind("bitmaps-enabled+disabled+cleared+merged+removed", build,
+                    ("block-dirty-bitmap-enable", "block-dirty-bitmap-disable", "block-dirty-bitmap-clear",
+                     "block-dirty-bitmap-merge", "block-dirty-bitmap-remove"))  # fmt: skip
+
+
 # Not in the rotation: QEMU 7.2 aborts on it (KI-5); tests/transaction_known_issues.py reproduces it.
 two_backups = PlanKind("drive-backup+blockdev-backup", _two_backups, ("drive-backup", "blockdev-backup"))
 
