@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from txnstorm.oracles.bitmap_state import DISABLED, TWIN, BitmapState, bitmap_states, lifecycle_checks
+from txnstorm.oracles.bitmap_state import DISABLED, REMOVED, TWIN, BitmapState, bitmap_states, lifecycle_checks
 from txnstorm.transactions.plans import BitmapBase
 
 CLEARED = BitmapBase("disk1", "disk1", "bm-cleared-r1", Path("/s/disk1-full-r1.qcow2"), 1)
@@ -25,14 +25,22 @@ def verdicts(found):
 
 
 def test_a_lifecycle_as_the_transactions_left_it_agrees():
-    assert verdicts(lifecycle_checks(states(), BASE)) == {DISABLED: True, TWIN: True}
+    assert verdicts(lifecycle_checks(states(), BASE)) == {DISABLED: True, TWIN: True, REMOVED: True}
+
+
+def test_a_remove_that_never_committed_is_caught():
+    """The mutant blockdev.c:2101 (the remove's commit step deleted): the bitmap stays, held busy."""
+    kept = {**states(), "disk0/bm-enabled-r1-dropped": BitmapState(0, True, busy=True)}
+    found = lifecycle_checks(kept, BASE)
+    assert verdicts(found)[REMOVED] is False
+    assert "disk0/bm-enabled-r1-dropped still listed" in found[2].describe()
 
 
 def test_a_lost_disable_and_a_lost_clear_are_each_caught():
     """The mutants blockdev.c:2192 (disable) and :2184 (clear): more recording, more bits."""
-    assert verdicts(lifecycle_checks(states(disabled_recording=True), BASE)) == {DISABLED: False, TWIN: True}
+    assert verdicts(lifecycle_checks(states(disabled_recording=True), BASE))[DISABLED] is False
     lost_clear = lifecycle_checks(states(cleared=(1048576, True)), BASE)
-    assert verdicts(lost_clear) == {DISABLED: True, TWIN: False}
+    assert verdicts(lost_clear) == {DISABLED: True, TWIN: False, REMOVED: True}
     assert "disk1/bm-cleared-r1 counts 1048576 bytes, disk1/bm-cleared-r1-twin 40960" in lost_clear[1].describe()
 
 

@@ -209,11 +209,13 @@ def test_the_bitmap_lifecycle_enables_last_and_backs_up_by_the_merged_and_the_cl
     # the snapshots first: a bitmap action drains nothing, so every one runs while its node is drained
     assert [a["type"] for a in second.actions] == ["blockdev-snapshot-sync", "blockdev-snapshot-sync",
                                                    "block-dirty-bitmap-merge", "block-dirty-bitmap-disable",
-                                                   "blockdev-backup", "blockdev-backup"]  # fmt: skip
+                                                   "block-dirty-bitmap-remove", "blockdev-backup",
+                                                   "blockdev-backup"]  # fmt: skip
+    assert second.actions[4]["data"] == {"node": "disk0", "name": "bm-enabled-r1-dropped"}
     assert second.actions[2]["data"] == {"node": "disk0", "target": "bm-merged-r2", "bitmaps": ["bm-enabled-r1"]}
     # sync "bitmap" with bitmap-mode "never" (QEMU refuses "never" with sync "incremental")
     assert [(a["data"]["device"], a["data"]["bitmap"], a["data"]["sync"], a["data"]["bitmap-mode"])
-            for a in second.actions[4:]] == [("disk0", "bm-merged-r2", "bitmap", "never"),
+            for a in second.actions[5:]] == [("disk0", "bm-merged-r2", "bitmap", "never"),
                                              ("disk1", "bm-cleared-r1", "bitmap", "never")]  # fmt: skip
     assert [p.label for p in second.pairs] == ["full + incremental (merged from the enabled bitmap) == frozen base",
                                                "full + incremental (cleared bitmap) == frozen base"]  # fmt: skip

@@ -12,7 +12,8 @@ write reaches it), and the incremental backups left them as they found them (``s
   records (one read says both: a reader that saw "not recording" everywhere fails here);
 - the cleared bitmap and its twin (``plans.twin_of``), added in the same drained section as the
   clear, count the same bytes.  Fired as separate commands (the control), the writes between the
-  clear and the twin's add set bits in the cleared bitmap only.
+  clear and the twin's add set bits in the cleared bitmap only;
+- the bitmap the second round removed (``plans.dropped_of``) is gone.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from txnstorm.transactions.plans import BitmapBase, twin_of
+from txnstorm.transactions.plans import BitmapBase, dropped_of, twin_of
 from txnstorm.vm.qemu_process import QemuProcess
 
 DISABLED = "the disabled bitmap records nothing, the enabled one records"
 TWIN = "the cleared bitmap counts what its twin counts"
+REMOVED = "the removed bitmap is gone"
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,12 @@ def lifecycle_checks(states: Mapping[str, BitmapState], base: BitmapBase) -> lis
     if missing:
         raise KeyError(f"QEMU lists no bitmap {', '.join(missing)} (it lists {', '.join(sorted(states))})")
     disabled, kept, twin = states[disabled_key], states[cleared_key], states[twin_key]
+    dropped_key = f"{base.node}/{dropped_of(base.bitmap)}"
     return [
         StateCheck(DISABLED, not disabled.recording and kept.recording,
                    f"{disabled_key} recording={disabled.recording}, {cleared_key} recording={kept.recording}"),
         StateCheck(TWIN, kept.count == twin.count,
                    f"{cleared_key} counts {kept.count} bytes, {twin_key} {twin.count}"),
+        StateCheck(REMOVED, dropped_key not in states,
+                   f"{dropped_key} {'still listed: ' + str(states[dropped_key]) if dropped_key in states else 'gone'}"),
     ]  # fmt: skip

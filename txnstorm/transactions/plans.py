@@ -358,6 +358,11 @@ def lifecycle_bitmaps(round_no: int) -> tuple[str, str]:
     return f"bm-enabled-r{round_no}", f"bm-cleared-r{round_no}"
 
 
+def dropped_of(enabled: str) -> str:
+    """The bitmap the lifecycle's second round adds beside ``enabled`` and removes in its transaction."""
+    return f"{enabled}-dropped"
+
+
 def twin_of(cleared: str) -> str:
     """The bitmap added beside ``cleared`` at the point it was cleared: the two must hold the same
     writes (a clear lost, or done at another point, leaves them apart)."""
@@ -399,7 +404,8 @@ def _bitmaps_enabled_and_cleared_at_full_backups(ctx: RoundContext, backup_disk:
 
 def _bitmaps_merged_disabled_and_backed_up(ctx: RoundContext, backup_disk: str) -> Plan:
     """Point 2 of the bitmap lifecycle, one transaction: a snapshot of every disk, the enabled
-    bitmap merged into a new disabled one and then disabled, and an incremental backup of each
+    bitmap merged into a new disabled one and then disabled, a bitmap added beside it removed
+    (``dropped_of``: a remove whose commit step was lost leaves it, held busy), and an incremental backup of each
     disk's frozen node (the first by the merged bitmap, the second by the cleared one, each onto
     its full backup).  Full + incremental must equal the frozen base, on each disk: a lost enable,
     a lost merge or a clear after the point in time loses writes.  (A lost disable or clear only
@@ -418,8 +424,10 @@ def _bitmaps_merged_disabled_and_backed_up(ctx: RoundContext, backup_disk: str) 
     enabled, merged = base.bitmap, f"bm-merged-r{ctx.round_no}"
     plan = Plan("blockdev-snapshot-sync + block-dirty-bitmap-merge + -disable + blockdev-backup incremental x2", [])
     _snapshot_sync_every_disk(ctx, plan)
-    plan.setup.append(as_command(dirty_bitmap_add(base.node, merged, disabled=True)))
-    plan.actions += [dirty_bitmap_merge(base.node, merged, [enabled]), dirty_bitmap_disable(base.node, enabled)]
+    plan.setup += [as_command(dirty_bitmap_add(base.node, merged, disabled=True)),
+                   as_command(dirty_bitmap_add(base.node, dropped_of(enabled)))]  # fmt: skip
+    plan.actions += [dirty_bitmap_merge(base.node, merged, [enabled]), dirty_bitmap_disable(base.node, enabled),
+                     dirty_bitmap_remove(base.node, dropped_of(enabled))]  # fmt: skip
     for held, bitmap, what in ((base, merged, "merged from the enabled"), (base.others[0], base.others[0].bitmap,
                                                                            "cleared")):  # fmt: skip
         incremental, target_node = ctx.path(f"{held.disk}-incremental"), f"{held.disk}-incr{ctx.round_no}"
@@ -464,7 +472,8 @@ bitmaps_enabled_and_cleared_at_full_backups = PlanKind(
 )  # fmt: skip
 bitmaps_merged_disabled_and_backed_up = PlanKind(
     "snapshot-sync+bitmaps-merged+disabled+incremental-backups", _bitmaps_merged_disabled_and_backed_up,
-    ("blockdev-snapshot-sync", "block-dirty-bitmap-merge", "block-dirty-bitmap-disable", "blockdev-backup"),
+    ("blockdev-snapshot-sync", "block-dirty-bitmap-merge", "block-dirty-bitmap-disable", "block-dirty-bitmap-remove",
+     "blockdev-backup"),
     uses_bitmap_base=True,
 )  # fmt: skip
 
