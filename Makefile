@@ -135,12 +135,12 @@ coverage-iotests: inputs setup
 
 # Mutants generated from QEMU's source (a drained section, a quiesce, a transaction step deleted),
 # each built in one kept build dir and the tier (TAGS, default quick) run on it with FAILFAST.
-# MUTANTS_SHARD=i/N, MUTANTS_LIMIT=N, MUTANTS="id pieces", MUTANTS_LIST=1 (ids only);
+# MUTANTS_SHARD=i/N, MUTANTS_LIMIT=N, MUTANTS="id pieces", MUTANTS_LIST=1 (ids only), MUTANTS_SUM=1 (the shards' sum);
 # MUTANTS_PEER=iotests judges them by QEMU's iotests of the area instead (the peer's score).
 mutants: inputs setup
 	@scripts/txnstorm mutants --tags='$(TAGS)' --shard='$(or $(MUTANTS_SHARD),1/1)' $(if $(MUTANTS_LIMIT),--limit='$(MUTANTS_LIMIT)') \
 	  --peer='$(or $(MUTANTS_PEER),suite)' \
-	  $(foreach m,$(MUTANTS),--pick='$(m)') $(if $(filter-out 0,$(MUTANTS_LIST)),--list) \
+	  $(foreach m,$(MUTANTS),--pick='$(m)') $(if $(filter-out 0,$(MUTANTS_LIST)),--list) $(if $(filter-out 0,$(MUTANTS_SUM)),--sum) \
 	  $(if $(filter-out 0,$(MUTANTS_UNREACHED)),--run-unreached) $(if $(JOBS),--jobs='$(JOBS)')
 
 # Replay: `make replay` prints the line replaying each failure of the last job on the QEMU (and

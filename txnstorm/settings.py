@@ -115,6 +115,8 @@ SETTINGS: tuple[Setting, ...] = (
             ("mutants",), default="0"),
     Setting("MUTANTS_UNREACHED", "switch", "1", "make mutants: run the mutants make coverage never reached too",
             ("mutants",), default="0"),
+    Setting("MUTANTS_SUM", "switch", "1", "make mutants: one table and score of every shard run so far (of the tier, "
+            "or MUTANTS_PEER's), build and run nothing", ("mutants",), default="0"),
     Setting("MUTANTS_PEER", "mutants_peer", "suite|iotests", "make mutants: judged by the tier, or by QEMU's "
             "iotests of the area (make coverage-iotests's)", ("mutants",), default="suite"),
     Setting("RESULTS_DIR", "text", "dir", "make replay: the job dir", ("replay",), default="results/latest"),

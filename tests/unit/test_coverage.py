@@ -127,6 +127,31 @@ def test_an_equivalence_whose_mutant_the_source_no_longer_has_is_stale() -> None
     assert here.id in mutants.stale_equivalents([moved])
 
 
+def test_the_shards_sum_to_one_table_with_each_mutants_newest_result(tmp_path: Path) -> None:
+    import json
+    import os
+
+    def shard(name: str, mtime: float, *outcomes: mutants_run.Outcome) -> None:
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "mutants.json"
+        path.write_text(json.dumps([vars(o) for o in outcomes]))
+        os.utime(path, (mtime, mtime))
+
+    def o(mutant_id: str, status: str) -> mutants_run.Outcome:
+        return mutants_run.Outcome(mutant_id, "delete x()", "f", status)
+
+    shard("quick-shard1of26", 100, o("blockdev.c:1842:step:clean", "killed"), o("block.c:3081:step:abort", "survived"))
+    shard("quick-shard2of26", 100, o("block/io.c:75:hook-call:drained_end", "killed"))
+    shard("quick-shard1of1", 200, o("block.c:3081:step:abort", "killed"))  # a picked run, later
+    shard("iotests-shard1of26", 300, o("block.c:3081:step:abort", "survived"))  # another judge: not summed
+    outcomes, read = mutants_run.summed(tmp_path, "quick")
+    assert [(x.id, x.status) for x in outcomes] == [("block/io.c:75:hook-call:drained_end", "killed"),
+                                                    ("blockdev.c:1842:step:clean", "killed"),
+                                                    ("block.c:3081:step:abort", "killed")]  # fmt: skip
+    assert read == ["quick-shard1of1", "quick-shard1of26", "quick-shard2of26"]
+    assert mutants_run.summed(tmp_path, "none") == ([], [])
+
+
 def test_a_mutant_file_is_written_as_a_new_file_never_through_a_hard_link(tmp_path: Path) -> None:
     original = tmp_path / "orig.c"
     original.write_text("int x;\n")

@@ -470,6 +470,14 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         def preflight(q: Path) -> object:
             return cmd_preflight(args, q)
 
+    if args.sum:
+        outcomes, read = mutants_run.summed(Path(args.results_dir).resolve() / "mutants", name)
+        if not read:
+            raise UserError(f"MUTANTS_SUM=1: no results/mutants/{name}-shard*/mutants.json yet: run make mutants first")
+        text = mutants_run.table(outcomes, name, [f"{len(outcomes)} of {len(every)} mutants, from " + ", ".join(read)])
+        (Path(args.results_dir).resolve() / "mutants" / f"{name}-sum.txt").write_text(text)
+        print(text, end="")
+        return 0
     results = Path(args.results_dir).resolve() / "mutants" / f"{name}-shard{shard[0]}of{shard[1]}"
     _say(f"mutants: {len(chosen)} of {len(every)} (shard {shard[0]}/{shard[1]}), {how}")
     outcomes = mutants_run.campaign(
@@ -606,6 +614,7 @@ def parser() -> argparse.ArgumentParser:
     mu.add_argument("--limit", default="", help="the first N mutants (after --pick and --shard)")
     mu.add_argument("--pick", action="append", default=[], help="mutants whose id has this (repeatable)")
     mu.add_argument("--list", action="store_true", help="list the chosen mutants; build and run nothing")
+    mu.add_argument("--sum", action="store_true", help="one table of every shard's results so far; run nothing")
     mu.add_argument("--run-unreached", action="store_true", help="run mutants make coverage never reached too")
     mu.add_argument("--peer", choices=MUTANTS_PEERS, default="suite",
                     help="who judges the mutants: the suite's tier, or QEMU's iotests of the area")  # fmt: skip

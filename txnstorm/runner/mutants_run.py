@@ -120,6 +120,33 @@ def table(outcomes: Sequence[Outcome], name: str, notes: Sequence[str] = ()) -> 
     return "\n".join(rows) + "\n"
 
 
+def summed(root: Path, name: str) -> tuple[list[Outcome], list[str]]:
+    """Every mutant judged in ``root/<name>-shard*of*/mutants.json`` (a campaign's shards, and any
+    picked run), the newest result of each id, in the mutants' order; and the dirs read."""
+    newest: dict[str, tuple[float, Outcome]] = {}
+    read = []
+    for path in sorted(root.glob(f"{name}-shard*of*/mutants.json")):
+        try:
+            entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        read.append(path.parent.name)
+        when = path.stat().st_mtime
+        for entry in entries:
+            outcome = Outcome(**entry)
+            if outcome.id not in newest or newest[outcome.id][0] < when:
+                newest[outcome.id] = (when, outcome)
+    return [o for _, o in sorted(newest.values(), key=lambda pair: order_key(pair[1].id))], read
+
+
+def order_key(mutant_id: str) -> tuple[int, str, int]:
+    """The campaign's order: mutants.FILES' order, then the line."""
+    file, line = mutant_id.split(":")[:2]
+    rank = next((i for i, f in enumerate(mutants.FILES) if file == f or (f.endswith("/") and file.startswith(f))),
+                len(mutants.FILES))  # fmt: skip
+    return rank, file, int(line)
+
+
 # ------------------------------------------------------------------ the iotests peer (pure)
 
 IOTEST_TIMEOUT_FACTOR, IOTEST_MIN_TIMEOUT_S = 5.0, 120.0
