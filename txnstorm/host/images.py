@@ -65,6 +65,23 @@ class QemuImg:
     def virtual_size(self, path: Path, fmt: str | None = None) -> int:
         return int(self.info(path, fmt)["virtual-size"])
 
+    def read_block(self, path: Path, fmt: str, offset: int, size: int, scratch: Path) -> bytes:
+        """The guest-visible ``size`` bytes at ``offset`` (a multiple of ``size``) of ``path``'s chain
+        (``qemu-img dd`` from there to the end; QEMU must have let go of the image).  No ``count``:
+        qemu-img dd (7.2 to 10.2) applies it before ``skip``, says "cannot skip to specified offset"
+        and exits 0 with nothing written, so what it wrote is checked too."""
+        out = scratch / f"{path.name}.{offset}.raw"
+        proc = self.run(["dd", "-f", fmt, "-O", "raw", f"bs={size}", f"skip={offset // size}", f"if={path}",
+                         f"of={out}"])  # fmt: skip
+        try:
+            block = out.read_bytes()[:size] if out.exists() else b""
+        finally:
+            out.unlink(missing_ok=True)
+        if proc.returncode != 0 or len(block) != size:
+            raise QemuImgError(f"qemu-img dd of {path} at {offset} gave {len(block)} of {size} bytes "
+                               f"(exit {proc.returncode}): {proc.stderr.strip()}")  # fmt: skip
+        return block
+
     def extract_snapshot(self, path: Path, fmt: str, snapshot: str, out: Path) -> Path:
         """Copy internal snapshot ``snapshot`` of ``path`` into a standalone qcow2."""
         proc = self.run(["convert", "-f", fmt, "-l", f"snapshot.name={snapshot}", "-O", "qcow2", str(path), str(out)])

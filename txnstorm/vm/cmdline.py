@@ -48,8 +48,13 @@ def blockdev_args(disk: Disk, image: Path) -> list[str]:
         file_node["aio"] = disk.aio
     if disk.cache_direct:
         file_node["cache"] = {"direct": True}
-    fmt_node = {"driver": disk.fmt, "file": disk.file_node, "node-name": disk.node}
-    return ["-blockdev", json.dumps(file_node), "-blockdev", json.dumps(fmt_node)]
+    fmt_node = {"driver": disk.fmt, "file": disk.file_node, "node-name": disk.format_node}
+    args = ["-blockdev", json.dumps(file_node), "-blockdev", json.dumps(fmt_node)]
+    if disk.fail_once_at is not None:  # the write touching that byte fails once (blkdebug's event pwritev)
+        rule = {"event": "pwritev", "iotype": "write", "sector": disk.fail_once_at // 512, "once": True, "errno": 5}
+        blkdebug = {"driver": "blkdebug", "node-name": disk.node, "image": disk.format_node, "inject-error": [rule]}
+        args += ["-blockdev", json.dumps(blkdebug)]
+    return args
 
 
 def render_device(props: dict[str, object], as_json: bool) -> str:
@@ -111,6 +116,8 @@ def device_arg(disk: Disk, scsi_id: int = 0) -> str:
     props.update(vq_mapping(disk.vq_mapping))
     if disk.share_rw:
         props["share-rw"] = True
+    if disk.werror:
+        props["werror"] = disk.werror
     return render_device(props, as_json=bool(disk.vq_mapping))
 
 

@@ -68,6 +68,12 @@ class Disk:
     pci_slot: int | None = None
     # A qemu-storage-daemon export of the disk refuses to leave its iothread (fixed-iothread=on).
     fixed_iothread: bool = False
+    # The device's werror policy (None: QEMU's default, report): "stop" parks a failed write in the
+    # device and stops the VM until ``cont`` restarts it.
+    werror: str | None = None
+    # A guest write touching this byte fails once with EIO (a blkdebug filter on top of the format
+    # node, which is then ``format_node``): the trigger of ``werror``.
+    fail_once_at: int | None = None
 
     def __post_init__(self) -> None:
         if self.aio not in AIO_MODES:
@@ -94,6 +100,11 @@ class Disk:
     @property
     def node(self) -> str:
         return self.name
+
+    @property
+    def format_node(self) -> str:
+        """The image's format node: ``node`` itself, unless a blkdebug filter sits on top of it."""
+        return f"{self.name}-fmt" if self.fail_once_at is not None else self.name
 
     @property
     def file_node(self) -> str:
