@@ -108,19 +108,16 @@ def bitmap_changes(name: str, was: BitmapState, now: BitmapState) -> list[str]:
 
 def graph_state(vm: QemuProcess) -> GraphState:
     roots = {b["qdev"]: b["inserted"]["node-name"] for b in vm.cmd("query-block") if b.get("inserted")}
-    nodes, bitmaps, snapshots = set(), set(), set()
     named = vm.cmd("query-named-block-nodes", flat=True)
-    for info in named:
-        node = info["node-name"]
-        nodes.add(node)
-        # A running backup job's own bitmap has no name (QMP leaves the key out): the job is in the
-        # state already; on a loaded host the control's backups still run when the graph is read.
-        bitmaps |= {f"{node}/{b['name']}" for b in info.get("dirty-bitmaps", []) if "name" in b}
-        snapshots |= {f"{node}@{s['name']}" for s in info.get("image", {}).get("snapshots", [])}
-    jobs = {job["id"] for job in vm.cmd("query-jobs")}
+    nodes = frozenset(info["node-name"] for info in named)
+    snapshots = frozenset(f"{info['node-name']}@{snap['name']}"
+                          for info in named for snap in info.get("image", {}).get("snapshots", []))  # fmt: skip
+    # A running backup job's own bitmap has no name (QMP leaves the key out): states_of skips it, the
+    # job is in the state already (on a loaded host the control's backups still run when it is read).
+    bitmaps = states_of(named)
+    jobs = frozenset(job["id"] for job in vm.cmd("query-jobs"))
     edges = graph_edges(vm.cmd("x-debug-query-block-graph"))
-    return GraphState(roots, frozenset(nodes), frozenset(bitmaps), frozenset(snapshots), frozenset(jobs), edges,
-                      states_of(named))  # fmt: skip
+    return GraphState(roots, nodes, frozenset(bitmaps), snapshots, jobs, edges, bitmaps)
 
 
 def graph_edges(graph: dict) -> frozenset[str]:
