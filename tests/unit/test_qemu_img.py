@@ -37,6 +37,16 @@ def test_a_qemu_img_that_does_not_end_is_qemu_hung_and_killed(tmp_path):
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def test_a_create_that_hangs_is_qemu_hung_long_before_a_tests_timeout(tmp_path, monkeypatch):
+    """A drain mutant hung qemu-img create: the test was INTERRUPTED at 300 s, no reason given."""
+    from txnstorm.host import images
+
+    assert images.CREATE_TIMEOUT_S <= 60
+    monkeypatch.setattr(images, "CREATE_TIMEOUT_S", 0.5)
+    with pytest.raises(QemuHung, match=r"^qemu-img create did not end in 0.5 s \(killed\)"):
+        fake(tmp_path, "exec sleep 60").create(tmp_path / "a.qcow2", "1M")
+
+
 def test_an_error_status_is_still_the_callers_to_judge(tmp_path):
     assert fake(tmp_path, "echo differ; exit 1").run(["compare", "a", "b"]).returncode == 1
 

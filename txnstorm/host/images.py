@@ -19,6 +19,12 @@ class QemuImgError(TxnstormError):
     pass
 
 
+# A new image takes well under a second; one not made in this long hangs (a drain that never ends
+# inside qemu-img, as drain mutants do): a FAIL naming qemu-img, before Avocado's test timeout
+# interrupts the test without a reason (make mutants measured block/io.c:75 INTERRUPTED at 300 s).
+CREATE_TIMEOUT_S = 60.0
+
+
 class QemuImg:
     def __init__(self, binary: Path) -> None:
         self.binary = Path(binary)
@@ -40,7 +46,7 @@ class QemuImg:
         return proc
 
     def create(self, path: Path, size: str, fmt: str = "qcow2") -> Path:
-        proc = self.run(["create", "-q", "-f", fmt, str(path), size])
+        proc = self.run(["create", "-q", "-f", fmt, str(path), size], timeout=CREATE_TIMEOUT_S)
         if proc.returncode != 0:
             raise QemuImgError(f"qemu-img create {path} failed: {proc.stderr.strip()}")
         return path
@@ -49,7 +55,8 @@ class QemuImg:
         """A qcow2 overlay naming ``backing`` (for blockdev-snapshot targets); with ``size`` (the
         backing's virtual size) ``backing`` is not opened (``-u``): it may not exist yet."""
         sized = ["-u", str(path), str(size)] if size is not None else [str(path)]
-        proc = self.run(["create", "-q", "-f", "qcow2", "-F", backing_fmt, "-b", str(backing), *sized])
+        proc = self.run(["create", "-q", "-f", "qcow2", "-F", backing_fmt, "-b", str(backing), *sized],
+                        timeout=CREATE_TIMEOUT_S)
         if proc.returncode != 0:
             raise QemuImgError(f"qemu-img create overlay {path} failed: {proc.stderr.strip()}")
         return path
