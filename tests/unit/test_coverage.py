@@ -96,6 +96,27 @@ def test_a_mutant_is_killed_by_the_first_test_that_fails(tmp_path: Path) -> None
     assert mutants_run.judge(mutant, None, 1, 1).status == "no result"
 
 
+def test_a_warn_where_the_unmutated_build_passed_kills_and_a_stock_failure_never_does(tmp_path: Path) -> None:
+    """blockdev.c:1878 made every qemu-img create abort with KI-5's signature: 15 tests WARNed
+    "outside what was measured" and the mutant survived.  Judged against the unmutated tier: killed."""
+    mutant = mutants.Mutant("block/io.c", csource.sites(SNIPPET)[0])
+    stock = {"tests/k.py:K.test_ki5": "WARN", "tests/r.py:R.test_rollback": "PASS", "tests/f.py:F.test_flaky": "FAIL"}
+    ki5 = "known issue KI-5, still reproduces on QEMU 10.2.2"
+    tests = [{"name": "tests/k.py:K.test_ki5", "status": "WARN", "fail_reason": ki5,
+              "actual_time_start": 100.0, "actual_time_end": 105.0},
+             {"name": "tests/f.py:F.test_flaky", "status": "FAIL", "fail_reason": "as on stock",
+              "actual_time_start": 100.0, "actual_time_end": 107.0},
+             {"name": "tests/r.py:R.test_rollback", "status": "WARN", "fail_reason": f"{ki5}, outside",
+              "actual_time_start": 101.0, "actual_time_end": 110.0}]  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"tests": tests}))
+    outcome = mutants_run.judge(mutant, tmp_path, 1, 1, stock)
+    assert (outcome.status, outcome.first_kill_s) == ("killed", 10.0)
+    assert outcome.detail.startswith("R.test_rollback: WARN known issue KI-5")
+    as_on_stock = {**stock, "tests/r.py:R.test_rollback": "WARN"}
+    assert mutants_run.judge(mutant, tmp_path, 1, 1, as_on_stock).status == "survived"
+    assert mutants_run.worse_than_stock({"name": "x", "status": "ERROR"}, None)  # no baseline: as before
+
+
 def test_the_score_counts_unreached_as_survivors_and_leaves_out_build_failures() -> None:
     def o(status: str, n: int) -> mutants_run.Outcome:
         return mutants_run.Outcome(f"block/io.c:{n}:call:aio_notify", "delete aio_notify()", "f", status)
