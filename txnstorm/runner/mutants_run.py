@@ -47,7 +47,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from txnstorm.runner import coverage, mutants, peer, runs, teeth
@@ -290,11 +290,21 @@ def run_iotest(check: Path, test: str, timeout: float, log: Path) -> IotestResul
 
 def run_iotests_until_one_fails(check: Path, passing: Sequence[IotestResult], log: Path) -> list[IotestResult]:
     """The iotests of ``passing`` (the unmutated build's results) in order, each with its
-    ``iotest_timeout``, until the first that fails or hangs."""
+    ``iotest_timeout``, until the first that fails twice in a row or hangs.  A failure is run again
+    at once: some of them wait a fixed few seconds for an event (iothreads-create's 5 s) and fail
+    on a loaded host whatever the build (shard 2/26 "killed" the leak block.c:3082 that way); one
+    that passes the second time is said, and not a kill."""
     done: list[IotestResult] = []
     for base in passing:
-        done.append(run_iotest(check, base.test, iotest_timeout(base.seconds), log))
-        if done[-1].status in ("fail", "timeout"):
+        result = run_iotest(check, base.test, iotest_timeout(base.seconds), log)
+        if result.status == "fail":
+            again = run_iotest(check, base.test, iotest_timeout(base.seconds), log)
+            result = again if again.status != "pass" else replace(again, reason=f"failed once ({result.reason}), "
+                                                                                "then passed: not a kill")
+            if again.status == "fail":
+                result = replace(again, reason=f"failed twice: {again.reason}")
+        done.append(result)
+        if result.status in ("fail", "timeout"):
             break
     return done
 
