@@ -324,5 +324,6 @@ def measure(  # noqa: PLR0913 - what runs, where, and how to say it
         other = json.loads(path.read_text())
         both = union(summary, other)
         (out / f"union-{other['name']}.txt").write_text(both)
+        (path.parent / f"union-{name}.txt").write_text(union(other, summary))  # theirs, no longer stale
         say(both.splitlines()[0])
     return summary
