@@ -26,7 +26,7 @@ help:
 	@echo 'txnstorm: does a QMP transaction capture one point in time while guests and NBD clients write?'
 	@echo
 	@echo 'Targets (each does its own set-up; bad input is one line and exit 2, before anything slow):'
-	@echo '  make quick          the quick scenario tier (22 tests, ~5 min on 2 cores under TCG)'
+	@echo '  make quick          the quick scenario tier (23 tests, ~5 min on 2 cores under TCG)'
 	@echo '  make run            every scenario test'
 	@echo '  make ci             every scenario test but those tagged flaky (what a pipeline runs)'
 	@echo '  make check          the project'"'"'s own tests: ruff, unit tests, then the quick tier'
