@@ -17,9 +17,10 @@ the same).  A mutant is **killed** when a test ends worse than it did there (the
 many seconds into the tier): a FAIL, ERROR or Avocado timeout where stock did not, or a WARN where
 stock PASSed (a listed issue's signature in a test that never reproduced it is WARN "outside what
 was measured" for a user, since nothing says that QEMU changed; here the mutant did, as ``make
-validate`` judges a series against its base), **survived** when every test ended as on stock, **not reached** when
-``make coverage``'s run of the same tier (``results/coverage/<tier>/coverage.json``, if there) never
-ran the function that holds it, or the function it calls (``never_reached``): that run could not
+validate`` judges a series against its base), **survived** when every test ended as on stock,
+**not reached** when ``make coverage``'s run of the same tier
+(``results/coverage/<tier>/coverage.json``, if there) never ran the function that holds it, or the
+function it calls (``never_reached``): that run could not
 have killed it, so it is not run (``MUTANTS_UNREACHED=1`` runs it anyway), **build failed** when the
 mutant does not compile, **equivalent** when ``mutants.EQUIVALENT`` shows from the source that it
 cannot change behaviour (not run; its reason in the table).  The score is killed / (killed +
@@ -31,10 +32,11 @@ mutants, built the same way, judged by QEMU's iotests of the area (``peer.IOTEST
 ``check -qcow2`` from the kept build dir, qemu-nbd built there too) instead of the tier.  The
 unmutated build runs them once first: a test that does not pass there (185 and iothreads-create are
 timing-flaky under TCG) could not tell a mutant from the source, and is left out, said in the table.
-A mutant is **killed** when an iotest that passed on the unmutated build fails or hangs (no verdict
-within ``iotest_timeout``: a drain that never ends hangs some of them, and they have no timeout of
-their own); check cannot stop at the first failure, so each test is a check of its own, quickest
-first, and the first one that fails ends the mutant's run.  **Not reached** reads
+A mutant is **killed** when an iotest that passed on the unmutated build fails twice in a row (a
+timing-flaky one can fail once on a loaded host) or hangs (no verdict within ``iotest_timeout``: a
+drain that never ends hangs some of them, and they have no timeout of their own); check cannot stop
+at the first failure, so each test is a check of its own, quickest first, and the first one that
+fails ends the mutant's run.  **Not reached** reads
 ``results/coverage/iotests/coverage.json`` (``make coverage-iotests``).
 """
 
