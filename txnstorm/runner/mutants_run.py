@@ -392,10 +392,7 @@ def judge(mutant: mutants.Mutant, job: Path | None, build_s: float, tier_s: floa
     reason = re.sub(r"(?<![\w.])/(?:[^\s/:]+/)+", "", (first.get("fail_reason") or "").splitlines()[0] if
                     first.get("fail_reason") else "")  # paths cut to their last part: the reason fits the table
     detail = f"{first['name'].split(':')[-1]}: {first['status']} {teeth.violation_round(first)}{reason[:300]}"
-    started = [t["actual_time_start"] for t in tests if isinstance(t.get("actual_time_start"), (int, float))]
-    ended = [t["actual_time_end"] for t in caught if isinstance(t.get("actual_time_end"), (int, float))]
-    first_kill = round(min(ended) - min(started), 1) if started and ended else None
-    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=first_kill)
+    return Outcome(**base, status=KILLED, detail=detail, first_kill_s=teeth.first_end_after_start(tests, caught))
 
 
 def campaign(  # noqa: PLR0913 - what runs, where, and how to say it

@@ -176,18 +176,21 @@ class TierResult:
     first_fail_s: float | None = None  # how long after the first test started the first FAIL (or ERROR) came
 
 
-def _clock(tests: Sequence[dict], key: str, statuses: Sequence[str] | None = None) -> list[float]:
-    """Each test's wall-clock ``key`` (results.json's ``actual_time_start``/``_end``) where it has
-    one, of the tests whose status is in ``statuses`` (every test if None)."""
-    return [t[key] for t in tests
-            if isinstance(t.get(key), (int, float)) and (statuses is None or t.get("status") in statuses)]  # fmt: skip
+def _clock(tests: Sequence[dict], key: str) -> list[float]:
+    """Each test's wall-clock ``key`` (results.json's ``actual_time_start``/``_end``) where it has one."""
+    return [t[key] for t in tests if isinstance(t.get(key), (int, float))]
+
+
+def first_end_after_start(tests: Sequence[dict], catching: Sequence[dict]) -> float | None:
+    """Seconds from the first of ``tests`` starting to the first of ``catching`` (some of them)
+    ending (results.json's wall-clock ``actual_time_*``); None when none of them caught."""
+    started, ended = _clock(tests, "actual_time_start"), _clock(catching, "actual_time_end")
+    return round(min(ended) - min(started), 1) if started and ended else None
 
 
 def first_fail_after(tests: Sequence[dict], caught: Sequence[str] = CAUGHT) -> float | None:
-    """Seconds from the first test's start to the end of the first test that caught (its status in
-    ``caught``; results.json's wall-clock ``actual_time_*``); None when none caught."""
-    started, ended = _clock(tests, "actual_time_start"), _clock(tests, "actual_time_end", caught)
-    return round(min(ended) - min(started), 1) if started and ended else None
+    """``first_end_after_start`` of the tests whose status is in ``caught``."""
+    return first_end_after_start(tests, [t for t in tests if t.get("status") in caught])
 
 
 def wall_seconds(tests: Sequence[dict], job_time: float) -> float:
