@@ -301,10 +301,12 @@ def run_iotests_until_one_fails(check: Path, passing: Sequence[IotestResult], lo
         result = run_iotest(check, base.test, iotest_timeout(base.seconds), log)
         if result.status == "fail":
             again = run_iotest(check, base.test, iotest_timeout(base.seconds), log)
-            result = again if again.status != "pass" else replace(again, reason=f"failed once ({result.reason}), "
-                                                                                "then passed: not a kill")
-            if again.status == "fail":
+            if again.status == "pass":
+                result = replace(again, reason=f"failed once ({result.reason}), then passed: not a kill")
+            elif again.status == "fail":
                 result = replace(again, reason=f"failed twice: {again.reason}")
+            else:
+                result = again
         done.append(result)
         if result.status in ("fail", "timeout"):
             break
@@ -412,15 +414,15 @@ def campaign(  # noqa: PLR0913 - what runs, where, and how to say it
         targets = coverage.IOTEST_BINARIES
         check = coverage.prepare_iotests(coverage.GcovBuild(entry_qemu, work))
         passing, _left_out = baseline_split(iotests_baseline(check, iotests, results, say))
-    stock = None
-    if iotests is None and any(not never_reached(m, None) and m.id not in mutants.EQUIVALENT for m in chosen):
+    lines = None if run_unreached or coverage_json is None else function_counts(coverage_json)
+    say("mutants: " + (f"coverage data {coverage_json} skips the functions it never ran" if lines
+                       else "no coverage data: every mutant runs"))  # fmt: skip
+    stock = None  # the tier on the unmutated build: only when some mutant will run it
+    if iotests is None and any(m.id not in mutants.EQUIVALENT and not never_reached(m, lines) for m in chosen):
         relink(work, run_dir, entry, results / "ninja.log", targets)  # the unmutated binaries, for its tier
         if preflight is not None:
             preflight(run_dir / "bin" / "qemu-system-x86_64")
         stock = suite_baseline(refs, results, run_dir / "bin" / "qemu-system-x86_64", jobs, say)
-    lines = None if run_unreached or coverage_json is None else function_counts(coverage_json)
-    say("mutants: " + (f"coverage data {coverage_json} skips the functions it never ran" if lines
-                       else "no coverage data: every mutant runs"))  # fmt: skip
     outcomes: list[Outcome] = []
     for n, mutant in enumerate(chosen, 1):
         base = {"id": mutant.id, "label": mutant.site.label, "function": mutant.site.function}
