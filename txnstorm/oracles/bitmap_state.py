@@ -53,7 +53,7 @@ def states_of(named_block_nodes: list[dict]) -> dict[str, BitmapState]:
 
 @dataclass(frozen=True)
 class StateCheck:
-    oracle: str  # DISABLED or TWIN
+    oracle: str  # DISABLED, TWIN or REMOVED
     ok: bool
     said: str
 
@@ -62,8 +62,9 @@ class StateCheck:
 
 
 def lifecycle_checks(states: Mapping[str, BitmapState], base: BitmapBase) -> list[StateCheck]:
-    """The two checks of the lifecycle that started at ``base`` (round 1's hand-on: the first
-    disk's enabled bitmap, then disabled; ``base.others[0]``: the second disk's cleared one)."""
+    """The three checks of the lifecycle that started at ``base`` (round 1's hand-on: the first
+    disk's enabled bitmap, then disabled, and the one removed beside it; ``base.others[0]``: the
+    second disk's cleared one)."""
     cleared = base.others[0]
     disabled_key, cleared_key = f"{base.node}/{base.bitmap}", f"{cleared.node}/{cleared.bitmap}"
     twin_key = f"{cleared.node}/{twin_of(cleared.bitmap)}"

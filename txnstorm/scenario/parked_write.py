@@ -33,6 +33,7 @@ from txnstorm.deadline import Deadline
 from txnstorm.errors import QemuFailure, QemuHung
 from txnstorm.host.images import QemuImg
 from txnstorm.oracles.compare import compare_images
+from txnstorm.scenario.rounds import Finding
 from txnstorm.transactions.actions import blockdev_snapshot, drive_backup, fire_transaction, wait_jobs
 from txnstorm.vm.boot import Booted
 from txnstorm.vm.topology import Disk, Topology
@@ -107,31 +108,22 @@ def park_a_write_and_snapshot_around_it(booted: Booted, scratch: Path, logdir: P
     return ParkedRun(base, backup1, top1, backup2, top2, stopped, status)
 
 
-@dataclass(frozen=True)
-class ParkedCheck:
-    what: str
-    ok: bool
-    said: str
-
-    def describe(self) -> str:
-        return f"{'agrees' if self.ok else 'VIOLATED'}: {self.what}: {self.said}"
-
-
 def holds_pattern(qemu_img: QemuImg, image: Path, scratch: Path) -> bool:
     """Whether the guest-visible block at ``PARKED_AT`` of ``image`` (its chain) is ``PATTERN``."""
     return qemu_img.read_block(image, "qcow2", PARKED_AT, BLOCK, scratch) == bytes([PATTERN]) * BLOCK
 
 
-def parked_write_checks(run: ParkedRun, qemu_img: QemuImg, scratch: Path) -> list[ParkedCheck]:
-    """The story's checks, on the images QEMU left (it has quit)."""
+def parked_write_checks(run: ParkedRun, qemu_img: QemuImg, scratch: Path) -> list[Finding]:
+    """The story's checks, on the images QEMU left (it has quit), as the rounds' ``Finding``s: each
+    round's base against its backup, round 1's base without the parked write, round 2's final
+    image with it."""
     checks = []
-    for what, base, backup in (("round 1 (while stopped)", run.base, run.backup1),
-                               ("round 2 (right after cont)", run.top1, run.backup2)):  # fmt: skip
+    for round_no, base, backup in ((1, run.base, run.backup1), (2, run.top1, run.backup2)):
         found = compare_images(qemu_img, base, backup, force_share=False)
-        checks.append(ParkedCheck(f"{what}: frozen base == backup", found.identical, found.describe()))
+        checks.append(Finding(round_no, "frozen base == backup", found.identical, found.describe()))
     in_base, in_final = holds_pattern(qemu_img, run.base, scratch), holds_pattern(qemu_img, run.top2, scratch)
-    checks.append(ParkedCheck("the base frozen while stopped lacks the parked write", not in_base,
-                              f"{run.base.name} at {PARKED_AT}: {'holds' if in_base else 'lacks'} it"))
-    checks.append(ParkedCheck("the final image holds the parked write", in_final,
-                              f"{run.top2.name} at {PARKED_AT}: {'holds' if in_final else 'lacks'} it"))
+    checks.append(Finding(1, "the base frozen while stopped lacks the parked write", not in_base,
+                          f"{run.base.name} at {PARKED_AT}: {'holds' if in_base else 'lacks'} it"))
+    checks.append(Finding(2, "the final image holds the parked write", in_final,
+                          f"{run.top2.name} at {PARKED_AT}: {'holds' if in_final else 'lacks'} it"))
     return checks
