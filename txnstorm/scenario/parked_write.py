@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txnstorm.deadline import Deadline
-from txnstorm.errors import QemuFailure, QemuHung
+from txnstorm.errors import DeviceStalled, QemuFailure, QemuHung, TxnstormError
 from txnstorm.host.images import QemuImg
+from txnstorm.oracles import stall
 from txnstorm.oracles.compare import compare_images
 from txnstorm.scenario.rounds import Finding
 from txnstorm.transactions.actions import blockdev_snapshot, drive_backup, fire_transaction, wait_jobs
@@ -49,6 +50,22 @@ PATTERN = 0x5A
 TOPOLOGY = Topology("werror-stop", (Disk(DISK, iothread="io0", werror="stop", fail_once_at=PARKED_AT),))
 STOP_WAIT_S = 30.0  # from the guest's write to QEMU's BLOCK_IO_ERROR
 WRITER_END_S = 60.0  # from cont to the guest's write completing
+
+
+def examined(booted: Booted, stalled: DeviceStalled, logdir: Path) -> DeviceStalled:
+    """``stalled`` with the stall's evidence (``oracles/stall.py``, while QEMU still runs): which
+    side holds the write, what un-sticks it; its class is what a stall known issue matches."""
+    stalled.disks = (DISK,)
+
+    def in_guest(command: str) -> str:
+        out = booted.guest.run(command, timeout=10)
+        return out.stdout + out.stderr
+
+    try:
+        stalled.stall = stall.examine(booted.vm, [DISK], in_guest, logdir)
+    except TxnstormError as exc:  # the stall stays the verdict (a FAIL without a class), not the probe
+        booted.vm.note(f"stall examination failed: {exc}")
+    return stalled
 
 
 @dataclass(frozen=True)
@@ -97,7 +114,8 @@ def park_a_write_and_snapshot_around_it(booted: Booted, scratch: Path, logdir: P
     deadline = Deadline(WRITER_END_S)
     while writer.is_running():
         if deadline.passed():
-            raise QemuFailure(f"the guest's parked write did not complete {WRITER_END_S:.0f} s after cont")
+            raise examined(booted, DeviceStalled(f"the guest's parked write did not complete {WRITER_END_S:.0f} s "
+                                                 "after cont", stage="after cont"), logdir)  # fmt: skip
         time.sleep(0.5)
     rc = booted.guest.run(f"cat {writer.rc_file}").stdout.strip()
     if rc != "0":
